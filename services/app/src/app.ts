@@ -1,0 +1,94 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { AppError } from './errors.js';
+import { requestContext } from './http/context.js';
+import { errorHandler, notFound } from './http/errors.js';
+import { requireJsonBody } from './http/json.js';
+import type { Metrics } from './metrics.js';
+import { authRoutes } from './routes/auth.js';
+import { cartRoutes } from './routes/cart.js';
+import { healthRoutes } from './routes/health.js';
+import { meRoutes } from './routes/me.js';
+import { sessionsRoutes } from './routes/sessions.js';
+import { requireCsrf, requireUser } from './session/guard.js';
+import { createSessionLayer, type RedisClients } from './session/layer.js';
+import type { UserDirectory } from './users.js';
+
+export interface AppDeps {
+  /** Required in shared mode; unused in sticky mode. */
+  redis: RedisClients | null;
+  users: UserDirectory;
+  logger: Logger;
+  metrics: Metrics;
+  /** Directory of the demo page's static files, if any. */
+  publicDir?: string;
+}
+
+export interface AppHandle {
+  app: Express;
+  /** Readiness goes 503 and responses ask clients to close their connections. */
+  startDraining(): void;
+  /** Stops timers the app owns (not the Redis clients: the caller owns those). */
+  close(): void;
+}
+
+/**
+ * Builds one session node. No side effects: nothing listens, nothing connects.
+ * The body reads top to bottom as the order a request goes through.
+ */
+export function createApp(config: Config, deps: AppDeps): AppHandle {
+  const app = express();
+  let draining = false;
+  const sessions = createSessionLayer(config, deps.redis, deps.metrics);
+
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('etag', false);
+
+  // 1. Context, security headers, and the drain signal.
+  app.use(requestContext({ nodeId: config.nodeId, logger: deps.logger, metrics: deps.metrics }));
+  app.use(helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'connect-src': ["'self'"] } } }));
+  app.use((_req, res, next) => {
+    if (draining) res.setHeader('Connection', 'close');
+    next();
+  });
+
+  // 2. Health: no session, no store.
+  app.use(healthRoutes({ nodeId: config.nodeId, mode: config.mode, draining: () => draining, storeReady: sessions.ready }));
+
+  // 3. The demo page (static, no session).
+  if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '5m', index: 'index.html' }));
+
+  // 4. The API: JSON bodies (small), then the session, then the routes.
+  const api = express.Router();
+  api.use((_req, res, next) => {
+    res.locals.routeBase = '/api'; // for metrics labels: req.baseUrl is gone by the time the response ends
+    next();
+  });
+  api.use(requireJsonBody);
+  api.use(express.json({ limit: '8kb', strict: true }));
+  api.use(sessions.middleware);
+  const guard = { requireUser: requireUser({ absoluteTimeoutS: config.session.absoluteTimeoutS, metrics: deps.metrics }), requireCsrf: requireCsrf(config.secrets) };
+  const common = { nodeId: config.nodeId, cookieName: config.cookie.name, secrets: config.secrets, metrics: deps.metrics, ...guard };
+  api.use(authRoutes({ ...common, absoluteTimeoutS: config.session.absoluteTimeoutS, users: deps.users, sessions }));
+  api.use(meRoutes({ ...common, mode: config.mode }));
+  api.use(cartRoutes(common));
+  api.use(sessionsRoutes({ ...common, index: sessions.index }));
+  app.use('/api', api);
+
+  // 5. Everything else is a JSON 404; every error goes through the catalogue.
+  app.use(notFound);
+  app.use(errorHandler);
+
+  return {
+    app,
+    startDraining: () => {
+      draining = true;
+    },
+    close: sessions.close,
+  };
+}
+
+export { AppError };

@@ -1,0 +1,171 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The node's configuration, parsed once from the environment.
+ * Every variable is validated up front; a bad value stops the process with
+ * a one-line message that names the variable (see ConfigError).
+ */
+
+const bool = (name: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v), {
+      message: `${name} must be one of true/false/1/0/yes/no/on/off`,
+    })
+    .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Seconds, either a plain integer or an integer with a unit suffix: 90, 90s, 30m, 8h, 1d. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d+(s|m|h|d)?$/, 'must be a whole number of seconds, or a number with s/m/h/d')
+  .transform((v) => {
+    const unit = v.at(-1) ?? '';
+    const mult = { s: 1, m: 60, h: 3600, d: 86400 }[unit] ?? 1;
+    return Number.parseInt(v, 10) * mult;
+  })
+  .refine((v) => v >= 1, 'must be at least 1 second');
+
+/** TRUST_PROXY as Express understands it: false, a hop count, or a list of addresses/subnets/names. */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v, ctx): boolean | number | string[] => {
+    const lower = v.toLowerCase();
+    if (lower === 'false' || lower === '0' || lower === '') return false;
+    if (lower === 'true') {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'true trusts every hop, so any client could forge X-Forwarded-For; name the proxy (loopback, an address or subnet) or a hop count',
+      });
+      return z.NEVER;
+    }
+    if (/^\d+$/.test(v)) return Number(v);
+    const parts = v.split(',').map((p) => p.trim()).filter(Boolean);
+    const ok = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
+    const bad = parts.find((p) => !ok.test(p));
+    if (bad) {
+      ctx.addIssue({ code: 'custom', message: `"${bad}" is not loopback/linklocal/uniquelocal, an IP address or a subnet` });
+      return z.NEVER;
+    }
+    return parts;
+  });
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['production', 'development', 'test']).default('production'),
+    NODE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -').default(os.hostname()),
+    PORT: int(0, 65535).default(3000),
+    METRICS_PORT: int(0, 65535).default(9100),
+    HOST: z.string().trim().min(1).default('0.0.0.0'),
+    SESSION_MODE: z.enum(['shared', 'sticky']).default('shared'),
+    SESSION_SECRETS: z.string().min(1, 'is required (comma-separated; the first signs, all verify)'),
+    REDIS_URL: z.string().trim().regex(/^rediss?:\/\/[^\s]+$/, 'must look like redis://host:port[/db]').default('redis://127.0.0.1:6379/0'),
+    REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(500),
+    SESSION_IDLE_TIMEOUT: duration.default(1800),
+    SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
+    SESSION_TOUCH_INTERVAL: duration.optional(),
+    SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
+    COOKIE_SECURE: bool('COOKIE_SECURE').default(false),
+    TRUST_PROXY: trustProxy.default(['loopback']),
+    DEMO_USERS: int(0, 100000).default(1000),
+    LOGIN_MAX_FAILURES: int(1, 1000).default(5),
+    LOGIN_FAILURE_WINDOW: duration.default(900),
+    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100000).default(100),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    SHUTDOWN_TIMEOUT: duration.default(10),
+    APP_VERSION: z.string().trim().default('0.1.0'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
+    }
+    if (env.SESSION_TOUCH_INTERVAL !== undefined && env.SESSION_TOUCH_INTERVAL * 2 > env.SESSION_IDLE_TIMEOUT) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_TOUCH_INTERVAL'], message: 'must be at most half of SESSION_IDLE_TIMEOUT' });
+    }
+    const secrets = env.SESSION_SECRETS.split(',').map((s) => s.trim());
+    if (secrets.some((s) => s.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'has an empty entry' });
+    }
+    if (env.NODE_ENV !== 'development' && secrets.some((s) => s.length < 32)) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'every secret must be at least 32 characters (shorter ones are allowed only with NODE_ENV=development)' });
+    }
+  });
+
+export type SessionMode = 'shared' | 'sticky';
+
+export interface Config {
+  env: 'production' | 'development' | 'test';
+  nodeId: string;
+  host: string;
+  port: number;
+  metricsPort: number;
+  mode: SessionMode;
+  /** First signs, all verify. */
+  secrets: string[];
+  redis: { url: string; commandTimeoutMs: number };
+  session: {
+    idleTimeoutS: number;
+    absoluteTimeoutS: number;
+    /** The TTL in Redis is refreshed at most once per this many seconds on reads (see session/shared-store.ts). */
+    touchIntervalS: number;
+    maxPerUser: number;
+  };
+  cookie: { secure: boolean; name: string };
+  trustProxy: boolean | number | string[];
+  demoUsers: number;
+  loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  shutdownTimeoutS: number;
+  version: string;
+}
+
+/** A configuration error names the variable at fault. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, readonly detail: string) {
+    super(`invalid configuration: ${variable} ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(schema.shape);
+  const input = Object.fromEntries(known.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const shown = input[variable] === undefined ? 'missing' : variable === 'SESSION_SECRETS' ? '(value hidden)' : JSON.stringify(input[variable]);
+    const message = issue.code === 'invalid_value' && 'values' in issue ? `must be one of ${issue.values.join(', ')}` : issue.message;
+    throw new ConfigError(variable, `${message}; got ${shown}`);
+  }
+  const e = result.data;
+  return {
+    env: e.NODE_ENV,
+    nodeId: e.NODE_ID,
+    host: e.HOST,
+    port: e.PORT,
+    metricsPort: e.METRICS_PORT,
+    mode: e.SESSION_MODE,
+    secrets: e.SESSION_SECRETS.split(',').map((s) => s.trim()),
+    redis: { url: e.REDIS_URL, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    session: {
+      idleTimeoutS: e.SESSION_IDLE_TIMEOUT,
+      absoluteTimeoutS: e.SESSION_ABSOLUTE_TIMEOUT,
+      touchIntervalS: e.SESSION_TOUCH_INTERVAL ?? Math.max(1, Math.floor(e.SESSION_IDLE_TIMEOUT / 10)),
+      maxPerUser: e.SESSIONS_PER_USER_MAX,
+    },
+    cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
+    trustProxy: e.TRUST_PROXY,
+    demoUsers: e.DEMO_USERS,
+    loginLimits: { maxFailures: e.LOGIN_MAX_FAILURES, windowS: e.LOGIN_FAILURE_WINDOW, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT },
+    logLevel: e.LOG_LEVEL,
+    shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
+    version: e.APP_VERSION,
+  };
+}

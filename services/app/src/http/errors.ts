@@ -1,0 +1,40 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { AppError, catalogue } from '../errors.js';
+
+/** 404 for anything no route matched. */
+export const notFound: RequestHandler = (_req, _res, next) => next(new AppError('NOT_FOUND'));
+
+/** Maps body-parser's errors (which carry `type`) to catalogue codes. */
+function fromBodyParser(err: { type?: string; status?: number }): AppError | null {
+  switch (err.type) {
+    case 'entity.parse.failed':
+      return new AppError('BAD_JSON');
+    case 'entity.too.large':
+      return new AppError('BODY_TOO_LARGE');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError('UNSUPPORTED_MEDIA_TYPE');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new AppError('VALIDATION', 'The request body could not be read.');
+    default:
+      return null;
+  }
+}
+
+/**
+ * The one place errors become responses: `{ error: { code, message } }` with the catalogue's
+ * status. Unknown errors are logged with their stack and answered as INTERNAL, without it.
+ */
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const known = err instanceof AppError ? err : fromBodyParser(err ?? {});
+  const appErr = known ?? new AppError('INTERNAL');
+  if (!known) req.log?.error({ err }, 'unhandled error');
+  else if (appErr.status >= 500) req.log?.warn({ code: appErr.code, cause: String(appErr.cause ?? '') }, appErr.message);
+  if (res.headersSent) return res.end();
+  if (appErr.extra.retryAfterS !== undefined) res.setHeader('Retry-After', String(appErr.extra.retryAfterS));
+  res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message } });
+};
+
+export { catalogue };

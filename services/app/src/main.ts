@@ -1,0 +1,102 @@
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createApp } from './app.js';
+import { ConfigError, parseConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { openRedisClients } from './redis.js';
+import { createDemoDirectory } from './users.js';
+
+/**
+ * The process: parse the environment once, build the node, listen, and drain on SIGTERM.
+ * Exit codes: 0 after a clean drain, 1 for bad configuration or a failed start.
+ */
+
+/** nginx keeps idle upstream connections for 60 s; Node must keep them longer, or nginx reuses a closed one (502). */
+const KEEP_ALIVE_MS = 65_000;
+
+function loadConfig(): Config {
+  try {
+    return parseConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
+
+  const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
+
+  const started = Date.now();
+  const users = await createDemoDirectory(config.demoUsers);
+  logger.info({ users: users.size, ms: Date.now() - started }, 'demo directory hashed');
+
+  const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
+  const node = createApp(config, { redis, users, logger, metrics, publicDir });
+
+  const server = http.createServer(node.app);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 1000;
+  server.requestTimeout = 30_000;
+  const metricsServer = http.createServer(async (req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.end(await metrics.registry.metrics());
+  });
+
+  try {
+    const port = await listen(server, config.port, config.host);
+    const metricsPort = await listen(metricsServer, config.metricsPort, config.host);
+    logger.info({ port, metricsPort, mode: config.mode }, 'listening');
+  } catch (err) {
+    logger.fatal({ err }, 'could not listen');
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const drain = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, deadlineS: config.shutdownTimeoutS }, 'draining');
+    node.startDraining();
+    const deadline = setTimeout(() => {
+      logger.warn('drain deadline reached; closing remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownTimeoutS * 1000).unref();
+    // close() stops accepting, closes idle keep-alive connections, and waits for in-flight requests.
+    server.close(async () => {
+      clearTimeout(deadline);
+      metricsServer.close();
+      node.close();
+      await Promise.allSettled(Object.values(redis ?? {}).map((c) => c.quit()));
+      logger.info('drained; exiting');
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => drain('SIGTERM'));
+  process.on('SIGINT', () => drain('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`fatal: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,91 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreObserver, StoreOp } from './session/observer.js';
+
+/**
+ * The node's metrics, in a Registry of its own (never prom-client's global one, so an app can
+ * be built twice in one process). Every series carries `node`; labels are route templates and
+ * fixed enums, never user names or session ids.
+ */
+export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'error';
+
+export interface Metrics {
+  registry: Registry;
+  httpRequests: Counter<'route' | 'method' | 'status'>;
+  httpDuration: Histogram<'route' | 'method'>;
+  storeDuration: Histogram<'operation'>;
+  storeErrors: Counter<'operation'>;
+  sessionsCreated: Counter;
+  sessionsDestroyed: Counter<'reason'>;
+  logins: Counter<'result'>;
+  storeObserver: StoreObserver;
+  /** Registers the collector of the active-sessions gauge (store-specific, cheap: never a SCAN). */
+  setActiveSessionsSource(source: () => Promise<number> | number): void;
+}
+
+export const PREFIX = 'session_cluster_';
+
+export function createMetrics(info: { nodeId: string; mode: string; version: string }): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: info.nodeId });
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  new Gauge({ name: `${PREFIX}node_info`, help: 'Constant 1, labelled with the node identity, session mode and version.', labelNames: ['mode', 'version'], registers: [registry] })
+    .set({ mode: info.mode, version: info.version }, 1);
+
+  const httpRequests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests by route template, method and status.', labelNames: ['route', 'method', 'status'] as const, registers: [registry] });
+  const httpDuration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'HTTP request duration by route template and method.',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const storeDuration = new Histogram({
+    name: `${PREFIX}session_store_duration_seconds`,
+    help: 'Session store operation duration by operation.',
+    labelNames: ['operation'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
+  const storeErrors = new Counter({ name: `${PREFIX}session_store_errors_total`, help: 'Session store operations that failed, by operation.', labelNames: ['operation'] as const, registers: [registry] });
+  const sessionsCreated = new Counter({ name: `${PREFIX}sessions_created_total`, help: 'Sessions created at login.', registers: [registry] });
+  const sessionsDestroyed = new Counter({ name: `${PREFIX}sessions_destroyed_total`, help: 'Sessions ended by this node, by reason.', labelNames: ['reason'] as const, registers: [registry] });
+  const logins = new Counter({ name: `${PREFIX}logins_total`, help: 'Login attempts by result.', labelNames: ['result'] as const, registers: [registry] });
+  for (const op of ['get', 'set', 'touch', 'destroy'] as const) {
+    storeErrors.inc({ operation: op }, 0);
+    storeDuration.zero({ operation: op });
+  }
+  for (const result of ['ok', 'bad_credentials', 'rate_limited', 'invalid', 'error'] as const) logins.inc({ result }, 0);
+  for (const reason of ['logout', 'logout_everywhere', 'absolute_timeout', 'evicted'] as const) sessionsDestroyed.inc({ reason }, 0);
+
+  let activeSource: () => Promise<number> | number = () => 0;
+  new Gauge({
+    name: `${PREFIX}sessions_active`,
+    help: 'Sessions held by the store this node uses (shared: the whole Redis session database; sticky: this node).',
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await activeSource());
+      } catch {
+        // The store is down: leave the last value; store errors are counted elsewhere.
+      }
+    },
+  });
+
+  const storeObserver: StoreObserver = {
+    start(op: StoreOp) {
+      const end = storeDuration.startTimer({ operation: op });
+      return (err?: unknown) => {
+        end();
+        if (err) storeErrors.inc({ operation: op });
+      };
+    },
+  };
+
+  return {
+    registry, httpRequests, httpDuration, storeDuration, storeErrors, sessionsCreated, sessionsDestroyed, logins, storeObserver,
+    setActiveSessionsSource(source) {
+      activeSource = source;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { RedisClients } from './session/layer.js';
+
+/**
+ * ioredis tuned to fail fast. Its defaults queue commands while Redis is down and retry each
+ * one 20 times, so a request would hang; here a command fails within `commandTimeoutMs` and the
+ * client keeps reconnecting in the background, so the node recovers without a restart.
+ */
+export function createRedisClient(url: string, opts: { commandTimeoutMs: number; name: string; db?: number }): Redis {
+  const options: RedisOptions = {
+    connectionName: opts.name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    lazyConnect: true,
+  };
+  if (opts.db !== undefined) options.db = opts.db;
+  return new Redis(url, options);
+}
+
+/** The logical database a redis:// URL names (the path), 0 if none. */
+export function dbOf(url: string): number {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  return path === '' ? 0 : Number.parseInt(path, 10);
+}
+
+/**
+ * The two connections of shared mode (see session/layer.ts): sessions in the URL's database,
+ * the index and limiter in the next one. They connect in the background: until Redis answers,
+ * readiness is 503 and session routes answer 503, and both recover on their own.
+ */
+export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger): RedisClients {
+  const db = dbOf(config.redis.url);
+  const opts = { commandTimeoutMs: config.redis.commandTimeoutMs };
+  const clients: RedisClients = {
+    sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
+    aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
+  };
+  for (const [role, client] of Object.entries(clients)) {
+    let down = false;
+    client.on('error', (err: Error) => {
+      if (!down) logger.warn({ role, err: err.message }, 'redis unavailable; retrying in the background');
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down) logger.info({ role }, 'redis reachable again');
+      down = false;
+    });
+    client.connect().catch(() => {});
+  }
+  return clients;
+}

@@ -1,0 +1,22 @@
+import { Router } from 'express';
+import { csrfToken } from '../session/csrf.js';
+import type { RequestHandler } from 'express';
+
+/** GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes. */
+export function meRoutes(d: { nodeId: string; secrets: string[]; mode: string; requireUser: RequestHandler }): Router {
+  const router = Router();
+  router.get('/me', d.requireUser, (req, res) => {
+    const s = req.session;
+    s.requests = (s.requests ?? 0) + 1;
+    res.json({
+      user: s.user,
+      node: d.nodeId,
+      mode: d.mode,
+      loginAt: s.loginAt,
+      createdOn: s.node,
+      requests: s.requests,
+      csrfToken: csrfToken(d.secrets[0]!, req.sessionID),
+    });
+  });
+  return router;
+}

@@ -1,0 +1,33 @@
+import { Router, type RequestHandler } from 'express';
+import { currentUser } from '../session/guard.js';
+import type { Metrics } from '../metrics.js';
+import type { UserSessionIndex } from '../session/user-index.js';
+
+/** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
+export function sessionsRoutes(d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string }): Router {
+  const router = Router();
+  router.get('/sessions', d.requireUser, async (req, res) => {
+    const list = await d.index.list(currentUser(req));
+    res.json({
+      sessions: list
+        .sort((a, b) => b.createdAt - a.createdAt)
+        .map((s) => ({
+          // Another session's id is a credential: show only a short fingerprint of it.
+          id: s.id.slice(0, 8),
+          createdAt: s.createdAt,
+          lastSeenAt: s.lastSeenAt,
+          node: s.node,
+          current: s.id === req.sessionID,
+        })),
+    });
+  });
+  router.delete('/sessions', d.requireUser, d.requireCsrf, async (req, res) => {
+    const ended = await d.index.endAll(currentUser(req));
+    d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
+    // This request's own session was among them; make sure express-session does not write it back.
+    await new Promise<void>((ok) => req.session.destroy(() => ok()));
+    res.clearCookie(d.cookieName, { path: '/' });
+    res.json({ ended });
+  });
+  return router;
+}

@@ -1,0 +1,85 @@
+import session, { type Store } from 'express-session';
+import type { RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import { createCodec } from './codec.js';
+import { LocalSessionStore } from './local-store.js';
+import { createLoginLimiter, type LoginLimiter } from './login-limiter.js';
+import { SharedSessionStore } from './shared-store.js';
+import { LocalUserSessionIndex, RedisUserSessionIndex, type UserSessionIndex } from './user-index.js';
+import './types.js';
+
+/** The Redis connections shared mode needs: sessions in one logical database, everything else in another. */
+export interface RedisClients {
+  /** Holds session keys only, so DBSIZE is the number of live sessions. */
+  sessions: Redis;
+  /** The per-user session index and the login limiter. */
+  aux: Redis;
+}
+
+export interface SessionLayer {
+  middleware: RequestHandler;
+  store: Store;
+  index: UserSessionIndex;
+  limiter: LoginLimiter;
+  /** Whether the store can serve requests right now (readiness). */
+  ready(): boolean;
+  close(): void;
+}
+
+export const SESSION_PREFIX = 's:';
+
+/**
+ * Everything about sessions, chosen by SESSION_MODE:
+ * - shared: connect-redis (SharedSessionStore) over ioredis; any node can serve any session.
+ * - sticky: this node's memory (LocalSessionStore); nginx must route a client back here.
+ * The cookie has no Max-Age: lifetimes are enforced server-side (idle: store TTL; absolute: guard.ts).
+ */
+export function createSessionLayer(config: Config, redis: RedisClients | null, metrics: Metrics): SessionLayer {
+  const cookie = { path: '/', httpOnly: true, secure: config.cookie.secure, sameSite: 'lax' as const };
+  const codec = createCodec(cookie);
+  const idleTimeoutS = config.session.idleTimeoutS;
+  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec };
+
+  let store: Store;
+  let index: UserSessionIndex;
+  let ready: () => boolean;
+  let close = () => {};
+  if (config.mode === 'shared') {
+    if (!redis) throw new Error('shared mode needs Redis clients');
+    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver });
+    index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
+    ready = () => redis.sessions.status === 'ready' && redis.aux.status === 'ready';
+    metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
+  } else {
+    const local = new LocalSessionStore({ idleTimeoutS, codec, observer: metrics.storeObserver });
+    store = local;
+    index = new LocalUserSessionIndex(local, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
+    ready = () => true;
+    close = () => local.close();
+    metrics.setActiveSessionsSource(() => local.size);
+  }
+
+  const middleware = session({
+    name: config.cookie.name,
+    secret: config.secrets,
+    store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: false,
+    // 'keep', not 'destroy': with 'destroy', a request whose session could not be loaded (Redis down)
+    // would try to delete it on the way out, fail again, and have its connection torn down.
+    unset: 'keep',
+    cookie,
+  });
+
+  return {
+    middleware,
+    store,
+    index,
+    limiter: createLoginLimiter(config.loginLimits, config.mode === 'shared' ? redis!.aux : null),
+    ready,
+    close,
+  };
+}

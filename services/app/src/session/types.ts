@@ -1,0 +1,19 @@
+/** What this application keeps in a session. */
+export interface CartItem {
+  sku: string;
+  qty: number;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    /** The logged-in user; absent on an anonymous session. */
+    user: string;
+    /** Login time, epoch ms: the absolute timeout counts from here. */
+    loginAt: number;
+    /** The node that created the session. */
+    node: string;
+    /** How many times GET /api/me was called in this session. */
+    requests: number;
+    cart: CartItem[];
+  }
+}

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { waitFor } from '../../cluster/src/lib/ports.js';
+import { Client } from './support/client.js';
+import { startNode, type TestNode } from './support/node.js';
+import { startTestRedis, type TestRedis } from './support/redis.js';
+
+// Redis dies under a shared-mode node: fast 503s with Retry-After, then recovery without a restart.
+let redis: TestRedis;
+let node: TestNode;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  node = await startNode({ REDIS_URL: redis.url, NODE_ID: 'outage' });
+});
+afterAll(async () => {
+  await node?.close();
+  await redis?.stop();
+});
+
+it('answers 503 + Retry-After within about a second while Redis is down, and recovers by itself', async () => {
+  const c = new Client(node.url);
+  await c.login('user1');
+  expect((await c.get('/api/me')).status).toBe(200);
+
+  await redis.kill();
+  for (const call of [() => c.get('/api/me'), () => c.login('user2'), () => c.post('/api/cart/items', { sku: 'a', qty: 1 })]) {
+    const started = Date.now();
+    const r = await call();
+    const ms = Date.now() - started;
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe('STORE_UNAVAILABLE');
+    expect(r.headers.get('retry-after')).toBe('1');
+    expect(ms).toBeLessThan(1500);
+  }
+  const ready = await fetch(node.url + '/readyz');
+  expect(ready.status).toBe(503);
+  expect((await fetch(node.url + '/healthz')).status).toBe(200);
+
+  await redis.restart();
+  await waitFor('readyz 200 after Redis restart', async () => (await fetch(node.url + '/readyz')).status === 200, 10_000);
+  // Redis had no persistence: the old session is gone (401, not 503), and a new login works.
+  expect((await c.get('/api/me')).status).toBe(401);
+  const again = new Client(node.url);
+  expect((await again.login('user1')).status).toBe(200);
+  expect((await again.get('/api/me')).body.requests).toBe(1);
+  expect(await node.metrics.registry.getSingleMetricAsString('session_cluster_session_store_errors_total')).toMatch(/operation="get",node="outage"} [1-9]/);
+});

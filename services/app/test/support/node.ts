@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { createApp, type AppHandle } from '../../src/app.js';
+import { parseConfig, type Config } from '../../src/config.js';
+import { createMetrics, type Metrics } from '../../src/metrics.js';
+import { openRedisClients } from '../../src/redis.js';
+import type { RedisClients } from '../../src/session/layer.js';
+import { createDemoDirectory, type UserDirectory } from '../../src/users.js';
+import { freePort, waitFor } from '../../../cluster/src/lib/ports.js';
+
+export const SECRET_A = 'a'.repeat(32) + '-test-secret-one';
+export const SECRET_B = 'b'.repeat(32) + '-test-secret-two';
+export const APP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let users: Promise<UserDirectory> | undefined;
+/** The demo directory with 20 load-test users, hashed once per test file. */
+export const testUsers = () => (users ??= createDemoDirectory(20));
+
+export interface TestNode {
+  url: string;
+  config: Config;
+  metrics: Metrics;
+  handle: AppHandle;
+  redis: RedisClients | null;
+  server: http.Server;
+  close(): Promise<void>;
+}
+
+/** One node, in this process, listening on a free port (port 0), against a real Redis. */
+export async function startNode(env: Record<string, string | undefined>): Promise<TestNode> {
+  const config = parseConfig({ SESSION_SECRETS: SECRET_A, LOG_LEVEL: 'silent', TRUST_PROXY: 'false', PORT: '0', ...env });
+  const logger = pino({ level: 'silent' });
+  const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
+  const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
+  if (redis) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
+  const handle = createApp(config, { redis, users: await testUsers(), logger, metrics });
+  const server = http.createServer(handle.app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config,
+    metrics,
+    handle,
+    redis,
+    server,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      handle.close();
+      if (redis) await Promise.allSettled([redis.sessions.quit(), redis.aux.quit()]);
+    },
+  };
+}
+
+/** The built node (dist/main.js) as a real process; resolves with its exit code and output. */
+export function runNodeProcess(env: Record<string, string>, timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export { freePort };
