@@ -90,7 +90,8 @@ async function main(): Promise<void> {
       logger.info('drained; exiting');
       process.exit(0);
     });
-    server.closeIdleConnections();
+    // Keep-alive connections that finish their last request while draining are closed too.
+    setInterval(() => server.closeIdleConnections(), 100).unref();
   };
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));

@@ -1,0 +1,40 @@
+/**
+ * The cluster's topology, shared by the local runner and checked against docker-compose.yml
+ * (infra/compose.test.ts): which parts exist, the port each listens on inside its container,
+ * and the environment every node gets. The local runner maps each port to a free loopback port
+ * (nginx's public port is --port); compose keeps them as they are, and publishes only nginx.
+ */
+export const CONTAINER_PORTS = {
+  app: 3000,
+  appMetrics: 9100,
+  redis: 6379,
+  nginx: 8080,
+  nginxStatus: 8081,
+  prometheus: 9090,
+  nginxExporter: 9113,
+  redisExporter: 9121,
+  grafana: 3000,
+} as const;
+
+/** Compose service names; locally a node is `app-<n>` (compose: `<project>-app-<n>`). */
+export const SERVICES = ['app', 'redis', 'nginx', 'prometheus', 'nginx-exporter', 'redis-exporter'] as const;
+/** Services only compose runs (no Grafana build on these machines; k6 runs as a local binary). */
+export const COMPOSE_ONLY_SERVICES = ['grafana', 'k6'] as const;
+
+/** Prometheus job names, identical in both paths (infra/prometheus/prometheus.yml). */
+export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', prometheus: 'prometheus' } as const;
+
+/** Environment variables every node gets from the cluster (beyond NODE_ID, PORT and secrets). */
+export function nodeEnvironment(opts: { mode: 'shared' | 'sticky'; redisUrl: string; demoUsers: number }): Record<string, string> {
+  return {
+    SESSION_MODE: opts.mode,
+    REDIS_URL: opts.redisUrl,
+    METRICS_PORT: String(CONTAINER_PORTS.appMetrics),
+    TRUST_PROXY: 'loopback',
+    DEMO_USERS: String(opts.demoUsers),
+    NODE_ENV: 'production',
+  };
+}
+
+/** Keys of nodeEnvironment(); compose sets the same keys on the app service. */
+export const NODE_ENV_KEYS = ['SESSION_MODE', 'REDIS_URL', 'METRICS_PORT', 'TRUST_PROXY', 'DEMO_USERS', 'NODE_ENV', 'SESSION_SECRETS'] as const;
