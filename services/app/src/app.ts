@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import onHeaders from 'on-headers';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { AppError } from './errors.js';
@@ -51,7 +52,11 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   app.use(requestContext({ nodeId: config.nodeId, logger: deps.logger, metrics: deps.metrics }));
   app.use(helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'connect-src': ["'self'"] } } }));
   app.use((_req, res, next) => {
-    if (draining) res.setHeader('Connection', 'close');
+    // Decided when the headers go out, not when the request came in: a request already in
+    // flight when draining starts must not leave its connection open for reuse either.
+    onHeaders(res, () => {
+      if (draining) res.setHeader('Connection', 'close');
+    });
     next();
   });
 

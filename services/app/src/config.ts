@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
 
@@ -79,6 +80,7 @@ const schema = z
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100000).default(100),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SHUTDOWN_TIMEOUT: duration.default(10),
+    DRAIN_GRACE_MS: int(0, 60000).default(2000),
     APP_VERSION: z.string().trim().default('0.1.0'),
   })
   .superRefine((env, ctx) => {
@@ -122,6 +124,8 @@ export interface Config {
   loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownTimeoutS: number;
+  /** How long a draining node keeps accepting (answering with Connection: close) before it stops listening. */
+  drainGraceMs: number;
   version: string;
 }
 
@@ -133,7 +137,23 @@ export class ConfigError extends Error {
   }
 }
 
-export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * SESSION_SECRETS_FILE (e.g. a compose secret at /run/secrets/...) supplies SESSION_SECRETS from a
+ * file, so secrets need not sit in the environment or an image.
+ */
+function withSecretsFile(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const file = env.SESSION_SECRETS_FILE;
+  if (!file) return env;
+  if (env.SESSION_SECRETS) throw new ConfigError('SESSION_SECRETS_FILE', 'cannot be combined with SESSION_SECRETS; set one of them');
+  try {
+    return { ...env, SESSION_SECRETS: fs.readFileSync(file, 'utf8').trim().split(/[\n,]+/).filter(Boolean).join(',') };
+  } catch (err) {
+    throw new ConfigError('SESSION_SECRETS_FILE', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}; got ${JSON.stringify(file)}`);
+  }
+}
+
+export function parseConfig(rawEnv: Record<string, string | undefined> = process.env): Config {
+  const env = withSecretsFile(rawEnv);
   const known = Object.keys(schema.shape);
   const input = Object.fromEntries(known.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
   const result = schema.safeParse(input);
@@ -166,6 +186,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     loginLimits: { maxFailures: e.LOGIN_MAX_FAILURES, windowS: e.LOGIN_FAILURE_WINDOW, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
+    drainGraceMs: e.DRAIN_GRACE_MS,
     version: e.APP_VERSION,
   };
 }

@@ -72,16 +72,24 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
+  let deadline: NodeJS.Timeout | undefined;
   const drain = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, deadlineS: config.shutdownTimeoutS }, 'draining');
+    // 1. Readiness goes 503 and every response now says Connection: close, so the load balancer
+    //    retires each of its keep-alive connections cleanly after that connection's next response.
     node.startDraining();
-    const deadline = setTimeout(() => {
+    deadline = setTimeout(() => {
       logger.warn('drain deadline reached; closing remaining connections');
       server.closeAllConnections();
     }, config.shutdownTimeoutS * 1000).unref();
-    // close() stops accepting, closes idle keep-alive connections, and waits for in-flight requests.
+    // 2. After the grace period, stop accepting and close what is idle. Closing an idle keep-alive
+    //    connection at once would race with nginx reusing it, and a POST that loses that race is
+    //    not retried (502); after the grace period nginx has already retired its connections.
+    setTimeout(() => stopListening(), config.drainGraceMs).unref();
+  };
+  const stopListening = () => {
     server.close(async () => {
       clearTimeout(deadline);
       metricsServer.close();

@@ -24,12 +24,15 @@ export const COMPOSE_ONLY_SERVICES = ['grafana', 'k6'] as const;
 /** Prometheus job names, identical in both paths (infra/prometheus/prometheus.yml). */
 export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', prometheus: 'prometheus' } as const;
 
-/** Environment variables every node gets from the cluster (beyond NODE_ID, PORT and secrets). */
+/**
+ * Environment every node gets from the cluster, beyond NODE_ID, PORT, METRICS_PORT and
+ * SESSION_SECRETS (per node locally; compose: hostname, 3000, 9100, a secret file).
+ * TRUST_PROXY names the proxy: loopback locally, the compose network (uniquelocal) in compose.
+ */
 export function nodeEnvironment(opts: { mode: 'shared' | 'sticky'; redisUrl: string; demoUsers: number }): Record<string, string> {
   return {
     SESSION_MODE: opts.mode,
     REDIS_URL: opts.redisUrl,
-    METRICS_PORT: String(CONTAINER_PORTS.appMetrics),
     TRUST_PROXY: 'loopback',
     DEMO_USERS: String(opts.demoUsers),
     NODE_ENV: 'production',
@@ -37,4 +40,4 @@ export function nodeEnvironment(opts: { mode: 'shared' | 'sticky'; redisUrl: str
 }
 
 /** Keys of nodeEnvironment(); compose sets the same keys on the app service. */
-export const NODE_ENV_KEYS = ['SESSION_MODE', 'REDIS_URL', 'METRICS_PORT', 'TRUST_PROXY', 'DEMO_USERS', 'NODE_ENV', 'SESSION_SECRETS'] as const;
+export const NODE_ENV_KEYS = ['SESSION_MODE', 'REDIS_URL', 'TRUST_PROXY', 'DEMO_USERS', 'NODE_ENV'] as const;

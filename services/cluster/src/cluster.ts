@@ -1,0 +1,257 @@
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, isListening } from './lib/ports.js';
+import { cmdline, isAlive, signal, waitGone } from './lib/pids.js';
+import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState } from './parts.js';
+import { JOBS, nodeEnvironment } from './topology.js';
+
+/**
+ * The local cluster: the same topology as docker-compose.yml, as local processes.
+ * Everything it knows lives in `<dir>/state.json`, so `up --detach`, `ps`, `kill`, `start`
+ * and `down` can be separate invocations (and tests use the same code through this module).
+ */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const DEFAULT_DIR = path.join(REPO_ROOT, '.run', 'cluster');
+const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
+
+export type Mode = 'shared' | 'sticky';
+
+export interface UpOptions {
+  dir?: string;
+  nodes?: number;
+  mode?: Mode;
+  /** nginx's public port on 127.0.0.1. */
+  port?: number;
+  /** Start Prometheus and the nginx/Redis exporters (default true). */
+  monitoring?: boolean;
+  demoUsers?: number;
+  /** Extra environment for every node (e.g. LOG_LEVEL, LOGIN_MAX_FAILURES). */
+  nodeEnv?: Record<string, string>;
+  onProgress?: (line: string) => void;
+}
+
+export interface ClusterState {
+  dir: string;
+  mode: Mode;
+  nodes: number;
+  url: string;
+  startedAt: string;
+  parts: PartState[];
+}
+
+export interface PartStatus {
+  name: string;
+  kind: PartKind;
+  pid: number | null;
+  port: number;
+  url: string;
+  alive: boolean;
+  healthy: boolean;
+  mode: Mode;
+  log: string;
+  ports?: Record<string, number>;
+}
+
+const stateFile = (dir: string) => path.join(dir, 'state.json');
+
+export function readState(dir = DEFAULT_DIR): ClusterState | null {
+  try {
+    return JSON.parse(fs.readFileSync(stateFile(dir), 'utf8')) as ClusterState;
+  } catch {
+    return null;
+  }
+}
+
+function writeState(state: ClusterState): void {
+  fs.writeFileSync(stateFile(state.dir), JSON.stringify(state, null, 2));
+}
+
+/** Secrets for this run: SESSION_SECRETS from the environment, or a random one kept (0600) in the run folder. */
+function sessionSecrets(dir: string): string {
+  if (process.env.SESSION_SECRETS) return process.env.SESSION_SECRETS;
+  const file = path.join(dir, 'session-secrets');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+/** Renders the nginx configuration for this run (nginx.conf + render.sh) and checks it with `nginx -t`. */
+export function renderNginx(opts: { confDir: string; mode: Mode; port: number; statusPort: number; servers: string[] }): void {
+  fs.mkdirSync(opts.confDir, { recursive: true });
+  fs.copyFileSync(path.join(REPO_ROOT, 'nginx.conf'), path.join(opts.confDir, 'nginx.conf'));
+  execFileSync('sh', [path.join(REPO_ROOT, 'infra/nginx/render.sh'), opts.confDir, opts.mode, `127.0.0.1:${opts.port}`, `127.0.0.1:${opts.statusPort}`, ...opts.servers], { stdio: 'pipe' });
+  // stdout must be a file, not a socketpair: nginx opens /dev/stdout for its access log.
+  const out = fs.openSync(path.join(opts.confDir, 'nginx-t.out'), 'w');
+  try {
+    execFileSync(resolveBinary('nginx'), ['-t', '-q', '-p', opts.confDir + '/', '-c', path.join(opts.confDir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', out, 'pipe'] });
+  } catch (err) {
+    throw new Error(`nginx: the rendered configuration is invalid:\n${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+async function prometheusConfig(dir: string, targets: Record<keyof typeof JOBS, string[]>): Promise<string> {
+  const { localPrometheusConfig } = await import('./prometheus-config.js');
+  const promDir = path.join(dir, 'prometheus');
+  const targetsDir = path.join(promDir, 'targets');
+  fs.mkdirSync(targetsDir, { recursive: true });
+  const compose = fs.readFileSync(path.join(REPO_ROOT, 'infra/prometheus/prometheus.yml'), 'utf8');
+  const { yaml, files } = localPrometheusConfig(compose, targets, targetsDir);
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.isAbsolute(name) ? name : path.join(targetsDir, name), content);
+  const configFile = path.join(promDir, 'prometheus.yml');
+  fs.writeFileSync(configFile, yaml);
+  return configFile;
+}
+
+export async function up(opts: UpOptions = {}): Promise<ClusterState> {
+  const dir = path.resolve(opts.dir ?? DEFAULT_DIR);
+  const mode = opts.mode ?? 'shared';
+  const nodes = opts.nodes ?? 3;
+  const port = opts.port ?? 8080;
+  const monitoring = opts.monitoring ?? true;
+  const say = opts.onProgress ?? (() => {});
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new Error(`--nodes must be a whole number from 1 to 32, got ${nodes}`);
+
+  const existing = readState(dir);
+  if (existing && existing.parts.some((p) => isAlive(p.pid))) {
+    throw new Error(`a cluster is already running from ${dir} (${existing.url}); run \`npm run cluster -- down\` first`);
+  }
+  // Fail before starting anything: the public port, and every binary this run needs.
+  if (await isListening(port)) throw new Error(`nginx: port ${port} on 127.0.0.1 is already in use; choose another with --port`);
+  const kinds: PartKind[] = ['nginx', ...(mode === 'shared' ? (['redis'] as const) : []), ...(monitoring ? (['prometheus', 'nginx-exporter', ...(mode === 'shared' ? (['redis-exporter'] as const) : [])] as const) : [])];
+  for (const k of kinds) resolveBinary(k);
+  if (!fs.existsSync(APP_ENTRY)) throw new Error(`app: ${APP_ENTRY} is missing; run \`npm run build\` first`);
+
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), parts: [] };
+  const started = async (spec: PartSpec) => {
+    const t0 = Date.now();
+    const part = await launch(spec, logDir);
+    state.parts.push(part);
+    writeState(state);
+    say(`${spec.name.padEnd(15)} healthy  ${spec.url}  (pid ${part.pid}, ${Date.now() - t0} ms)`);
+    return part;
+  };
+
+  try {
+    fs.mkdirSync(path.join(dir, 'redis'), { recursive: true });
+    let redisUrl = 'redis://127.0.0.1:1/0';
+    if (mode === 'shared') {
+      const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis')));
+      redisUrl = `${redis.url}/0`;
+    }
+
+    const env = { ...nodeEnvironment({ mode, redisUrl, demoUsers: opts.demoUsers ?? 1000 }), SESSION_SECRETS: sessionSecrets(dir), ...opts.nodeEnv };
+    const specs: PartSpec[] = [];
+    for (let i = 1; i <= nodes; i++) specs.push(appSpec({ index: i, port: await freePort(), metricsPort: await freePort(), appEntry: APP_ENTRY, env }));
+    say(`starting ${nodes} node(s) in ${mode} mode`);
+    await Promise.all(specs.map(started));
+    state.parts.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+
+    const statusPort = await freePort();
+    const confDir = path.join(dir, 'nginx');
+    renderNginx({ confDir, mode, port, statusPort, servers: specs.map((s) => `127.0.0.1:${s.port}`) });
+    await started(nginxSpec({ port, statusPort, confDir }));
+
+    if (monitoring) {
+      const exporters: PartSpec[] = [nginxExporterSpec({ port: await freePort(), statusPort })];
+      const redisPart = state.parts.find((p) => p.kind === 'redis');
+      if (redisPart) exporters.push(redisExporterSpec({ port: await freePort(), redisPort: redisPart.port }));
+      await Promise.all(exporters.map(started));
+      const promPort = await freePort();
+      const hostOf = (s: { url: string }) => new URL(s.url).host;
+      const configFile = await prometheusConfig(dir, {
+        app: specs.map((s) => `127.0.0.1:${s.ports!.metrics}`),
+        nginx: [hostOf(exporters[0]!)],
+        redis: exporters[1] ? [hostOf(exporters[1])] : [],
+        prometheus: [`127.0.0.1:${promPort}`],
+      });
+      await started(prometheusSpec({ port: promPort, configFile, dataDir: path.join(dir, 'prometheus', 'data') }));
+    }
+    say(`cluster up: ${state.url}  (mode ${mode}, ${nodes} node(s))`);
+    return state;
+  } catch (err) {
+    say(`start failed; stopping what was started`);
+    await down(dir).catch(() => {});
+    throw err;
+  }
+}
+
+function requireState(dir: string): ClusterState {
+  const state = readState(dir);
+  if (!state) throw new Error(`no cluster state in ${dir}; start one with \`npm run cluster -- up\``);
+  return state;
+}
+
+function findPart(state: ClusterState, name: string): PartState {
+  const part = state.parts.find((p) => p.name === name);
+  if (!part) throw new Error(`no part named "${name}"; parts: ${state.parts.map((p) => p.name).join(', ')}`);
+  return part;
+}
+
+/** True if `pid` is still the process we started for `part` (pids get reused). */
+function owns(part: PartState): boolean {
+  return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
+}
+
+export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; parts: PartStatus[] }> {
+  const state = requireState(dir);
+  const parts = await Promise.all(
+    state.parts.map(async (p) => {
+      const alive = owns(p);
+      return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }) };
+    }),
+  );
+  return { url: state.url, mode: state.mode, parts };
+}
+
+/** Sends a signal to one part (default SIGKILL: a crash). Returns once it is gone (or after 15 s for TERM). */
+export async function kill(name: string, opts: { dir?: string; signal?: 'KILL' | 'TERM' } = {}): Promise<void> {
+  const state = requireState(opts.dir ?? DEFAULT_DIR);
+  const part = findPart(state, name);
+  if (!owns(part)) throw new Error(`${name} is not running`);
+  signal(part.pid, `SIG${opts.signal ?? 'KILL'}`);
+  if (!(await waitGone(part.pid, opts.signal === 'TERM' ? 15_000 : 5_000))) throw new Error(`${name} (pid ${part.pid}) did not exit`);
+}
+
+/** Starts one stopped part again, with the same ports and environment. */
+export async function start(name: string, opts: { dir?: string; onProgress?: (line: string) => void } = {}): Promise<PartState> {
+  const dir = opts.dir ?? DEFAULT_DIR;
+  const state = requireState(dir);
+  const part = findPart(state, name);
+  if (owns(part)) throw new Error(`${name} is already running (pid ${part.pid})`);
+  const t0 = Date.now();
+  const { pid: _pid, log: _log, ...spec } = part;
+  const fresh = await launch(spec, path.join(dir, 'logs'));
+  state.parts = state.parts.map((p) => (p.name === name ? fresh : p));
+  writeState(state);
+  opts.onProgress?.(`${name.padEnd(15)} healthy  ${fresh.url}  (pid ${fresh.pid}, ${Date.now() - t0} ms)`);
+  return fresh;
+}
+
+/** Stops every part this cluster started (and nothing else), last started first. */
+export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void = () => {}): Promise<void> {
+  const state = readState(dir);
+  if (!state) return;
+  // In waves, front to back: monitoring, the load balancer, the nodes (together: each drains), the store.
+  const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['redis']];
+  for (const wave of waves) {
+    await Promise.all(
+      state.parts
+        .filter((p) => wave.includes(p.kind) && owns(p))
+        .map(async (part) => {
+          signal(part.pid, 'SIGTERM');
+          if (!(await waitGone(part.pid, 15_000))) {
+            signal(part.pid, 'SIGKILL');
+            await waitGone(part.pid, 5_000);
+          }
+          onProgress(`${part.name.padEnd(15)} stopped`);
+        }),
+    );
+  }
+  fs.rmSync(stateFile(dir), { force: true });
+}

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { isListening, waitFor } from './lib/ports.js';
+import { startProcess, tail, which } from './lib/process.js';
+import { redisServerArgs } from './lib/redis-server.js';
+
+/**
+ * A part of the cluster: how to start it, and how to tell it is healthy. Parts are started
+ * detached (their own process group) with output to `<dir>/logs/<name>.log`, so they outlive
+ * the `cluster up --detach` that started them and are found again through state.json.
+ */
+export type PartKind = 'redis' | 'app' | 'nginx' | 'prometheus' | 'nginx-exporter' | 'redis-exporter';
+
+export interface PartSpec {
+  name: string;
+  kind: PartKind;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** The port that proves health, and the URL a person would open. */
+  port: number;
+  url: string;
+  /** Extra ports (a node's metrics port, nginx's status port). */
+  ports?: Record<string, number>;
+  health: { type: 'tcp' } | { type: 'http'; path: string };
+}
+
+export interface PartState extends PartSpec {
+  pid: number;
+  log: string;
+}
+
+/** Debian package that provides each part's binary, for error messages. */
+export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
+  redis: { bin: 'redis-server', pkg: 'redis-server' },
+  app: { bin: 'node', pkg: 'nodejs' },
+  nginx: { bin: 'nginx', pkg: 'nginx-light' },
+  prometheus: { bin: 'prometheus', pkg: 'prometheus' },
+  'nginx-exporter': { bin: 'prometheus-nginx-exporter', pkg: 'prometheus-nginx-exporter' },
+  'redis-exporter': { bin: 'prometheus-redis-exporter', pkg: 'prometheus-redis-exporter' },
+};
+
+export function resolveBinary(kind: PartKind): string {
+  if (kind === 'app') return process.execPath;
+  const { bin, pkg } = PACKAGES[kind];
+  const found = which(bin);
+  if (!found) throw new Error(`${kind}: ${bin} is not installed (Debian package ${pkg}; scripts/setup.sh installs it as root)`);
+  return found;
+}
+
+export function redisSpec(port: number, dir: string): PartSpec {
+  return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args: redisServerArgs(port, dir), env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
+}
+
+export function appSpec(opts: { index: number; port: number; metricsPort: number; appEntry: string; env: Record<string, string> }): PartSpec {
+  const name = `app-${opts.index}`;
+  return {
+    name,
+    kind: 'app',
+    command: resolveBinary('app'),
+    args: [opts.appEntry],
+    env: { ...opts.env, NODE_ID: name, PORT: String(opts.port), METRICS_PORT: String(opts.metricsPort), HOST: '127.0.0.1' },
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}`,
+    ports: { metrics: opts.metricsPort },
+    health: { type: 'http', path: '/readyz' },
+  };
+}
+
+export function nginxSpec(opts: { port: number; statusPort: number; confDir: string }): PartSpec {
+  return {
+    name: 'nginx',
+    kind: 'nginx',
+    command: resolveBinary('nginx'),
+    args: ['-p', opts.confDir + '/', '-c', path.join(opts.confDir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'],
+    env: {},
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}`,
+    ports: { status: opts.statusPort },
+    health: { type: 'http', path: '/lb/healthz' },
+  };
+}
+
+export function prometheusSpec(opts: { port: number; configFile: string; dataDir: string }): PartSpec {
+  return {
+    name: 'prometheus',
+    kind: 'prometheus',
+    command: resolveBinary('prometheus'),
+    args: [
+      `--config.file=${opts.configFile}`,
+      `--storage.tsdb.path=${opts.dataDir}`,
+      `--web.listen-address=127.0.0.1:${opts.port}`,
+      '--web.enable-remote-write-receiver',
+      '--storage.tsdb.retention.time=1d',
+    ],
+    env: {},
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}`,
+    health: { type: 'http', path: '/-/ready' },
+  };
+}
+
+export function nginxExporterSpec(opts: { port: number; statusPort: number }): PartSpec {
+  return {
+    name: 'nginx-exporter',
+    kind: 'nginx-exporter',
+    command: resolveBinary('nginx-exporter'),
+    args: [`-nginx.scrape-uri=http://127.0.0.1:${opts.statusPort}/stub_status`, `-web.listen-address=127.0.0.1:${opts.port}`],
+    env: {},
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}/metrics`,
+    health: { type: 'http', path: '/metrics' },
+  };
+}
+
+export function redisExporterSpec(opts: { port: number; redisPort: number }): PartSpec {
+  return {
+    name: 'redis-exporter',
+    kind: 'redis-exporter',
+    command: resolveBinary('redis-exporter'),
+    args: [`-redis.addr=redis://127.0.0.1:${opts.redisPort}`, `-web.listen-address=127.0.0.1:${opts.port}`],
+    env: {},
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}/metrics`,
+    health: { type: 'http', path: '/metrics' },
+  };
+}
+
+export async function healthy(spec: PartSpec): Promise<boolean> {
+  if (spec.health.type === 'tcp') return isListening(spec.port);
+  try {
+    const res = await fetch(`http://127.0.0.1:${spec.port}${spec.health.path}`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a part detached and waits until it is healthy; on failure, kills it and explains. */
+export async function launch(spec: PartSpec, logDir: string, timeoutMs = 30_000): Promise<PartState> {
+  if (await isListening(spec.port)) throw new Error(`${spec.name}: port ${spec.port} on 127.0.0.1 is already in use`);
+  const log = path.join(logDir, `${spec.name}.log`);
+  fs.appendFileSync(log, `--- ${new Date().toISOString()} starting ${spec.name}\n`);
+  const proc = startProcess({ name: spec.name, command: spec.command, args: spec.args, logFile: log, env: { PATH: process.env.PATH ?? '', ...spec.env }, detached: true });
+  try {
+    await waitFor(`${spec.name} to become healthy`, () => healthy(spec), timeoutMs, 100, () => (proc.alive() ? null : 'it exited'));
+  } catch (err) {
+    await proc.stop('SIGKILL', 2000);
+    throw new Error(`${(err as Error).message}\n--- last lines of ${log}:\n${tail(log)}`);
+  }
+  return { ...spec, pid: proc.pid, log };
+}

@@ -1,0 +1,42 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { down, up, type ClusterState, type UpOptions } from '../src/cluster.js';
+import { freePort } from '../src/lib/ports.js';
+import { Client } from '../../app/test/support/client.js';
+
+export { Client };
+
+/** A local cluster in a temp folder on a free port, with a small demo directory so it starts fast. */
+export async function startCluster(opts: UpOptions = {}): Promise<ClusterState & { stop(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-cluster-'));
+  const state = await up({ dir, port: await freePort(), monitoring: false, demoUsers: 100, nodeEnv: { LOG_LEVEL: 'warn' }, ...opts });
+  return {
+    ...state,
+    async stop() {
+      await down(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Logs in `count` clients as user1..userN through the load balancer. */
+export async function loginMany(url: string, count: number): Promise<Client[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const c = new Client(url);
+      const r = await c.login(`user${i + 1}`);
+      if (r.status !== 200) throw new Error(`login user${i + 1}: ${r.status} ${JSON.stringify(r.body)}`);
+      return c;
+    }),
+  );
+}
+
+export const servedBy = (r: { headers: Headers }) => r.headers.get('x-served-by') ?? '(none)';
+
+/** Counts by key. */
+export function tally<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const it of items) out[key(it)] = (out[key(it)] ?? 0) + 1;
+  return out;
+}
