@@ -64,7 +64,7 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   app.use(healthRoutes({ nodeId: config.nodeId, mode: config.mode, draining: () => draining, storeReady: sessions.ready }));
 
   // 3. The demo page (static, no session).
-  if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '5m', index: 'index.html' }));
+  if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '1h', index: 'index.html', setHeaders: revalidateHtml }));
 
   // 4. The API: JSON bodies (small), then the session, then the routes.
   const api = express.Router();
@@ -94,6 +94,11 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     },
     close: sessions.close,
   };
+}
+
+/** Pages revalidate on every load (so a deploy shows at once); scripts and styles are cached for an hour. */
+function revalidateHtml(res: express.Response, file: string): void {
+  if (file.endsWith('.html')) res.setHeader('Cache-Control', 'no-cache');
 }
 
 export { AppError };

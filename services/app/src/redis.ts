@@ -18,8 +18,10 @@ export function createRedisClient(url: string, opts: { commandTimeoutMs: number;
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     lazyConnect: true,
   };
-  if (opts.db !== undefined) options.db = opts.db;
-  return new Redis(url, options);
+  // ioredis lets the URL's path win over the `db` option, so the database goes into the URL.
+  const target = new URL(url);
+  if (opts.db !== undefined) target.pathname = `/${opts.db}`;
+  return new Redis(target.toString(), options);
 }
 
 /** The logical database a redis:// URL names (the path), 0 if none. */

@@ -36,6 +36,7 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): L
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof AppError) throw err;
       if (err instanceof RateLimiterRes) throw limited(err.msBeforeNext);
       throw storeUnavailable(err);
     }

@@ -1,0 +1,89 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../support/client.js';
+import { startNode, type TestNode } from '../support/node.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+// GET /api/sessions and DELETE /api/sessions ("log out everywhere"), and the index behind them.
+let redis: TestRedis;
+let a: TestNode, b: TestNode, sticky: TestNode;
+let aux: Redis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  [a, b, sticky] = await Promise.all([
+    startNode({ REDIS_URL: redis.url, NODE_ID: 'a', SESSIONS_PER_USER_MAX: '3' }),
+    startNode({ REDIS_URL: redis.url, NODE_ID: 'b', SESSIONS_PER_USER_MAX: '3' }),
+    startNode({ NODE_ID: 's', SESSION_MODE: 'sticky', SESSIONS_PER_USER_MAX: '3' }),
+  ]);
+  aux = new Redis(redis.url.replace(/\/0$/, '/1'));
+});
+afterAll(async () => {
+  await aux?.quit();
+  await Promise.all([a, b, sticky].map((n) => n?.close()));
+  await redis?.stop();
+});
+
+describe('shared mode', () => {
+  it('lists the caller\'s sessions across nodes, marking the current one, without exposing full ids', async () => {
+    const onA = new Client(a.url);
+    const onB = new Client(b.url);
+    await onA.login('user1');
+    await onB.login('user1');
+    await new Client(a.url).login('user2'); // someone else's session is not listed
+    const r = await onA.get('/api/sessions');
+    expect(r.status).toBe(200);
+    expect(r.body.sessions).toHaveLength(2);
+    expect(r.body.sessions.map((s: { node: string }) => s.node).sort()).toEqual(['a', 'b']);
+    expect(r.body.sessions.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+    for (const s of r.body.sessions) {
+      expect(s.id).toHaveLength(8);
+      expect(s.lastSeenAt).toBeGreaterThanOrEqual(s.createdAt - 1000);
+    }
+  });
+
+  it('DELETE /api/sessions ends every session of the user on every node', async () => {
+    const devices = [new Client(a.url), new Client(b.url), new Client(a.url)];
+    for (const d of devices) await d.login('user3');
+    const other = new Client(b.url);
+    await other.login('user4');
+    const r = await devices[0]!.del('/api/sessions');
+    expect(r.status).toBe(200);
+    expect(r.body.ended).toBe(3);
+    for (const d of devices) {
+      expect((await d.get('/api/me')).status).toBe(401);
+      expect((await d.on(d.base === a.url ? b.url : a.url).get('/api/me')).status).toBe(401);
+    }
+    expect((await other.get('/api/me')).status).toBe(200);
+    expect(await aux.exists('idx:user3')).toBe(0);
+  });
+
+  it('the per-user index is bounded: the oldest session is ended beyond the cap, and the index expires', async () => {
+    const devices = Array.from({ length: 5 }, () => new Client(a.url));
+    for (const d of devices) await d.login('user5');
+    expect(await aux.zcard('idx:user5')).toBe(3);
+    const ttl = await aux.ttl('idx:user5');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(a.config.session.absoluteTimeoutS);
+    const statuses = await Promise.all(devices.map(async (d) => (await d.get('/api/me')).status));
+    expect(statuses).toEqual([401, 401, 200, 200, 200]);
+  });
+
+  it('logout removes the session from the index', async () => {
+    const d = new Client(a.url);
+    await d.login('user6');
+    expect(await aux.zcard('idx:user6')).toBe(1);
+    await d.post('/api/logout');
+    expect(await aux.zcard('idx:user6')).toBe(0);
+  });
+});
+
+describe('sticky mode', () => {
+  it('lists and ends this node\'s sessions of the user', async () => {
+    const devices = [new Client(sticky.url), new Client(sticky.url)];
+    for (const d of devices) await d.login('user7');
+    const list = await devices[1]!.get('/api/sessions');
+    expect(list.body.sessions).toHaveLength(2);
+    expect((await devices[1]!.del('/api/sessions')).body.ended).toBe(2);
+    for (const d of devices) expect((await d.get('/api/me')).status).toBe(401);
+  });
+});
