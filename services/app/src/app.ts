@@ -72,6 +72,10 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     res.locals.routeBase = '/api'; // for metrics labels: req.baseUrl is gone by the time the response ends
     next();
   });
+  // No session: the baseline `npm run bench` compares every session configuration against.
+  api.get('/ping', (_req, res) => {
+    res.json({ node: config.nodeId });
+  });
   api.use(requireJsonBody);
   api.use(express.json({ limit: '8kb', strict: true }));
   api.use(sessions.middleware);

@@ -72,6 +72,7 @@ const schema = z
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
     SESSION_TOUCH_INTERVAL: duration.optional(),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
+    SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
     COOKIE_SECURE: bool('COOKIE_SECURE').default(false),
     TRUST_PROXY: trustProxy.default(['loopback']),
     DEMO_USERS: int(0, 100000).default(1000),
@@ -84,6 +85,9 @@ const schema = z
     APP_VERSION: z.string().trim().default('0.1.0'),
   })
   .superRefine((env, ctx) => {
+    if (env.SESSION_PROFILE === 'textbook' && env.SESSION_MODE !== 'shared') {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_PROFILE'], message: 'textbook applies to shared mode only' });
+    }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
     }
@@ -117,6 +121,12 @@ export interface Config {
     /** The TTL in Redis is refreshed at most once per this many seconds on reads (see session/shared-store.ts). */
     touchIntervalS: number;
     maxPerUser: number;
+    /**
+     * `tuned` (default) is this project's store. `textbook` is the configuration tutorials teach
+     * (resave and saveUninitialized on, connect-redis defaults), kept only so that `npm run bench`
+     * can measure both side by side. Shared mode only.
+     */
+    profile: 'tuned' | 'textbook';
   };
   cookie: { secure: boolean; name: string };
   trustProxy: boolean | number | string[];
@@ -179,6 +189,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       absoluteTimeoutS: e.SESSION_ABSOLUTE_TIMEOUT,
       touchIntervalS: e.SESSION_TOUCH_INTERVAL ?? Math.max(1, Math.floor(e.SESSION_IDLE_TIMEOUT / 10)),
       maxPerUser: e.SESSIONS_PER_USER_MAX,
+      profile: e.SESSION_PROFILE,
     },
     cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
     trustProxy: e.TRUST_PROXY,

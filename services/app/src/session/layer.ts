@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
+import { RedisStore } from 'connect-redis';
 import { createCodec } from './codec.js';
 import { LocalSessionStore } from './local-store.js';
 import { createLoginLimiter, type LoginLimiter } from './login-limiter.js';
@@ -46,7 +47,16 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
   let index: UserSessionIndex;
   let ready: () => boolean;
   let close = () => {};
-  if (config.mode === 'shared') {
+  const textbook = config.session.profile === 'textbook';
+  if (config.mode === 'shared' && textbook) {
+    if (!redis) throw new Error('shared mode needs Redis clients');
+    // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
+    // GET then EXPIRE on every read). Benchmarks only (config.ts).
+    store = new RedisStore({ client: redis.sessions });
+    index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { stringify: JSON.stringify, parse: JSON.parse } });
+    ready = () => redis.sessions.status === 'ready' && redis.aux.status === 'ready';
+    metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
+  } else if (config.mode === 'shared') {
     if (!redis) throw new Error('shared mode needs Redis clients');
     store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver });
     index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
@@ -65,8 +75,8 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
     name: config.cookie.name,
     secret: config.secrets,
     store,
-    resave: false,
-    saveUninitialized: false,
+    resave: textbook,
+    saveUninitialized: textbook,
     rolling: false,
     // 'keep', not 'destroy': with 'destroy', a request whose session could not be loaded (Redis down)
     // would try to delete it on the way out, fail again, and have its connection torn down.

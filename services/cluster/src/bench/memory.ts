@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RedisStore } from 'connect-redis';
+import type { SessionData } from 'express-session';
+import { Redis } from 'ioredis';
+import { createCodec } from '@session-cluster/app/session/codec.js';
+import { noopObserver } from '@session-cluster/app/session/observer.js';
+import { SharedSessionStore } from '@session-cluster/app/session/shared-store.js';
+import { freePort } from '../lib/ports.js';
+import { startRedisServer } from '../lib/redis-server.js';
+
+/**
+ * Redis memory per stored session, side by side for the same session contents:
+ * connect-redis's defaults (`seed`) against this project's store (`shared`). Both write through
+ * their real store classes into a real redis-server; memory is `used_memory` before and after
+ * `count` sessions, and `MEMORY USAGE` of one key.
+ */
+export interface BytesPerSession {
+  seed: number;
+  shared: number;
+  ratio: number;
+  memoryUsageKey: { seed: number; shared: number };
+  count: number;
+}
+
+const cookieOptions = { path: '/', httpOnly: true, secure: false, sameSite: 'lax' as const };
+
+/** A minimal logged-in session, as express-session hands it to a store. */
+function loggedIn(i: number): SessionData {
+  // What express-session's Cookie serialises to (no Max-Age).
+  const cookie = { originalMaxAge: null, expires: null, ...cookieOptions };
+  return { cookie, user: `user${i % 1000}`, loginAt: Date.now(), node: 'app-1', requests: 0, cart: [] } as unknown as SessionData;
+}
+
+const sid = (i: number) => `${i.toString(36).padStart(8, '0')}${'x'.repeat(24)}`; // 32 chars, like uid-safe(24)
+
+async function fill(redis: Redis, store: RedisStore, count: number): Promise<number> {
+  await redis.flushall();
+  const before = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+  const batch = 2000;
+  for (let start = 0; start < count; start += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, count - start) }, (_, k) => store.set(sid(start + k), loggedIn(start + k))));
+  }
+  const after = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+  return (after - before) / count;
+}
+
+export async function measureBytesPerSession(count = 100_000): Promise<BytesPerSession> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-mem-'));
+  const port = await freePort();
+  const server = await startRedisServer({ port, dir, name: 'redis-memory' });
+  const redis = new Redis({ port, host: '127.0.0.1' });
+  try {
+    const seedStore = new RedisStore({ client: redis });
+    const sharedStore = new SharedSessionStore(redis, { prefix: 's:', idleTimeoutS: 1800, codec: createCodec(cookieOptions), observer: noopObserver });
+    const seed = await fill(redis, seedStore, count);
+    const seedKey = Number(await redis.memory('USAGE', `sess:${sid(1)}`));
+    const shared = await fill(redis, sharedStore, count);
+    const sharedKey = Number(await redis.memory('USAGE', `s:${sid(1)}`));
+    return { seed: Math.round(seed), shared: Math.round(shared), ratio: Math.round((shared / seed) * 1000) / 1000, memoryUsageKey: { seed: seedKey, shared: sharedKey }, count };
+  } finally {
+    redis.disconnect();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,89 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { which } from '../lib/process.js';
+
+/**
+ * wrk (Debian's package) as the load generator: the same connections, threads and duration for
+ * every configuration. Small Lua scripts rotate session cookies (reads) or demo users (logins).
+ */
+export interface WrkResult {
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+const LUA = {
+  get: `
+local cookies, path, i = {}, "/", 0
+function init(args)
+  path = args[1]
+  if args[2] then for line in io.lines(args[2]) do cookies[#cookies + 1] = line end end
+  i = math.random(0, math.max(#cookies, 1))
+end
+function request()
+  if #cookies == 0 then return wrk.format("GET", path) end
+  i = i % #cookies + 1
+  return wrk.format("GET", path, { Cookie = cookies[i] })
+end
+`,
+  login: `
+local users, i = 100, 0
+function init(args)
+  users = tonumber(args[1])
+  i = math.random(0, users)
+end
+function request()
+  i = i % users + 1
+  return wrk.format("POST", "/api/login", { ["Content-Type"] = "application/json" },
+    '{"username":"user' .. i .. '","password":"pass' .. i .. '"}')
+end
+`,
+};
+
+export function requireWrk(): string {
+  const bin = which('wrk');
+  if (!bin) throw new Error('wrk is not installed: apt-get install wrk (scripts/setup.sh does this as root)');
+  return bin;
+}
+
+function toMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(value.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p50Ms = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99Ms = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  if (!Number.isFinite(requests) || !Number.isFinite(rps)) throw new Error(`could not read wrk's output:\n${out}`);
+  return { requests, rps, p50Ms, p99Ms, errors };
+}
+
+export async function runWrk(opts: {
+  url: string;
+  kind: 'get' | 'login';
+  path?: string;
+  cookieFile?: string;
+  users?: number;
+  seconds: number;
+  connections: number;
+  threads: number;
+  workDir: string;
+}): Promise<WrkResult> {
+  const script = path.join(opts.workDir, `wrk-${opts.kind}.lua`);
+  fs.writeFileSync(script, LUA[opts.kind]);
+  const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users ?? 100)];
+  const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '--timeout', '5s', '-s', script, opts.url, '--', ...scriptArgs];
+  const { stdout } = await promisify(execFile)(requireWrk(), args, { timeout: (opts.seconds + 30) * 1000 });
+  return parseWrk(stdout);
+}
