@@ -1,0 +1,199 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { down, up, type ClusterState } from '../cluster.js';
+import { freePort } from '../lib/ports.js';
+import { measureBytesPerSession, type BytesPerSession } from './memory.js';
+import { runWrk, requireWrk, type WrkResult } from './wrk.js';
+
+/**
+ * `npm run bench`: every configuration side by side in one run, through nginx, 3 nodes each,
+ * the same wrk settings. Clusters for all configurations run at once (idle ones cost nothing)
+ * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
+ * figure is the median over the rounds.
+ */
+export type ConfigName = 'limit' | 'seed' | 'shared' | 'sticky';
+export type Operation = 'read' | 'me' | 'login';
+
+export interface Result {
+  config: ConfigName;
+  operation: Operation;
+  rps: number;
+  ratioToLimit: number;
+  p50Ms: number;
+  p99Ms: number;
+  redisCommandsPerRequest: number | null;
+  errors: number;
+}
+
+export interface BenchReport {
+  generatedAt: string;
+  command: string;
+  machine: { cpus: number; model: string; memoryGiB: number; node: string };
+  settings: { rounds: number; seconds: number; connections: number; threads: number; nodes: number };
+  results: Result[];
+  redisBytesPerSession: BytesPerSession;
+  scaling: Record<'1' | '2' | '3', number>;
+  storedSessions: Array<{ stored: number; rps: number; redisCommandsPerRequest: number }>;
+}
+
+export interface BenchOptions {
+  rounds: number;
+  seconds: number;
+  connections: number;
+  threads: number;
+  memorySessions: number;
+  storedLevels: number[];
+  onProgress: (line: string) => void;
+}
+
+const USERS = 200;
+const SESSIONS = 100;
+
+interface Target {
+  state: ClusterState;
+  redis: Redis | null;
+  cookieFile: string;
+}
+
+async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string): Promise<Target> {
+  const dir = path.join(work, name);
+  const state = await up({ dir, nodes, mode, port: await freePort(), monitoring: false, demoUsers: USERS, nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000' } });
+  const redisPart = state.parts.find((p) => p.kind === 'redis');
+  const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
+  // Log in SESSIONS users through nginx; keep each one's cookies (the session, and in sticky mode the route).
+  const lines: string[] = [];
+  for (let i = 1; i <= SESSIONS; i++) {
+    const res = await fetch(`${state.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }) });
+    if (!res.ok) throw new Error(`${name}: login user${i} failed with ${res.status}`);
+    lines.push(res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '));
+  }
+  const cookieFile = path.join(dir, 'cookies.txt');
+  fs.writeFileSync(cookieFile, lines.join('\n') + '\n');
+  return { state, redis, cookieFile };
+}
+
+/** Total commands Redis has executed, from INFO commandstats (minus the INFO calls themselves). */
+async function commandCount(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') total += Number(m[2]);
+  return total;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
+};
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** Fills a shared cluster's Redis with filler sessions up to `total` keys (pipelined SETs). */
+async function fillTo(redis: Redis, total: number): Promise<void> {
+  const payload = JSON.stringify([1, 'filler', Date.now(), 'app-1', 0, []]);
+  let have = await redis.dbsize();
+  while (have < total) {
+    const batch = Math.min(10_000, total - have);
+    const p = redis.pipeline();
+    for (let i = 0; i < batch; i++) p.set(`s:fill${have + i}${Math.random().toString(36).slice(2, 12)}`, payload, 'EX', 3600);
+    await p.exec();
+    have = await redis.dbsize();
+  }
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  requireWrk();
+  const say = opts.onProgress;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-'));
+  const targets: Record<string, Target> = {};
+  const wrk = (t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = opts.seconds) =>
+    runWrk({ url: t.state.url, kind, path: p, cookieFile: cookies ? t.cookieFile : undefined, users: USERS, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
+
+  try {
+    say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
+    targets.shared = await startTarget('shared', 3, 'shared', 'tuned', work);
+    targets.seed = await startTarget('seed', 3, 'shared', 'textbook', work);
+    targets.sticky = await startTarget('sticky', 3, 'sticky', 'tuned', work);
+    targets.shared1 = await startTarget('shared-1', 1, 'shared', 'tuned', work);
+    targets.shared2 = await startTarget('shared-2', 2, 'shared', 'tuned', work);
+
+    const matrix: Array<{ config: ConfigName; operation: Operation; target: Target; run: () => Promise<WrkResult> }> = [];
+    const readOps: Array<[Operation, string]> = [
+      ['read', '/api/cart'],
+      ['me', '/api/me'],
+    ];
+    matrix.push({ config: 'limit', operation: 'read', target: targets.shared, run: () => wrk(targets.shared!, 'get', '/api/ping', false) });
+    for (const config of ['seed', 'shared', 'sticky'] as const) {
+      const t = targets[config]!;
+      for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
+      matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
+    }
+
+    say('warm-up');
+    for (const m of matrix) await wrk(m.target, m.operation === 'login' ? 'login' : 'get', m.operation === 'login' ? undefined : '/api/ping', false, 1);
+
+    const samples = new Map<string, Array<WrkResult & { commands: number | null }>>();
+    for (let r = 1; r <= opts.rounds; r++) {
+      for (const m of matrix) {
+        const before = m.target.redis ? await commandCount(m.target.redis) : null;
+        const res = await m.run();
+        const after = m.target.redis ? await commandCount(m.target.redis) : null;
+        const commands = before === null || after === null ? null : (after - before) / res.requests;
+        const key = `${m.config}/${m.operation}`;
+        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands }]);
+        say(`round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`);
+      }
+    }
+
+    const limitRps = median(samples.get('limit/read')!.map((s) => s.rps));
+    const results: Result[] = [];
+    for (const [key, xs] of samples) {
+      const [config, operation] = key.split('/') as [ConfigName, Operation];
+      const rps = median(xs.map((s) => s.rps));
+      const cmds = xs[0]!.commands === null ? null : round2(median(xs.map((s) => s.commands!)));
+      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, errors: xs.reduce((a, s) => a + s.errors, 0) });
+    }
+    // The limit is the denominator for every operation.
+    const limit = results.find((r) => r.config === 'limit')!;
+    results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
+
+    say('scaling: shared-mode reads with 1, 2 and 3 nodes');
+    const scaling = {
+      '1': Math.round((await wrk(targets.shared1!, 'get', '/api/cart')).rps),
+      '2': Math.round((await wrk(targets.shared2!, 'get', '/api/cart')).rps),
+      '3': Math.round((await wrk(targets.shared!, 'get', '/api/cart')).rps),
+    };
+
+    const storedSessions: BenchReport['storedSessions'] = [];
+    for (const level of opts.storedLevels) {
+      say(`stored sessions: filling Redis to ${level.toLocaleString('en')} sessions`);
+      await fillTo(targets.shared.redis!, level);
+      const before = await commandCount(targets.shared.redis!);
+      const res = await wrk(targets.shared, 'get', '/api/cart');
+      const after = await commandCount(targets.shared.redis!);
+      storedSessions.push({ stored: level, rps: Math.round(res.rps), redisCommandsPerRequest: round2((after - before) / res.requests) });
+      say(`  ${level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
+    }
+
+    say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
+    const redisBytesPerSession = await measureBytesPerSession(opts.memorySessions);
+
+    const cpu = os.cpus();
+    return {
+      generatedAt: new Date().toISOString(),
+      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: { cpus: cpu.length, model: cpu[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      settings: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, threads: opts.threads, nodes: 3 },
+      results: results.sort((a, b) => a.operation.localeCompare(b.operation) || order(a.config) - order(b.config)),
+      redisBytesPerSession,
+      scaling,
+      storedSessions,
+    };
+  } finally {
+    for (const t of Object.values(targets)) t.redis?.disconnect();
+    await Promise.all(Object.values(targets).map((t) => down(t.state.dir)));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const order = (c: ConfigName) => ['limit', 'seed', 'shared', 'sticky'].indexOf(c);
