@@ -80,7 +80,7 @@ class ApiFailure extends Error {
  * One API call. Records it in the strip; returns {status, ok, data, node, retryAfter}
  * (status 0 = the network failed). Never throws.
  */
-async function api(method, path, body) {
+async function api(method, path, body, { anonymousOk = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
@@ -95,7 +95,7 @@ async function api(method, path, body) {
     });
   } catch {
     const reply = { status: 0, ok: false, data: null, node: null, retryAfter: null };
-    record(method, path, reply);
+    record(method, path, reply, false);
     return reply;
   }
   let data = null;
@@ -106,12 +106,13 @@ async function api(method, path, body) {
     data = null; // e.g. an HTML error page from the load balancer
   }
   const reply = { status: res.status, ok: res.ok, data, node: res.headers.get('X-Served-By'), retryAfter: res.headers.get('Retry-After') };
-  record(method, path, reply);
+  // A 401 from the first look for a session just means "not logged in yet": not an error cell.
+  record(method, path, reply, anonymousOk && res.status === 401);
   return reply;
 }
 
-function record(method, path, reply) {
-  state.history.push({ node: reply.node, method, path, status: reply.status });
+function record(method, path, reply, expected) {
+  state.history.push({ node: reply.node, method, path, status: reply.status, expected });
   if (state.history.length > STRIP_SIZE) state.history.splice(0, state.history.length - STRIP_SIZE);
   if (reply.node) state.lastNode = reply.node;
   renderStrip();
@@ -209,12 +210,13 @@ function renderStrip() {
   for (const r of state.history) {
     const li = document.createElement('li');
     li.className = 'cell';
-    const failed = r.status === 0 || r.status >= 400;
+    const failed = !r.expected && (r.status === 0 || r.status >= 400);
     if (failed) li.classList.add('cell--error');
     li.dataset.node = r.node ?? '';
     li.dataset.status = String(r.status);
     li.style.setProperty('--node', nodeColour(r.node));
-    const label = `${r.method} ${r.path} → ${r.status === 0 ? 'network error' : r.status}, ${r.node ? `served by ${r.node}` : 'no node'}`;
+    const outcome = r.status === 0 ? 'network error' : r.expected ? `${r.status} (not logged in)` : String(r.status);
+    const label = `${r.method} ${r.path} → ${outcome}, ${r.node ? `served by ${r.node}` : 'no node'}`;
     li.title = label;
     const name = document.createElement('span');
     name.className = 'cell__name';
@@ -276,7 +278,7 @@ function renderCart(cart, node) {
     ui.cartItems.append(li);
   }
   ui.cartCount.textContent = String(cart?.count ?? 0);
-  ui.cartSource.textContent = cart && node ? ` · loaded from ${node}` : '';
+  ui.cartSource.textContent = cart && node ? ` · last answered by ${node}` : '';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,8 +313,8 @@ function failed(reply, doing) {
 }
 
 /** GET /api/me: refreshes the session facts. Returns true when logged in. */
-async function refreshMe(doing = 'loading the session') {
-  const r = await api('GET', '/api/me');
+async function refreshMe(doing = 'loading the session', opts) {
+  const r = await api('GET', '/api/me', undefined, opts);
   if (!r.ok || !r.data?.user) {
     failed(r, doing);
     return false;
@@ -356,6 +358,7 @@ async function login(event) {
     return;
   }
   await exclusive(async () => {
+    clearMessages();
     showStatus('Logging in…');
     const r = await api('POST', '/api/login', { username, password });
     if (!r.ok) {
@@ -369,6 +372,7 @@ async function login(event) {
     // Provisional facts until /api/me answers, so a 401 right after login still reads as a lost session.
     state.me = { user: r.data?.user ?? username, mode: '', loginAt: r.data?.loginAt ?? Date.now(), createdOn: r.data?.node ?? r.node ?? '', requests: 0 };
     ui.password.value = '';
+    ui.sendProgress.textContent = '';
     clearMessages();
     if (await refreshMe('loading the session')) {
       await refreshCart();
@@ -417,6 +421,7 @@ async function addToCart(sku, qty) {
     if (!r.ok) return failed(r, 'adding to the cart');
     clearMessages();
     renderCart(r.data, r.node);
+    if (ui.sku.value.trim() === sku) ui.sku.value = '';
     showStatus(`Added ${qty} × ${sku} (on ${r.node ?? 'unknown node'}).`);
   });
 }
@@ -451,7 +456,7 @@ setInterval(renderAge, 1000);
 renderStrip();
 renderServedBy();
 void exclusive(async () => {
-  if (await refreshMe('loading the session')) await refreshCart();
+  if (await refreshMe('loading the session', { anonymousOk: true })) await refreshCart();
   else renderSession();
   if (!state.me) ui.username.focus();
 });

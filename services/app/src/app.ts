@@ -81,7 +81,7 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   api.use(sessions.middleware);
   const guard = { requireUser: requireUser({ absoluteTimeoutS: config.session.absoluteTimeoutS, metrics: deps.metrics }), requireCsrf: requireCsrf(config.secrets) };
   const common = { nodeId: config.nodeId, cookieName: config.cookie.name, secrets: config.secrets, metrics: deps.metrics, ...guard };
-  api.use(authRoutes({ ...common, absoluteTimeoutS: config.session.absoluteTimeoutS, users: deps.users, sessions }));
+  api.use(authRoutes({ ...common, absoluteTimeoutS: config.session.absoluteTimeoutS, users: deps.users, sessions, anonymousSessionsStored: config.session.profile === 'textbook' }));
   api.use(meRoutes({ ...common, mode: config.mode }));
   api.use(cartRoutes(common));
   api.use(sessionsRoutes({ ...common, index: sessions.index }));

@@ -53,8 +53,10 @@ export class RedisUserSessionIndex implements UserSessionIndex {
   async add(user: string, sid: string, createdAt: number): Promise<string[]> {
     const key = this.key(user);
     try {
+      // One round trip; no MULTI needed: a concurrent login of the same user only changes which
+      // of them evicts the oldest.
       const [, , [, count]] = (await this.aux
-        .multi()
+        .pipeline()
         .zadd(key, createdAt, sid)
         .expire(key, this.opts.absoluteTimeoutS)
         .zcard(key)
