@@ -7,10 +7,16 @@ import { Client, startCluster } from './support.js';
 let shared: Awaited<ReturnType<typeof startCluster>>;
 let sticky: Awaited<ReturnType<typeof startCluster>>;
 beforeAll(async () => {
-  [shared, sticky] = await Promise.all([
+  const started = await Promise.allSettled([
     startCluster({ mode: 'shared', nodes: 2, nodeEnv: { LOG_LEVEL: 'info', LOGIN_MAX_FAILURES: '2' } }),
     startCluster({ mode: 'sticky', nodes: 2 }),
   ]);
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  [shared, sticky] = started.map((s) => (s as PromiseFulfilledResult<typeof shared>).value) as [typeof shared, typeof sticky];
 });
 afterAll(async () => {
   await Promise.all([shared?.stop(), sticky?.stop()]);
