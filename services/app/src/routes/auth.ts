@@ -57,7 +57,8 @@ export function authRoutes(d: AuthDeps): Router {
     const now = Date.now();
     Object.assign(req.session, { user, loginAt: now, node: d.nodeId, requests: 0, cart: [] });
     await save(req);
-    await d.sessions.index.add(user, req.sessionID, now);
+    const evicted = await d.sessions.index.add(user, req.sessionID, now);
+    if (evicted.length) d.metrics.sessionsDestroyed.inc({ reason: 'evicted' }, evicted.length);
     d.metrics.sessionsCreated.inc();
     d.metrics.logins.inc({ result: 'ok' });
     res.json({ user, node: d.nodeId, loginAt: now, csrfToken: csrfToken(d.secrets[0]!, req.sessionID) });
