@@ -1,0 +1,209 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localPrometheusConfig } from '../../services/cluster/src/prometheus-config.js';
+import { freePort, isListening, waitFor } from '../../services/cluster/src/lib/ports.js';
+import { startProcess, tail, which, type Proc } from '../../services/cluster/src/lib/process.js';
+import { startRedisServer } from '../../services/cluster/src/lib/redis-server.js';
+import { evaluatePanels, instantQuery, isK6Expression, panelExpressions } from './panels.js';
+
+/**
+ * evaluatePanels against a real Prometheus (Debian's, on a free loopback port) configured by
+ * localPrometheusConfig from infra/prometheus/prometheus.yml, scraping a real Redis through
+ * prometheus-redis-exporter, a real nginx through prometheus-nginx-exporter, and itself. No session
+ * node runs here: the app panels are proven by the cluster integration test, after real load.
+ * This test proves the evaluation itself (0 series for a missing metric, > 0 for a present one,
+ * errors for invalid PromQL), that every dashboard expression is valid PromQL to Prometheus, and
+ * that the Redis and nginx panels find their exporters' metrics.
+ */
+const here = path.dirname(fileURLToPath(import.meta.url));
+const COMPOSE_CONFIG = path.resolve(here, '../prometheus/prometheus.yml');
+
+let tmp: string;
+let promUrl: string;
+const procs: Proc[] = [];
+
+function need(bin: string): string {
+  const p = which(bin);
+  if (!p) throw new Error(`${bin} is not installed (scripts/setup.sh installs it)`);
+  return p;
+}
+
+async function start(name: string, command: string, args: string[], port: number): Promise<Proc> {
+  const proc = startProcess({ name, command, args, logFile: path.join(tmp, `${name}.log`) });
+  procs.push(proc);
+  try {
+    await waitFor(`${name} on port ${port}`, () => isListening(port), 20_000, 100, () => (proc.alive() ? null : 'exited'));
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${tail(proc.logFile)}`);
+  }
+  return proc;
+}
+
+async function scalar(expr: string): Promise<number> {
+  const res = await fetch(new URL(`/api/v1/query?query=${encodeURIComponent(expr)}`, promUrl));
+  const json = (await res.json()) as { data?: { result?: Array<{ value: [number, string] }> } };
+  const v = json.data?.result?.[0]?.value[1];
+  return v === undefined ? Number.NaN : Number(v);
+}
+
+/** SET through Redis's inline protocol, so the keyspace (redis_db_keys) has something in it. */
+function redisSet(port: number, key: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    sock.once('error', reject);
+    sock.once('data', (d) => (sock.end(), d.toString().startsWith('+OK') ? resolve() : reject(new Error(d.toString()))));
+    sock.write(`SET ${key} 1\r\n`);
+  });
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'panels-'));
+  const [redisPort, redisExpPort, nginxPort, nginxExpPort, promPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+
+  procs.push(await startRedisServer({ port: redisPort, dir: tmp }));
+  await redisSet(redisPort, 'sess:panels-test');
+  await start('redis-exporter', need('prometheus-redis-exporter'), ['-redis.addr', `redis://127.0.0.1:${redisPort}`, '-web.listen-address', `127.0.0.1:${redisExpPort}`], redisExpPort);
+
+  fs.writeFileSync(
+    path.join(tmp, 'nginx.conf'),
+    `daemon off;
+worker_processes 1;
+pid ${tmp}/nginx.pid;
+error_log ${tmp}/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}/nginx-body;
+  proxy_temp_path ${tmp}/nginx-proxy;
+  fastcgi_temp_path ${tmp}/nginx-fastcgi;
+  uwsgi_temp_path ${tmp}/nginx-uwsgi;
+  scgi_temp_path ${tmp}/nginx-scgi;
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location = /stub_status { stub_status; }
+    location / { return 200 "ok\\n"; }
+  }
+}
+`,
+  );
+  await start('nginx', need('nginx'), ['-e', `${tmp}/nginx-error.log`, '-p', tmp, '-c', path.join(tmp, 'nginx.conf')], nginxPort);
+  await start(
+    'nginx-exporter',
+    need('prometheus-nginx-exporter'),
+    ['-nginx.scrape-uri', `http://127.0.0.1:${nginxPort}/stub_status`, '-web.listen-address', `127.0.0.1:${nginxExpPort}`],
+    nginxExpPort,
+  );
+
+  // The compose config, made local. The app job gets Prometheus itself as a stand-in target with a
+  // node label, to show that file_sd target labels reach the series (no session node runs here).
+  const { yaml, files } = localPrometheusConfig(
+    fs.readFileSync(COMPOSE_CONFIG, 'utf8'),
+    {
+      app: [{ target: `127.0.0.1:${promPort}`, labels: { node: 'stand-in-1' } }],
+      nginx: [`127.0.0.1:${nginxExpPort}`],
+      redis: [`127.0.0.1:${redisExpPort}`],
+      prometheus: [`127.0.0.1:${promPort}`],
+    },
+    path.join(tmp, 'targets'),
+  );
+  fs.mkdirSync(path.join(tmp, 'targets'));
+  for (const [file, text] of Object.entries(files)) fs.writeFileSync(file, text);
+  fs.writeFileSync(path.join(tmp, 'prometheus.yml'), yaml);
+  await start(
+    'prometheus',
+    need('prometheus'),
+    [
+      `--config.file=${path.join(tmp, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(tmp, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--web.enable-remote-write-receiver',
+    ],
+    promPort,
+  );
+  promUrl = `http://127.0.0.1:${promPort}`;
+
+  // Every target scraped successfully, then enough samples for rate() over 30 s (two or more).
+  await waitFor('all four targets up', async () => (await scalar('sum(up)')) === 4, 30_000, 250);
+  for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/`).then((r) => r.text());
+  await waitFor('rate() over nginx and redis counters', async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total[30s]))')) === 2, 30_000, 500);
+}, 90_000);
+
+afterAll(async () => {
+  for (const p of procs.reverse()) await p.stop('SIGTERM', 5_000).catch(() => {});
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('evaluatePanels against a real Prometheus', () => {
+  it('counts series: 0 for a missing metric, > 0 for up, an error for invalid PromQL', async () => {
+    // A one-panel-per-case dashboard directory, evaluated like the real ones.
+    const dir = fs.mkdtempSync(path.join(tmp, 'dash-'));
+    const target = (expr: string) => ({ refId: 'A', expr });
+    fs.writeFileSync(
+      path.join(dir, 'probe.json'),
+      JSON.stringify({
+        title: 'probe',
+        panels: [
+          { id: 1, title: 'up', type: 'timeseries', targets: [target('up{job=~"$job", instance=~"$instance"}')] },
+          { id: 2, title: 'missing', type: 'timeseries', targets: [target('no_such_metric_anywhere{job=~"$job", instance=~"$instance"}')] },
+          { id: 3, title: 'invalid', type: 'timeseries', targets: [target('sum(rate(up{job=~"$job"}[$__rate_interval])')] },
+          { id: 4, title: 'row', type: 'row', panels: [{ id: 5, title: 'nested', type: 'stat', targets: [target('count(up{job=~"$job"})')] }] },
+          { id: 6, title: 'k6', type: 'timeseries', targets: [target('sum(rate(k6_http_reqs_total[$__rate_interval]))')] },
+        ],
+      }),
+    );
+    const res = await evaluatePanels(promUrl, { skipK6: false, dashboardsDir: dir });
+    const by = Object.fromEntries(res.map((r) => [r.panel, r]));
+    expect(by.up).toMatchObject({ series: 4, expr: 'up{job=~".+", instance=~".+"}' });
+    expect(by.up!.error).toBeUndefined();
+    expect(by.missing).toMatchObject({ series: 0 });
+    expect(by.missing!.error).toBeUndefined();
+    expect(by.invalid!.series).toBe(0);
+    expect(by.invalid!.error).toMatch(/bad_data|parse error/);
+    expect(by.nested).toMatchObject({ series: 1 });
+    expect(by.k6).toMatchObject({ series: 0 });
+    // A variable set narrows the selection like Grafana's picker does.
+    const onlyRedis = await evaluatePanels(promUrl, { skipK6: true, dashboardsDir: dir, variables: { job: 'redis' } });
+    expect(onlyRedis.find((r) => r.panel === 'up')).toMatchObject({ series: 1, expr: 'up{job=~"redis", instance=~".+"}' });
+    // skipK6 leaves out the k6 expression and nothing else.
+    expect(onlyRedis.map((r) => r.panel)).toEqual(['up', 'missing', 'invalid', 'nested']);
+  });
+
+  it('the local config carries the app targets’ node label (file_sd labels, honor_labels)', async () => {
+    expect(await scalar('up{job="app", node="stand-in-1"}')).toBe(1);
+    // honor_labels on the app job: a label the target also exports is not renamed to exported_*.
+    expect((await instantQuery(promUrl, 'count({job="app", exported_node!=""})')).series).toBe(0);
+  });
+
+  it('every dashboard expression is valid PromQL to Prometheus, and the Redis and nginx panels have data', async () => {
+    const all = panelExpressions();
+    const res = await evaluatePanels(promUrl, { skipK6: false });
+    expect(res.length).toBe(all.length);
+    expect(res.filter((r) => r.error).map((r) => `${r.file} / ${r.panel}: ${r.error}`)).toEqual([]);
+
+    // The exporters' panels find their metrics: names and labels are right.
+    const exporters = res.filter((r) => r.file === 'redis-nginx.json' && !r.template.includes('session_cluster_'));
+    expect(exporters.length).toBeGreaterThan(10);
+    expect(exporters.filter((r) => r.series === 0).map((r) => `${r.panel} (${r.refId}): ${r.expr}`)).toEqual([]);
+    // Panels on up find the scrape targets.
+    for (const panel of ['Nodes up', 'Scrape targets up']) {
+      expect(res.filter((r) => r.panel === panel).every((r) => r.series > 0), panel).toBe(true);
+    }
+    // No session node and no k6 here: their panels are empty, as they must be (no false positives).
+    const appOnly = res.filter((r) => r.template.includes('session_cluster_') && !r.template.includes('nginx_'));
+    expect(appOnly.length).toBeGreaterThan(20);
+    expect(appOnly.filter((r) => r.series > 0).map((r) => r.panel)).toEqual([]);
+    expect(res.filter((r) => isK6Expression(r.template) && r.series > 0)).toEqual([]);
+
+    // skipK6 leaves out exactly the k6 expressions.
+    const skipped = await evaluatePanels(promUrl, { skipK6: true });
+    const k6 = all.filter((e) => isK6Expression(e.template));
+    expect(k6.length).toBeGreaterThan(0);
+    expect(new Set(k6.map((e) => e.file))).toEqual(new Set(['sessions.json']));
+    expect(skipped.length).toBe(all.length - k6.length);
+    expect(skipped.some((r) => isK6Expression(r.template))).toBe(false);
+  });
+});
