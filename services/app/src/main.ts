@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       node.close();
       await Promise.allSettled(Object.values(redis ?? {}).map((c) => c.quit()));
       logger.info('drained; exiting');
-      process.exit(0);
+      logger.flush(() => process.exit(0));
     });
     // Keep-alive connections that finish their last request while draining are closed too.
     setInterval(() => server.closeIdleConnections(), 100).unref();

@@ -10,7 +10,6 @@ declare global {
   namespace Express {
     interface Request {
       id: string;
-      log: Logger;
     }
   }
 }
@@ -24,7 +23,6 @@ export function requestContext(opts: { nodeId: string; logger: Logger; metrics: 
   return (req, res, next) => {
     const incoming = req.get('x-request-id');
     req.id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    req.log = opts.logger.child({ reqId: req.id });
     res.setHeader('X-Served-By', opts.nodeId);
     res.setHeader('X-Request-Id', req.id);
     const started = process.hrtime.bigint();
@@ -33,7 +31,7 @@ export function requestContext(opts: { nodeId: string; logger: Logger; metrics: 
       const route = req.route ? `${res.locals.routeBase ?? ''}${req.route.path}` : 'unmatched';
       opts.metrics.httpRequests.inc({ route, method: req.method, status: String(res.statusCode) });
       opts.metrics.httpDuration.observe({ route, method: req.method }, seconds);
-      req.log.info({ method: req.method, route, url: req.originalUrl.slice(0, 200), status: res.statusCode, ms: Math.round(seconds * 10000) / 10 }, 'request');
+      opts.logger.info({ reqId: req.id, method: req.method, route, url: req.originalUrl.slice(0, 200), status: res.statusCode, ms: Math.round(seconds * 10000) / 10 }, 'request');
     });
     next();
   };

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, catalogue } from '../errors.js';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.js';
 
 /** 404 for anything no route matched. */
 export const notFound: RequestHandler = (_req, _res, next) => next(new AppError('NOT_FOUND'));
@@ -27,14 +28,15 @@ function fromBodyParser(err: { type?: string; status?: number }): AppError | nul
  * The one place errors become responses: `{ error: { code, message } }` with the catalogue's
  * status. Unknown errors are logged with their stack and answered as INTERNAL, without it.
  */
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const known = err instanceof AppError ? err : fromBodyParser(err ?? {});
-  const appErr = known ?? new AppError('INTERNAL');
-  if (!known) req.log?.error({ err }, 'unhandled error');
-  else if (appErr.status >= 500) req.log?.warn({ code: appErr.code, cause: String(appErr.cause ?? '') }, appErr.message);
-  if (res.headersSent) return res.end();
-  if (appErr.extra.retryAfterS !== undefined) res.setHeader('Retry-After', String(appErr.extra.retryAfterS));
-  res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message } });
-};
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const known = err instanceof AppError ? err : fromBodyParser(err ?? {});
+    const appErr = known ?? new AppError('INTERNAL');
+    if (!known) logger.error({ reqId: req.id, err }, 'unhandled error');
+    else if (appErr.status >= 500) logger.warn({ reqId: req.id, code: appErr.code, cause: String(appErr.cause ?? '') }, appErr.message);
+    if (res.headersSent) return res.end();
+    if (appErr.extra.retryAfterS !== undefined) res.setHeader('Retry-After', String(appErr.extra.retryAfterS));
+    res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message } });
+  };
+}
 
-export { catalogue };
