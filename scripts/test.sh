@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 npm run -s build
+npx tsc -p tsconfig.test.json   # tests and infra scripts are type-checked too
 exec npx vitest run "$@"

@@ -140,7 +140,7 @@ describe('every response', () => {
     }
     const nf = await fetch(node.url + '/nope');
     expect(nf.status).toBe(404);
-    expect((await nf.json()).error.code).toBe('NOT_FOUND');
+    expect(((await nf.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 });
 

@@ -86,7 +86,7 @@ describe('garbage and forged cookies', () => {
       for (const n of [a, sa]) {
         const r = await fetch(n.url + '/api/me', { headers: { cookie } });
         expect(r.status).toBe(401);
-        expect((await r.json()).error.code).toBe('UNAUTHENTICATED');
+        expect(((await r.json()) as { error: { code: string } }).error.code).toBe('UNAUTHENTICATED');
       }
     });
   }
