@@ -1,0 +1,36 @@
+// Where and how a script runs, from k6's -e/environment variables. No other module reads __ENV.
+//   BASE_URL     the cluster's one way in (nginx); default http://127.0.0.1:8080 (compose: http://nginx:8080)
+//   MODE         shared | sticky: which claims the thresholds hold the run to (lib/thresholds.js)
+//   USER_OFFSET  VU n logs in as user<n + USER_OFFSET>, so two runs can use disjoint demo users
+//   EXPECT_LOSS  1 = a node is killed during the run (the experiment sets it); sticky then must lose sessions
+//   PROFILE      smoke | load | soak | experiment (lib/profiles.js)
+//   DURATION, VUS  the experiment profile's length and size
+//   SUMMARY_PATH where handleSummary writes its JSON (default summary.json)
+
+function intEnv(name, fallback) {
+  const raw = __ENV[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+const MODES = ['shared', 'sticky'];
+const mode = (__ENV.MODE || 'shared').toLowerCase();
+if (!MODES.includes(mode)) throw new Error(`MODE must be shared or sticky, got "${__ENV.MODE}"`);
+
+export const config = Object.freeze({
+  baseUrl: (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+  mode,
+  userOffset: intEnv('USER_OFFSET', 0),
+  expectLoss: ['1', 'true', 'yes'].includes(String(__ENV.EXPECT_LOSS || '').toLowerCase()),
+  profile: (__ENV.PROFILE || 'smoke').toLowerCase(),
+  duration: __ENV.DURATION || '60s',
+  vus: intEnv('VUS', 20),
+  summaryPath: __ENV.SUMMARY_PATH || 'summary.json',
+});
+
+/** The demo user of a VU (k6 numbers VUs from 1). The node's directory has user1..userDEMO_USERS. */
+export function userFor(vu) {
+  const n = vu + config.userOffset;
+  return { username: `user${n}`, password: `pass${n}` };
+}

@@ -1,0 +1,164 @@
+// Session survival: every VU is one user with one long-lived session, and checks on every
+// response that the session is still the same one and its counters never went backwards.
+//
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e MODE=shared loadtest/survival.js
+//
+// A 401 for a session that was valid (the VU never logged out) is a lost session: counted in
+// sessions_lost (tagged with the node that last served it), then the VU logs in again and goes on.
+// 5xx and network errors are failed requests (failed_requests), not losses: the session may well
+// be intact on the next request. See loadtest/README.md for the metrics and thresholds.
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { check, sleep } from 'k6';
+import { Counter, Rate, Trend } from 'k6/metrics';
+import { config, userFor } from './lib/config.js';
+import { profile } from './lib/profiles.js';
+import { thresholds } from './lib/thresholds.js';
+import { summaryOutputs } from './lib/summary.js';
+
+export const options = {
+  scenarios: { survival: profile() },
+  thresholds: thresholds(),
+  // One VU = one browser: keep its cookies (sid, and sticky mode's scroute) across iterations.
+  noCookiesReset: true,
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
+  // A stopped node refuses at once; a hung one must not hold a VU for k6's default 60 s.
+  // (Per request below: `timeout` is a request parameter, not a global option.)
+};
+
+// 401 is an expected answer (a lost session is counted in sessions_lost, not as an HTTP failure);
+// http_req_failed then means exactly: 5xx, network errors and unexpected 4xx.
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 401));
+
+const sessionsLost = new Counter('sessions_lost');
+const sessionsStarted = new Counter('sessions_started');
+const continuity = new Rate('session_continuity');
+const requestsByNode = new Counter('requests_by_node');
+const loginDuration = new Trend('login_duration', true);
+const failedRequests = new Counter('failed_requests');
+
+const BASE = config.baseUrl;
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+const SKUS = ['apple', 'bread', 'cheese', 'dates', 'eggs', 'flour', 'grapes', 'honey'];
+
+/** This VU's session (each VU has its own JS runtime, so module state is per VU). */
+let session = null; // { user, loginAt, requests, cartCount, csrf, node }
+
+const servedBy = (res) => res.headers['X-Served-By'] || res.headers['x-served-by'] || '';
+
+function body(res) {
+  try {
+    return res.json();
+  } catch {
+    return null;
+  }
+}
+
+/** A response that is neither a node's answer on the session nor a 401: 5xx, network error, other 4xx. */
+function failed(res, kind) {
+  const status = String(res.status);
+  failedRequests.add(1, { kind, status });
+  if (res.status === 0 || res.status >= 500) return; // the node or the path to it failed; the session may be fine
+  // Any other 4xx on a valid session (403 CSRF, 400) means the session is not what it was.
+  continuity.add(false, { kind });
+  console.warn(`VU ${exec.vu.idInTest} ${kind}: unexpected ${res.status} ${res.body}`);
+}
+
+function login() {
+  const { username, password } = userFor(exec.vu.idInTest);
+  const res = http.post(`${BASE}/api/login`, JSON.stringify({ username, password }), {
+    headers: JSON_HEADERS,
+    tags: { name: 'POST /api/login', kind: 'login' },
+    timeout: '10s',
+  });
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  const b = body(res);
+  if (res.status !== 200 || !b || b.user !== username || !b.csrfToken) {
+    failed(res, 'login');
+    sleep(0.5); // back off; the next iteration tries again
+    return;
+  }
+  loginDuration.add(res.timings.duration);
+  sessionsStarted.add(1, { node });
+  session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, node };
+}
+
+/** A 401 on a session that was valid: the session is gone. */
+function lost(kind) {
+  sessionsLost.add(1, { node: session.node || 'unknown', kind });
+  continuity.add(false, { kind });
+  session = null; // log in again on the next iteration
+}
+
+function readMe() {
+  const res = http.get(`${BASE}/api/me`, { tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  if (res.status === 401) return lost('read');
+  const b = body(res);
+  if (res.status !== 200 || !b) return failed(res, 'read');
+  const ok = check(b, {
+    identity: (x) => x.user === session.user && x.loginAt === session.loginAt,
+    counters: (x) => typeof x.requests === 'number' && x.requests > session.requests,
+  });
+  continuity.add(ok, { kind: 'read' });
+  if (!ok) console.warn(`VU ${exec.vu.idInTest} me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
+  session.requests = Math.max(session.requests, b.requests || 0);
+  session.node = node || session.node;
+}
+
+function readCart() {
+  const res = http.get(`${BASE}/api/cart`, { tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  if (res.status === 401) return lost('read');
+  const b = body(res);
+  if (res.status !== 200 || !b) return failed(res, 'read');
+  const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
+  continuity.add(ok, { kind: 'read' });
+  if (!ok) console.warn(`VU ${exec.vu.idInTest} cart: count went from ${session.cartCount} to ${b.count}`);
+  session.cartCount = Math.max(session.cartCount, b.count || 0);
+  session.node = node || session.node;
+}
+
+function addToCart() {
+  const sku = SKUS[Math.floor(Math.random() * SKUS.length)];
+  const res = http.post(`${BASE}/api/cart/items`, JSON.stringify({ sku, qty: 1 }), {
+    headers: { ...JSON_HEADERS, 'X-CSRF-Token': session.csrf },
+    tags: { name: 'POST /api/cart/items', kind: 'write' },
+    timeout: '10s',
+  });
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  if (res.status === 401) return lost('write');
+  const b = body(res);
+  if (res.status !== 201 || !b) return failed(res, 'write');
+  // The cart only grows (a line stops at 99). A POST that failed mid-flight may have been applied,
+  // so the count may jump by more than one, but it never goes back.
+  const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
+  continuity.add(ok, { kind: 'write' });
+  if (!ok) console.warn(`VU ${exec.vu.idInTest} add: count went from ${session.cartCount} to ${b.count}`);
+  session.cartCount = Math.max(session.cartCount, b.count || 0);
+  session.node = node || session.node;
+}
+
+export default function () {
+  // Every metric the thresholds and dashboards name exists even if nothing is ever lost or failed,
+  // and keeps getting samples: Prometheus remote write sends a series only for the periods in
+  // which it had samples, and rate()/increase() need at least two.
+  sessionsLost.add(0);
+  failedRequests.add(0);
+  if (!session) login();
+  else {
+    const r = Math.random();
+    if (r < 0.6) readMe();
+    else if (r < 0.7) readCart();
+    else addToCart();
+  }
+  sleep(0.05 + Math.random() * 0.05); // 50-100 ms between requests: a 2-core box must not saturate
+}
+
+export function handleSummary(data) {
+  return summaryOutputs(data);
+}

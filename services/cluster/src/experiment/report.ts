@@ -1,0 +1,245 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { shares } from './analyze.js';
+import { plotRun } from './plot.js';
+import type { RunOutcome } from './run.js';
+
+/** One run in summary.json. Numbers come from k6's output (summary data and JSON lines). */
+export interface RunSummary {
+  mode: 'shared' | 'sticky';
+  nodes: number;
+  vus: number;
+  durationS: number;
+  requests: number;
+  failedRequests: number;
+  /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items). */
+  requestsByKind: { read: number; write: number; login: number };
+  failedByKind: { read: number; write: number; login: number };
+  sessionsTotal: number;
+  sessionsLost: number;
+  /** Lost between the kill and the restarted node's readiness (or the end), and after that. */
+  sessionsLostDuringOutage: number;
+  sessionsLostAfterRestart: number;
+  /** Lost sessions by the node that last served them. */
+  sessionsLostByNode: Record<string, number>;
+  /** Checks on identity/counters that failed: a session that continued, but wrongly. */
+  checkFailures: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  killedNode: string | null;
+  /** Sessions the killed node said it held just before the kill (sticky; null in shared mode). */
+  killedNodeSessions: number | null;
+  killAtS: number | null;
+  restartAtS: number | null;
+  readyAtS: number | null;
+  shareBeforeKill: Record<string, number>;
+  /** From the kill until the restarted node is ready (or the end). */
+  shareAfterKill: Record<string, number>;
+  /** From the restarted node's readiness to the end. */
+  shareAfterRestart: Record<string, number> | null;
+  k6: { exitCode: number | null; thresholdsPassed: boolean };
+  claim: { expected: string; held: boolean; why: string };
+  files: { plot: string; html: string; k6Summary: string; k6Json: string; k6Log: string; logs: string };
+}
+
+export interface Summary {
+  generatedAt: string;
+  command: string;
+  machine: { cpus: number; node: string; k6: string };
+  runs: RunSummary[];
+}
+
+const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
+
+/**
+ * Failed GETs the shared claim tolerates: 0.1 % of reads (the same 99.9 % the k6 thresholds use).
+ * nginx replays a GET on the next node when the connect is refused or the connection breaks
+ * before a response header (proxy_next_upstream error), so a node's death should fail none;
+ * the tolerance covers a node dying after nginx read the header but before the body, which
+ * nginx cannot replay.
+ */
+export const readTolerance = (reads: number) => Math.floor(reads * 0.001);
+
+export function summarizeRun(r: RunOutcome): RunSummary {
+  const m = r.summary.metrics;
+  const count = (name: string) => m[name]?.values.count ?? 0;
+  const dur = m.http_req_duration?.values ?? {};
+  const s = r.series;
+  const rel = (wall: number | null) => (wall === null || !s.origin ? null : round((wall - s.origin) / 1000, 1));
+  const killAtS = rel(r.killWall);
+  const restartAtS = rel(r.restartWall);
+  const end = s.seconds.length;
+  const nodes = Array.from({ length: r.nodes }, (_, i) => `app-${i + 1}`);
+  const readyAtS = rel(r.readyWall);
+  // The outage lasts from the kill until the restarted node is ready (or the end of the run).
+  const outageEnd = readyAtS ?? end + 1;
+  const failedByKind = { read: 0, write: 0, login: 0 };
+  for (const f of s.failures) if (f.kind in failedByKind) failedByKind[f.kind as keyof typeof failedByKind]++;
+  const lostByNode: Record<string, number> = {};
+  for (const l of s.losses) lostByNode[l.node] = (lostByNode[l.node] ?? 0) + 1;
+  const lostDuring = killAtS === null ? 0 : s.losses.filter((l) => l.t >= killAtS && l.t < outageEnd).length;
+  const lostAfter = readyAtS === null ? 0 : s.losses.filter((l) => l.t >= readyAtS).length;
+  const thresholdsPassed = Object.values(m).every((x) => Object.values(x.thresholds ?? {}).every((t) => t.ok));
+
+  const run: RunSummary = {
+    mode: r.mode,
+    nodes: r.nodes,
+    vus: r.vus,
+    durationS: r.durationS,
+    requests: count('http_reqs'),
+    failedRequests: count('failed_requests'),
+    requestsByKind: { read: s.requestsByKind.read ?? 0, write: s.requestsByKind.write ?? 0, login: s.requestsByKind.login ?? 0 },
+    failedByKind,
+    sessionsTotal: count('sessions_started'),
+    sessionsLost: count('sessions_lost'),
+    sessionsLostDuringOutage: lostDuring,
+    sessionsLostAfterRestart: lostAfter,
+    sessionsLostByNode: lostByNode,
+    checkFailures: m.checks?.values.fails ?? 0,
+    p50Ms: round(dur.med ?? 0),
+    p95Ms: round(dur['p(95)'] ?? 0),
+    p99Ms: round(dur['p(99)'] ?? 0),
+    killedNode: r.killedNode,
+    killedNodeSessions: r.killedNode && r.mode === 'sticky' ? (r.sessionsHeld[r.killedNode] ?? 0) : null,
+    killAtS,
+    restartAtS,
+    readyAtS,
+    shareBeforeKill: shares(s, nodes, 0, killAtS ?? end + 1),
+    shareAfterKill: killAtS === null ? {} : shares(s, nodes, killAtS, outageEnd),
+    shareAfterRestart: readyAtS === null ? null : shares(s, nodes, readyAtS, end + 1),
+    k6: { exitCode: r.k6Exit.code, thresholdsPassed },
+    claim: { expected: '', held: false, why: '' },
+    files: {
+      plot: `failover-${r.mode}.svg`,
+      html: path.basename(r.files.html),
+      k6Summary: path.basename(r.files.summary),
+      k6Json: path.basename(r.files.json),
+      k6Log: path.basename(r.files.log),
+      logs: path.basename(r.files.logs),
+    },
+  };
+  run.claim = judge(run);
+  return run;
+}
+
+/** The claim of each mode, and whether this run's numbers hold it. */
+export function judge(r: RunSummary): RunSummary['claim'] {
+  const tol = readTolerance(r.requestsByKind.read);
+  if (r.killedNode === null) {
+    const held = r.sessionsLost === 0 && r.failedRequests === 0 && r.checkFailures === 0;
+    return {
+      expected: 'no node killed: no session lost, no request failed',
+      held,
+      why: held ? 'nothing lost, nothing failed' : `lost ${r.sessionsLost}, failed ${r.failedRequests}, bad checks ${r.checkFailures}`,
+    };
+  }
+  if (r.mode === 'shared') {
+    const problems: string[] = [];
+    if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    if (r.failedByKind.read > tol) problems.push(`${r.failedByKind.read} failed read(s) > tolerance ${tol}`);
+    if (r.failedByKind.write > r.vus) problems.push(`${r.failedByKind.write} failed write(s) > ${r.vus} (one in flight per VU)`);
+    if (r.failedByKind.login > 0) problems.push(`${r.failedByKind.login} failed login(s)`);
+    if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed`);
+    return {
+      expected: `every session survives the SIGKILL of ${r.killedNode}: 0 lost; failed reads <= 0.1 % (nginx replays GETs); failed writes <= 1 per VU (a POST already sent to the dying node is not replayed)`,
+      held: problems.length === 0,
+      why: problems.length ? problems.join('; ') : `0 lost of ${r.sessionsTotal}; ${r.failedByKind.read} failed read(s), ${r.failedByKind.write} failed write(s)`,
+    };
+  }
+  const held = r.killedNodeSessions ?? 0;
+  const problems: string[] = [];
+  if (held > 0 && r.sessionsLostDuringOutage === 0) problems.push(`${r.killedNode} held ${held} session(s) but none was lost`);
+  if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed (a session continued wrongly)`);
+  return {
+    expected: `the sessions held by ${r.killedNode} (${held}) are lost when it is SIGKILLed; the other nodes' sessions continue`,
+    held: problems.length === 0,
+    why: problems.length
+      ? problems.join('; ')
+      : held === 0
+        ? `${r.killedNode} held no session: nothing to lose`
+        : `${r.sessionsLostDuringOutage} lost during the outage (${r.killedNode} held ${held})` +
+          (r.sessionsLostAfterRestart > 0 ? `, ${r.sessionsLostAfterRestart} more after the restart (their route cookies lead back to ${r.killedNode}, which does not have the sessions they re-created elsewhere)` : ''),
+  };
+}
+
+const pct = (v: number | undefined) => (v === undefined ? '-' : `${Math.round(v * 100)}%`);
+
+const HEAD = ['mode', 'nodes', 'VUs', 'requests', 'failed (r/w/login)', 'sessions', 'lost (outage/after restart)', 'p50 ms', 'p95 ms', 'p99 ms', 'killed (held)', 'claim'];
+
+function row(r: RunSummary): string[] {
+  return [
+    r.mode,
+    String(r.nodes),
+    String(r.vus),
+    String(r.requests),
+    `${r.failedRequests} (${r.failedByKind.read}/${r.failedByKind.write}/${r.failedByKind.login})`,
+    String(r.sessionsTotal),
+    `${r.sessionsLost} (${r.sessionsLostDuringOutage}/${r.sessionsLostAfterRestart})`,
+    String(r.p50Ms),
+    String(r.p95Ms),
+    String(r.p99Ms),
+    r.killedNode ? `${r.killedNode}${r.killedNodeSessions !== null ? ` (${r.killedNodeSessions})` : ''} @${r.killAtS}s` : 'none',
+    r.claim.held ? 'held' : 'NOT HELD',
+  ];
+}
+
+/** The table for the terminal. */
+export function textTable(s: Summary): string {
+  const rows = [HEAD, ...s.runs.map(row)];
+  const widths = HEAD.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const out = [line(HEAD), widths.map((w) => '-'.repeat(w)).join('  '), ...s.runs.map((r) => line(row(r)))];
+  for (const r of s.runs) out.push(`${r.mode}: ${r.claim.held ? 'claim held' : 'CLAIM NOT HELD'}: ${r.claim.why}`);
+  return out.join('\n');
+}
+
+export function markdown(s: Summary): string {
+  const md: string[] = [];
+  md.push('# Failover experiment', '');
+  md.push(`Generated ${s.generatedAt} by \`${s.command}\` on ${s.machine.cpus} CPU(s), Node ${s.machine.node}, k6 ${s.machine.k6}.`, '');
+  md.push('Each run starts its own local cluster (nginx in front of the nodes; Redis in shared mode), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.', '');
+  md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
+  for (const r of s.runs) md.push(`| ${row(r).join(' | ')} |`);
+  md.push('');
+  for (const r of s.runs) {
+    md.push(`## ${r.mode} mode`, '');
+    md.push(`**Claim:** ${r.claim.expected}. **${r.claim.held ? 'Held' : 'Not held'}:** ${r.claim.why}.`, '');
+    const timeline = r.killedNode
+      ? `${r.killedNode} SIGKILLed at t=${r.killAtS}s${r.restartAtS !== null ? `, started again at t=${r.restartAtS}s (ready at t=${r.readyAtS}s)` : ', not restarted'}.`
+      : 'No node was killed.';
+    md.push(`${r.vus} VUs for ${r.durationS}s against ${r.nodes} nodes. ${timeline} k6 thresholds ${r.k6.thresholdsPassed ? 'passed' : 'failed'} (exit ${r.k6.exitCode}).`, '');
+    md.push(`![${r.mode}: requests/s by node, failures, losses and latency over time](${r.files.plot})`, '');
+    const nodes = Object.keys(r.shareBeforeKill);
+    md.push('| node | share before kill | share during outage | share after restart | sessions lost (last served by) |', '|---|---|---|---|---|');
+    for (const n of nodes) md.push(`| ${n}${n === r.killedNode ? ' (killed)' : ''} | ${pct(r.shareBeforeKill[n])} | ${pct(r.shareAfterKill[n])} | ${r.shareAfterRestart ? pct(r.shareAfterRestart[n]) : '-'} | ${r.sessionsLostByNode[n] ?? 0} |`);
+    md.push('');
+    md.push(`k6: [HTML report](${r.files.html}) · [summary](${r.files.k6Summary}) · [samples (JSON lines, gzip)](${r.files.k6Json}) · [log](${r.files.k6Log}) · cluster logs in \`${r.files.logs}/\``, '');
+  }
+  return md.join('\n');
+}
+
+export function machine(k6: string): Summary['machine'] {
+  return { cpus: os.cpus().length, node: process.version, k6 };
+}
+
+/** Writes summary.json, summary.md and one SVG per run into `outDir`. */
+export function writeReport(outDir: string, s: Summary, outcomes: RunOutcome[]): void {
+  for (const [i, r] of s.runs.entries()) {
+    const o = outcomes[i]!;
+    const svg = plotRun({
+      title: `${r.mode} mode: ${r.nodes} nodes, ${r.vus} VUs, ${r.killedNode ? `SIGKILL ${r.killedNode}` : 'no kill'} — lost ${r.sessionsLost}, failed ${r.failedRequests}`,
+      seconds: o.series.seconds,
+      nodes: Object.keys(r.shareBeforeKill),
+      killAtS: r.killAtS,
+      restartAtS: r.restartAtS,
+      readyAtS: r.readyAtS,
+      killedNode: r.killedNode,
+    });
+    fs.writeFileSync(path.join(outDir, r.files.plot), svg);
+  }
+  fs.writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'summary.md'), markdown(s));
+}
+

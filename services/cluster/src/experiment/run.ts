@@ -1,0 +1,237 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { down, kill, REPO_ROOT, start, up, type ClusterState, type Mode } from '../cluster.js';
+import { freePort } from '../lib/ports.js';
+import { tail } from '../lib/process.js';
+import { readSeries, type Series } from './analyze.js';
+import { startK6 } from './k6.js';
+
+export const SURVIVAL_SCRIPT = path.join(REPO_ROOT, 'loadtest', 'survival.js');
+
+export interface FailoverOptions {
+  mode: Mode;
+  nodes: number;
+  durationS: number;
+  /** Seconds into the load; a kill at or after the end means no kill (a baseline run). */
+  killAtS: number;
+  /** Seconds after the kill; null = the node stays down. */
+  restartAfterS: number | null;
+  vus: number;
+  /** `busiest` (most sessions held in sticky mode, most requests served in shared mode) or a node name. */
+  killNode: string;
+  outDir: string;
+  k6: string;
+  /** Also start Prometheus and push k6's metrics to it (experimental-prometheus-rw). */
+  monitoring: boolean;
+  say: (line: string) => void;
+  signal: AbortSignal;
+}
+
+/** k6's handleSummary data (lib/summary.js writes it unchanged). */
+export interface K6Summary {
+  metrics: Record<string, { type: string; contains: string; values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
+  state?: { testRunDurationMs: number };
+}
+
+export interface RunOutcome {
+  mode: Mode;
+  nodes: number;
+  vus: number;
+  durationS: number;
+  killedNode: string | null;
+  /** Epoch ms. */
+  killWall: number | null;
+  restartWall: number | null;
+  readyWall: number | null;
+  /** What each node said it held just before the kill (session_cluster_sessions_active; sticky: its own sessions). */
+  sessionsHeld: Record<string, number>;
+  k6Exit: { code: number | null; signal: string | null };
+  summary: K6Summary;
+  series: Series;
+  files: { html: string; json: string; summary: string; log: string; logs: string };
+}
+
+class Aborted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(new Aborted());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), Math.max(0, ms));
+    const onAbort = () => (clearTimeout(timer), reject(new Aborted()));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** One node's Prometheus text, reduced to the two numbers that pick the busiest node. */
+async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number }> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
+  const text = await res.text();
+  let sessions = 0;
+  let requests = 0;
+  for (const line of text.split('\n')) {
+    const m = /^session_cluster_(sessions_active|http_requests_total)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'sessions_active') sessions = Number(m[2]);
+    else requests += Number(m[2]);
+  }
+  return { sessions, requests };
+}
+
+async function loads(state: ClusterState): Promise<Record<string, { sessions: number; requests: number }>> {
+  const out: Record<string, { sessions: number; requests: number }> = {};
+  for (const p of state.parts.filter((p) => p.kind === 'app')) {
+    out[p.name] = await nodeLoad(p.ports!.metrics!).catch(() => ({ sessions: 0, requests: 0 }));
+  }
+  return out;
+}
+
+function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions: number; requests: number }>, names: string[]): string {
+  if (choice !== 'busiest') {
+    if (!names.includes(choice)) throw new Error(`--kill-node: no node named ${choice} (nodes: ${names.join(', ')})`);
+    return choice;
+  }
+  // Sticky: the node holding the most sessions (the most to lose). Shared: the one that served most.
+  const key = mode === 'sticky' ? 'sessions' : 'requests';
+  const ranked = names.map((n) => ({ n, v: load[n]?.[key] ?? 0 })).sort((a, b) => b.v - a.v || a.n.localeCompare(b.n));
+  return ranked[0]!.v > 0 ? ranked[0]!.n : names.includes('app-2') ? 'app-2' : names[0]!;
+}
+
+/**
+ * One failover run: a fresh local cluster, k6 survival.js against it, SIGKILL of one node at
+ * killAt, `start` of it restartAfter later, the cluster torn down whatever happens.
+ */
+export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-experiment-${o.mode}-`));
+  const files = {
+    html: path.join(o.outDir, `k6-${o.mode}.html`),
+    json: path.join(o.outDir, `k6-${o.mode}.json.gz`),
+    summary: path.join(o.outDir, `k6-${o.mode}-summary.json`),
+    log: path.join(o.outDir, `k6-${o.mode}.log`),
+    logs: path.join(o.outDir, `logs-${o.mode}`),
+  };
+  for (const f of [files.html, files.json, files.summary, files.log]) fs.rmSync(f, { force: true });
+  const willKill = o.killAtS < o.durationS;
+  let k6: ReturnType<typeof startK6> | null = null;
+  let killedNode: string | null = null;
+  let killWall: number | null = null;
+  let restartWall: number | null = null;
+  let readyWall: number | null = null;
+  let sessionsHeld: Record<string, number> = {};
+  let k6Exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
+  o.signal.addEventListener('abort', stopK6, { once: true });
+  try {
+    const t0 = Date.now();
+    const state = await up({
+      dir: runDir,
+      mode: o.mode,
+      nodes: o.nodes,
+      port: await freePort(),
+      monitoring: o.monitoring,
+      demoUsers: o.vus, // user1..userVUS; every extra user is password hashing at start-up
+      nodeEnv: { LOG_LEVEL: 'warn' },
+    });
+    o.say(`${o.mode}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
+    if (o.signal.aborted) throw new Aborted();
+    const names = state.parts.filter((p) => p.kind === 'app').map((p) => p.name);
+    const nginxLog = state.parts.find((p) => p.kind === 'nginx')!.log;
+    const before = fs.statSync(nginxLog).size;
+    const prom = state.parts.find((p) => p.kind === 'prometheus');
+
+    k6 = startK6({
+      bin: o.k6,
+      script: SURVIVAL_SCRIPT,
+      vars: {
+        BASE_URL: state.url,
+        MODE: o.mode,
+        PROFILE: 'experiment',
+        DURATION: `${o.durationS}s`,
+        VUS: String(o.vus),
+        EXPECT_LOSS: willKill ? '1' : '0',
+        SUMMARY_PATH: files.summary,
+      },
+      jsonOut: files.json,
+      htmlReport: files.html,
+      logFile: files.log,
+      ...(prom && { prometheusWrite: `${prom.url}/api/v1/write` }),
+    });
+    const proc = k6;
+    let exited = false;
+    void proc.exited.then((e) => {
+      exited = true;
+      k6Exit = { code: e.code, signal: e.signal };
+    });
+    o.say(`${o.mode}: k6 started (pid ${proc.pid}): ${o.vus} VUs for ${o.durationS}s${willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
+
+    // The load has started when nginx logs its first request (its access log goes to this file).
+    const deadline = Date.now() + 30_000;
+    while (fs.statSync(nginxLog).size === before) {
+      if (exited) throw new Error(`k6 exited before sending a request (code ${k6Exit.code}):\n${tail(files.log)}`);
+      if (Date.now() > deadline) throw new Error(`k6 sent no request within 30 s:\n${tail(files.log)}`);
+      await abortableSleep(50, o.signal);
+    }
+    const loadStart = Date.now();
+    const at = () => `t=${((Date.now() - loadStart) / 1000).toFixed(1)}s`;
+
+    if (willKill) {
+      await abortableSleep(loadStart + o.killAtS * 1000 - Date.now(), o.signal);
+      if (exited) throw new Error(`k6 exited early (code ${k6Exit.code}):\n${tail(files.log)}`);
+      const load = await loads(state);
+      sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l.sessions]));
+      killedNode = pickVictim(o.mode, o.killNode, load, names);
+      killWall = Date.now();
+      await kill(killedNode, { dir: runDir, signal: 'KILL' });
+      const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? 0} session(s)` : `served ${load[killedNode]?.requests ?? 0} requests`;
+      o.say(`${o.mode}: ${at()}  SIGKILL ${killedNode} (${held})`);
+
+      if (o.restartAfterS !== null && o.killAtS + o.restartAfterS < o.durationS) {
+        await abortableSleep(killWall + o.restartAfterS * 1000 - Date.now(), o.signal);
+        restartWall = Date.now();
+        o.say(`${o.mode}: ${at()}  starting ${killedNode} again`);
+        try {
+          await start(killedNode, { dir: runDir });
+          readyWall = Date.now();
+          o.say(`${o.mode}: ${at()}  ${killedNode} ready (${readyWall - restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
+        } catch (err) {
+          // The run goes on with the node down; the report shows no readiness time.
+          o.say(`${o.mode}: ${at()}  ${killedNode} did not come back: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+
+    // k6 stops by itself at --duration (plus its 3 s graceful stop and the report); this is the backstop.
+    const hardStop = loadStart + (o.durationS + 40) * 1000;
+    while (!exited) {
+      if (Date.now() > hardStop) {
+        o.say(`${o.mode}: k6 still running ${o.durationS + 40}s after the start; stopping it`);
+        await proc.stop('SIGTERM', 10_000);
+        break;
+      }
+      await abortableSleep(100, o.signal);
+    }
+    await proc.exited;
+    o.say(`${o.mode}: ${at()}  k6 done (exit ${k6Exit.code ?? k6Exit.signal}${k6Exit.code === 99 ? ': a threshold failed' : ''})`);
+  } catch (err) {
+    if (k6) await k6.stop('SIGTERM', 10_000);
+    throw err;
+  } finally {
+    o.signal.removeEventListener('abort', stopK6);
+    await down(runDir).catch((err: Error) => o.say(`${o.mode}: teardown: ${err.message}`));
+    fs.rmSync(files.logs, { recursive: true, force: true });
+    if (fs.existsSync(path.join(runDir, 'logs'))) fs.cpSync(path.join(runDir, 'logs'), files.logs, { recursive: true });
+    fs.rmSync(runDir, { recursive: true, force: true });
+    o.say(`${o.mode}: cluster down`);
+  }
+
+  if (!fs.existsSync(files.summary)) throw new Error(`k6 wrote no summary (exit ${k6Exit.code ?? k6Exit.signal}):\n${tail(files.log)}`);
+  const summary = JSON.parse(fs.readFileSync(files.summary, 'utf8')) as K6Summary;
+  const series = await readSeries(files.json);
+  return { mode: o.mode, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, files };
+}
+
+export { Aborted };
