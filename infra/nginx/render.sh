@@ -63,6 +63,10 @@ mkdir -p "$out" "$out/tmp"
     echo "  server $s max_fails=$max_fails fail_timeout=$fail_timeout${params:+ $params};"
   done
   echo "  keepalive 32;"
+  # nginx closes an upstream connection idle this long. Nodes keep theirs open far longer (65 s),
+  # so a node never closes one under nginx, and a draining node (which closes nothing itself)
+  # is let go of within this time.
+  echo "  keepalive_timeout 4s;"
   echo "}"
 } > "$out/upstream.conf"
 echo "listen $listen;" > "$out/listen.conf"

@@ -81,7 +81,6 @@ const schema = z
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100000).default(100),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SHUTDOWN_TIMEOUT: duration.default(10),
-    DRAIN_GRACE_MS: int(0, 60000).default(2000),
     APP_VERSION: z.string().trim().default('0.1.0'),
   })
   .superRefine((env, ctx) => {
@@ -134,8 +133,6 @@ export interface Config {
   loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownTimeoutS: number;
-  /** How long a draining node keeps accepting (answering with Connection: close) before it stops listening. */
-  drainGraceMs: number;
   version: string;
 }
 
@@ -197,7 +194,6 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     loginLimits: { maxFailures: e.LOGIN_MAX_FAILURES, windowS: e.LOGIN_FAILURE_WINDOW, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
-    drainGraceMs: e.DRAIN_GRACE_MS,
     version: e.APP_VERSION,
   };
 }

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApp } from './app.js';
@@ -77,20 +78,22 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, deadlineS: config.shutdownTimeoutS }, 'draining');
-    // 1. Readiness goes 503 and every response now says Connection: close, so the load balancer
-    //    retires each of its keep-alive connections cleanly after that connection's next response.
+    // 1. Readiness goes 503, and every response now says `Connection: close`: each keep-alive
+    //    connection is retired cleanly after its next response, by the side that knows it is done.
     node.startDraining();
+    // 2. Stop accepting at once: nginx's next connect is refused, which is safe to retry on another
+    //    node even for a POST (nothing was sent), and marks this node failed for fail_timeout.
+    //    Open connections end by themselves: via (1), or nginx closes the ones it leaves idle after
+    //    its upstream keepalive_timeout (4 s, infra/nginx/render.sh). Nothing is closed from this
+    //    side before the deadline: closing an idle keep-alive connection races with nginx sending
+    //    on it, and Node's closeIdleConnections() (which http.Server#close() calls) even counts a
+    //    connection whose request has arrived but is not yet parsed as idle. Under load that reset
+    //    in-flight requests, and nginx does not retry a POST it has sent (502).
     deadline = setTimeout(() => {
       logger.warn('drain deadline reached; closing remaining connections');
       server.closeAllConnections();
     }, config.shutdownTimeoutS * 1000).unref();
-    // 2. After the grace period, stop accepting and close what is idle. Closing an idle keep-alive
-    //    connection at once would race with nginx reusing it, and a POST that loses that race is
-    //    not retried (502); after the grace period nginx has already retired its connections.
-    setTimeout(() => stopListening(), config.drainGraceMs).unref();
-  };
-  const stopListening = () => {
-    server.close(async () => {
+    net.Server.prototype.close.call(server, async () => {
       clearTimeout(deadline);
       metricsServer.close();
       node.close();
@@ -98,8 +101,6 @@ async function main(): Promise<void> {
       logger.info('drained; exiting');
       logger.flush(() => process.exit(0));
     });
-    // Keep-alive connections that finish their last request while draining are closed too.
-    setInterval(() => server.closeIdleConnections(), 100).unref();
   };
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { isListening, waitFor } from './lib/ports.js';
 import { startProcess, tail, which } from './lib/process.js';
@@ -126,15 +127,21 @@ export function redisExporterSpec(opts: { port: number; redisPort: number }): Pa
   };
 }
 
+/**
+ * One probe, on a connection of its own that is closed right after (no keep-alive: a pooled
+ * idle connection from the runner would hold a draining node open until its deadline).
+ */
 export async function healthy(spec: PartSpec): Promise<boolean> {
   if (spec.health.type === 'tcp') return isListening(spec.port);
-  try {
-    const res = await fetch(`http://127.0.0.1:${spec.port}${spec.health.path}`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
-  }
+  const { path: probePath } = spec.health;
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: spec.port, path: probePath, agent: false, headers: { connection: 'close' }, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
 }
 
 /** Starts a part detached and waits until it is healthy; on failure, kills it and explains. */

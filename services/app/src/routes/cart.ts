@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
+import { save } from '../session/guard.js';
 import type { CartItem } from '../session/types.js';
 
 const MAX_LINES = 50;
@@ -20,7 +21,7 @@ export function cartRoutes(d: { requireUser: RequestHandler; requireCsrf: Reques
   router.get('/cart', d.requireUser, (req, res) => {
     res.json(view(req.session.cart ?? []));
   });
-  router.post('/cart/items', d.requireUser, d.requireCsrf, (req, res) => {
+  router.post('/cart/items', d.requireUser, d.requireCsrf, async (req, res) => {
     const { sku, qty } = parseBody(AddItem, req.body);
     const cart = req.session.cart ?? [];
     const line = cart.find((i) => i.sku === sku);
@@ -28,6 +29,7 @@ export function cartRoutes(d: { requireUser: RequestHandler; requireCsrf: Reques
     else if (cart.length >= MAX_LINES) throw new AppError('VALIDATION', `sku: the cart holds at most ${MAX_LINES} different items`);
     else cart.push({ sku, qty });
     req.session.cart = cart;
+    await save(req); // stored before it is acknowledged (see session/guard.ts, save)
     res.status(201).json(view(cart));
   });
   return router;

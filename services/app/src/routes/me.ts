@@ -1,13 +1,15 @@
 import { Router } from 'express';
 import { csrfToken } from '../session/csrf.js';
+import { save } from '../session/guard.js';
 import type { RequestHandler } from 'express';
 
 /** GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes. */
 export function meRoutes(d: { nodeId: string; secrets: string[]; mode: string; requireUser: RequestHandler }): Router {
   const router = Router();
-  router.get('/me', d.requireUser, (req, res) => {
+  router.get('/me', d.requireUser, async (req, res) => {
     const s = req.session;
     s.requests = (s.requests ?? 0) + 1;
+    await save(req); // stored before it is acknowledged (see session/guard.ts, save)
     res.json({
       user: s.user,
       node: d.nodeId,

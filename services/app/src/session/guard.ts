@@ -3,7 +3,16 @@ import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { verifyCsrfToken } from './csrf.js';
 
-/** Promisified express-session callbacks. */
+/**
+ * Promisified express-session callbacks.
+ *
+ * Routes that change a session call `save` before they respond. Left to itself, express-session
+ * saves at `res.end` but first writes the headers and all but the last byte of the body, and
+ * finishes the response when the store answers. So a node killed during the save leaves a
+ * half-sent response that nginx cannot retry (the failover test caught it as a failed GET), and a
+ * save that fails has already been acknowledged with a 200. Saved first, the session is unchanged
+ * at `res.end` and the response goes out whole, only once the change is stored.
+ */
 export const regenerate = (req: Request) => new Promise<void>((ok, fail) => req.session.regenerate((err) => (err ? fail(err) : ok())));
 export const save = (req: Request) => new Promise<void>((ok, fail) => req.session.save((err) => (err ? fail(err) : ok())));
 export const destroy = (req: Request) => new Promise<void>((ok, fail) => req.session.destroy((err) => (err ? fail(err) : ok())));

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import net from 'node:net';
 
 const handedOut = new Set<number>();
@@ -11,14 +12,29 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
+/** The kernel's range for outgoing connections' local ports, which a listener must stay out of. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    /* not Linux */
+  }
+  return [32768, 60999];
+}
+
 /**
- * A TCP port that was free on 127.0.0.1 a moment ago. Chosen at random from 20000-59999 and
- * never handed out twice by one process: the kernel's own port 0 choice is near-sequential, so
- * parallel test files starting clusters would otherwise be given the same ports.
+ * A TCP port that was free on 127.0.0.1 a moment ago, for a server that will listen on it a few
+ * seconds later. Chosen at random below the ephemeral range (an outgoing connection could take a
+ * port from that range in the meantime) and never handed out twice by one process: the kernel's
+ * own port 0 choice is near-sequential, so parallel test files would be given the same ports.
  */
 export async function freePort(): Promise<number> {
+  const [ephemeralLow] = ephemeralRange();
+  const low = 10_000;
+  const high = Math.max(low + 1000, ephemeralLow);
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    const port = low + Math.floor(Math.random() * (high - low));
     if (handedOut.has(port)) continue;
     if (await canBind(port)) {
       handedOut.add(port);
