@@ -11,7 +11,7 @@ import type { BenchReport } from '../src/bench/run.js';
 it('measures every configuration side by side and holds the deterministic targets', async () => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'), '--json', '--no-doc', '--rounds', '1', '--seconds', '2', '--connections', '8', '--stored', '1000', '--memory-sessions', '20000'],
+    [path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'), '--json', '--no-doc', '--rounds', '2', '--seconds', '1', '--connections', '8', '--stored', '1000', '--memory-sessions', '20000'],
     { timeout: 240_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;

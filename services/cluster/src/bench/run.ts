@@ -48,8 +48,11 @@ export interface BenchOptions {
   onProgress: (line: string) => void;
 }
 
+/** Demo users: user1..SESSIONS hold the sessions that reads use; logins use the others, so the
+ *  per-user session cap (SESSIONS_PER_USER_MAX) never evicts a session a read depends on. */
 const USERS = 200;
 const SESSIONS = 100;
+const LOGIN_USERS = { first: SESSIONS + 1, count: USERS - SESSIONS };
 
 interface Target {
   state: ClusterState;
@@ -107,7 +110,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-'));
   const targets: Record<string, Target> = {};
   const wrk = (t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = opts.seconds) =>
-    runWrk({ url: t.state.url, kind, path: p, cookieFile: cookies ? t.cookieFile : undefined, users: USERS, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
+    runWrk({ url: t.state.url, kind, path: p, cookieFile: cookies ? t.cookieFile : undefined, users: LOGIN_USERS, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
 
   try {
     say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
@@ -181,7 +184,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const cpu = os.cpus();
     return {
       generatedAt: new Date().toISOString(),
-      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
       machine: { cpus: cpu.length, model: cpu[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       settings: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, threads: opts.threads, nodes: 3 },
       results: results.sort((a, b) => a.operation.localeCompare(b.operation) || order(a.config) - order(b.config)),

@@ -31,15 +31,16 @@ function request()
 end
 `,
   login: `
-local users, i = 100, 0
+local first, count, i = 1, 100, 0
 function init(args)
-  users = tonumber(args[1])
-  i = math.random(0, users)
+  first, count = tonumber(args[1]), tonumber(args[2])
+  i = math.random(0, count)
 end
 function request()
-  i = i % users + 1
+  i = i % count + 1
+  local n = first + i - 1
   return wrk.format("POST", "/api/login", { ["Content-Type"] = "application/json" },
-    '{"username":"user' .. i .. '","password":"pass' .. i .. '"}')
+    '{"username":"user' .. n .. '","password":"pass' .. n .. '"}')
 end
 `,
 };
@@ -74,7 +75,8 @@ export async function runWrk(opts: {
   kind: 'get' | 'login';
   path?: string;
   cookieFile?: string;
-  users?: number;
+  /** Logins cycle through user<first>..user<first+count-1>. */
+  users?: { first: number; count: number };
   seconds: number;
   connections: number;
   threads: number;
@@ -82,7 +84,7 @@ export async function runWrk(opts: {
 }): Promise<WrkResult> {
   const script = path.join(opts.workDir, `wrk-${opts.kind}.lua`);
   fs.writeFileSync(script, LUA[opts.kind]);
-  const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users ?? 100)];
+  const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users?.first ?? 1), String(opts.users?.count ?? 100)];
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '--timeout', '5s', '-s', script, opts.url, '--', ...scriptArgs];
   const { stdout } = await promisify(execFile)(requireWrk(), args, { timeout: (opts.seconds + 30) * 1000 });
   return parseWrk(stdout);
