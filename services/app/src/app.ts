@@ -3,7 +3,6 @@ import helmet from 'helmet';
 import onHeaders from 'on-headers';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { AppError } from './errors.js';
 import { requestContext } from './http/context.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { requireJsonBody } from './http/json.js';
@@ -106,4 +105,3 @@ function revalidateHtml(res: express.Response, file: string): void {
   if (file.endsWith('.html')) res.setHeader('Cache-Control', 'no-cache');
 }
 
-export { AppError };

@@ -48,18 +48,17 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
   let ready: () => boolean;
   let close = () => {};
   const textbook = config.session.profile === 'textbook';
-  if (config.mode === 'shared' && textbook) {
+  if (config.mode === 'shared') {
     if (!redis) throw new Error('shared mode needs Redis clients');
-    // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
-    // GET then EXPIRE on every read). Benchmarks only (config.ts).
-    store = new RedisStore({ client: redis.sessions });
-    index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { stringify: JSON.stringify, parse: JSON.parse } });
-    ready = () => redis.sessions.status === 'ready' && redis.aux.status === 'ready';
-    metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
-  } else if (config.mode === 'shared') {
-    if (!redis) throw new Error('shared mode needs Redis clients');
-    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver });
-    index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
+    if (textbook) {
+      // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
+      // GET then EXPIRE on every read). Benchmarks only (config.ts).
+      store = new RedisStore({ client: redis.sessions });
+      index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { stringify: JSON.stringify, parse: JSON.parse } });
+    } else {
+      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver });
+      index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
+    }
     ready = () => redis.sessions.status === 'ready' && redis.aux.status === 'ready';
     metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
   } else {
