@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
@@ -29,8 +29,7 @@ const RESULTS: Partial<Record<string, LoginResult>> = { VALIDATION: 'invalid', B
 const loginResult = (err: unknown): LoginResult => (err instanceof AppError && RESULTS[err.code]) || 'error';
 
 /** POST /api/login and POST /api/logout. */
-export function authRoutes(d: AuthDeps): Router {
-  const router = Router();
+export function authRoutes(router: IRouter, d: AuthDeps): void {
 
   router.post('/login', sameOrigin(), async (req, res) => {
     try {
@@ -72,5 +71,4 @@ export function authRoutes(d: AuthDeps): Router {
     res.json({ ok: true });
   });
 
-  return router;
 }

@@ -1,4 +1,4 @@
-import { Router, type RequestHandler } from 'express';
+import type { IRouter, RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
@@ -16,8 +16,7 @@ const AddItem = z.strictObject({
 const view = (items: CartItem[]) => ({ items, count: items.reduce((n, i) => n + i.qty, 0) });
 
 /** A cart held in the session: GET /api/cart, POST /api/cart/items. */
-export function cartRoutes(d: { requireUser: RequestHandler; requireCsrf: RequestHandler }): Router {
-  const router = Router();
+export function cartRoutes(router: IRouter, d: { requireUser: RequestHandler; requireCsrf: RequestHandler }): void {
   router.get('/cart', d.requireUser, (req, res) => {
     res.json(view(req.session.cart ?? []));
   });
@@ -32,5 +31,4 @@ export function cartRoutes(d: { requireUser: RequestHandler; requireCsrf: Reques
     await save(req); // stored before it is acknowledged (see session/guard.ts, save)
     res.status(201).json(view(cart));
   });
-  return router;
 }

@@ -1,8 +1,7 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 
 /** /healthz: the process runs. /readyz: it can serve sessions (503 while draining or while its store is down). */
-export function healthRoutes(d: { nodeId: string; mode: string; draining: () => boolean; storeReady: () => boolean }): Router {
-  const router = Router();
+export function healthRoutes(router: IRouter, d: { nodeId: string; mode: string; draining: () => boolean; storeReady: () => boolean }): void {
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', node: d.nodeId });
   });
@@ -10,5 +9,4 @@ export function healthRoutes(d: { nodeId: string; mode: string; draining: () => 
     const reason = d.draining() ? 'draining' : d.storeReady() ? null : 'store unavailable';
     res.status(reason ? 503 : 200).json({ status: reason ? 'unavailable' : 'ready', node: d.nodeId, mode: d.mode, ...(reason && { reason }) });
   });
-  return router;
 }

@@ -1,11 +1,10 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import { csrfToken } from '../session/csrf.js';
 import { save } from '../session/guard.js';
 import type { RequestHandler } from 'express';
 
 /** GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes. */
-export function meRoutes(d: { nodeId: string; secrets: string[]; mode: string; requireUser: RequestHandler }): Router {
-  const router = Router();
+export function meRoutes(router: IRouter, d: { nodeId: string; secrets: string[]; mode: string; requireUser: RequestHandler }): void {
   router.get('/me', d.requireUser, async (req, res) => {
     const s = req.session;
     s.requests = (s.requests ?? 0) + 1;
@@ -20,5 +19,4 @@ export function meRoutes(d: { nodeId: string; secrets: string[]; mode: string; r
       csrfToken: csrfToken(d.secrets[0]!, req.sessionID),
     });
   });
-  return router;
 }

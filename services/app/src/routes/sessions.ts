@@ -1,11 +1,10 @@
-import { Router, type RequestHandler } from 'express';
+import type { IRouter, RequestHandler } from 'express';
 import { currentUser } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 
 /** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
-export function sessionsRoutes(d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string }): Router {
-  const router = Router();
+export function sessionsRoutes(router: IRouter, d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string }): void {
   router.get('/sessions', d.requireUser, async (req, res) => {
     const list = await d.index.list(currentUser(req));
     res.json({
@@ -29,5 +28,4 @@ export function sessionsRoutes(d: { index: UserSessionIndex; metrics: Metrics; r
     res.clearCookie(d.cookieName, { path: '/' });
     res.json({ ended });
   });
-  return router;
 }
