@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
-import type { RunSummary, Summary } from '../src/experiment/report.js';
+import type { Summary } from '../src/experiment/report.js';
 
 // The failover experiment end to end: the built CLI starts a real cluster per mode (nginx,
 // nodes, Redis in shared mode), runs real k6 (loadtest/survival.js) against it, SIGKILLs the
