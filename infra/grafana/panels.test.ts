@@ -5,9 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localPrometheusConfig } from '../../services/cluster/src/prometheus-config.js';
-import { freePort, isListening, waitFor } from '../../services/cluster/src/lib/ports.js';
-import { startProcess, tail, which, type Proc } from '../../services/cluster/src/lib/process.js';
-import { startRedisServer } from '../../services/cluster/src/lib/redis-server.js';
+import { renderNginx } from '../../services/cluster/src/cluster.js';
+import { terminate } from '../../services/cluster/src/lib/pids.js';
+import { freePort, waitFor } from '../../services/cluster/src/lib/ports.js';
+import { launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, type PartSpec, type PartState } from '../../services/cluster/src/parts.js';
 import { evaluatePanels, instantQuery, isK6Expression, panelExpressions } from './panels.js';
 
 /**
@@ -24,24 +25,7 @@ const COMPOSE_CONFIG = path.resolve(here, '../prometheus/prometheus.yml');
 
 let tmp: string;
 let promUrl: string;
-const procs: Proc[] = [];
-
-function need(bin: string): string {
-  const p = which(bin);
-  if (!p) throw new Error(`${bin} is not installed (scripts/setup.sh installs it)`);
-  return p;
-}
-
-async function start(name: string, command: string, args: string[], port: number): Promise<Proc> {
-  const proc = startProcess({ name, command, args, logFile: path.join(tmp, `${name}.log`) });
-  procs.push(proc);
-  try {
-    await waitFor(`${name} on port ${port}`, () => isListening(port), 20_000, 100, () => (proc.alive() ? null : 'exited'));
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${tail(proc.logFile)}`);
-  }
-  return proc;
-}
+const parts: PartState[] = [];
 
 async function scalar(expr: string): Promise<number> {
   const res = await fetch(new URL(`/api/v1/query?query=${encodeURIComponent(expr)}`, promUrl));
@@ -60,43 +44,23 @@ function redisSet(port: number, key: string): Promise<void> {
   });
 }
 
+// The parts are started the way the cluster runner starts them (services/cluster/src/parts.ts),
+// with the project's own nginx.conf; only the session nodes are missing.
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'panels-'));
-  const [redisPort, redisExpPort, nginxPort, nginxExpPort, promPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [redisPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode] = (await Promise.all(
+    Array.from({ length: 7 }, () => freePort()),
+  )) as [number, number, number, number, number, number, number];
+  const start = async (spec: PartSpec) => parts.push(await launch(spec, tmp));
 
-  procs.push(await startRedisServer({ port: redisPort, dir: tmp }));
+  await start(redisSpec(redisPort, tmp));
   await redisSet(redisPort, 'sess:panels-test');
-  await start('redis-exporter', need('prometheus-redis-exporter'), ['-redis.addr', `redis://127.0.0.1:${redisPort}`, '-web.listen-address', `127.0.0.1:${redisExpPort}`], redisExpPort);
-
-  fs.writeFileSync(
-    path.join(tmp, 'nginx.conf'),
-    `daemon off;
-worker_processes 1;
-pid ${tmp}/nginx.pid;
-error_log ${tmp}/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp}/nginx-body;
-  proxy_temp_path ${tmp}/nginx-proxy;
-  fastcgi_temp_path ${tmp}/nginx-fastcgi;
-  uwsgi_temp_path ${tmp}/nginx-uwsgi;
-  scgi_temp_path ${tmp}/nginx-scgi;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location = /stub_status { stub_status; }
-    location / { return 200 "ok\\n"; }
-  }
-}
-`,
-  );
-  await start('nginx', need('nginx'), ['-e', `${tmp}/nginx-error.log`, '-p', tmp, '-c', path.join(tmp, 'nginx.conf')], nginxPort);
-  await start(
-    'nginx-exporter',
-    need('prometheus-nginx-exporter'),
-    ['-nginx.scrape-uri', `http://127.0.0.1:${nginxPort}/stub_status`, '-web.listen-address', `127.0.0.1:${nginxExpPort}`],
-    nginxExpPort,
-  );
+  await start(redisExporterSpec({ port: redisExpPort, redisPort }));
+  // An upstream with no node behind it: nginx serves its own /lb/healthz and stub_status.
+  const confDir = path.join(tmp, 'nginx');
+  renderNginx({ confDir, mode: 'shared', port: nginxPort, statusPort: nginxStatusPort, servers: [`127.0.0.1:${noNode}`] });
+  await start(nginxSpec({ port: nginxPort, statusPort: nginxStatusPort, confDir }));
+  await start(nginxExporterSpec({ port: nginxExpPort, statusPort: nginxStatusPort }));
 
   // The compose config, made local. The app job gets Prometheus itself as a stand-in target with a
   // node label, to show that file_sd target labels reach the series (no session node runs here).
@@ -113,27 +77,17 @@ http {
   fs.mkdirSync(path.join(tmp, 'targets'));
   for (const [file, text] of Object.entries(files)) fs.writeFileSync(file, text);
   fs.writeFileSync(path.join(tmp, 'prometheus.yml'), yaml);
-  await start(
-    'prometheus',
-    need('prometheus'),
-    [
-      `--config.file=${path.join(tmp, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(tmp, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      '--web.enable-remote-write-receiver',
-    ],
-    promPort,
-  );
+  await start(prometheusSpec({ port: promPort, configFile: path.join(tmp, 'prometheus.yml'), dataDir: path.join(tmp, 'tsdb') }));
   promUrl = `http://127.0.0.1:${promPort}`;
 
   // Every target scraped successfully, then enough samples for rate() over 30 s (two or more).
   await waitFor('all four targets up', async () => (await scalar('sum(up)')) === 4, 30_000, 250);
-  for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/`).then((r) => r.text());
+  for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/lb/healthz`).then((r) => r.text());
   await waitFor('rate() over nginx and redis counters', async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total[30s]))')) === 2, 30_000, 500);
 }, 90_000);
 
 afterAll(async () => {
-  for (const p of procs.reverse()) await p.stop('SIGTERM', 5_000).catch(() => {});
+  for (const p of parts.reverse()) await terminate(p.pid, 5_000);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from './lib/ports.js';
-import { cmdline, isAlive, signal, waitGone } from './lib/pids.js';
+import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState } from './parts.js';
 import { JOBS, nodeEnvironment } from './topology.js';
 
@@ -244,11 +244,7 @@ export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void
       state.parts
         .filter((p) => wave.includes(p.kind) && owns(p))
         .map(async (part) => {
-          signal(part.pid, 'SIGTERM');
-          if (!(await waitGone(part.pid, 15_000))) {
-            signal(part.pid, 'SIGKILL');
-            await waitGone(part.pid, 5_000);
-          }
+          await terminate(part.pid);
           onProgress(`${part.name.padEnd(15)} stopped`);
         }),
     );

@@ -3,7 +3,6 @@ import http from 'node:http';
 import path from 'node:path';
 import { isListening, waitFor } from './lib/ports.js';
 import { startProcess, tail, which } from './lib/process.js';
-import { redisServerArgs } from './lib/redis-server.js';
 
 /**
  * A part of the cluster: how to start it, and how to tell it is healthy. Parts are started
@@ -49,8 +48,10 @@ export function resolveBinary(kind: PartKind): string {
   return found;
 }
 
+/** Redis without persistence: a demo store (the README says what AOF or RDB would and would not save). */
 export function redisSpec(port: number, dir: string): PartSpec {
-  return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args: redisServerArgs(port, dir), env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'];
+  return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
 }
 
 export function appSpec(opts: { index: number; port: number; metricsPort: number; appEntry: string; env: Record<string, string> }): PartSpec {

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, sleep } from '../../../cluster/src/lib/ports.js';
-import type { Proc } from '../../../cluster/src/lib/process.js';
-import { startRedisServer } from '../../../cluster/src/lib/redis-server.js';
+import { signal, terminate, waitGone } from '../../../cluster/src/lib/pids.js';
+import { launch, redisSpec, type PartState } from '../../../cluster/src/parts.js';
 
-/** A real redis-server on a free loopback port, in its own temp directory. */
+/** A real redis-server on a free loopback port, in its own temp directory, started as the cluster starts it. */
 export interface TestRedis {
   port: number;
   url: string;
@@ -19,17 +19,19 @@ export interface TestRedis {
 export async function startTestRedis(): Promise<TestRedis> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-redis-'));
   const port = await freePort();
-  let proc: Proc = await startRedisServer({ port, dir });
+  const start = () => launch(redisSpec(port, dir), dir);
+  let part: PartState = await start();
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     async kill() {
-      await proc.stop('SIGKILL');
+      signal(part.pid, 'SIGKILL');
+      await waitGone(part.pid, 5_000);
     },
     async restart() {
       for (let attempt = 0; ; attempt++) {
         try {
-          proc = await startRedisServer({ port, dir });
+          part = await start();
           return;
         } catch (err) {
           if (attempt > 20) throw err;
@@ -38,7 +40,7 @@ export async function startTestRedis(): Promise<TestRedis> {
       }
     },
     async stop() {
-      await proc.stop('SIGTERM');
+      await terminate(part.pid);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

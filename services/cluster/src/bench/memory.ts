@@ -8,7 +8,8 @@ import { createCodec } from '@session-cluster/app/session/codec.js';
 import { noopObserver } from '@session-cluster/app/session/observer.js';
 import { SharedSessionStore } from '@session-cluster/app/session/shared-store.js';
 import { freePort } from '../lib/ports.js';
-import { startRedisServer } from '../lib/redis-server.js';
+import { terminate } from '../lib/pids.js';
+import { launch, redisSpec } from '../parts.js';
 
 /**
  * Redis memory per stored session, side by side for the same session contents:
@@ -49,7 +50,7 @@ async function fill(redis: Redis, store: RedisStore, count: number): Promise<num
 export async function measureBytesPerSession(count = 100_000): Promise<BytesPerSession> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-mem-'));
   const port = await freePort();
-  const server = await startRedisServer({ port, dir, name: 'redis-memory' });
+  const server = await launch(redisSpec(port, dir), dir);
   const redis = new Redis({ port, host: '127.0.0.1' });
   try {
     const seedStore = new RedisStore({ client: redis });
@@ -61,7 +62,7 @@ export async function measureBytesPerSession(count = 100_000): Promise<BytesPerS
     return { seed: Math.round(seed), shared: Math.round(shared), ratio: Math.round((shared / seed) * 1000) / 1000, memoryUsageKey: { seed: seedKey, shared: sharedKey }, count };
   } finally {
     redis.disconnect();
-    await server.stop();
+    await terminate(server.pid);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -40,3 +40,12 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
   }
   return !isAlive(pid);
 }
+
+/** SIGTERM, then SIGKILL if `pid` is still there after `graceMs`; resolves once it is gone. */
+export async function terminate(pid: number, graceMs = 15_000): Promise<void> {
+  if (!isAlive(pid)) return;
+  signal(pid, 'SIGTERM');
+  if (await waitGone(pid, graceMs)) return;
+  signal(pid, 'SIGKILL');
+  await waitGone(pid, 5_000);
+}
