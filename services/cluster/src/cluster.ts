@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState } from './parts.js';
+import { localPrometheusConfig } from './prometheus-config.js';
 import { JOBS, nodeEnvironment } from './topology.js';
 
 /**
@@ -93,17 +94,24 @@ export function renderNginx(opts: { confDir: string; mode: Mode; port: number; s
   }
 }
 
-async function prometheusConfig(dir: string, targets: Record<keyof typeof JOBS, string[]>): Promise<string> {
-  const { localPrometheusConfig } = await import('./prometheus-config.js');
+function prometheusConfig(dir: string, targets: Record<keyof typeof JOBS, string[]>): string {
   const promDir = path.join(dir, 'prometheus');
   const targetsDir = path.join(promDir, 'targets');
   fs.mkdirSync(targetsDir, { recursive: true });
   const compose = fs.readFileSync(path.join(REPO_ROOT, 'infra/prometheus/prometheus.yml'), 'utf8');
   const { yaml, files } = localPrometheusConfig(compose, targets, targetsDir);
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.isAbsolute(name) ? name : path.join(targetsDir, name), content);
+  for (const [file, content] of Object.entries(files)) fs.writeFileSync(file, content);
   const configFile = path.join(promDir, 'prometheus.yml');
   fs.writeFileSync(configFile, yaml);
   return configFile;
+}
+
+/** launch(), and one progress line once the part is healthy. */
+async function launchReporting(spec: PartSpec, logDir: string, say: (line: string) => void = () => {}): Promise<PartState> {
+  const t0 = Date.now();
+  const part = await launch(spec, logDir);
+  say(`${spec.name.padEnd(15)} healthy  ${spec.url}  (pid ${part.pid}, ${Date.now() - t0} ms)`);
+  return part;
 }
 
 export async function up(opts: UpOptions = {}): Promise<ClusterState> {
@@ -116,12 +124,14 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new Error(`--nodes must be a whole number from 1 to 32, got ${nodes}`);
 
   const existing = readState(dir);
-  if (existing && existing.parts.some((p) => isAlive(p.pid))) {
+  if (existing && existing.parts.some(owns)) {
     throw new Error(`a cluster is already running from ${dir} (${existing.url}); run \`npm run cluster -- down\` first`);
   }
   // Fail before starting anything: the public port, and every binary this run needs.
   if (await isListening(port)) throw new Error(`nginx: port ${port} on 127.0.0.1 is already in use; choose another with --port`);
-  const kinds: PartKind[] = ['nginx', ...(mode === 'shared' ? (['redis'] as const) : []), ...(monitoring ? (['prometheus', 'nginx-exporter', ...(mode === 'shared' ? (['redis-exporter'] as const) : [])] as const) : [])];
+  const kinds: PartKind[] = ['nginx'];
+  if (mode === 'shared') kinds.push('redis');
+  if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(mode === 'shared' ? (['redis-exporter'] as const) : []));
   for (const k of kinds) resolveBinary(k);
   if (!fs.existsSync(APP_ENTRY)) throw new Error(`app: ${APP_ENTRY} is missing; run \`npm run build\` first`);
 
@@ -129,11 +139,9 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   fs.mkdirSync(logDir, { recursive: true });
   const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), parts: [] };
   const started = async (spec: PartSpec) => {
-    const t0 = Date.now();
-    const part = await launch(spec, logDir);
+    const part = await launchReporting(spec, logDir, say);
     state.parts.push(part);
     writeState(state);
-    say(`${spec.name.padEnd(15)} healthy  ${spec.url}  (pid ${part.pid}, ${Date.now() - t0} ms)`);
     return part;
   };
 
@@ -164,7 +172,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       await Promise.all(exporters.map(started));
       const promPort = await freePort();
       const hostOf = (s: { url: string }) => new URL(s.url).host;
-      const configFile = await prometheusConfig(dir, {
+      const configFile = prometheusConfig(dir, {
         app: specs.map((s) => `127.0.0.1:${s.ports!.metrics}`),
         nginx: [hostOf(exporters[0]!)],
         redis: exporters[1] ? [hostOf(exporters[1])] : [],
@@ -224,12 +232,10 @@ export async function start(name: string, opts: { dir?: string; onProgress?: (li
   const state = requireState(dir);
   const part = findPart(state, name);
   if (owns(part)) throw new Error(`${name} is already running (pid ${part.pid})`);
-  const t0 = Date.now();
   const { pid: _pid, log: _log, ...spec } = part;
-  const fresh = await launch(spec, path.join(dir, 'logs'));
+  const fresh = await launchReporting(spec, path.join(dir, 'logs'), opts.onProgress);
   state.parts = state.parts.map((p) => (p.name === name ? fresh : p));
   writeState(state);
-  opts.onProgress?.(`${name.padEnd(15)} healthy  ${fresh.url}  (pid ${fresh.pid}, ${Date.now() - t0} ms)`);
   return fresh;
 }
 

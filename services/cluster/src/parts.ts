@@ -54,78 +54,44 @@ export function redisSpec(port: number, dir: string): PartSpec {
   return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
 }
 
+/** A part that answers HTTP on 127.0.0.1:port; `healthPath` proves it is up. */
+function httpPart(kind: Exclude<PartKind, 'redis'>, port: number, args: string[], healthPath: string, extra: Partial<PartSpec> = {}): PartSpec {
+  return { name: kind, kind, command: resolveBinary(kind), args, env: {}, port, url: `http://127.0.0.1:${port}`, health: { type: 'http', path: healthPath }, ...extra };
+}
+
 export function appSpec(opts: { index: number; port: number; metricsPort: number; appEntry: string; env: Record<string, string> }): PartSpec {
   const name = `app-${opts.index}`;
-  return {
+  return httpPart('app', opts.port, [opts.appEntry], '/readyz', {
     name,
-    kind: 'app',
-    command: resolveBinary('app'),
-    args: [opts.appEntry],
     env: { ...opts.env, NODE_ID: name, PORT: String(opts.port), METRICS_PORT: String(opts.metricsPort), HOST: '127.0.0.1' },
-    port: opts.port,
-    url: `http://127.0.0.1:${opts.port}`,
     ports: { metrics: opts.metricsPort },
-    health: { type: 'http', path: '/readyz' },
-  };
+  });
 }
 
 export function nginxSpec(opts: { port: number; statusPort: number; confDir: string }): PartSpec {
-  return {
-    name: 'nginx',
-    kind: 'nginx',
-    command: resolveBinary('nginx'),
-    args: ['-p', opts.confDir + '/', '-c', path.join(opts.confDir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'],
-    env: {},
-    port: opts.port,
-    url: `http://127.0.0.1:${opts.port}`,
-    ports: { status: opts.statusPort },
-    health: { type: 'http', path: '/lb/healthz' },
-  };
+  const args = ['-p', opts.confDir + '/', '-c', path.join(opts.confDir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'];
+  return httpPart('nginx', opts.port, args, '/lb/healthz', { ports: { status: opts.statusPort } });
 }
 
 export function prometheusSpec(opts: { port: number; configFile: string; dataDir: string }): PartSpec {
-  return {
-    name: 'prometheus',
-    kind: 'prometheus',
-    command: resolveBinary('prometheus'),
-    args: [
-      `--config.file=${opts.configFile}`,
-      `--storage.tsdb.path=${opts.dataDir}`,
-      `--web.listen-address=127.0.0.1:${opts.port}`,
-      '--web.enable-remote-write-receiver',
-      '--storage.tsdb.retention.time=1d',
-    ],
-    env: {},
-    port: opts.port,
-    url: `http://127.0.0.1:${opts.port}`,
-    health: { type: 'http', path: '/-/ready' },
-  };
+  const args = [
+    `--config.file=${opts.configFile}`,
+    `--storage.tsdb.path=${opts.dataDir}`,
+    `--web.listen-address=127.0.0.1:${opts.port}`,
+    '--web.enable-remote-write-receiver',
+    '--storage.tsdb.retention.time=1d',
+  ];
+  return httpPart('prometheus', opts.port, args, '/-/ready');
 }
 
 export function nginxExporterSpec(opts: { port: number; statusPort: number }): PartSpec {
-  return {
-    name: 'nginx-exporter',
-    kind: 'nginx-exporter',
-    command: resolveBinary('nginx-exporter'),
-    args: [`-nginx.scrape-uri=http://127.0.0.1:${opts.statusPort}/stub_status`, `-web.listen-address=127.0.0.1:${opts.port}`],
-    env: {},
-    port: opts.port,
-    url: `http://127.0.0.1:${opts.port}/metrics`,
-    health: { type: 'http', path: '/metrics' },
-  };
+  const args = [`-nginx.scrape-uri=http://127.0.0.1:${opts.statusPort}/stub_status`, `-web.listen-address=127.0.0.1:${opts.port}`];
+  return httpPart('nginx-exporter', opts.port, args, '/metrics', { url: `http://127.0.0.1:${opts.port}/metrics` });
 }
 
 export function redisExporterSpec(opts: { port: number; redisPort: number }): PartSpec {
-  return {
-    name: 'redis-exporter',
-    kind: 'redis-exporter',
-    command: resolveBinary('redis-exporter'),
-    args: [`-redis.addr=redis://127.0.0.1:${opts.redisPort}`, `-web.listen-address=127.0.0.1:${opts.port}`],
-    env: {},
-    port: opts.port,
-    url: `http://127.0.0.1:${opts.port}/metrics`,
-    health: { type: 'http', path: '/metrics' },
-  };
+  const args = [`-redis.addr=redis://127.0.0.1:${opts.redisPort}`, `-web.listen-address=127.0.0.1:${opts.port}`];
+  return httpPart('redis-exporter', opts.port, args, '/metrics', { url: `http://127.0.0.1:${opts.port}/metrics` });
 }
 
 /**
