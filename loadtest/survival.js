@@ -64,6 +64,33 @@ function failed(res, kind) {
   console.warn(`VU ${exec.vu.idInTest} ${kind}: unexpected ${res.status} ${res.body}`);
 }
 
+/**
+ * The common part of reading a response on this VU's session: count the serving node, then
+ * return the parsed body, or null after recording why there is none (a 401 is a lost session;
+ * anything else not `expected` is a failed request).
+ */
+function answer(res, kind, expected) {
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  if (res.status === 401 && session) {
+    lost(kind);
+    return null;
+  }
+  const b = body(res);
+  if (res.status !== expected || !b) {
+    failed(res, kind);
+    return null;
+  }
+  return b;
+}
+
+/** A check on a response of this session: continuity, a warning if it broke, and the node it came from. */
+function checked(res, kind, ok, what) {
+  continuity.add(ok, { kind });
+  if (!ok) console.warn(`VU ${exec.vu.idInTest} ${kind}: ${what}`);
+  session.node = servedBy(res) || session.node;
+}
+
 function login() {
   const { username, password } = userFor(exec.vu.idInTest);
   const res = http.post(`${BASE}/api/login`, JSON.stringify({ username, password }), {
@@ -71,14 +98,13 @@ function login() {
     tags: { name: 'POST /api/login', kind: 'login' },
     timeout: '10s',
   });
-  const node = servedBy(res);
-  if (node) requestsByNode.add(1, { node });
-  const b = body(res);
-  if (res.status !== 200 || !b || b.user !== username || !b.csrfToken) {
-    failed(res, 'login');
+  const b = answer(res, 'login', 200);
+  if (!b || b.user !== username || !b.csrfToken) {
+    if (b) failed(res, 'login');
     sleep(0.5); // back off; the next iteration tries again
     return;
   }
+  const node = servedBy(res);
   loginDuration.add(res.timings.duration);
   sessionsStarted.add(1, { node });
   session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, node };
@@ -93,33 +119,23 @@ function lost(kind) {
 
 function readMe() {
   const res = http.get(`${BASE}/api/me`, { tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
-  const node = servedBy(res);
-  if (node) requestsByNode.add(1, { node });
-  if (res.status === 401) return lost('read');
-  const b = body(res);
-  if (res.status !== 200 || !b) return failed(res, 'read');
+  const b = answer(res, 'read', 200);
+  if (!b) return;
   const ok = check(b, {
     identity: (x) => x.user === session.user && x.loginAt === session.loginAt,
     counters: (x) => typeof x.requests === 'number' && x.requests > session.requests,
   });
-  continuity.add(ok, { kind: 'read' });
-  if (!ok) console.warn(`VU ${exec.vu.idInTest} me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
+  checked(res, 'read', ok, `me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
   session.requests = Math.max(session.requests, b.requests || 0);
-  session.node = node || session.node;
 }
 
 function readCart() {
   const res = http.get(`${BASE}/api/cart`, { tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
-  const node = servedBy(res);
-  if (node) requestsByNode.add(1, { node });
-  if (res.status === 401) return lost('read');
-  const b = body(res);
-  if (res.status !== 200 || !b) return failed(res, 'read');
+  const b = answer(res, 'read', 200);
+  if (!b) return;
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
-  continuity.add(ok, { kind: 'read' });
-  if (!ok) console.warn(`VU ${exec.vu.idInTest} cart: count went from ${session.cartCount} to ${b.count}`);
+  checked(res, 'read', ok, `cart: count went from ${session.cartCount} to ${b.count}`);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
-  session.node = node || session.node;
 }
 
 function addToCart() {
@@ -129,18 +145,13 @@ function addToCart() {
     tags: { name: 'POST /api/cart/items', kind: 'write' },
     timeout: '10s',
   });
-  const node = servedBy(res);
-  if (node) requestsByNode.add(1, { node });
-  if (res.status === 401) return lost('write');
-  const b = body(res);
-  if (res.status !== 201 || !b) return failed(res, 'write');
+  const b = answer(res, 'write', 201);
+  if (!b) return;
   // The cart only grows (a line stops at 99). A POST that failed mid-flight may have been applied,
   // so the count may jump by more than one, but it never goes back.
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
-  continuity.add(ok, { kind: 'write' });
-  if (!ok) console.warn(`VU ${exec.vu.idInTest} add: count went from ${session.cartCount} to ${b.count}`);
+  checked(res, 'write', ok, `add: count went from ${session.cartCount} to ${b.count}`);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
-  session.node = node || session.node;
 }
 
 export default function () {
