@@ -1,6 +1,5 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import onHeaders from 'on-headers';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { requestContext } from './http/context.js';
@@ -50,14 +49,14 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   // 1. Context, security headers, and the drain signal.
   app.use(requestContext({ nodeId: config.nodeId, logger: deps.logger, metrics: deps.metrics }));
   app.use(helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'connect-src': ["'self'"] } } }));
-  app.use((_req, res, next) => {
-    // Decided when the headers go out, not when the request came in: a request already in
-    // flight when draining starts must not leave its connection open for reuse either.
-    onHeaders(res, () => {
-      if (draining) res.setHeader('Connection', 'close');
-    });
-    next();
-  });
+  // While draining, every response says `Connection: close`. Decided when the headers go out, not
+  // when the request came in (a request in flight when draining starts must not leave its
+  // connection open either), on this app's response prototype: nothing is added per request.
+  const writeHead = app.response.writeHead;
+  app.response.writeHead = function (this: express.Response, ...args: Parameters<typeof writeHead>) {
+    if (draining) this.setHeader('Connection', 'close');
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
 
   // 2. Health: no session, no store.
   healthRoutes(app, { nodeId: config.nodeId, mode: config.mode, draining: () => draining, storeReady: sessions.ready });

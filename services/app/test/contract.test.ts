@@ -128,6 +128,9 @@ describe('health', () => {
     const r = await fetch(other.url + '/readyz');
     expect(r.status).toBe(503);
     expect(await r.json()).toMatchObject({ reason: 'draining' });
+    // Every response while draining retires its keep-alive connection.
+    expect((await fetch(other.url + '/api/me')).headers.get('connection')).toBe('close');
+    expect((await fetch(node.url + '/api/me')).headers.get('connection')).toBe('keep-alive');
     await other.close();
   });
 });

@@ -1,5 +1,5 @@
 import type { IRouter, RequestHandler } from 'express';
-import { currentUser } from '../session/guard.js';
+import { currentUser, destroy } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 
@@ -23,8 +23,9 @@ export function sessionsRoutes(router: IRouter, d: { index: UserSessionIndex; me
   router.delete('/sessions', d.requireUser, d.requireCsrf, async (req, res) => {
     const ended = await d.index.endAll(currentUser(req));
     d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
-    // This request's own session was among them; make sure express-session does not write it back.
-    await new Promise<void>((ok) => req.session.destroy(() => ok()));
+    // This request's own session was among them; make sure express-session cannot write it back
+    // (it would, with the textbook profile's resave).
+    await destroy(req);
     res.clearCookie(d.cookieName, { path: '/' });
     res.json({ ended });
   });

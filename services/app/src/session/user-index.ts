@@ -131,7 +131,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
     const ids = this.byUser.get(user) ?? new Map<string, number>();
     this.byUser.set(user, ids);
     ids.set(sid, createdAt);
-    await this.prune(user, ids);
+    this.prune(user, ids);
     const evicted: string[] = [];
     for (const id of ids.keys()) {
       if (ids.size <= this.opts.maxPerUser) break;
@@ -149,7 +149,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
   async list(user: string): Promise<SessionSummary[]> {
     const ids = this.byUser.get(user);
     if (!ids) return [];
-    await this.prune(user, ids);
+    this.prune(user, ids);
     return [...ids].map(([id, createdAt]) => ({ id, createdAt, lastSeenAt: this.store.lastSeen(id) ?? createdAt, node: this.opts.nodeId }));
   }
 
@@ -161,7 +161,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
     return ids.size;
   }
 
-  private async prune(user: string, ids: Map<string, number>): Promise<void> {
+  private prune(user: string, ids: Map<string, number>): void {
     for (const id of ids.keys()) if (!this.store.has(id)) ids.delete(id);
     if (ids.size === 0) this.byUser.delete(user);
   }
