@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
+import { parseDurationS } from './duration.js';
 
 /**
  * The node's configuration, parsed once from the environment.
@@ -20,16 +21,18 @@ const bool = (name: string) =>
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Seconds, either a plain integer or an integer with a unit suffix: 90, 90s, 30m, 8h, 1d. */
+/** Whole seconds, in the project's one duration format (duration.ts): 90, 90s, 1m30s, 30m, 8h, 1d. */
 const duration = z
   .string()
-  .trim()
-  .regex(/^\d+(s|m|h|d)?$/, 'must be a whole number of seconds, or a number with s/m/h/d')
-  .transform((v) => {
-    const unit = v.at(-1) ?? '';
-    const mult = { s: 1, m: 60, h: 3600, d: 86400 }[unit] ?? 1;
-    return Number.parseInt(v, 10) * mult;
+  .transform((v, ctx) => {
+    try {
+      return parseDurationS(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/; got .*$/, '') });
+      return z.NEVER;
+    }
   })
+  .refine((v) => Number.isInteger(v), 'must be a whole number of seconds')
   .refine((v) => v >= 1, 'must be at least 1 second');
 
 /** TRUST_PROXY as Express understands it: false, a hop count, or a list of addresses/subnets/names. */

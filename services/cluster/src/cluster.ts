@@ -7,6 +7,8 @@ import { freePort, isListening } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState } from './parts.js';
 import { localPrometheusConfig } from './prometheus-config.js';
+import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
+import { validateNodeEnvironment } from './lib/node-settings.js';
 import { JOBS, nodeEnvironment } from './topology.js';
 
 /**
@@ -29,9 +31,13 @@ export interface UpOptions {
   /** Start Prometheus and the nginx/Redis exporters (default true). */
   monitoring?: boolean;
   demoUsers?: number;
-  /** Extra environment for every node (e.g. LOG_LEVEL, LOGIN_MAX_FAILURES). */
+  /** Node settings for every node (e.g. LOG_LEVEL, SESSION_IDLE_TIMEOUT; see lib/node-settings.ts), checked before anything starts. */
   nodeEnv?: Record<string, string>;
   onProgress?: (line: string) => void;
+  /** Aborting stops the start-up between parts and takes down what was started (up rejects with AbortError). */
+  signal?: AbortSignal;
+  /** Each part's log is kept under this many bytes (copy-and-truncate to <name>.log.1; lib/logs.ts). */
+  logMaxBytes?: number;
 }
 
 export interface ClusterState {
@@ -40,6 +46,10 @@ export interface ClusterState {
   nodes: number;
   url: string;
   startedAt: string;
+  /** The node settings this cluster was started with (DEMO_USERS and UpOptions.nodeEnv); `start app-N` reuses them. */
+  settings?: Record<string, string>;
+  /** The cap on each part's log (lib/logs.ts). */
+  logMaxBytes?: number;
   parts: PartState[];
 }
 
@@ -122,6 +132,11 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const monitoring = opts.monitoring ?? true;
   const say = opts.onProgress ?? (() => {});
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new Error(`--nodes must be a whole number from 1 to 32, got ${nodes}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be a whole number from 1 to 65535, got ${port}`);
+  const settings = { DEMO_USERS: String(opts.demoUsers ?? 1000), ...opts.nodeEnv };
+  fs.mkdirSync(dir, { recursive: true });
+  const nodeEnv = (redisUrl: string) => ({ ...nodeEnvironment({ mode, redisUrl, demoUsers: opts.demoUsers ?? 1000 }), SESSION_SECRETS: sessionSecrets(dir), ...opts.nodeEnv });
+  validateNodeEnvironment(nodeEnv('redis://127.0.0.1:6379/0'));
 
   const existing = readState(dir);
   if (existing && existing.parts.some(owns)) {
@@ -137,8 +152,9 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), parts: [] };
+  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, parts: [] };
   const started = async (spec: PartSpec) => {
+    opts.signal?.throwIfAborted();
     const part = await launchReporting(spec, logDir, say);
     state.parts.push(part);
     writeState(state);
@@ -153,7 +169,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       redisUrl = `${redis.url}/0`;
     }
 
-    const env = { ...nodeEnvironment({ mode, redisUrl, demoUsers: opts.demoUsers ?? 1000 }), SESSION_SECRETS: sessionSecrets(dir), ...opts.nodeEnv };
+    const env = nodeEnv(redisUrl);
     const specs: PartSpec[] = [];
     for (let i = 1; i <= nodes; i++) specs.push(appSpec({ index: i, port: await freePort(), metricsPort: await freePort(), appEntry: APP_ENTRY, env }));
     say(`starting ${nodes} node(s) in ${mode} mode`);
@@ -180,6 +196,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       });
       await started(prometheusSpec({ port: promPort, configFile, dataDir: path.join(dir, 'prometheus', 'data') }));
     }
+    opts.signal?.throwIfAborted();
     say(`cluster up: ${state.url}  (mode ${mode}, ${nodes} node(s))`);
     return state;
   } catch (err) {
@@ -192,7 +209,13 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 function requireState(dir: string): ClusterState {
   const state = readState(dir);
   if (!state) throw new Error(`no cluster state in ${dir}; start one with \`npm run cluster -- up\``);
+  keepLogsBounded(state);
   return state;
+}
+
+/** A detached cluster has no runner following its logs: every verb rotates them (lib/logs.ts). */
+export function keepLogsBounded(state: ClusterState): string[] {
+  return rotateLogs(path.join(state.dir, 'logs'), state.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES);
 }
 
 function findPart(state: ClusterState, name: string): PartState {
@@ -206,7 +229,7 @@ function owns(part: PartState): boolean {
   return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
 }
 
-export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; parts: PartStatus[] }> {
+export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; settings: Record<string, string>; parts: PartStatus[] }> {
   const state = requireState(dir);
   const parts = await Promise.all(
     state.parts.map(async (p) => {
@@ -214,7 +237,7 @@ export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; 
       return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }) };
     }),
   );
-  return { url: state.url, mode: state.mode, parts };
+  return { url: state.url, mode: state.mode, settings: state.settings ?? {}, parts };
 }
 
 /** Sends a signal to one part (default SIGKILL: a crash). Returns once it is gone (or after 15 s for TERM). */
@@ -243,6 +266,7 @@ export async function start(name: string, opts: { dir?: string; onProgress?: (li
 export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void = () => {}): Promise<void> {
   const state = readState(dir);
   if (!state) return;
+  keepLogsBounded(state);
   // In waves, front to back: monitoring, the load balancer, the nodes (together: each drains), the store.
   const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['redis']];
   for (const wave of waves) {

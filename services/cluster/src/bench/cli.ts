@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../cluster.js';
+import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { markdown, table } from './report.js';
 import { runBench } from './run.js';
 
@@ -9,48 +9,55 @@ import { runBench } from './run.js';
  * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--connections 32] [--stored 1000,100000,1000000]
  *   [--memory-sessions 100000] [--no-doc]
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
+ * Exit codes (lib/cli.ts, the same for every tool): 0 done, 1 failed, 2 usage error.
  */
-const { values } = parseArgs({
-  options: {
-    json: { type: 'boolean', default: false },
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '32' },
-    threads: { type: 'string', default: '2' },
-    stored: { type: 'string', default: '1000,100000,1000000' },
-    'memory-sessions': { type: 'string', default: '100000' },
-    'no-doc': { type: 'boolean', default: false },
-  },
-});
-
-function int(name: string, v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) < 1) {
-    process.stderr.write(`[bench] --${name} must be a whole number >= 1, got "${v}"\n`);
-    process.exit(1);
-  }
-  return Number(v);
-}
+const USAGE = `usage: npm run bench [-- options]
+  --json                      print one JSON object instead of the table
+  --rounds 3                  rounds per configuration (the median is kept)
+  --seconds 5s                length of each wrk run (whole seconds: 5, 5s, 1m, 1m30s)
+  --connections 32 --threads 2
+  --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)
+  --memory-sessions 100000    sessions written for the bytes-per-session measurement
+  --no-doc                    do not rewrite docs/benchmarks.md`;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-runBench({
-  rounds: int('rounds', values.rounds!),
-  seconds: int('seconds', values.seconds!),
-  connections: int('connections', values.connections!),
-  threads: int('threads', values.threads!),
-  memorySessions: int('memory-sessions', values['memory-sessions']!),
-  storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => int('stored', s.trim())),
-  onProgress: log,
-})
-  .then((report) => {
-    if (!values['no-doc']) {
-      const doc = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-      fs.mkdirSync(path.dirname(doc), { recursive: true });
-      fs.writeFileSync(doc, markdown(report));
-      log(`wrote ${path.relative(REPO_ROOT, doc)}`);
-    }
-    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${table(report)}\n`);
-  })
-  .catch((err: Error) => {
-    log(`error: ${err.message}`);
-    process.exit(1);
+
+function wholeSeconds(name: string, s: number): number {
+  if (!Number.isInteger(s) || s < 1) throw new UsageError(`--${name} must be a whole number of seconds, at least 1, got ${s}`);
+  return s;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, {
+    json: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string' },
+    threads: { type: 'string' },
+    stored: { type: 'string', default: '1000,100000,1000000' },
+    'memory-sessions': { type: 'string' },
+    'no-doc': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   });
+  if (values.help) return void process.stdout.write(`${USAGE}\n`), EXIT.ok;
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const report = await runBench({
+    rounds: intOption('rounds', values.rounds, 3, 1, 100),
+    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
+    connections: intOption('connections', values.connections, 32, 1, 10_000),
+    threads: intOption('threads', values.threads, 2, 1, 256),
+    memorySessions: intOption('memory-sessions', values['memory-sessions'], 100_000, 1, 10_000_000),
+    storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
+    onProgress: log,
+  });
+  if (!values['no-doc']) {
+    const doc = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
+    fs.mkdirSync(path.dirname(doc), { recursive: true });
+    fs.writeFileSync(doc, markdown(report));
+    log(`wrote ${path.relative(REPO_ROOT, doc)}`);
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${table(report)}\n`);
+  return EXIT.ok;
+}
+
+runCli('bench', USAGE, () => main(process.argv.slice(2)));

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { formatDuration } from '@session-cluster/app/duration.js';
 import { REPO_ROOT, type Mode } from '../cluster.js';
+import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';
 import { machine, summarizeRun, textTable, writeReport, type Summary } from './report.js';
 import { Aborted, runFailover, type RunOutcome } from './run.js';
@@ -10,12 +11,13 @@ import { Aborted, runFailover, type RunOutcome } from './run.js';
  * npm run experiment -- failover [--mode shared|sticky|both] [--nodes 3] [--duration 60s]
  *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--monitoring]
  *
- * Exit codes: 0 every claim held; 1 a claim did not hold; 2 the experiment could not run; 130 interrupted.
+ * Exit codes (lib/cli.ts, the same for every tool): 0 every claim held; 1 a claim did not hold or
+ * the experiment could not run; 2 a usage error; 130 interrupted.
  */
 const USAGE = `usage: npm run experiment -- failover [options]
   --mode shared|sticky|both   which session mode(s) to run, one after the other (default both)
   --nodes N                   session nodes behind nginx (default 3)
-  --duration 60s              load length (s, m, or plain seconds; e.g. 90, 2m, 1m30s)
+  --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
   --kill-at 20s               SIGKILL one node this long into the load (>= duration: no kill)
   --restart-after 10s         start it again this long after the kill ("never" or 0: stays down)
   --vus 20                    k6 virtual users: one user and one session each
@@ -25,59 +27,36 @@ const USAGE = `usage: npm run experiment -- failover [options]
 
 const say = (line: string): void => void process.stdout.write(`[experiment] ${line}\n`);
 
-class UsageError extends Error {}
-
-/** Seconds from "60s", "2m", "1m30s", "1500ms" or a plain number of seconds. */
-export function parseDuration(name: string, value: string): number {
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-  let total = 0;
-  let consumed = 0;
-  for (const m of v.matchAll(re)) {
-    if (m.index !== consumed) break;
-    consumed += m[0].length;
-    total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  }
-  if (consumed !== v.length || v.length === 0) throw new UsageError(`--${name} must be a duration like 60s, 2m or 1m30s, got "${value}"`);
-  return total;
-}
-
-function intOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
-  return Number(value);
-}
-
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      mode: { type: 'string', default: 'both' },
-      nodes: { type: 'string' },
-      duration: { type: 'string', default: '60s' },
-      'kill-at': { type: 'string', default: '20s' },
-      'restart-after': { type: 'string', default: '10s' },
-      vus: { type: 'string' },
-      'kill-node': { type: 'string', default: 'busiest' },
-      monitoring: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { values, positionals } = parseOptions(argv, {
+    mode: { type: 'string', default: 'both' },
+    nodes: { type: 'string' },
+    duration: { type: 'string', default: '60s' },
+    'kill-at': { type: 'string', default: '20s' },
+    'restart-after': { type: 'string', default: '10s' },
+    vus: { type: 'string' },
+    'kill-node': { type: 'string', default: 'busiest' },
+    monitoring: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   });
   const [verb] = positionals;
   if (values.help || !verb) return void process.stdout.write(`${USAGE}\n`), 0;
-  if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)\n${USAGE}`);
+  if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
   const modes: Mode[] = values.mode === 'both' ? ['shared', 'sticky'] : values.mode === 'shared' || values.mode === 'sticky' ? [values.mode] : [];
   if (!modes.length) throw new UsageError(`--mode must be shared, sticky or both, got "${values.mode}"`);
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
-  const durationS = parseDuration('duration', values.duration!);
-  const killAtS = parseDuration('kill-at', values['kill-at']!);
+  const durationS = durationOption('duration', values.duration, '60s');
+  const killAtS = durationOption('kill-at', values['kill-at'], '20s');
   const restartRaw = values['restart-after']!;
-  const restartAfterS = restartRaw === 'never' ? null : parseDuration('restart-after', restartRaw) || null;
+  const restartAfterS = restartRaw === 'never' ? null : durationOption('restart-after', restartRaw, '10s') || null;
   if (durationS < 5) throw new UsageError('--duration must be at least 5s');
+  // Say what the run will and will not do before spending minutes on it.
+  if (killAtS >= durationS) say(`note: --kill-at ${formatDuration(killAtS)} is at or after the end of the load (--duration ${formatDuration(durationS)}): no node is killed (a baseline run)`);
+  else if (restartAfterS !== null && killAtS + restartAfterS >= durationS) {
+    say(`note: the restart would come at ${formatDuration(killAtS + restartAfterS)}, at or after the end of the load (--duration ${formatDuration(durationS)}): the killed node stays down for the rest of the run`);
+  }
   const killNode = values['kill-node']!;
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
   const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
@@ -118,14 +97,10 @@ async function main(argv: string[]): Promise<number> {
   return summary.runs.every((r) => r.claim.held) ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    if (err instanceof Aborted) {
-      say('interrupted; the cluster is down');
-      process.exit(130);
-    }
-    process.stderr.write(`[experiment] error: ${err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS') ? err.message : (err.stack ?? err.message)}\n`);
-    process.exit(2);
-  },
+runCli('experiment', USAGE, () =>
+  main(process.argv.slice(2)).catch((err: Error) => {
+    if (!(err instanceof Aborted)) throw err;
+    say('interrupted; the cluster is down');
+    return EXIT.interrupted;
+  }),
 );
