@@ -3,10 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
 import { save } from '../session/guard.js';
-import type { CartItem } from '../session/types.js';
-
-const MAX_LINES = 50;
-const MAX_QTY = 99;
+import { CART_MAX_LINES as MAX_LINES, CART_MAX_QTY as MAX_QTY, type CartItem } from '../session/types.js';
 
 const AddItem = z.strictObject({
   sku: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -'),
@@ -28,7 +25,10 @@ export function cartRoutes(router: IRouter, d: { requireUser: RequestHandler; re
     else if (cart.length >= MAX_LINES) throw new AppError('VALIDATION', `sku: the cart holds at most ${MAX_LINES} different items`);
     else cart.push({ sku, qty });
     req.session.cart = cart;
-    await save(req); // stored before it is acknowledged (see session/guard.ts, save)
-    res.status(201).json(view(cart));
+    // Stored before it is acknowledged (session/guard.ts, save). The store merges this change into
+    // whatever concurrent requests wrote meanwhile (session/merge.ts) and leaves the merged cart
+    // in req.session: the response shows the cart as stored, other requests' lines included.
+    await save(req);
+    res.status(201).json(view(req.session.cart ?? []));
   });
 }

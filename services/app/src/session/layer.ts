@@ -4,8 +4,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { RedisStore } from 'connect-redis';
+import { dbOf } from '../redis.js';
 import { createCodec } from './codec.js';
 import { LocalSessionStore } from './local-store.js';
+import { appMergePolicy } from './merge.js';
 import { createLoginLimiter, type LoginLimiter } from './login-limiter.js';
 import { SharedSessionStore } from './shared-store.js';
 import { LocalUserSessionIndex, RedisUserSessionIndex, type UserSessionIndex } from './user-index.js';
@@ -24,8 +26,12 @@ export interface SessionLayer {
   store: Store;
   index: UserSessionIndex;
   limiter: LoginLimiter;
-  /** Whether the store can serve requests right now (readiness). */
-  ready(): boolean;
+  /**
+   * Whether the store answers right now (readiness): a PING on each connection, bounded by the
+   * command timeout. A connection's status alone is not enough: a hung Redis (SIGSTOP, a stalled
+   * host) keeps the TCP connection "ready" while every command times out.
+   */
+  ready(): Promise<boolean>;
   close(): void;
 }
 
@@ -41,11 +47,12 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
   const cookie = { path: '/', httpOnly: true, secure: config.cookie.secure, sameSite: 'lax' as const };
   const codec = createCodec(cookie);
   const idleTimeoutS = config.session.idleTimeoutS;
-  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec };
+  const sessionsDb = dbOf(config.redis.url);
+  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb: sessionsDb + 1 };
 
   let store: Store;
   let index: UserSessionIndex;
-  let ready: () => boolean;
+  let ready: () => Promise<boolean>;
   let close = () => {};
   const textbook = config.session.profile === 'textbook';
   if (config.mode === 'shared') {
@@ -54,18 +61,21 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
       // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
       // GET then EXPIRE on every read). Benchmarks only (config.ts).
       store = new RedisStore({ client: redis.sessions });
-      index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { stringify: JSON.stringify, parse: JSON.parse } });
+      index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
     } else {
-      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver });
+      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy });
       index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
     }
-    ready = () => redis.sessions.status === 'ready' && redis.aux.status === 'ready';
+    ready = async () => {
+      const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
+      return pings.every((p) => p.status === 'fulfilled');
+    };
     metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
   } else {
-    const local = new LocalSessionStore({ idleTimeoutS, codec, observer: metrics.storeObserver });
+    const local = new LocalSessionStore({ idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy });
     store = local;
     index = new LocalUserSessionIndex(local, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
-    ready = () => true;
+    ready = async () => true;
     close = () => local.close();
     metrics.setActiveSessionsSource(() => local.size);
   }

@@ -1,4 +1,9 @@
 /** What this application keeps in a session. */
+
+/** The cart's bounds: POST /api/cart/items validates them, and so does a concurrent merge (merge.ts). */
+export const CART_MAX_LINES = 50;
+export const CART_MAX_QTY = 99;
+
 export interface CartItem {
   sku: string;
   qty: number;

@@ -7,13 +7,24 @@ import type { LocalSessionStore } from './local-store.js';
  * Which sessions a user has, so they can be listed and ended together ("log out everywhere").
  *
  * Shared mode keeps one sorted set per user in Redis (member: session id, score: creation time),
- * written at login and logout: no SCAN and no keyspace notifications. It stays bounded: at most
- * `maxPerUser` members (the oldest session is ended when a new one would exceed it), members
- * whose session expired are pruned whenever the set is read, and the set itself expires one
- * absolute timeout after the latest login, since no session in it can outlive that.
+ * written at login and logout: no SCAN and no keyspace notifications. Each change is one Lua
+ * script, atomic with respect to every other node:
+ * - at login, members whose session no longer exists (idle-expired, deleted) are pruned before
+ *   the cap is applied, so dead entries never count towards it, and only a session that really
+ *   existed when it was pushed out is reported (and counted) as evicted;
+ * - "log out everywhere" deletes every member's session and the set in one step, so a login
+ *   that races it is either ended with the rest or stays listed, never orphaned.
+ * The set expires one absolute timeout after the latest login, since no session in it can
+ * outlive that, and listing prunes too. What remains: a user who never logs in again keeps up to
+ * `maxPerUser` dead members until that expiry (bounded by users x cap; `npm run soak` reports it).
  *
- * Sticky mode keeps the same index in this node's memory, beside the sessions themselves: it
- * knows only this node's sessions, which is exactly what sticky sessions can offer.
+ * The sessions and the index live in two logical databases of one Redis (session/layer.ts), so
+ * the scripts SELECT between them (a Redis Cluster deployment would put both in db 0 under one
+ * hash tag per user instead).
+ *
+ * Sticky mode keeps the same index in this node's memory, beside the sessions themselves, and
+ * forgets an entry as soon as the store drops it (store event `gone`). It knows only this node's
+ * sessions: "log out everywhere" there ends the sessions on the node that answers, and says so.
  */
 export interface SessionSummary {
   id: string;
@@ -23,11 +34,13 @@ export interface SessionSummary {
 }
 
 export interface UserSessionIndex {
-  /** Records a new session; returns the ids of sessions it evicted (already ended). */
+  /** Where `endAll` reaches: every node (shared) or the node that answers (sticky). */
+  readonly scope: 'cluster' | 'node';
+  /** Records a new session; returns the ids of live sessions it evicted (already ended). */
   add(user: string, sid: string, createdAt: number): Promise<string[]>;
   remove(user: string, sid: string): Promise<void>;
   list(user: string): Promise<SessionSummary[]>;
-  /** Ends every session of the user; returns how many there were. */
+  /** Ends every session of the user; returns how many live sessions there were. */
   endAll(user: string): Promise<number>;
 }
 
@@ -35,37 +48,78 @@ interface IndexOptions {
   maxPerUser: number;
   idleTimeoutS: number;
   absoluteTimeoutS: number;
-  codec: SessionCodec;
+  codec: Pick<SessionCodec, 'parse'>;
+}
+
+// KEYS[1] index; ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix.
+// Returns the ids evicted while alive.
+const ADD = `
+local idx, sid = KEYS[1], ARGV[1]
+local sessionsDb, auxDb, prefix = ARGV[5], ARGV[6], ARGV[7]
+redis.call('ZADD', idx, ARGV[2], sid)
+local members = redis.call('ZRANGE', idx, 0, -1)
+redis.call('SELECT', sessionsDb)
+local dead = {}
+for _, m in ipairs(members) do
+  if m ~= sid and redis.call('EXISTS', prefix .. m) == 0 then dead[#dead + 1] = m end
+end
+redis.call('SELECT', auxDb)
+if #dead > 0 then redis.call('ZREM', idx, unpack(dead)) end
+local evicted = {}
+local over = redis.call('ZCARD', idx) - tonumber(ARGV[3])
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', idx, over)
+  redis.call('SELECT', sessionsDb)
+  for i = 1, #popped, 2 do
+    if redis.call('DEL', prefix .. popped[i]) == 1 then evicted[#evicted + 1] = popped[i] end
+  end
+  redis.call('SELECT', auxDb)
+end
+redis.call('EXPIRE', idx, ARGV[4])
+return evicted
+`;
+
+// KEYS[1] index; ARGV: sessionsDb, auxDb, sessionPrefix. Returns how many sessions existed.
+const END_ALL = `
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+redis.call('SELECT', ARGV[1])
+local ended = 0
+for _, m in ipairs(members) do ended = ended + redis.call('DEL', ARGV[3] .. m) end
+redis.call('SELECT', ARGV[2])
+return ended
+`;
+
+interface IndexRedis extends Redis {
+  indexAdd(key: string, sid: string, createdAt: number, max: number, ttlS: number, sessionsDb: number, auxDb: number, prefix: string): Promise<string[]>;
+  indexEndAll(key: string, sessionsDb: number, auxDb: number, prefix: string): Promise<number>;
 }
 
 export class RedisUserSessionIndex implements UserSessionIndex {
+  readonly scope = 'cluster';
+  private readonly aux: IndexRedis;
+
   constructor(
     private readonly sessions: Redis,
-    private readonly aux: Redis,
+    aux: Redis,
     private readonly sessionPrefix: string,
-    private readonly opts: IndexOptions,
-  ) {}
+    private readonly opts: IndexOptions & { sessionsDb: number; auxDb: number },
+  ) {
+    if (!('indexAdd' in aux)) {
+      aux.defineCommand('indexAdd', { numberOfKeys: 1, lua: ADD });
+      aux.defineCommand('indexEndAll', { numberOfKeys: 1, lua: END_ALL });
+    }
+    this.aux = aux as IndexRedis;
+  }
 
   private key(user: string): string {
     return `idx:${user}`;
   }
 
   async add(user: string, sid: string, createdAt: number): Promise<string[]> {
-    const key = this.key(user);
+    const o = this.opts;
     try {
-      // One round trip; no MULTI needed: a concurrent login of the same user only changes which
-      // of them evicts the oldest.
-      const [, , [, count]] = (await this.aux
-        .pipeline()
-        .zadd(key, createdAt, sid)
-        .expire(key, this.opts.absoluteTimeoutS)
-        .zcard(key)
-        .exec()) as [unknown, unknown, [unknown, number]];
-      if (count <= this.opts.maxPerUser) return [];
-      const popped = await this.aux.zpopmin(key, count - this.opts.maxPerUser);
-      const evicted = popped.filter((_, i) => i % 2 === 0);
-      if (evicted.length) await this.sessions.del(...evicted.map((id) => this.sessionPrefix + id));
-      return evicted;
+      return await this.aux.indexAdd(this.key(user), sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix);
     } catch (err) {
       throw storeUnavailable(err);
     }
@@ -107,12 +161,8 @@ export class RedisUserSessionIndex implements UserSessionIndex {
   }
 
   async endAll(user: string): Promise<number> {
-    const key = this.key(user);
     try {
-      const ids = await this.aux.zrange(key, '0', '-1');
-      if (ids.length) await this.sessions.del(...ids.map((id) => this.sessionPrefix + id));
-      await this.aux.del(key);
-      return ids.length;
+      return await this.aux.indexEndAll(this.key(user), this.opts.sessionsDb, this.opts.auxDb, this.sessionPrefix);
     } catch (err) {
       throw storeUnavailable(err);
     }
@@ -120,49 +170,67 @@ export class RedisUserSessionIndex implements UserSessionIndex {
 }
 
 export class LocalUserSessionIndex implements UserSessionIndex {
+  readonly scope = 'node';
   private readonly byUser = new Map<string, Map<string, number>>();
+  private readonly owner = new Map<string, string>();
 
   constructor(
     private readonly store: LocalSessionStore,
     private readonly opts: Pick<IndexOptions, 'maxPerUser'> & { nodeId: string },
-  ) {}
+  ) {
+    store.on('gone', (sid: string) => this.forget(sid));
+  }
+
+  /** Users and session ids held (for tests and the soak: both must come back down to zero). */
+  get stats(): { users: number; sessions: number } {
+    return { users: this.byUser.size, sessions: this.owner.size };
+  }
 
   async add(user: string, sid: string, createdAt: number): Promise<string[]> {
     const ids = this.byUser.get(user) ?? new Map<string, number>();
     this.byUser.set(user, ids);
     ids.set(sid, createdAt);
-    this.prune(user, ids);
+    this.owner.set(sid, user);
     const evicted: string[] = [];
-    for (const id of ids.keys()) {
+    for (const id of [...ids.keys()]) {
       if (ids.size <= this.opts.maxPerUser) break;
-      ids.delete(id); // Map iterates in insertion order: oldest first
+      // Map iterates in insertion order: oldest first. Dead entries are never here (forget()).
+      if (this.store.has(id)) evicted.push(id);
       this.store.destroy(id);
-      evicted.push(id);
+      this.forget(id);
     }
     return evicted;
   }
 
-  async remove(user: string, sid: string): Promise<void> {
-    this.byUser.get(user)?.delete(sid);
+  async remove(_user: string, sid: string): Promise<void> {
+    this.forget(sid);
   }
 
   async list(user: string): Promise<SessionSummary[]> {
     const ids = this.byUser.get(user);
     if (!ids) return [];
-    this.prune(user, ids);
-    return [...ids].map(([id, createdAt]) => ({ id, createdAt, lastSeenAt: this.store.lastSeen(id) ?? createdAt, node: this.opts.nodeId }));
+    return [...ids]
+      .filter(([id]) => this.store.has(id))
+      .map(([id, createdAt]) => ({ id, createdAt, lastSeenAt: this.store.lastSeen(id) ?? createdAt, node: this.opts.nodeId }));
   }
 
   async endAll(user: string): Promise<number> {
-    const ids = this.byUser.get(user);
-    if (!ids) return 0;
-    for (const id of ids.keys()) this.store.destroy(id);
-    this.byUser.delete(user);
-    return ids.size;
+    const ids = [...(this.byUser.get(user)?.keys() ?? [])];
+    let ended = 0;
+    for (const id of ids) {
+      if (this.store.has(id)) ended++;
+      this.store.destroy(id);
+      this.forget(id);
+    }
+    return ended;
   }
 
-  private prune(user: string, ids: Map<string, number>): void {
-    for (const id of ids.keys()) if (!this.store.has(id)) ids.delete(id);
-    if (ids.size === 0) this.byUser.delete(user);
+  private forget(sid: string): void {
+    const user = this.owner.get(sid);
+    if (user === undefined) return;
+    this.owner.delete(sid);
+    const ids = this.byUser.get(user);
+    ids?.delete(sid);
+    if (ids?.size === 0) this.byUser.delete(user);
   }
 }

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { createCodec } from '@session-cluster/app/session/codec.js';
 import { noopObserver } from '@session-cluster/app/session/observer.js';
 import { SharedSessionStore } from '@session-cluster/app/session/shared-store.js';
+import { appMergePolicy } from '@session-cluster/app/session/merge.js';
 import { freePort } from '../lib/ports.js';
 import { terminate } from '../lib/pids.js';
 import { launch, redisSpec } from '../parts.js';
@@ -54,7 +55,7 @@ export async function measureBytesPerSession(count = 100_000): Promise<BytesPerS
   const redis = new Redis({ port, host: '127.0.0.1' });
   try {
     const seedStore = new RedisStore({ client: redis });
-    const sharedStore = new SharedSessionStore(redis, { prefix: 's:', idleTimeoutS: 1800, codec: createCodec(cookieOptions), observer: noopObserver });
+    const sharedStore = new SharedSessionStore(redis, { prefix: 's:', idleTimeoutS: 1800, codec: createCodec(cookieOptions), observer: noopObserver, merge: appMergePolicy });
     const seed = await fill(redis, seedStore, count);
     const seedKey = Number(await redis.memory('USAGE', `sess:${sid(1)}`));
     const shared = await fill(redis, sharedStore, count);
