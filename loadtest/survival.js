@@ -4,9 +4,10 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e MODE=shared loadtest/survival.js
 //
 // A 401 for a session that was valid (the VU never logged out) is a lost session: counted in
-// sessions_lost (tagged with the node that last served it), then the VU logs in again and goes on.
-// 5xx and network errors are failed requests (failed_requests), not losses: the session may well
-// be intact on the next request. See loadtest/README.md for the metrics and thresholds.
+// sessions_lost (tagged with the node that last served it and the node that answered 401), then
+// the VU logs in again and goes on. 5xx and network errors are failed requests (failed_requests),
+// not losses: the session may well be intact on the next request. The words and the claims are
+// defined once, in lib/claims.js; see loadtest/README.md for the metrics and thresholds.
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
@@ -14,6 +15,7 @@ import { Counter, Rate, Trend } from 'k6/metrics';
 import { config, userFor } from './lib/config.js';
 import { profile } from './lib/profiles.js';
 import { thresholds } from './lib/thresholds.js';
+import { failureClass, lossesPerVu } from './lib/claims.js';
 import { summaryOutputs } from './lib/summary.js';
 
 export const options = {
@@ -36,6 +38,11 @@ const continuity = new Rate('session_continuity');
 const requestsByNode = new Counter('requests_by_node');
 const loginDuration = new Trend('login_duration', true);
 const failedRequests = new Counter('failed_requests');
+// A VU that lost more sessions than its share allows (lib/claims.js lossesPerVu): in sticky mode
+// only the users of the killed node lose theirs, once, and once more after its restart.
+const lostBeyondShare = new Counter('sessions_lost_beyond_share');
+const MAX_LOSSES = lossesPerVu(config);
+let losses = 0; // this VU's
 
 const BASE = config.baseUrl;
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
@@ -57,7 +64,7 @@ function body(res) {
 /** A response that is neither a node's answer on the session nor a 401: 5xx, network error, other 4xx. */
 function failed(res, kind) {
   const status = String(res.status);
-  failedRequests.add(1, { kind, status });
+  failedRequests.add(1, { kind, status, class: failureClass(res.status), vu: String(exec.vu.idInTest) });
   if (res.status === 0 || res.status >= 500) return; // the node or the path to it failed; the session may be fine
   // Any other 4xx on a valid session (403 CSRF, 400) means the session is not what it was.
   continuity.add(false, { kind });
@@ -73,7 +80,7 @@ function answer(res, kind, expected) {
   const node = servedBy(res);
   if (node) requestsByNode.add(1, { node });
   if (res.status === 401 && session) {
-    lost(kind);
+    lost(kind, node);
     return null;
   }
   const b = body(res);
@@ -110,9 +117,19 @@ function login() {
   session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, node };
 }
 
-/** A 401 on a session that was valid: the session is gone. */
-function lost(kind) {
-  sessionsLost.add(1, { node: session.node || 'unknown', kind });
+/**
+ * A 401 on a session that was valid: the session is gone. `answeredBy` is the node that said so:
+ * the session's own node (`answer: home`: a live node forgot a session it held, never right) or
+ * another one (`other`: the session's node was unreachable, or the route moved).
+ */
+function lost(kind, answeredBy) {
+  const home = session.node || 'unknown';
+  sessionsLost.add(1, { node: home, kind, answered_by: answeredBy || 'unknown', answer: answeredBy === home ? 'home' : 'other', vu: String(exec.vu.idInTest) });
+  losses++;
+  if (losses > MAX_LOSSES) {
+    lostBeyondShare.add(1);
+    console.warn(`VU ${exec.vu.idInTest}: lost its session ${losses} times (its share is ${MAX_LOSSES})`);
+  }
   continuity.add(false, { kind });
   session = null; // log in again on the next iteration
 }

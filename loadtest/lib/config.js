@@ -2,7 +2,10 @@
 //   BASE_URL     the cluster's one way in (nginx); default http://127.0.0.1:8080 (compose: http://nginx:8080)
 //   MODE         shared | sticky: which claims the thresholds hold the run to (lib/thresholds.js)
 //   USER_OFFSET  VU n logs in as user<n + USER_OFFSET>, so two runs can use disjoint demo users
-//   EXPECT_LOSS  1 = a node is killed during the run (the experiment sets it); sticky then must lose sessions
+//   KILL         1 = a node is killed during the run (the experiment sets it; EXPECT_LOSS=1 is the old
+//                name): the failures a dying node causes are allowed, and sticky mode must lose sessions
+//   RESTART      with KILL=1: 1 (default) = the node is started again, 0 = it stays down; sticky
+//                mode's users of that node then lose their sessions a second time (lib/claims.js)
 //   PROFILE      smoke | load | soak | experiment (lib/profiles.js)
 //   DURATION, VUS  the experiment profile's length and size
 //   SUMMARY_PATH where handleSummary writes its JSON (default summary.json)
@@ -14,6 +17,14 @@ function intEnv(name, fallback) {
   return Number(raw);
 }
 
+function flag(name, fallback) {
+  const raw = String(__ENV[name] ?? '').toLowerCase();
+  if (raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new Error(`${name} must be 1 or 0, got "${__ENV[name]}"`);
+}
+
 const MODES = ['shared', 'sticky'];
 const mode = (__ENV.MODE || 'shared').toLowerCase();
 if (!MODES.includes(mode)) throw new Error(`MODE must be shared or sticky, got "${__ENV.MODE}"`);
@@ -22,7 +33,8 @@ export const config = Object.freeze({
   baseUrl: (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, ''),
   mode,
   userOffset: intEnv('USER_OFFSET', 0),
-  expectLoss: ['1', 'true', 'yes'].includes(String(__ENV.EXPECT_LOSS || '').toLowerCase()),
+  kill: flag('KILL', flag('EXPECT_LOSS', false)),
+  restart: flag('RESTART', true),
   profile: (__ENV.PROFILE || 'smoke').toLowerCase(),
   duration: __ENV.DURATION || '60s',
   vus: intEnv('VUS', 20),

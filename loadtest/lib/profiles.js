@@ -30,3 +30,9 @@ export function profile(name = config.profile) {
 }
 
 export const profileNames = Object.keys(PROFILES);
+
+/** The most VUs a profile runs at once: every one of them logs in (lib/claims.js). */
+export function peakVus(name = config.profile) {
+  const p = profile(name);
+  return p.executor === 'ramping-vus' ? Math.max(p.startVUs || 0, ...p.stages.map((s) => s.target)) : p.vus;
+}

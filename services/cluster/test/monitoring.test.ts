@@ -25,7 +25,7 @@ it('every panel of every dashboard has data after load and a failover', async ()
   const k6 = startK6({
     bin: resolveK6(),
     script: SURVIVAL_SCRIPT,
-    vars: { BASE_URL: cluster.url, MODE: 'shared', PROFILE: 'experiment', DURATION: '16s', VUS: '6', USER_OFFSET: '40', EXPECT_LOSS: '0', SUMMARY_PATH: path.join(cluster.dir, 'k6-summary.json') },
+    vars: { BASE_URL: cluster.url, MODE: 'shared', PROFILE: 'experiment', DURATION: '16s', VUS: '6', USER_OFFSET: '40', KILL: '1', RESTART: '1', SUMMARY_PATH: path.join(cluster.dir, 'k6-summary.json') },
     jsonOut: path.join(cluster.dir, 'k6.json'),
     htmlReport: path.join(cluster.dir, 'k6.html'),
     prometheusWrite: `${prom}/api/v1/write`,

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import zlib from 'node:zlib';
+import type { FailureEvent, LossEvent } from '../../../../loadtest/lib/claims.js';
 
 /**
  * Per-second time series from k6's JSON lines output (`--out json=FILE[.gz]`): one line per
@@ -20,20 +21,16 @@ export interface Second {
   p99: number | null;
 }
 
-export interface Loss {
-  /** Seconds since the first sample. */
-  t: number;
-  /** The node that last served the session before it was lost. */
-  node: string;
-}
+/** A lost session: when, the node that last served it, the node that answered 401, and the VU. */
+export type Loss = LossEvent;
 
 export interface Series {
   /** Epoch ms of the first sample: second 0. */
   origin: number;
   seconds: Second[];
   losses: Loss[];
-  /** Every failed request, with its kind (login/read/write), status (0 = network error) and time. */
-  failures: { t: number; kind: string; status: string }[];
+  /** Every failed request, with its kind (login/read/write), status (0 = network error), VU and time. */
+  failures: FailureEvent[];
   /** Sessions started (logins), with the node that created them. */
   logins: { t: number; node: string }[];
   /** requests_by_node samples with their time, for shares over any window. */
@@ -110,13 +107,13 @@ export async function readSeries(file: string): Promise<Series> {
           const kind = p.tags.kind ?? 'unknown';
           s.failed += p.value;
           s.failedByKind[kind] = (s.failedByKind[kind] ?? 0) + p.value;
-          series.failures.push({ t, kind, status: p.tags.status ?? '?' });
+          series.failures.push({ t, kind, status: p.tags.status ?? '?', vu: p.tags.vu ?? '?' });
         }
         break;
       case 'sessions_lost':
         if (p.value > 0) {
           s.lost += p.value;
-          series.losses.push({ t, node: p.tags.node ?? 'unknown' });
+          series.losses.push({ t, node: p.tags.node ?? 'unknown', answeredBy: p.tags.answered_by ?? 'unknown', answer: p.tags.answer ?? 'unknown', vu: p.tags.vu ?? '?' });
         }
         break;
       case 'sessions_started':

@@ -3,10 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { shares } from './analyze.js';
 import { plotRun } from './plot.js';
-import type { RunOutcome } from './run.js';
+import { judge, type Claim, type FailureEvent, type JudgeInput, type LossEvent } from '../../../../loadtest/lib/claims.js';
+import type { K6Summary, RunOutcome } from './run.js';
 
-/** One run in summary.json. Numbers come from k6's output (summary data and JSON lines). */
-export interface RunSummary {
+/**
+ * One run in summary.json. Numbers come from k6's output (summary data and JSON lines). The claim
+ * is judged by loadtest/lib/claims.js, the one definition of what each mode must show, which k6's
+ * thresholds come from as well.
+ */
+export interface RunSummary extends JudgeInput {
   mode: 'shared' | 'sticky';
   nodes: number;
   vus: number;
@@ -25,22 +30,30 @@ export interface RunSummary {
   sessionsLostByNode: Record<string, number>;
   /** Checks on identity/counters that failed: a session that continued, but wrongly. */
   checkFailures: number;
+  /** Every failed request and every lost session, in time order (seconds since k6's first sample). */
+  failures: FailureEvent[];
+  losses: LossEvent[];
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
   killedNode: string | null;
-  /** Sessions the killed node said it held just before the kill (sticky; null in shared mode). */
+  /** Sessions the killed node said it held just before the kill (sticky; null in shared mode or when it could not be read). */
   killedNodeSessions: number | null;
+  /** Requests the killed node answered before the kill, from k6's samples (null: no kill). */
+  killedNodeServedBeforeKill: number | null;
   killAtS: number | null;
   restartAtS: number | null;
   readyAtS: number | null;
+  /** The run's length in k6's samples, seconds. */
+  endS: number;
   shareBeforeKill: Record<string, number>;
   /** From the kill until the restarted node is ready (or the end). */
   shareAfterKill: Record<string, number>;
   /** From the restarted node's readiness to the end. */
   shareAfterRestart: Record<string, number> | null;
-  k6: { exitCode: number | null; thresholdsPassed: boolean };
-  claim: { expected: string; held: boolean; why: string };
+  /** k6's exit code, and each threshold it ran (metric -> source -> passed). */
+  k6: { exitCode: number | null; thresholdsPassed: boolean; thresholds: Record<string, Record<string, boolean>> };
+  claim: Claim;
   files: { plot: string; html: string; k6Summary: string; k6Json: string; k6Log: string; logs: string };
 }
 
@@ -53,14 +66,14 @@ export interface Summary {
 
 const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
 
-/**
- * Failed GETs the shared claim tolerates: 0.1 % of reads (the same 99.9 % the k6 thresholds use).
- * nginx replays a GET on the next node when the connect is refused or the connection breaks
- * before a response header (proxy_next_upstream error), so a node's death should fail none;
- * the tolerance covers a node dying after nginx read the header but before the body, which
- * nginx cannot replay.
- */
-export const readTolerance = (reads: number) => Math.floor(reads * 0.001);
+/** Each threshold of k6's summary data: metric (or sub-metric) -> threshold source -> passed. */
+export function k6Thresholds(summary: K6Summary): Record<string, Record<string, boolean>> {
+  const out: Record<string, Record<string, boolean>> = {};
+  for (const [name, metric] of Object.entries(summary.metrics)) {
+    for (const [source, t] of Object.entries(metric.thresholds ?? {})) (out[name] ??= {})[source] = t.ok;
+  }
+  return out;
+}
 
 export function summarizeRun(r: RunOutcome): RunSummary {
   const m = r.summary.metrics;
@@ -81,7 +94,9 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   for (const l of s.losses) lostByNode[l.node] = (lostByNode[l.node] ?? 0) + 1;
   const lostDuring = killAtS === null ? 0 : s.losses.filter((l) => l.t >= killAtS && l.t < outageEnd).length;
   const lostAfter = readyAtS === null ? 0 : s.losses.filter((l) => l.t >= readyAtS).length;
-  const thresholdsPassed = Object.values(m).every((x) => Object.values(x.thresholds ?? {}).every((t) => t.ok));
+  const thresholds = k6Thresholds(r.summary);
+  const thresholdsPassed = Object.values(thresholds).every((x) => Object.values(x).every(Boolean));
+  const byTime = <T extends { t: number }>(xs: T[]) => [...xs].sort((a, b) => a.t - b.t).map((x) => ({ ...x, t: round(x.t, 3) }));
 
   const run: RunSummary = {
     mode: r.mode,
@@ -98,19 +113,23 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     sessionsLostAfterRestart: lostAfter,
     sessionsLostByNode: lostByNode,
     checkFailures: m.checks?.values.fails ?? 0,
+    failures: byTime(s.failures),
+    losses: byTime(s.losses),
     p50Ms: round(dur.med ?? 0),
     p95Ms: round(dur['p(95)'] ?? 0),
     p99Ms: round(dur['p(99)'] ?? 0),
     killedNode: r.killedNode,
-    killedNodeSessions: r.killedNode && r.mode === 'sticky' ? (r.sessionsHeld[r.killedNode] ?? 0) : null,
+    killedNodeSessions: r.killedNode && r.mode === 'sticky' ? (r.sessionsHeld[r.killedNode] ?? null) : null,
+    killedNodeServedBeforeKill: r.killedNode && killAtS !== null ? s.served.filter((x) => x.node === r.killedNode && x.t < killAtS).length : null,
     killAtS,
     restartAtS,
     readyAtS,
+    endS: end,
     shareBeforeKill: shares(s, nodes, 0, killAtS ?? end + 1),
     shareAfterKill: killAtS === null ? {} : shares(s, nodes, killAtS, outageEnd),
     shareAfterRestart: readyAtS === null ? null : shares(s, nodes, readyAtS, end + 1),
-    k6: { exitCode: r.k6Exit.code, thresholdsPassed },
-    claim: { expected: '', held: false, why: '' },
+    k6: { exitCode: r.k6Exit.code, thresholdsPassed, thresholds },
+    claim: { expected: '', held: false, why: '', problems: [] },
     files: {
       plot: `failover-${r.mode}.svg`,
       html: path.basename(r.files.html),
@@ -122,46 +141,6 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   };
   run.claim = judge(run);
   return run;
-}
-
-/** The claim of each mode, and whether this run's numbers hold it. */
-export function judge(r: RunSummary): RunSummary['claim'] {
-  const tol = readTolerance(r.requestsByKind.read);
-  if (r.killedNode === null) {
-    const held = r.sessionsLost === 0 && r.failedRequests === 0 && r.checkFailures === 0;
-    return {
-      expected: 'no node killed: no session lost, no request failed',
-      held,
-      why: held ? 'nothing lost, nothing failed' : `lost ${r.sessionsLost}, failed ${r.failedRequests}, bad checks ${r.checkFailures}`,
-    };
-  }
-  if (r.mode === 'shared') {
-    const problems: string[] = [];
-    if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
-    if (r.failedByKind.read > tol) problems.push(`${r.failedByKind.read} failed read(s) > tolerance ${tol}`);
-    if (r.failedByKind.write > r.vus) problems.push(`${r.failedByKind.write} failed write(s) > ${r.vus} (one in flight per VU)`);
-    if (r.failedByKind.login > 0) problems.push(`${r.failedByKind.login} failed login(s)`);
-    if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed`);
-    return {
-      expected: `every session survives the SIGKILL of ${r.killedNode}: 0 lost; failed reads <= 0.1 % (nginx replays GETs); failed writes <= 1 per VU (a POST already sent to the dying node is not replayed)`,
-      held: problems.length === 0,
-      why: problems.length ? problems.join('; ') : `0 lost of ${r.sessionsTotal}; ${r.failedByKind.read} failed read(s), ${r.failedByKind.write} failed write(s)`,
-    };
-  }
-  const held = r.killedNodeSessions ?? 0;
-  const problems: string[] = [];
-  if (held > 0 && r.sessionsLostDuringOutage === 0) problems.push(`${r.killedNode} held ${held} session(s) but none was lost`);
-  if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed (a session continued wrongly)`);
-  return {
-    expected: `the sessions held by ${r.killedNode} (${held}) are lost when it is SIGKILLed; the other nodes' sessions continue`,
-    held: problems.length === 0,
-    why: problems.length
-      ? problems.join('; ')
-      : held === 0
-        ? `${r.killedNode} held no session: nothing to lose`
-        : `${r.sessionsLostDuringOutage} lost during the outage (${r.killedNode} held ${held})` +
-          (r.sessionsLostAfterRestart > 0 ? `, ${r.sessionsLostAfterRestart} more after the restart (their route cookies lead back to ${r.killedNode}, which does not have the sessions they re-created elsewhere)` : ''),
-  };
 }
 
 const pct = (v: number | undefined) => (v === undefined ? '-' : `${Math.round(v * 100)}%`);

@@ -44,8 +44,8 @@ export interface RunOutcome {
   killWall: number | null;
   restartWall: number | null;
   readyWall: number | null;
-  /** What each node said it held just before the kill (session_cluster_sessions_active; sticky: its own sessions). */
-  sessionsHeld: Record<string, number>;
+  /** What each node said it held just before the kill (session_cluster_sessions_active; sticky: its own sessions); null: its metrics could not be read. */
+  sessionsHeld: Record<string, number | null>;
   k6Exit: { code: number | null; signal: string | null };
   summary: K6Summary;
   series: Series;
@@ -82,15 +82,16 @@ async function nodeLoad(metricsPort: number): Promise<{ sessions: number; reques
   return { sessions, requests };
 }
 
-async function loads(state: ClusterState): Promise<Record<string, { sessions: number; requests: number }>> {
-  const out: Record<string, { sessions: number; requests: number }> = {};
+/** Each node's load; null for a node whose metrics could not be read (never taken as "held 0"). */
+async function loads(state: ClusterState): Promise<Record<string, { sessions: number; requests: number } | null>> {
+  const out: Record<string, { sessions: number; requests: number } | null> = {};
   for (const p of state.parts.filter((p) => p.kind === 'app')) {
-    out[p.name] = await nodeLoad(p.ports!.metrics!).catch(() => ({ sessions: 0, requests: 0 }));
+    out[p.name] = await nodeLoad(p.ports!.metrics!).catch(() => null);
   }
   return out;
 }
 
-function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions: number; requests: number }>, names: string[]): string {
+function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions: number; requests: number } | null>, names: string[]): string {
   if (choice !== 'busiest') {
     if (!names.includes(choice)) throw new Error(`--kill-node: no node named ${choice} (nodes: ${names.join(', ')})`);
     return choice;
@@ -116,12 +117,13 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   };
   for (const f of [files.html, files.json, files.summary, files.log]) fs.rmSync(f, { force: true });
   const willKill = o.killAtS < o.durationS;
+  const willRestart = willKill && o.restartAfterS !== null && o.killAtS + o.restartAfterS < o.durationS;
   let k6: ReturnType<typeof startK6> | null = null;
   let killedNode: string | null = null;
   let killWall: number | null = null;
   let restartWall: number | null = null;
   let readyWall: number | null = null;
-  let sessionsHeld: Record<string, number> = {};
+  let sessionsHeld: Record<string, number | null> = {};
   let k6Exit: { code: number | null; signal: string | null } = { code: null, signal: null };
   const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
   o.signal.addEventListener('abort', stopK6, { once: true });
@@ -152,7 +154,9 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
         PROFILE: 'experiment',
         DURATION: `${o.durationS}s`,
         VUS: String(o.vus),
-        EXPECT_LOSS: willKill ? '1' : '0',
+        // The claims k6 holds the run to (loadtest/lib/claims.js): a kill, and a restart after it.
+        KILL: willKill ? '1' : '0',
+        RESTART: willRestart ? '1' : '0',
         SUMMARY_PATH: files.summary,
       },
       jsonOut: files.json,
@@ -182,15 +186,15 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       await abortableSleep(loadStart + o.killAtS * 1000 - Date.now(), o.signal);
       if (exited) throw new Error(`k6 exited early (code ${k6Exit.code}):\n${tail(files.log)}`);
       const load = await loads(state);
-      sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l.sessions]));
+      sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
       killedNode = pickVictim(o.mode, o.killNode, load, names);
       killWall = Date.now();
       await kill(killedNode, { dir: runDir, signal: 'KILL' });
-      const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? 0} session(s)` : `served ${load[killedNode]?.requests ?? 0} requests`;
+      const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
       o.say(`${o.mode}: ${at()}  SIGKILL ${killedNode} (${held})`);
 
-      if (o.restartAfterS !== null && o.killAtS + o.restartAfterS < o.durationS) {
-        await abortableSleep(killWall + o.restartAfterS * 1000 - Date.now(), o.signal);
+      if (willRestart) {
+        await abortableSleep(killWall + o.restartAfterS! * 1000 - Date.now(), o.signal);
         restartWall = Date.now();
         o.say(`${o.mode}: ${at()}  starting ${killedNode} again`);
         try {

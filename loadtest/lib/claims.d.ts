@@ -1,0 +1,69 @@
+// Types of lib/claims.js for the TypeScript side (services/cluster/src/experiment/report.ts).
+export interface Limits {
+  readonly readFailureRate: number;
+  readonly writeFailuresPerVu: number;
+  readonly killWindowS: number;
+  readonly killSlackS: number;
+  readonly returnWithinS: number;
+}
+export const LIMITS: Limits;
+
+export type FailureClass = 'network' | '5xx' | '4xx';
+export function failureClass(status: number | string): FailureClass;
+
+export interface RunSettings {
+  mode: 'shared' | 'sticky';
+  kill: boolean;
+  restart: boolean;
+}
+export function lossesPerVu(s: RunSettings): number;
+export function k6Thresholds(s: RunSettings & { vus: number }): Record<string, string[]>;
+
+/** One failed request (failed_requests), seconds since k6's first sample. */
+export interface FailureEvent {
+  t: number;
+  kind: string;
+  /** HTTP status as k6 tagged it; "0" = network error. */
+  status: string;
+  vu: string;
+}
+
+/** One lost session (sessions_lost). */
+export interface LossEvent {
+  t: number;
+  /** The node that last served the session. */
+  node: string;
+  /** The node that answered 401. */
+  answeredBy: string;
+  /** home: the same node; other: another one. */
+  answer: string;
+  vu: string;
+}
+
+/** What judge() reads: a subset of the experiment's RunSummary. */
+export interface JudgeInput {
+  mode: 'shared' | 'sticky';
+  vus: number;
+  requestsByKind: { read: number; write: number; login: number };
+  sessionsTotal: number;
+  sessionsLost: number;
+  checkFailures: number;
+  failures: FailureEvent[];
+  losses: LossEvent[];
+  killedNode: string | null;
+  killedNodeSessions: number | null;
+  killedNodeServedBeforeKill: number | null;
+  killAtS: number | null;
+  restartAtS: number | null;
+  readyAtS: number | null;
+  endS: number;
+  k6: { exitCode: number | null; thresholds: Record<string, Record<string, boolean>> };
+}
+
+export interface Claim {
+  expected: string;
+  held: boolean;
+  why: string;
+  problems: string[];
+}
+export function judge(r: JudgeInput): Claim;

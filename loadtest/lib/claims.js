@@ -1,0 +1,225 @@
+// What a run must show, defined once. Two readers use this module:
+//   - k6 (loadtest/lib/thresholds.js): the thresholds, the only pass/fail on the docker and
+//     hand-run paths (a failed threshold makes k6 exit 99);
+//   - the failover experiment (services/cluster/src/experiment/report.ts): judge(), which also
+//     sees what k6 cannot: which node was killed, what it held, when, and each failure's VU.
+// Plain JavaScript with no k6 or Node import, so both runtimes load the same file.
+//
+// Words, as survival.js records them:
+//   lost session    a 401 on a session that was valid (a VU never logs out); sessions_lost, tagged
+//                   with `node` (the node that last served the session), `answered_by` (the node
+//                   that answered 401), `answer` (`home` when those are the same node: a live node
+//                   forgot a session it held; `other` when not: the session's node was unreachable
+//                   or the route moved) and `vu`
+//   failed request  a 5xx, a network error (status 0) or an unexpected 4xx; failed_requests, tagged
+//                   `kind` (login/read/write), `status`, `class` (network/5xx/4xx) and `vu`
+//   check           identity (same user and loginAt as at login) and counters (never go back)
+
+/** The numbers the claims allow. */
+export const LIMITS = Object.freeze({
+  /**
+   * Failed reads tolerated when a node is killed, as a fraction of reads. nginx replays a GET on
+   * the next node when the connect is refused or the connection breaks before a response header;
+   * the tolerance covers a node dying after nginx read the header but before the body.
+   */
+  readFailureRate: 0.001,
+  /** Failed writes tolerated per VU and kill: the POST it may have had in flight on the dying node
+   *  (nginx does not replay a POST it has sent). */
+  writeFailuresPerVu: 1,
+  /** A failure counts as "around the kill" from `killSlackS` before to `killWindowS` after it. */
+  killWindowS: 5,
+  killSlackS: 0.5,
+  /**
+   * nginx's fail_timeout (infra/nginx/render.sh, 5 s) plus a margin: once the restarted node is
+   * ready, nginx sends it traffic again within this long. A sticky run that lasts this long after
+   * the readiness must show the second loss of every user the killed node held.
+   */
+  returnWithinS: 7,
+});
+
+/** The worst class of a failed request's status: network (0), 5xx or 4xx. */
+export function failureClass(status) {
+  const s = Number(status);
+  if (s === 0) return 'network';
+  if (s >= 500) return '5xx';
+  return '4xx';
+}
+
+/**
+ * How many sessions one VU may lose in a run: none without a kill or in shared mode; in sticky
+ * mode one per kill (the VUs whose node died) plus one more after a restart (their route cookie
+ * leads back to the restarted node, which does not have the sessions they re-created elsewhere).
+ */
+export function lossesPerVu({ mode, kill, restart }) {
+  if (mode !== 'sticky' || !kill) return 0;
+  return restart ? 2 : 1;
+}
+
+/**
+ * k6 thresholds for a run. `vus` is the profile's (peak) number of VUs: every one of them must log
+ * in at least once, since a run in which nobody logs in has empty metrics, and empty metrics pass.
+ * `kill`: a node is killed during the run; `restart`: and started again.
+ *
+ * What k6 cannot hold (it does not know which node was killed, what it held, nor when): the
+ * experiment's judge() below holds the rest.
+ */
+export function k6Thresholds({ mode, kill, restart, vus }) {
+  const t = {
+    // Identity and counters are all-or-nothing: a session continues correctly or is gone (401).
+    'checks{check:identity}': ['rate==1'],
+    'checks{check:counters}': ['rate==1'],
+    // Every VU logged in.
+    sessions_started: [`count>=${vus}`],
+    // Logins never fail; a 4xx other than 401 on a session is never a node's failure.
+    'failed_requests{kind:login}': ['count==0'],
+    'failed_requests{class:4xx}': ['count==0'],
+  };
+  if (!kill) {
+    // Nothing is killed: nothing fails, nothing is lost, every answer continues its session.
+    t.failed_requests = ['count==0'];
+    t.sessions_lost = ['count==0'];
+    t.session_continuity = ['rate==1'];
+    return t;
+  }
+  t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
+  t['http_req_failed{kind:read}'] = [`rate<=${LIMITS.readFailureRate}`];
+  if (mode === 'shared') {
+    t.sessions_lost = ['count==0'];
+    t.session_continuity = ['rate==1'];
+    return t;
+  }
+  // Sticky: sessions ARE lost, but only those of the killed node. k6 learns what that node held
+  // only after it started (thresholds are fixed at init), so it holds the per-session form: no
+  // live node ever answers 401 for a session it holds, and no VU loses more than its share.
+  const perVu = lossesPerVu({ mode, kill, restart });
+  t.sessions_lost = ['count>0', `count<=${vus * perVu}`];
+  t['sessions_lost{answer:home}'] = ['count==0'];
+  t.sessions_lost_beyond_share = ['count==0'];
+  return t;
+}
+
+const count = (xs, pred) => xs.filter(pred).length;
+
+/** Problems with the failed requests of a run in which a node was killed (see LIMITS). */
+function failureProblems(r) {
+  const problems = [];
+  const failures = r.failures;
+  const bad = failures.filter((f) => failureClass(f.status) === '4xx');
+  if (bad.length) problems.push(`${bad.length} failed request(s) with a 4xx (${[...new Set(bad.map((f) => f.status))].join(', ')}): only network errors and 5xx may come from a dying node`);
+  const from = r.killAtS - LIMITS.killSlackS;
+  const to = r.killAtS + LIMITS.killWindowS;
+  const away = failures.filter((f) => f.t < from || f.t > to);
+  if (away.length) problems.push(`${away.length} failed request(s) away from the kill (at ${away.slice(0, 5).map((f) => `${f.t.toFixed(1)}s`).join(', ')}; the kill was at ${r.killAtS}s)`);
+  const logins = count(failures, (f) => f.kind === 'login');
+  if (logins) problems.push(`${logins} failed login(s)`);
+  const writesByVu = {};
+  for (const f of failures) if (f.kind === 'write') writesByVu[f.vu] = (writesByVu[f.vu] ?? 0) + 1;
+  const over = Object.entries(writesByVu).filter(([, n]) => n > LIMITS.writeFailuresPerVu);
+  if (over.length) problems.push(`VU(s) ${over.map(([vu, n]) => `${vu} (${n})`).join(', ')} failed more than ${LIMITS.writeFailuresPerVu} write(s)`);
+  const reads = count(failures, (f) => f.kind === 'read');
+  const tol = Math.floor(r.requestsByKind.read * LIMITS.readFailureRate);
+  if (reads > tol) problems.push(`${reads} failed read(s) > ${tol} (${LIMITS.readFailureRate * 100} % of ${r.requestsByKind.read})`);
+  return problems;
+}
+
+/** Problems with k6's own verdict: it ran every threshold this module defines, and all passed. */
+function k6Problems(r) {
+  const problems = [];
+  if (r.k6.exitCode !== 0) problems.push(`k6 exited with ${r.k6.exitCode}${r.k6.exitCode === 99 ? ' (a threshold failed)' : ''}`);
+  const expected = k6Thresholds({ mode: r.mode, kill: r.killedNode !== null, restart: r.restartAtS !== null, vus: r.vus });
+  const missing = [];
+  for (const [metric, sources] of Object.entries(expected)) for (const s of sources) if (!(r.k6.thresholds[metric]?.[s] !== undefined)) missing.push(`${metric}: ${s}`);
+  if (missing.length) problems.push(`k6 did not run the threshold(s) ${missing.join('; ')}`);
+  const failed = [];
+  for (const [metric, sources] of Object.entries(r.k6.thresholds)) for (const [s, ok] of Object.entries(sources)) if (!ok) failed.push(`${metric}: ${s}`);
+  if (failed.length) problems.push(`k6 threshold(s) failed: ${failed.join('; ')}`);
+  return problems;
+}
+
+/**
+ * The claim of a failover run, and whether its numbers hold it. Input: the experiment's run summary
+ * (RunSummary in services/cluster/src/experiment/report.ts): times in seconds since k6's first
+ * sample; `failures` and `losses` one entry per event; `killedNodeSessions` what the killed node
+ * said it held just before the kill (null: it could not be read); `killedNodeServedBeforeKill` the
+ * requests it answered before the kill (from k6's samples); `endS` the run's last second;
+ * `k6.thresholds` metric -> threshold source -> passed.
+ * Returns { expected, held, why, problems }.
+ */
+export function judge(r) {
+  const problems = [];
+  if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed (a session continued wrongly)`);
+
+  if (r.killedNode === null) {
+    if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    if (r.failures.length > 0) problems.push(`${r.failures.length} request(s) failed`);
+    if (r.sessionsTotal !== r.vus) problems.push(`${r.sessionsTotal} login(s) for ${r.vus} VUs (one each expected)`);
+    problems.push(...k6Problems(r));
+    return verdict('no node killed: no session lost, no request failed, one login per VU', problems, `nothing lost, nothing failed, ${r.sessionsTotal} sessions`);
+  }
+
+  problems.push(...failureProblems(r));
+  problems.push(...k6Problems(r));
+  const outageEnd = r.readyAtS ?? r.endS + 1;
+  const before = r.losses.filter((l) => l.t < r.killAtS);
+  const during = r.losses.filter((l) => l.t >= r.killAtS && l.t < outageEnd);
+  const after = r.readyAtS === null ? [] : r.losses.filter((l) => l.t >= r.readyAtS);
+  if (before.length) problems.push(`${before.length} session(s) lost before the kill`);
+
+  if (r.mode === 'shared') {
+    if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    if (!(r.killedNodeServedBeforeKill > 0)) problems.push(`${r.killedNode} served no request before the kill: killing it tested nothing`);
+    if (r.sessionsTotal !== r.vus) problems.push(`${r.sessionsTotal} login(s) for ${r.vus} VUs (one each expected: no session is ever lost)`);
+    const f = r.failures;
+    return verdict(
+      `every session survives the SIGKILL of ${r.killedNode}: 0 lost, one login per VU; failures only network errors or 5xx within ${LIMITS.killWindowS} s of the kill, at most ${LIMITS.writeFailuresPerVu} write per VU (a POST already sent to the dying node is not replayed), reads <= ${LIMITS.readFailureRate * 100} % (nginx replays GETs), no login`,
+      problems,
+      `0 lost of ${r.sessionsTotal}; ${count(f, (x) => x.kind === 'read')} failed read(s), ${count(f, (x) => x.kind === 'write')} failed write(s), all within ${LIMITS.killWindowS} s of the kill`,
+    );
+  }
+
+  // Sticky.
+  const held = r.killedNodeSessions;
+  if (held === null || held === undefined) problems.push(`what ${r.killedNode} held could not be read: the claim cannot be checked`);
+  else if (!(held > 0)) problems.push(`${r.killedNode} held no session: killing it tested nothing`);
+  else if (during.length !== held) problems.push(`${during.length} session(s) lost during the outage, but ${r.killedNode} held ${held}`);
+  const elsewhere = during.filter((l) => l.node !== r.killedNode);
+  if (elsewhere.length) problems.push(`${elsewhere.length} session(s) of other nodes lost during the outage (${[...new Set(elsewhere.map((l) => l.node))].join(', ')})`);
+  const twiceDuring = Object.entries(tally(during.map((l) => l.vu))).filter(([, n]) => n > 1);
+  if (twiceDuring.length) problems.push(`VU(s) ${twiceDuring.map(([vu]) => vu).join(', ')} lost more than once during the outage`);
+  const homeAnswers = r.losses.filter((l) => l.answer === 'home');
+  if (homeAnswers.length) problems.push(`${homeAnswers.length} 401(s) from the node that held the session (a live node forgot a session)`);
+  // Between the readiness and the end: the users whose route leads back to the restarted node lose
+  // their sessions again (each of them once), and nobody else.
+  if (r.readyAtS !== null) {
+    const wrongNode = after.filter((l) => l.answeredBy !== r.killedNode);
+    if (wrongNode.length) problems.push(`${wrongNode.length} session(s) lost after the restart on a node other than ${r.killedNode}`);
+    const twice = Object.entries(tally(after.map((l) => l.vu))).filter(([, n]) => n > 1);
+    if (twice.length) problems.push(`VU(s) ${twice.map(([vu]) => vu).join(', ')} lost more than once after the restart`);
+    const lostDuring = new Set(during.map((l) => l.vu));
+    const strangers = after.filter((l) => !lostDuring.has(l.vu));
+    if (strangers.length) problems.push(`${strangers.length} session(s) lost after the restart by VUs that had not lost theirs in the outage`);
+    if (held > 0 && r.endS - r.readyAtS >= LIMITS.returnWithinS && after.length !== held) problems.push(`${after.length} session(s) lost after the restart, but ${r.killedNode} held ${held} (the run went on ${Math.round(r.endS - r.readyAtS)} s after its readiness)`);
+  }
+  const between = r.losses.length - before.length - during.length - after.length;
+  if (between) problems.push(`${between} session(s) lost at another time`);
+  if (r.sessionsTotal < r.vus + during.length || r.sessionsTotal > r.vus + r.sessionsLost) problems.push(`${r.sessionsTotal} login(s): expected one per VU and one after each loss (${r.vus} + ${r.sessionsLost})`);
+  return verdict(
+    `the sessions held by ${r.killedNode} (${held ?? '?'}) are lost when it is SIGKILLed and nobody else's; ` +
+      (r.readyAtS !== null ? `once it is back, the same users lose their sessions a second time (their route cookies lead back to it); ` : '') +
+      `failures as in shared mode`,
+    problems,
+    `${during.length} lost during the outage (${r.killedNode} held ${held})` +
+      (after.length ? `, the same ${after.length} users again after the restart (their route cookies lead back to ${r.killedNode}, which does not have the sessions they re-created elsewhere)` : '') +
+      `; 0 lost on other nodes`,
+  );
+}
+
+function tally(keys) {
+  const out = {};
+  for (const k of keys) out[k] = (out[k] ?? 0) + 1;
+  return out;
+}
+
+function verdict(expected, problems, ok) {
+  return { expected, held: problems.length === 0, why: problems.length ? problems.join('; ') : ok, problems };
+}
