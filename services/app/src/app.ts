@@ -1,16 +1,19 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { requestContext } from './http/context.js';
+import { createGate } from './http/gate.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { requireJsonBody } from './http/json.js';
 import type { Metrics } from './metrics.js';
 import { authRoutes } from './routes/auth.js';
 import { cartRoutes } from './routes/cart.js';
-import { healthRoutes } from './routes/health.js';
+import { internalHandler } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { sessionsRoutes } from './routes/sessions.js';
+import { deviceCookies } from './session/device.js';
 import { requireCsrf, requireUser } from './session/guard.js';
 import { createSessionLayer, type RedisClients } from './session/layer.js';
 import type { UserDirectory } from './users.js';
@@ -27,6 +30,8 @@ export interface AppDeps {
 
 export interface AppHandle {
   app: Express;
+  /** The internal port's handler: /metrics, /healthz, /readyz (never behind nginx). */
+  internal: (req: IncomingMessage, res: ServerResponse) => void;
   /** Readiness goes 503 and responses ask clients to close their connections. */
   startDraining(): void;
   /** Stops timers the app owns (not the Redis clients: the caller owns those). */
@@ -58,10 +63,7 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     return writeHead.apply(this, args);
   } as typeof writeHead;
 
-  // 2. Health: no session, no store.
-  healthRoutes(app, { nodeId: config.nodeId, mode: config.mode, draining: () => draining, storeReady: sessions.ready });
-
-  // 3. The API: JSON bodies (small), then the session, then the routes.
+  // 2. The API: JSON bodies (small), then the session, then the routes.
   const api = express.Router();
   api.use((_req, res, next) => {
     res.locals.routeBase = '/api'; // for metrics labels: req.baseUrl is gone by the time the response ends
@@ -79,20 +81,29 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   // Each concern registers its routes on this one router (no nested routers), hottest first.
   meRoutes(api, { ...common, mode: config.mode });
   cartRoutes(api, common);
-  authRoutes(api, { ...common, absoluteTimeoutS: config.session.absoluteTimeoutS, users: deps.users, sessions, anonymousSessionsStored: config.session.profile === 'textbook' });
+  authRoutes(api, {
+    ...common,
+    absoluteTimeoutS: config.session.absoluteTimeoutS,
+    users: deps.users,
+    sessions,
+    hashing: createGate(config.hashing),
+    devices: deviceCookies({ secrets: config.secrets, secure: config.cookie.secure }),
+    anonymousSessionsStored: config.session.profile === 'textbook',
+  });
   sessionsRoutes(api, { ...common, index: sessions.index });
   app.use('/api', api);
 
-  // 4. The demo page (static, no session). After the API, so an API request never costs a
+  // 3. The demo page (static, no session). After the API, so an API request never costs a
   //    filesystem lookup (profiled: before the API, its stat() was the largest single cost of a read).
   if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '1h', index: 'index.html', setHeaders: revalidateHtml }));
 
-  // 5. Everything else is a JSON 404; every error goes through the catalogue.
+  // 4. Everything else is a JSON 404; every error goes through the catalogue.
   app.use(notFound);
   app.use(errorHandler(deps.logger));
 
   return {
     app,
+    internal: internalHandler({ nodeId: config.nodeId, mode: config.mode, registry: deps.metrics.registry, draining: () => draining, storeReady: sessions.ready }),
     startDraining: () => {
       draining = true;
     },

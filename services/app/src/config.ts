@@ -60,6 +60,24 @@ const trustProxy = z
     return parts;
   });
 
+/**
+ * A cheap lower bound on a secret's entropy, to refuse the obviously weak (`aaaa…`, `abcabc…`,
+ * `password…`): Shannon entropy per character of its characters, times its length, counted
+ * again after folding a repeated pattern. `openssl rand -hex 32` gives ~250 bits; 32 random
+ * base64 characters ~190; 32 of one character 0.
+ */
+function estimatedBits(secret: string): number {
+  const counts = new Map<string, number>();
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let perChar = 0;
+  for (const n of counts.values()) perChar -= (n / secret.length) * Math.log2(n / secret.length);
+  // A secret made of one short unit repeated is worth that unit only.
+  for (let unit = 1; unit <= secret.length / 2; unit++) {
+    if (secret.length % unit === 0 && secret.slice(0, unit).repeat(secret.length / unit) === secret) return perChar * unit;
+  }
+  return perChar * secret.length;
+}
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['production', 'development', 'test']).default('production'),
@@ -73,7 +91,6 @@ const schema = z
     REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(500),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
-    SESSION_TOUCH_INTERVAL: duration.optional(),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
     SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
     COOKIE_SECURE: bool('COOKIE_SECURE').default(false),
@@ -82,6 +99,9 @@ const schema = z
     LOGIN_MAX_FAILURES: int(1, 1000).default(5),
     LOGIN_FAILURE_WINDOW: duration.default(900),
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100000).default(100),
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: int(1, 100000).default(50),
+    LOGIN_HASH_CONCURRENCY: int(1, 64).default(1),
+    LOGIN_HASH_QUEUE: int(0, 10000).default(16),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SHUTDOWN_TIMEOUT: duration.default(10),
     APP_VERSION: z.string().trim().default('0.1.0'),
@@ -93,15 +113,19 @@ const schema = z
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
     }
-    if (env.SESSION_TOUCH_INTERVAL !== undefined && env.SESSION_TOUCH_INTERVAL * 2 > env.SESSION_IDLE_TIMEOUT) {
-      ctx.addIssue({ code: 'custom', path: ['SESSION_TOUCH_INTERVAL'], message: 'must be at most half of SESSION_IDLE_TIMEOUT' });
-    }
     const secrets = env.SESSION_SECRETS.split(',').map((s) => s.trim());
     if (secrets.some((s) => s.length === 0)) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'has an empty entry' });
     }
     if (env.NODE_ENV !== 'development' && secrets.some((s) => s.length < 32)) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'every secret must be at least 32 characters (shorter ones are allowed only with NODE_ENV=development)' });
+    }
+    if (env.NODE_ENV !== 'development' && secrets.some((s) => estimatedBits(s) < 128)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_SECRETS'],
+        message: 'has a secret that looks guessable (too few distinct characters, or a repeated pattern); generate one with `openssl rand -hex 32`',
+      });
     }
   });
 
@@ -120,8 +144,6 @@ export interface Config {
   session: {
     idleTimeoutS: number;
     absoluteTimeoutS: number;
-    /** The TTL in Redis is refreshed at most once per this many seconds on reads (see session/shared-store.ts). */
-    touchIntervalS: number;
     maxPerUser: number;
     /**
      * `tuned` (default) is this project's store. `textbook` is the configuration tutorials teach
@@ -133,7 +155,9 @@ export interface Config {
   cookie: { secure: boolean; name: string };
   trustProxy: boolean | number | string[];
   demoUsers: number;
-  loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number };
+  loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number; maxFailuresPerAccount: number };
+  /** Password hashes at once on this node, and how many may wait (beyond: 503 BUSY). */
+  hashing: { concurrency: number; queue: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownTimeoutS: number;
   version: string;
@@ -162,6 +186,9 @@ function withSecretsFile(env: Record<string, string | undefined>): Record<string
   }
 }
 
+/** Every variable the node reads (the cluster runner passes these through to its nodes). */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(schema.shape), 'SESSION_SECRETS_FILE'];
+
 export function parseConfig(rawEnv: Record<string, string | undefined> = process.env): Config {
   const env = withSecretsFile(rawEnv);
   const known = Object.keys(schema.shape);
@@ -187,14 +214,19 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     session: {
       idleTimeoutS: e.SESSION_IDLE_TIMEOUT,
       absoluteTimeoutS: e.SESSION_ABSOLUTE_TIMEOUT,
-      touchIntervalS: e.SESSION_TOUCH_INTERVAL ?? Math.max(1, Math.floor(e.SESSION_IDLE_TIMEOUT / 10)),
       maxPerUser: e.SESSIONS_PER_USER_MAX,
       profile: e.SESSION_PROFILE,
     },
     cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
     trustProxy: e.TRUST_PROXY,
     demoUsers: e.DEMO_USERS,
-    loginLimits: { maxFailures: e.LOGIN_MAX_FAILURES, windowS: e.LOGIN_FAILURE_WINDOW, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT },
+    loginLimits: {
+      maxFailures: e.LOGIN_MAX_FAILURES,
+      windowS: e.LOGIN_FAILURE_WINDOW,
+      maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
+      maxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+    },
+    hashing: { concurrency: e.LOGIN_HASH_CONCURRENCY, queue: e.LOGIN_HASH_QUEUE },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
     version: e.APP_VERSION,

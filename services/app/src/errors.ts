@@ -6,6 +6,7 @@
  */
 export const catalogue = {
   BAD_JSON: { status: 400, message: 'The request body is not valid JSON.' },
+  BAD_BODY: { status: 400, message: 'The request body could not be decoded (check Content-Encoding).' },
   BODY_TOO_LARGE: { status: 400, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the request body as application/json.' },
   VALIDATION: { status: 400, message: 'The request is invalid.' },
@@ -17,6 +18,7 @@ export const catalogue = {
   RATE_LIMITED: { status: 429, message: 'Too many failed logins; try again later.' },
   STORE_UNAVAILABLE: { status: 503, message: 'The session store is unavailable; try again shortly.' },
   DRAINING: { status: 503, message: 'This node is shutting down.' },
+  BUSY: { status: 503, message: 'Too many logins in progress on this node; try again shortly.' },
   INTERNAL: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

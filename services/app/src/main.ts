@@ -57,11 +57,8 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = KEEP_ALIVE_MS + 1000;
   server.requestTimeout = 30_000;
-  const metricsServer = http.createServer(async (req, res) => {
-    if (req.url !== '/metrics') return void res.writeHead(404).end();
-    res.setHeader('Content-Type', metrics.registry.contentType);
-    res.end(await metrics.registry.metrics());
-  });
+  // The internal port: /metrics, /healthz, /readyz. nginx never proxies it.
+  const metricsServer = http.createServer(node.internal);
 
   try {
     const port = await listen(server, config.port, config.host);

@@ -6,7 +6,7 @@ import type { StoreObserver, StoreOp } from './session/observer.js';
  * be built twice in one process). Every series carries `node`; labels are route templates and
  * fixed enums, never user names or session ids.
  */
-export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited' | 'invalid' | 'error';
+export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited' | 'busy' | 'invalid' | 'error';
 
 export interface Metrics {
   registry: Registry;
@@ -55,7 +55,7 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     storeErrors.inc({ operation: op }, 0);
     storeDuration.zero({ operation: op });
   }
-  for (const result of ['ok', 'bad_credentials', 'rate_limited', 'invalid', 'error'] as const) logins.inc({ result }, 0);
+  for (const result of ['ok', 'bad_credentials', 'rate_limited', 'busy', 'invalid', 'error'] as const) logins.inc({ result }, 0);
   for (const reason of ['logout', 'logout_everywhere', 'absolute_timeout', 'evicted'] as const) sessionsDestroyed.inc({ reason }, 0);
 
   let activeSource: () => Promise<number> | number = () => 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.js';
-import { runNodeProcess, SECRET_A } from './support/node.js';
+import { runNodeProcess, SECRET_A, SECRET_B } from './support/node.js';
 
 const base = { SESSION_SECRETS: SECRET_A };
 const fails = (env: Record<string, string>) => {
@@ -36,12 +36,23 @@ describe('parseConfig', () => {
   });
 
   it('splits secrets (first signs), refuses short ones outside development, and never prints them', () => {
-    expect(parseConfig({ SESSION_SECRETS: `${SECRET_A}, ${'n'.repeat(40)}` }).secrets).toEqual([SECRET_A, 'n'.repeat(40)]);
+    expect(parseConfig({ SESSION_SECRETS: `${SECRET_A}, ${SECRET_B}` }).secrets).toEqual([SECRET_A, SECRET_B]);
     const msg = fails({ SESSION_SECRETS: 'short-secret' });
     expect(msg).toMatch(/^invalid configuration: SESSION_SECRETS .*at least 32/);
     expect(msg).not.toContain('short-secret');
     expect(parseConfig({ SESSION_SECRETS: 'short-secret', NODE_ENV: 'development' }).secrets).toEqual(['short-secret']);
     expect(fails({ SESSION_SECRETS: '' })).toMatch(/SESSION_SECRETS .*missing/);
+  });
+
+  it('refuses obviously guessable secrets outside development, naming the variable and hiding the value', () => {
+    for (const weak of ['n'.repeat(40), 'ab'.repeat(20), 'password'.repeat(5), '0123456789'.repeat(4), `${SECRET_A},${'x'.repeat(64)}`]) {
+      const msg = fails({ SESSION_SECRETS: weak });
+      expect(msg, weak).toMatch(/^invalid configuration: SESSION_SECRETS has a secret that looks guessable/);
+      expect(msg).not.toContain(weak.slice(0, 12));
+    }
+    // Real random secrets pass: hex (openssl rand -hex 32) and base64 (openssl rand -base64 32).
+    expect(parseConfig({ SESSION_SECRETS: 'kR3x9Qp2Lw8Zt5Vb7Nc1Md4Fg6Hj0Ks2Yu8Ie3Ao5Pq=' }).secrets).toHaveLength(1);
+    expect(parseConfig({ SESSION_SECRETS: 'aaaaaaaa', NODE_ENV: 'development' }).secrets).toEqual(['aaaaaaaa']);
   });
 
   it('reads durations with units', () => {

@@ -115,17 +115,22 @@ describe('cart', () => {
 });
 
 describe('health', () => {
-  it('GET /healthz is 200 and /readyz is 200 while Redis is up', async () => {
-    expect((await fetch(node.url + '/healthz')).status).toBe(200);
-    const ready = await fetch(node.url + '/readyz');
+  it('GET /healthz is 200 and /readyz is 200 while Redis is up, on the internal port only', async () => {
+    expect((await fetch(node.internalUrl + '/healthz')).status).toBe(200);
+    const ready = await fetch(node.internalUrl + '/readyz');
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', mode: 'shared' });
+    // The public port has no health routes, under any spelling Express would otherwise match.
+    for (const path of ['/healthz', '/readyz', '/HEALTHZ', '/Readyz', '/healthz/', '/readyz/', '/readyz?x=1']) {
+      expect((await fetch(node.url + path)).status, path).toBe(404);
+    }
+    expect((await fetch(node.internalUrl + '/metrics')).status).toBe(200);
   });
 
   it('/readyz goes 503 while draining', async () => {
     const other = await startNode({ REDIS_URL: redis.url, NODE_ID: 'node-drain' });
     other.handle.startDraining();
-    const r = await fetch(other.url + '/readyz');
+    const r = await fetch(other.internalUrl + '/readyz');
     expect(r.status).toBe(503);
     expect(await r.json()).toMatchObject({ reason: 'draining' });
     // Every response while draining retires its keep-alive connection.
@@ -137,7 +142,7 @@ describe('health', () => {
 
 describe('every response', () => {
   it('carries X-Served-By, including errors and 404s', async () => {
-    for (const path of ['/healthz', '/api/me', '/nope', '/api/nope']) {
+    for (const path of ['/api/ping', '/api/me', '/nope', '/api/nope']) {
       const r = await fetch(node.url + path);
       expect(r.headers.get('x-served-by'), path).toBe('node-a');
     }

@@ -16,15 +16,16 @@ afterAll(async () => {
 
 it('drains on SIGTERM: in-flight requests complete, then the process exits 0', async () => {
   const port = await freePort();
+  const metricsPort = await freePort();
   const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
-    env: { PATH: process.env.PATH, SESSION_SECRETS: SECRET_A, REDIS_URL: redis.url, PORT: String(port), METRICS_PORT: '0', HOST: '127.0.0.1', DEMO_USERS: '5', NODE_ID: 'drainer' },
+    env: { PATH: process.env.PATH, SESSION_SECRETS: SECRET_A, REDIS_URL: redis.url, PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', DEMO_USERS: '5', NODE_ID: 'drainer' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const base = `http://127.0.0.1:${port}`;
-  await waitFor('node ready', async () => (await fetch(base + '/readyz')).status === 200, 15_000);
+  await waitFor('node ready', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, 15_000);
 
   // alice's password hash costs ~0.3 s (scrypt N=2^17): these logins are in flight when SIGTERM lands.
   const inflight = Array.from({ length: 4 }, () =>

@@ -32,12 +32,12 @@ it('answers 503 + Retry-After within about a second while Redis is down, and rec
     expect(r.headers.get('retry-after')).toBe('1');
     expect(ms).toBeLessThan(1500);
   }
-  const ready = await fetch(node.url + '/readyz');
+  const ready = await fetch(node.internalUrl + '/readyz');
   expect(ready.status).toBe(503);
-  expect((await fetch(node.url + '/healthz')).status).toBe(200);
+  expect((await fetch(node.internalUrl + '/healthz')).status).toBe(200);
 
   await redis.restart();
-  await waitFor('readyz 200 after Redis restart', async () => (await fetch(node.url + '/readyz')).status === 200, 10_000);
+  await waitFor('readyz 200 after Redis restart', async () => (await fetch(node.internalUrl + '/readyz')).status === 200, 10_000);
   // Redis had no persistence: the old session is gone (401, not 503), and a new login works.
   expect((await c.get('/api/me')).status).toBe(401);
   const again = new Client(node.url);

@@ -22,7 +22,8 @@ export interface PartSpec {
   url: string;
   /** Extra ports (a node's metrics port, nginx's status port). */
   ports?: Record<string, number>;
-  health: { type: 'tcp' } | { type: 'http'; path: string };
+  /** How health is proved; an HTTP probe goes to `port` unless the probe names its own (a node's internal port). */
+  health: { type: 'tcp' } | { type: 'http'; path: string; port?: number };
 }
 
 export interface PartState extends PartSpec {
@@ -61,8 +62,10 @@ function httpPart(kind: Exclude<PartKind, 'redis'>, port: number, args: string[]
 
 export function appSpec(opts: { index: number; port: number; metricsPort: number; appEntry: string; env: Record<string, string> }): PartSpec {
   const name = `app-${opts.index}`;
+  // Readiness lives on the node's internal port (beside /metrics), never on the public one.
   return httpPart('app', opts.port, [opts.appEntry], '/readyz', {
     name,
+    health: { type: 'http', path: '/readyz', port: opts.metricsPort },
     env: { ...opts.env, NODE_ID: name, PORT: String(opts.port), METRICS_PORT: String(opts.metricsPort), HOST: '127.0.0.1' },
     ports: { metrics: opts.metricsPort },
   });
@@ -100,9 +103,9 @@ export function redisExporterSpec(opts: { port: number; redisPort: number }): Pa
  */
 export async function healthy(spec: PartSpec): Promise<boolean> {
   if (spec.health.type === 'tcp') return isListening(spec.port);
-  const { path: probePath } = spec.health;
+  const { path: probePath, port = spec.port } = spec.health;
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port: spec.port, path: probePath, agent: false, headers: { connection: 'close' }, timeout: 1000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: probePath, agent: false, headers: { connection: 'close' }, timeout: 1000 }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode === 200));
     });

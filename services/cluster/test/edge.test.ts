@@ -48,8 +48,11 @@ describe('client addresses', () => {
 
 describe('node health endpoints', () => {
   it('are not exposed through the load balancer, which has its own', async () => {
-    expect((await fetch(shared.url + '/readyz')).status).toBe(404);
-    expect((await fetch(shared.url + '/healthz')).status).toBe(404);
+    for (const path of ['/readyz', '/healthz', '/HEALTHZ', '/Readyz', '/healthz/', '/readyz/', '/%68ealthz', '/api/../readyz']) {
+      const r = await fetch(shared.url + path);
+      expect(r.status, path).toBe(404);
+      expect(await r.text(), path).not.toMatch(/"status":"(ok|ready)"/);
+    }
     expect((await fetch(shared.url + '/lb/healthz')).status).toBe(200);
   });
 });

@@ -5,8 +5,12 @@ import { AppError } from '../errors.js';
 /** 404 for anything no route matched. */
 export const notFound: RequestHandler = (_req, _res, next) => next(new AppError('NOT_FOUND'));
 
-/** Maps body-parser's errors (which carry `type`) to catalogue codes. */
-function fromBodyParser(err: { type?: string; status?: number }): AppError | null {
+/**
+ * Maps body-parser's errors to catalogue codes: by `type` where it sets one, else by status. An
+ * error that reading the body raised without a type (a corrupt gzip/deflate/br stream: zlib's
+ * error wrapped as a 400) is still the client's fault, never a 500.
+ */
+function fromBodyParser(err: { type?: string; status?: number; expose?: boolean }): AppError | null {
   switch (err.type) {
     case 'entity.parse.failed':
       return new AppError('BAD_JSON');
@@ -20,6 +24,11 @@ function fromBodyParser(err: { type?: string; status?: number }): AppError | nul
     case 'stream.encoding.set':
       return new AppError('VALIDATION', 'The request body could not be read.');
     default:
+      if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+        if (err.status === 413) return new AppError('BODY_TOO_LARGE');
+        if (err.status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE');
+        return new AppError('BAD_BODY');
+      }
       return null;
   }
 }

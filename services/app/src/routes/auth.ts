@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
 import type { LoginResult, Metrics } from '../metrics.js';
+import type { Gate } from '../http/gate.js';
 import { csrfToken } from '../session/csrf.js';
+import type { DeviceCookies } from '../session/device.js';
 import { currentUser, destroy, regenerate, requireCsrf, requireUser, sameOrigin, save } from '../session/guard.js';
 import type { SessionLayer } from '../session/layer.js';
 import type { UserDirectory } from '../users.js';
@@ -20,12 +22,15 @@ interface AuthDeps {
   absoluteTimeoutS: number;
   users: UserDirectory;
   sessions: SessionLayer;
+  /** Bounds concurrent password hashing on this node (http/gate.ts). */
+  hashing: Gate;
+  devices: DeviceCookies;
   /** True when anonymous sessions are saved (the textbook profile): then every login must regenerate. */
   anonymousSessionsStored: boolean;
   metrics: Metrics;
 }
 
-const RESULTS: Partial<Record<string, LoginResult>> = { VALIDATION: 'invalid', BAD_CREDENTIALS: 'bad_credentials', RATE_LIMITED: 'rate_limited' };
+const RESULTS: Partial<Record<string, LoginResult>> = { VALIDATION: 'invalid', BAD_CREDENTIALS: 'bad_credentials', RATE_LIMITED: 'rate_limited', BUSY: 'busy' };
 const loginResult = (err: unknown): LoginResult => (err instanceof AppError && RESULTS[err.code]) || 'error';
 
 /** POST /api/login and POST /api/logout. */
@@ -34,8 +39,16 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
   router.post('/login', sameOrigin(), async (req, res) => {
     try {
       const body = parseBody(LoginBody, req.body);
-      const attempt = await d.sessions.limiter.check(body.username, req.ip ?? 'unknown');
-      const user = await d.users.verify(body.username, body.password);
+      // One attempt is taken from the budget *before* the hash, atomically (session/login-limiter.ts).
+      const device = d.devices.trusted(req, body.username);
+      const attempt = await d.sessions.limiter.reserve({ username: body.username, client: req.ip ?? 'unknown', device });
+      let user: string | null;
+      try {
+        user = await d.hashing.run(() => d.users.verify(body.username, body.password));
+      } catch (err) {
+        await attempt.cancelled().catch(() => {});
+        throw err;
+      }
       if (!user) {
         await attempt.failed();
         throw new AppError('BAD_CREDENTIALS');
@@ -54,6 +67,7 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
       if (evicted.length) d.metrics.sessionsDestroyed.inc({ reason: 'evicted' }, evicted.length);
       d.metrics.sessionsCreated.inc();
       d.metrics.logins.inc({ result: 'ok' });
+      d.devices.issue(res, user);
       res.json({ user, node: d.nodeId, loginAt: now, csrfToken: csrfToken(d.secrets[0]!, req.sessionID) });
     } catch (err) {
       d.metrics.logins.inc({ result: loginResult(err) });

@@ -27,6 +27,8 @@ export function sessionsRoutes(router: IRouter, d: { index: UserSessionIndex; me
     // (it would, with the textbook profile's resave).
     await destroy(req);
     res.clearCookie(d.cookieName, { path: '/' });
-    res.json({ ended });
+    // `scope` says how far "everywhere" reaches: every node (shared) or only the node that
+    // answered (sticky: each node knows only its own sessions).
+    res.json({ ended, scope: d.index.scope });
   });
 }

@@ -60,13 +60,15 @@ export function sameOrigin(): RequestHandler {
     if (site && site !== 'same-origin' && site !== 'none') return next(new AppError('CROSS_SITE'));
     const origin = req.get('origin');
     if (origin) {
-      let host: string;
+      // Scheme, host and port must all match this request's own origin (req.protocol honours
+      // X-Forwarded-Proto from a trusted proxy only): http://site is not https://site.
+      let given: URL;
       try {
-        host = new URL(origin).host;
+        given = new URL(origin);
       } catch {
         return next(new AppError('CROSS_SITE'));
       }
-      if (host !== req.get('host')) return next(new AppError('CROSS_SITE'));
+      if (`${given.protocol}//${given.host}` !== `${req.protocol}://${req.get('host')}`) return next(new AppError('CROSS_SITE'));
     }
     next();
   };

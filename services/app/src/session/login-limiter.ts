@@ -2,55 +2,112 @@ import type { Redis } from 'ioredis';
 import { AppError, storeUnavailable } from '../errors.js';
 
 /**
- * Brute-force protection for login (OWASP): failures per username+client within a window, and
- * failures per client over a day. Fixed-window counters; only failures count, and a success
- * clears its username+client counter.
+ * Brute-force protection for login (OWASP Authentication and Credential Stuffing cheat sheets).
  *
- * Shared mode counts in Redis, so the limits hold across every node, at one MGET per login
- * (plus one pipelined round trip on a failure). Sticky mode counts in this node's memory: an
- * attacker spread over N nodes gets N times the budget, one of the costs of sticky sessions.
+ * Budgets, each a fixed window of `windowS` seconds:
+ * - failures per username + client address (`maxFailures`, 5): guessing one account;
+ * - failures per client address (`maxFailuresPerClient`, 100): spraying many accounts;
+ * - failures per username from untrusted clients (`maxFailuresPerAccount`, 50): one account
+ *   guessed from many addresses;
+ * - a *trusted* client, one holding a device cookie issued to it by a successful login of that
+ *   same username (device.ts), is counted on its own budget (`maxFailures` per device) and is
+ *   exempt from the three above. An attacker who exhausts an address's or an account's budget
+ *   therefore cannot lock out the account's owner on a device they logged in from before, and
+ *   the address budget expires with the window (15 min), not after a day.
+ *
+ * Check and count are one atomic step, *before* the password hash: `reserve` takes one attempt
+ * from every budget that applies, or none if any is spent (a Lua script in Redis; a synchronous
+ * step in memory). So N guesses sent at once can never get more than the budget hashed, whatever
+ * their timing; one reserved attempt becomes a failure, or is handed back on success (the
+ * username's counters are cleared, the address's is decremented) or when the attempt could not
+ * run (the hash queue was full).
+ *
+ * Shared mode counts in Redis, so the budgets hold across every node, at one script call per
+ * login plus one on success. Sticky mode counts in this node's memory: an attacker spread over N
+ * nodes gets N times the budget, one of the costs of sticky sessions (README).
  */
 export interface LoginLimiter {
-  /** Throws RATE_LIMITED (429 + Retry-After) when either limit is reached. */
-  check(username: string, client: string): Promise<LoginAttempt>;
+  /** Takes one attempt from every budget that applies; throws RATE_LIMITED (429 + Retry-After) when one is spent. */
+  reserve(who: { username: string; client: string; device?: string | null }): Promise<LoginAttempt>;
 }
 
 export interface LoginAttempt {
+  /** The password was wrong: the reserved attempt stays counted. */
   failed(): Promise<void>;
+  /** The password was right: the username's counters are cleared and the address's attempt handed back. */
   succeeded(): Promise<void>;
+  /** The attempt did not run (e.g. the node was too busy to hash): hand every reserved attempt back. */
+  cancelled(): Promise<void>;
 }
 
 export interface LimiterOptions {
   maxFailures: number;
   windowS: number;
   maxFailuresPerClient: number;
+  maxFailuresPerAccount: number;
 }
 
-const DAY_S = 86400;
+interface Budget {
+  key: string;
+  max: number;
+  /** Cleared by a successful login (the username's own counters), else decremented. */
+  clearedOnSuccess: boolean;
+}
 
-/** The counters, in Redis or in memory. */
+/** The counters, in Redis or in memory; both atomic per call. */
 interface Counters {
-  /** Current counts and, per key, ms until its window resets (only computed for keys at or over `limits`). */
-  read(keys: [string, string], limits: [number, number]): Promise<Array<{ count: number; resetMs: number }>>;
-  bump(entries: Array<[key: string, windowS: number]>): Promise<void>;
-  clear(key: string): Promise<void>;
+  /** Increments every key if none is at its max; else returns ms until the latest blocking window ends. */
+  reserve(budgets: Budget[], windowS: number): Promise<number>;
+  /** Deletes `clear` and decrements `release` (not below zero). */
+  settle(clear: string[], release: string[]): Promise<void>;
+}
+
+const RESERVE = `
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then ttl = tonumber(ARGV[1]) * 1000 end
+    if ttl > wait then wait = ttl end
+  end
+end
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[1], 'NX')
+end
+return 0
+`;
+
+const SETTLE = `
+local clear = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if i <= clear then
+    redis.call('DEL', key)
+  elseif tonumber(redis.call('GET', key) or '0') > 0 then
+    redis.call('DECR', key)
+  end
+end
+return 0
+`;
+
+interface LimiterRedis extends Redis {
+  loginReserve(n: number, ...args: Array<string | number>): Promise<number>;
+  loginSettle(n: number, ...args: Array<string | number>): Promise<number>;
 }
 
 function redisCounters(redis: Redis): Counters {
+  if (!('loginReserve' in redis)) {
+    redis.defineCommand('loginReserve', { lua: RESERVE });
+    redis.defineCommand('loginSettle', { lua: SETTLE });
+  }
+  const r = redis as LimiterRedis;
   return {
-    async read(keys, limits) {
-      const counts = (await redis.mget(...keys)).map((v) => Number(v ?? 0));
-      return Promise.all(counts.map(async (count, i) => ({ count, resetMs: count >= limits[i]! ? Math.max(0, await redis.pttl(keys[i]!)) : 0 })));
-    },
-    async bump(entries) {
-      const p = redis.pipeline();
-      for (const [key, windowS] of entries) p.incr(key).expire(key, windowS, 'NX');
-      const replies = (await p.exec()) ?? [];
-      const err = replies.find(([e]) => e)?.[0];
-      if (err) throw err;
-    },
-    async clear(key) {
-      await redis.del(key);
+    reserve: (budgets, windowS) => r.loginReserve(budgets.length, ...budgets.map((b) => b.key), windowS, ...budgets.map((b) => b.max)),
+    async settle(clear, release) {
+      const keys = [...clear, ...release];
+      if (keys.length) await r.loginSettle(keys.length, ...keys, clear.length);
     },
   };
 }
@@ -67,21 +124,23 @@ function memoryCounters(): Counters {
     for (const key of windows.keys()) live(key);
   }, 60_000).unref();
   return {
-    async read(keys) {
-      return keys.map((k) => {
-        const w = live(k);
-        return { count: w?.count ?? 0, resetMs: w ? w.resetAt - Date.now() : 0 };
-      });
-    },
-    async bump(entries) {
-      for (const [key, windowS] of entries) {
-        const w = live(key) ?? { count: 0, resetAt: Date.now() + windowS * 1000 };
+    async reserve(budgets, windowS) {
+      const now = Date.now();
+      const wait = Math.max(0, ...budgets.map((b) => ((live(b.key)?.count ?? 0) >= b.max ? live(b.key)!.resetAt - now : 0)));
+      if (wait > 0) return wait;
+      for (const b of budgets) {
+        const w = live(b.key) ?? { count: 0, resetAt: now + windowS * 1000 };
         w.count++;
-        windows.set(key, w);
+        windows.set(b.key, w);
       }
+      return 0;
     },
-    async clear(key) {
-      windows.delete(key);
+    async settle(clear, release) {
+      for (const key of clear) windows.delete(key);
+      for (const key of release) {
+        const w = live(key);
+        if (w && w.count > 0) w.count--;
+      }
     },
   };
 }
@@ -96,18 +155,29 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): L
     }
   };
   return {
-    check: (username, client) =>
+    reserve: ({ username, client, device }) =>
       guard(async () => {
-        const userKey = `rl:uc:${username.toLowerCase().slice(0, 64)}:${client}`;
-        const clientKey = `rl:c:${client}`;
-        const [byUser, byClient] = await counters.read([userKey, clientKey], [opts.maxFailures, opts.maxFailuresPerClient]);
-        const waitMs = Math.max(byUser!.count >= opts.maxFailures ? byUser!.resetMs : 0, byClient!.count >= opts.maxFailuresPerClient ? byClient!.resetMs : 0);
-        if (byUser!.count >= opts.maxFailures || byClient!.count >= opts.maxFailuresPerClient) {
-          throw new AppError('RATE_LIMITED', undefined, { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) });
-        }
+        const name = username.toLowerCase().slice(0, 64);
+        const budgets: Budget[] = device
+          ? [{ key: `rl:d:${device}`, max: opts.maxFailures, clearedOnSuccess: true }]
+          : [
+              { key: `rl:uc:${name}:${client}`, max: opts.maxFailures, clearedOnSuccess: true },
+              { key: `rl:u:${name}`, max: opts.maxFailuresPerAccount, clearedOnSuccess: true },
+              { key: `rl:c:${client}`, max: opts.maxFailuresPerClient, clearedOnSuccess: false },
+            ];
+        const waitMs = await counters.reserve(budgets, opts.windowS);
+        if (waitMs > 0) throw new AppError('RATE_LIMITED', undefined, { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) });
+        const keys = (pick: (b: Budget) => boolean) => budgets.filter(pick).map((b) => b.key);
         return {
-          failed: () => guard(() => counters.bump([[userKey, opts.windowS], [clientKey, DAY_S]])),
-          succeeded: () => (byUser!.count > 0 ? guard(() => counters.clear(userKey)) : Promise.resolve()),
+          failed: async () => {},
+          succeeded: () =>
+            guard(() =>
+              counters.settle(
+                keys((b) => b.clearedOnSuccess),
+                keys((b) => !b.clearedOnSuccess),
+              ),
+            ),
+          cancelled: () => guard(() => counters.settle([], keys(() => true))),
         };
       }),
   };

@@ -85,5 +85,5 @@ it('oversized headers are refused by the HTTP layer, not by a crash', async () =
   const res = await fetch(node.url + '/api/me', { headers: { cookie: `sid=${'x'.repeat(20_000)}` } }).catch((e: Error) => e);
   if (res instanceof Error) throw res;
   expect(res.status).toBe(431);
-  expect((await fetch(node.url + '/healthz')).status).toBe(200);
+  expect((await fetch(node.url + '/api/ping')).status).toBe(200);
 });

@@ -11,8 +11,9 @@ import type { RedisClients } from '../../src/session/layer.js';
 import { createDemoDirectory, type UserDirectory } from '../../src/users.js';
 import { freePort, waitFor } from '../../../cluster/src/lib/ports.js';
 
-export const SECRET_A = 'a'.repeat(32) + '-test-secret-one';
-export const SECRET_B = 'b'.repeat(32) + '-test-secret-two';
+// Fixed test secrets (random hex, as `openssl rand -hex 32` makes them): a node refuses low-entropy ones.
+export const SECRET_A = '3f9c1a7e52d04b8f96e1c2a7b05d48e3c9f61a2b7d8e04c5a13f9b6e27d0c8a1';
+export const SECRET_B = 'b71e04d9a8c3f25e6d19b0a47c8e2f3d5a6b91c0e7f48d2a3b5c69e1f0d7a4b8';
 export const APP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let users: Promise<UserDirectory> | undefined;
@@ -21,6 +22,8 @@ export const testUsers = () => (users ??= createDemoDirectory(20));
 
 export interface TestNode {
   url: string;
+  /** The internal port: /metrics, /healthz, /readyz. */
+  internalUrl: string;
   config: Config;
   metrics: Metrics;
   handle: AppHandle;
@@ -38,18 +41,23 @@ export async function startNode(env: Record<string, string | undefined>): Promis
   if (redis) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
   const handle = createApp(config, { redis, users: await testUsers(), logger, metrics });
   const server = http.createServer(handle.app);
+  const internal = http.createServer(handle.internal);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => internal.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
+    internalUrl: `http://127.0.0.1:${(internal.address() as { port: number }).port}`,
     config,
     metrics,
     handle,
     redis,
     server,
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      for (const s of [server, internal]) {
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
       handle.close();
       if (redis) await Promise.allSettled([redis.sessions.quit(), redis.aux.quit()]);
     },
