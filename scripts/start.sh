@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-npm run -s build
+node scripts/build-if-stale.mjs
 exec node services/cluster/dist/cli.js up "$@"
