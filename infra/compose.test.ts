@@ -78,10 +78,22 @@ function interpolate<T>(node: T, env: Env): T {
 }
 
 const composeText = () => fs.readFileSync(COMPOSE_FILE, 'utf8');
+/**
+ * After interpolation compose converts the values of integer fields that came from a variable
+ * (`scale: ${APP_REPLICAS:-3}` is the string "3" until then); a value that is not a whole number
+ * stays a string, and the schema then rejects it, as compose does.
+ */
+function coerceIntegers(doc: Doc): Doc {
+  for (const svc of Object.values((doc.services ?? {}) as Record<string, Doc>)) {
+    if (typeof svc.scale === 'string' && /^\d+$/.test(svc.scale)) svc.scale = Number(svc.scale);
+    if (typeof svc.deploy?.replicas === 'string' && /^\d+$/.test(svc.deploy.replicas)) svc.deploy.replicas = Number(svc.deploy.replicas);
+  }
+  return doc;
+}
 /** The file as compose sees it with this environment (compose also sets COMPOSE_PROJECT_NAME). */
 function loadCompose(env: Env = {}, text = composeText()): Doc {
   const raw = parseYaml(text) as Doc;
-  return interpolate(raw, { COMPOSE_PROJECT_NAME: typeof raw.name === 'string' ? raw.name : undefined, ...env });
+  return coerceIntegers(interpolate(raw, { COMPOSE_PROJECT_NAME: typeof raw.name === 'string' ? raw.name : undefined, ...env }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,6 +235,8 @@ describe('docker-compose.yml against the Compose Specification', () => {
     expect(schemaErrors(mutate((d) => (d.services.nginx.depends_on.app.condition = 'service_ready')))).not.toEqual([]);
     // A project name compose would refuse.
     expect(schemaErrors(mutate((d) => (d.name = 'Session Cluster')))).not.toEqual([]);
+    // A replica count that is not a number (APP_REPLICAS=three).
+    expect(schemaErrors(loadCompose({ APP_REPLICAS: 'three' }))).not.toEqual([]);
     // And the same for a whole file that fails to parse into the right shape.
     expect(schemaErrors(loadCompose({}, 'name: x\nservices:\n  app:\n    ports: 3000\n'))).not.toEqual([]);
     // References compose resolves: an unknown dependency, an undeclared secret, a missing file.
@@ -275,7 +289,49 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(env.SESSION_SECRETS).toBeUndefined();
     expect(app.secrets).toContain('session_secrets');
     expect(env.SESSION_SECRETS_FILE).toBe('/run/secrets/session_secrets');
-    expect(app.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.app}/readyz`);
+    // Health lives on the internal port (beside /metrics), never on the public one nginx proxies.
+    expect(app.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.appMetrics}/readyz`);
+    expect(app.healthcheck.test.join(' ')).not.toContain(`:${CONTAINER_PORTS.app}/`);
+    // The cookie's Secure flag is the user's call (TLS in front); off by default on plain HTTP.
+    expect(env.COOKIE_SECURE).toBe('false');
+    expect(envOf(loadCompose({ COOKIE_SECURE: 'true' }).services.app).COOKIE_SECURE).toBe('true');
+    // NODE_ID is left to the image's entry (the container name), never one value for all replicas.
+    expect(env.NODE_ID).toBeUndefined();
+  });
+
+  it('declares the replica count in the file (APP_REPLICAS), the same one sticky nginx uses', () => {
+    // Defect: `docker compose run --rm k6 ...` brought the app back to its declared scale (1).
+    expect(app.scale).toBe(3);
+    expect(envOf(services.nginx!).APP_REPLICAS).toBe('3');
+    const five = loadCompose({ APP_REPLICAS: '5' });
+    expect(five.services.app.scale).toBe(5);
+    expect(envOf(five.services.nginx).APP_REPLICAS).toBe('5');
+  });
+
+  it('keeps sessions on disk in Redis by default (AOF, fsync every second), REDIS_APPENDONLY=no turns it off', () => {
+    const redis = services.redis!;
+    const flag = (cmd: string[], name: string) => cmd[cmd.indexOf(name) + 1];
+    expect(flag(redis.command, '--appendonly')).toBe('yes');
+    expect(flag(redis.command, '--appendfsync')).toBe('everysec');
+    expect(flag(loadCompose({ REDIS_APPENDONLY: 'no' }).services.redis.command, '--appendonly')).toBe('no');
+    expect(redis.volumes).toContain('redis-data:/data');
+  });
+
+  it('has Prometheus find the replicas by container name through its entrypoint', () => {
+    const prom = services.prometheus!;
+    const mount = (prom.volumes as string[]).find((v) => v.startsWith('./infra/prometheus:'));
+    expect(mount, 'infra/prometheus must be mounted into the Prometheus container').toBeDefined();
+    const target = mount!.split(':')[1]!;
+    expect(prom.entrypoint).toEqual(['/bin/sh', `${target}/docker-entrypoint.sh`]);
+    expect(prom.command).toContain(`--config.file=${target}/prometheus.yml`);
+    expect(envOf(prom).APP_REPLICA_PREFIX).toBe(`${doc.name}-app-`);
+    expect(envOf(prom).APP_METRICS_PORT).toBe(String(CONTAINER_PORTS.appMetrics));
+    // The file_sd file it writes is the one prometheus.yml reads, inside the data volume.
+    const promYml = parseYaml(fs.readFileSync(path.join(ROOT, 'infra/prometheus/prometheus.yml'), 'utf8')) as Doc;
+    const appJob = (promYml.scrape_configs as Doc[]).find((j) => j.job_name === 'app')!;
+    expect(appJob.file_sd_configs[0].files).toEqual([`${envOf(prom).SD_DIR}/app.json`]);
+    expect(prom.volumes).toContain('prometheus-data:/prometheus');
+    expect(envOf(prom).SD_DIR!.startsWith('/prometheus/')).toBe(true);
   });
 
   it('keeps the secret file out of git and out of the build context', () => {
@@ -338,7 +394,11 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
 
   it('runs nginx >= 1.27.3 (runtime `resolve`) through the entrypoint, on the shared nginx.conf', () => {
     const nginx = services.nginx!;
-    expect(nginx.image).toMatch(/^nginx:1\.(?:2[7-9]|[3-9]\d)(?:[.-]|$)/);
+    // A pinned release (x.y.z), not a floating 1.27 that may name an older cached 1.27.x.
+    const m = /^nginx:(\d+)\.(\d+)\.(\d+)(?:-[a-z0-9.-]+)?$/.exec(nginx.image);
+    expect(m, `nginx image ${nginx.image} must be pinned to x.y.z`).not.toBeNull();
+    const [maj, min, patch] = m!.slice(1).map(Number) as [number, number, number];
+    expect(maj * 1e6 + min * 1e3 + patch, nginx.image).toBeGreaterThanOrEqual(1_027_003);
     expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
     const mount = (nginx.volumes as string[]).find((v) => v.startsWith('./infra/nginx:'));
     expect(mount, 'infra/nginx must be mounted into the nginx container').toBeDefined();
@@ -472,13 +532,23 @@ describe('the app image', () => {
     const last = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(last).toMatch(/^USER node$/m);
     expect(last).toMatch(/--omit=dev/);
+    // The entry names the node after its container, then imports the built main in-process.
     const cmd = lines.filter((l) => l.startsWith('CMD ')).at(-1)!;
-    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'services/app/dist/main.js']);
+    expect(JSON.parse(cmd.slice(4))).toEqual(['node', 'services/app/docker-entrypoint.mjs']);
+    expect(last).toContain('COPY services/app/docker-entrypoint.mjs services/app/');
+    const entry = fs.readFileSync(path.join(ROOT, 'services/app/docker-entrypoint.mjs'), 'utf8');
+    expect(entry).toContain("await import('./dist/main.js')");
     const appPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'services/app/package.json'), 'utf8')) as { main: string };
     expect(`services/app/${appPkg.main}`).toBe('services/app/dist/main.js');
+    // Its own healthcheck probes the internal port too.
+    expect(dockerfile).toMatch(/HEALTHCHECK[\s\S]*http:\/\/127\.0\.0\.1:9100\/readyz/);
     expect(dockerfile).not.toMatch(/^\s*(ENV|ARG)\s+SESSION_SECRETS/m);
     expect(last).toContain('COPY services/app/public services/app/public');
     expect(fs.existsSync(path.join(ROOT, 'services/app/public'))).toBe(true);
+  });
+
+  it('builds offline: no `# syntax=` line (it makes BuildKit fetch a frontend image first)', () => {
+    expect(dockerfile).not.toMatch(/^#\s*syntax\s*=/im);
   });
 
   it('copies the manifest of every workspace before npm ci (npm ci needs them all)', () => {
@@ -491,5 +561,37 @@ describe('the app image', () => {
   it('keeps dependencies, builds, runtime state and secrets out of the build context', () => {
     const ignore = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n');
     for (const p of ['.git', '**/node_modules', '**/dist', '.run', 'reports', 'test-artifacts', 'infra/secrets']) expect(ignore).toContain(p);
+  });
+});
+
+// =============================================================================================
+describe('infra/secrets/init.sh', () => {
+  it('writes the signing secret readable by its owner only (0600), owned by the nodes\' uid when run as root', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-secret-'));
+    try {
+      const script = path.join(dir, 'init.sh');
+      fs.copyFileSync(path.join(ROOT, 'infra/secrets/init.sh'), script);
+      const file = path.join(dir, 'session_secrets');
+      const run = (...args: string[]) => spawnSync('sh', [script, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', APP_UID: '1000' } });
+      let r = run();
+      expect(r.status, r.stderr).toBe(0);
+      const st = fs.statSync(file);
+      expect((st.mode & 0o777).toString(8)).toBe('600');
+      if (process.getuid?.() === 0) expect(st.uid).toBe(1000);
+      const first = fs.readFileSync(file, 'utf8');
+      expect(first).toMatch(/^[0-9a-f]{64}\n$/);
+      // Never overwrites; --rotate puts a new secret first and keeps the old one after it.
+      expect(run().status).toBe(0);
+      expect(fs.readFileSync(file, 'utf8')).toBe(first);
+      r = run('--rotate');
+      expect(r.status, r.stderr).toBe(0);
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[1]).toBe(first.trim());
+      expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+      expect(run('--bogus').status).toBe(2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

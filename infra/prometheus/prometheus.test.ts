@@ -69,7 +69,9 @@ describe('the compose config (infra/prometheus/prometheus.yml)', () => {
     const jobs = doc.scrape_configs as Obj[];
     expect(jobs.map((j) => j.job_name).sort()).toEqual(Object.values(JOBS).sort());
     const job = (name: string) => jobs.find((j) => j.job_name === name)!;
-    expect(job(JOBS.app).dns_sd_configs).toEqual([{ names: ['app'], type: 'A', port: CONTAINER_PORTS.appMetrics, refresh_interval: '5s' }]);
+    // Compose: the replicas by container name, from the file the container's entrypoint writes
+    // (infra/prometheus/docker-entrypoint.sh), so a killed replica stays a target (up == 0).
+    expect(job(JOBS.app).file_sd_configs).toEqual([{ files: ['/prometheus/file_sd/app.json'], refresh_interval: '5s' }]);
     // The nodes' own `node` label must survive as `node` (not exported_node) on every series.
     expect(job(JOBS.app).honor_labels).toBe(true);
     expect(job(JOBS.nginx).static_configs).toEqual([{ targets: [`nginx-exporter:${CONTAINER_PORTS.nginxExporter}`] }]);
@@ -108,7 +110,7 @@ describe('localPrometheusConfig (services/cluster/src/prometheus-config.ts)', ()
     const dir = path.join(tmp, 'shape', 'targets');
     for (const job of compose.scrape_configs as Obj[]) {
       const gen = (local.scrape_configs as Obj[]).find((j) => j.job_name === job.job_name)!;
-      const { dns_sd_configs: _d, static_configs: _s, ...rest } = job;
+      const { dns_sd_configs: _d, static_configs: _s, file_sd_configs: _f, ...rest } = job;
       const { file_sd_configs, ...genRest } = gen;
       expect(genRest).toEqual(rest);
       expect(file_sd_configs).toEqual([{ files: [path.join(dir, `${job.job_name}.json`)], refresh_interval: '5s' }]);
