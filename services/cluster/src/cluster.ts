@@ -133,10 +133,10 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const say = opts.onProgress ?? (() => {});
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new Error(`--nodes must be a whole number from 1 to 32, got ${nodes}`);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be a whole number from 1 to 65535, got ${port}`);
-  const settings = { DEMO_USERS: String(opts.demoUsers ?? 1000), ...opts.nodeEnv };
-  fs.mkdirSync(dir, { recursive: true });
-  const nodeEnv = (redisUrl: string) => ({ ...nodeEnvironment({ mode, redisUrl, demoUsers: opts.demoUsers ?? 1000 }), SESSION_SECRETS: sessionSecrets(dir), ...opts.nodeEnv });
-  validateNodeEnvironment(nodeEnv('redis://127.0.0.1:6379/0'));
+  const settings = Object.fromEntries(Object.entries({ DEMO_USERS: String(opts.demoUsers ?? 1000), ...opts.nodeEnv }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const nodeEnv = (redisUrl: string, secrets: string) => ({ ...nodeEnvironment({ mode, redisUrl, demoUsers: opts.demoUsers ?? 1000 }), SESSION_SECRETS: secrets, ...opts.nodeEnv });
+  // Checked as a node will check it, before anything is started or written (a generated secret is valid).
+  validateNodeEnvironment(nodeEnv('redis://127.0.0.1:6379/0', process.env.SESSION_SECRETS || 'a-generated-secret-is-always-valid-0123456789'));
 
   const existing = readState(dir);
   if (existing && existing.parts.some(owns)) {
@@ -169,7 +169,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       redisUrl = `${redis.url}/0`;
     }
 
-    const env = nodeEnv(redisUrl);
+    const env = nodeEnv(redisUrl, sessionSecrets(dir));
     const specs: PartSpec[] = [];
     for (let i = 1; i <= nodes; i++) specs.push(appSpec({ index: i, port: await freePort(), metricsPort: await freePort(), appEntry: APP_ENTRY, env }));
     say(`starting ${nodes} node(s) in ${mode} mode`);

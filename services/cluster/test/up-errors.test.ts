@@ -61,16 +61,29 @@ for (const [missing, part] of [['nginx', 'nginx'], ['redis-server', 'redis']] as
   });
 }
 
-it('a part that fails after others started: everything started is stopped', async () => {
-  // nginx's status port is taken by the time it starts? Simplest real failure: a node that exits at once (bad config).
+it('a bad node setting is refused before anything starts, naming it (exit 2)', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
-  const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--port', String(await freePort()), '--dir', dir], { ...process.env, SESSION_SECRETS: 'too-short' });
+  const r = await run(['up', '--detach', '--no-monitoring', '--port', String(await freePort()), '--dir', dir], { ...process.env, SESSION_SECRETS: 'too-short' });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/node setting SESSION_SECRETS every secret must be at least 32 characters/);
+  expect(r.stderr).not.toContain('too-short'); // the node's rule: secrets are never printed
+  expect(r.stdout).not.toMatch(/healthy/);
+  expect(fs.readdirSync(dir)).toEqual([]);
+});
+
+it('a part that fails after others started: everything started is stopped', async () => {
+  // Real redis and nodes, then an nginx that refuses its configuration (a stand-in binary on PATH).
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bin-'));
+  fs.writeFileSync(path.join(bin, 'nginx'), '#!/bin/sh\necho "nginx: [emerg] stand-in nginx refuses every configuration" >&2\nexit 1\n', { mode: 0o755 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+  const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
   expect(r.code).toBe(1);
-  expect(r.stderr).toMatch(/app-\d to become healthy: it exited/);
-  expect(r.stderr).toMatch(/SESSION_SECRETS/); // the node's own one-line message, from its log
+  expect(r.stderr).toMatch(/nginx: the rendered configuration is invalid/);
+  expect(r.stderr).toMatch(/stand-in nginx refuses/);
   expect(r.stdout).toMatch(/redis +healthy/);
+  expect(r.stdout).toMatch(/app-2 +healthy/);
   const started = [...r.stdout.matchAll(/\(pid (\d+),/g)].map((m) => Number(m[1]));
-  expect(started.length).toBeGreaterThan(0);
+  expect(started.length).toBe(3);
   expect(started.filter(isAlive)).toEqual([]);
   expect(fs.existsSync(path.join(dir, 'state.json'))).toBe(false);
 });

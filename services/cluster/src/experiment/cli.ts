@@ -52,14 +52,14 @@ async function main(argv: string[]): Promise<number> {
   const restartRaw = values['restart-after']!;
   const restartAfterS = restartRaw === 'never' ? null : durationOption('restart-after', restartRaw, '10s') || null;
   if (durationS < 5) throw new UsageError('--duration must be at least 5s');
+  const killNode = values['kill-node']!;
+  if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
+  const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
   // Say what the run will and will not do before spending minutes on it.
   if (killAtS >= durationS) say(`note: --kill-at ${formatDuration(killAtS)} is at or after the end of the load (--duration ${formatDuration(durationS)}): no node is killed (a baseline run)`);
   else if (restartAfterS !== null && killAtS + restartAfterS >= durationS) {
     say(`note: the restart would come at ${formatDuration(killAtS + restartAfterS)}, at or after the end of the load (--duration ${formatDuration(durationS)}): the killed node stays down for the rest of the run`);
   }
-  const killNode = values['kill-node']!;
-  if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
-  const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
   fs.mkdirSync(outDir, { recursive: true });
 
   const k6 = resolveK6();

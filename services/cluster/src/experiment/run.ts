@@ -136,7 +136,8 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       port: await freePort(),
       monitoring: o.monitoring,
       demoUsers: o.vus, // user1..userVUS; every extra user is password hashing at start-up
-      nodeEnv: { LOG_LEVEL: 'warn' },
+      // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
+      nodeEnv: { LOG_LEVEL: 'info' },
     });
     o.say(`${o.mode}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
     if (o.signal.aborted) throw new Aborted();
