@@ -118,6 +118,10 @@ describe('evaluatePanels against a real Prometheus', () => {
     expect(by.invalid!.series).toBe(0);
     expect(by.invalid!.error).toMatch(/bad_data|parse error/);
     expect(by.nested).toMatchObject({ series: 1 });
+    // The values, not only the series: four targets, each up.
+    expect(by.nested!.samples.map((s) => s.value)).toEqual([4]);
+    expect(by.up!.samples.map((s) => s.value)).toEqual([1, 1, 1, 1]);
+    expect(by.missing!.samples).toEqual([]);
     expect(by.k6).toMatchObject({ series: 0 });
     // A variable set narrows the selection like Grafana's picker does.
     const onlyRedis = await evaluatePanels(promUrl, { skipK6: true, dashboardsDir: dir, variables: { job: 'redis' } });
@@ -146,6 +150,14 @@ describe('evaluatePanels against a real Prometheus', () => {
     for (const panel of ['Nodes up', 'Scrape targets up']) {
       expect(res.filter((r) => r.panel === panel).every((r) => r.series > 0), panel).toBe(true);
     }
+    // And the numbers they show: four targets up of four; Redis and nginx up; the one key this
+    // test wrote, in db0.
+    const one = (panel: string, refId = 'A') => res.find((r) => r.panel === panel && r.refId === refId)!.samples.map((s) => s.value);
+    expect(one('Nodes up', 'A')).toEqual([4]);
+    expect(one('Nodes up', 'B')).toEqual([4]);
+    expect(one('Redis up')).toEqual([1]);
+    expect(one('nginx up')).toEqual([1]);
+    expect(res.find((r) => r.panel === 'Redis keys by database')!.samples.map((s) => [s.labels.db, s.value])).toEqual([['db0', 1]]);
     // No session node and no k6 here: their panels are empty, as they must be (no false positives).
     const appOnly = res.filter((r) => r.template.includes('session_cluster_') && !r.template.includes('nginx_'));
     expect(appOnly.length).toBeGreaterThan(20);

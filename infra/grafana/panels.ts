@@ -41,9 +41,19 @@ export interface PanelExpression {
   template: string;
 }
 
-export interface PanelEvaluation extends PanelExpression {
+export interface PanelEvaluation extends PanelExpression, QueryResult {}
+
+/** One element of an instant query's result: its labels and its value (NaN stays NaN). */
+export interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface QueryResult {
   /** Number of series (vector/matrix elements; 1 for a scalar) the instant query returned. */
   series: number;
+  /** The values of an instant vector or scalar, so a test can check the number a panel shows. */
+  samples: Sample[];
   /** Prometheus's error (or the HTTP failure) if the query failed; series is 0 then. */
   error?: string;
 }
@@ -148,8 +158,8 @@ export async function evaluatePanels(promUrl: string, opts: EvaluateOptions): Pr
   return out;
 }
 
-/** One instant query: the number of series it returned, or Prometheus's error. */
-export async function instantQuery(promUrl: string, expr: string, time?: Date, timeoutMs = 10_000): Promise<{ series: number; error?: string }> {
+/** One instant query: the series it returned and their values, or Prometheus's error. */
+export async function instantQuery(promUrl: string, expr: string, time?: Date, timeoutMs = 10_000): Promise<QueryResult> {
   const body = new URLSearchParams({ query: expr });
   if (time) body.set('time', String(time.getTime() / 1000));
   let res: Response;
@@ -161,25 +171,29 @@ export async function instantQuery(promUrl: string, expr: string, time?: Date, t
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
-    return { series: 0, error: `request failed: ${(err as Error).message}` };
+    return { series: 0, samples: [], error: `request failed: ${(err as Error).message}` };
   }
   const text = await res.text();
   let json: { status?: string; error?: string; errorType?: string; data?: { resultType?: string; result?: unknown } };
   try {
     json = JSON.parse(text) as typeof json;
   } catch {
-    return { series: 0, error: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+    return { series: 0, samples: [], error: `HTTP ${res.status}: ${text.slice(0, 200)}` };
   }
-  if (json.status !== 'success') return { series: 0, error: `${json.errorType ?? `HTTP ${res.status}`}: ${json.error ?? text.slice(0, 200)}` };
+  if (json.status !== 'success') return { series: 0, samples: [], error: `${json.errorType ?? `HTTP ${res.status}`}: ${json.error ?? text.slice(0, 200)}` };
   const result = json.data?.result;
   switch (json.data?.resultType) {
-    case 'vector':
+    case 'vector': {
+      const rows = Array.isArray(result) ? (result as Array<{ metric: Record<string, string>; value: [number, string] }>) : [];
+      return { series: rows.length, samples: rows.map((r) => ({ labels: r.metric, value: Number(r.value[1]) })) };
+    }
     case 'matrix':
-      return { series: Array.isArray(result) ? result.length : 0 };
+      return { series: Array.isArray(result) ? result.length : 0, samples: [] };
     case 'scalar':
+      return { series: 1, samples: [{ labels: {}, value: Number((result as [number, string])[1]) }] };
     case 'string':
-      return { series: 1 };
+      return { series: 1, samples: [] };
     default:
-      return { series: 0, error: `unexpected result type ${String(json.data?.resultType)}` };
+      return { series: 0, samples: [], error: `unexpected result type ${String(json.data?.resultType)}` };
   }
 }
