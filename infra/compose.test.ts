@@ -350,7 +350,10 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(services.nginx!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.nginx]);
     expect(services.prometheus!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.prometheus]);
     expect(services.grafana!.ports.map(containerPort)).toEqual([CONTAINER_PORTS.grafana]);
-    expect(loadCompose({ LB_PORT: '18080' }).services.nginx.ports).toEqual([`18080:${CONTAINER_PORTS.nginx}`]);
+    expect(loadCompose({ LB_PORT: '18080' }).services.nginx.ports).toEqual([`127.0.0.1:18080:${CONTAINER_PORTS.nginx}`]);
+    // This machine only, unless the user opens them.
+    for (const svc of publishing) for (const p of services[svc]!.ports as string[]) expect(p, svc).toMatch(/^127\.0\.0\.1:/);
+    expect(loadCompose({ PUBLISH_ADDRESS: '0.0.0.0' }).services.grafana.ports).toEqual([`0.0.0.0:3000:${CONTAINER_PORTS.grafana}`]);
   });
 
   it('wires the ports between services as the topology says', () => {

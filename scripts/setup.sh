@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what session-cluster needs on a Debian machine, and nothing that is already there:
 #   npm dependencies; Debian's redis-server, nginx, prometheus and the two exporters, chromium, wrk;
-#   k6 (built with Go, pinned) and grafana's dashboard-linter.
+#   k6 (built with Go, pinned) and grafana's dashboard-linter; for the live compose test, Debian's
+#   docker.io (dockerd 20.10) and debootstrap, and the Docker Compose v2 plugin (built with Go, pinned).
 # Run as root to install system packages; otherwise it names what is missing and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,11 @@ K6_VERSION=v1.8.1                 # go.k6.io/k6, the v1 line
 # so an exact pseudo-version is fetched, checked against a pinned hash, and built in place.
 DASHBOARD_LINTER_VERSION=v0.0.0-20241224134444-1765d94aec4a
 DASHBOARD_LINTER_SUM=h1:wpyAYX8+Rqu0LIEE7zXBR/qjBH4t0yXvqlRGa1wD5rg=
+# Docker Compose v2 (Debian 12 has only compose v1, which rejects the top-level `name:`), built from
+# the Go module proxy into the user's CLI plugin directory, checked against a pinned hash.
+COMPOSE_VERSION=v2.29.7
+COMPOSE_SUM=h1:92dZa2M71isE1Qi6D7z1i+0P1pyeyWMwrxBuRIXe52w=
+COMPOSE_PLUGIN="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins/docker-compose"
 GOBIN_DIR="${GOBIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin}"
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -34,6 +40,9 @@ declare -A PKG=(
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [chromium]=chromium
   [wrk]=wrk
+  # The live compose test (infra/compose-live.test.ts): a private engine and stand-in images.
+  [dockerd]=docker.io
+  [debootstrap]=debootstrap
 )
 missing=()
 for bin in "${!PKG[@]}"; do
@@ -78,4 +87,17 @@ if ! command -v dashboard-linter >/dev/null 2>&1; then
   fi
   (cd "$(go env GOMODCACHE)/github.com/grafana/dashboard-linter@${DASHBOARD_LINTER_VERSION}" && go build -o "$GOBIN_DIR/dashboard-linter" .)
 fi
-say "ready: $(redis-server --version | awk '{print $3}') nginx $(nginx -v 2>&1 | sed 's/.*\///') $(k6 version | awk '{print $1, $2}')"
+# 4. Docker Compose v2 plugin (the live compose test; `docker compose` is what the README documents).
+if ! docker compose version 2>/dev/null | grep -q "${COMPOSE_VERSION}"; then
+  need_go "the docker compose plugin"
+  say "building github.com/docker/compose/v2@${COMPOSE_VERSION} into ${COMPOSE_PLUGIN} (a few minutes the first time)"
+  sum=$(go mod download -json "github.com/docker/compose/v2@${COMPOSE_VERSION}" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p')
+  if [ "$sum" != "$COMPOSE_SUM" ]; then
+    echo "[setup] docker compose: checksum mismatch (got '$sum', want $COMPOSE_SUM)" >&2; exit 1
+  fi
+  mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
+  (cd "$(go env GOMODCACHE)/github.com/docker/compose/v2@${COMPOSE_VERSION}" \
+    && go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=${COMPOSE_VERSION}" -o "$COMPOSE_PLUGIN.tmp" ./cmd) \
+    && mv "$COMPOSE_PLUGIN.tmp" "$COMPOSE_PLUGIN"
+fi
+say "ready: $(redis-server --version | awk '{print $3}') nginx $(nginx -v 2>&1 | sed 's/.*\///') $(k6 version | awk '{print $1, $2}') dockerd $(dockerd --version | awk '{print $3}' | tr -d ,) compose $(docker compose version --short)"

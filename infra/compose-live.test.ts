@@ -1,0 +1,450 @@
+/**
+ * docker-compose.yml, run for real on a Docker engine, checked through the published nginx port
+ * on 127.0.0.1 the way a user would (issue: `docker compose up --scale app=3`):
+ *   shared mode: every service healthy; a login served by three replicas whose `X-Served-By` is the
+ *   container name; `docker kill` of the replica that served the last request loses no session and
+ *   fails no GET, and Prometheus shows it down (up == 0); `docker start` brings it back; the
+ *   documented k6 command runs the survival script, with a replica killed mid-run, and its
+ *   thresholds hold without compose touching the replicas; scaling to 5 reaches nginx without
+ *   restarting it, and Prometheus; sticky mode keeps affinity and loses exactly the killed
+ *   replica's sessions; `docker compose down -v` leaves nothing behind.
+ *
+ * The engine: a private dockerd (infra/docker/engine.sh: data root, exec root, pidfile and socket
+ * in .run/docker, git-ignored), started here and stopped in the teardown, never the user's
+ * /var/run/docker.sock. COMPOSE_TEST_DOCKER_HOST=unix:///... uses an engine you already have
+ * instead (it is left running).
+ * The images: any the engine lacks are built as stand-ins (infra/docker/standins.sh: Debian base +
+ * Debian packages, cached outside the clone), and the test never pulls, because no image registry
+ * is reachable here; Grafana has no stand-in and is left out by infra/docker/compose.no-grafana.yml.
+ * On a machine with a registry, COMPOSE_TEST_PULL=1 lets compose pull the official images instead.
+ *
+ * Everything is bounded in time; a missing engine, compose plugin or image is a failure with the
+ * reason, never a skip.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../services/app/test/support/client.js';
+import { freePort } from '../services/cluster/src/lib/ports.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ENGINE = path.join(ROOT, 'infra/docker/engine.sh');
+const STANDINS = path.join(ROOT, 'infra/docker/standins.sh');
+const NO_GRAFANA = 'infra/docker/compose.no-grafana.yml';
+const SECRET = path.join(ROOT, 'infra/secrets/session_secrets');
+const PROJECT = 'session-cluster';
+const APP_IMAGE = 'session-cluster-app:local';
+const MIN = 60_000;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let dockerHost = process.env.COMPOSE_TEST_DOCKER_HOST ?? '';
+let ownEngine = false;
+let createdSecret = false;
+const composeFiles = ['-f', 'docker-compose.yml'];
+const ports = { lb: 0, prometheus: 0, grafana: 0 };
+let lb = '';
+let prom = '';
+
+function baseEnv(): Record<string, string> {
+  return {
+    PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`,
+    HOME: process.env.HOME ?? '/root',
+    DOCKER_HOST: dockerHost,
+    ...(process.env.DOCKER_CONFIG ? { DOCKER_CONFIG: process.env.DOCKER_CONFIG } : {}),
+  };
+}
+
+/** The cluster's compose variables: free ports on 127.0.0.1, a small demo directory, quiet logs. */
+function composeVars(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LB_PORT: String(ports.lb),
+    PROMETHEUS_PORT: String(ports.prometheus),
+    GRAFANA_PORT: String(ports.grafana),
+    DEMO_USERS: '60',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+function run(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Run {
+  const r = spawnSync(cmd, args, {
+    cwd: ROOT,
+    env: { ...baseEnv(), ...opts.env },
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 2 * MIN,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const timedOut = r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${timedOut ? `timed out after ${opts.timeoutMs ?? 2 * MIN} ms` : String(r.error)}` : '') };
+}
+
+const tail = (s: string, n = 40) => s.trim().split('\n').slice(-n).join('\n');
+
+function must(r: Run, what: string): string {
+  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}):\n${tail(r.stdout, 20)}\n${tail(r.stderr)}`);
+  return r.stdout;
+}
+
+const docker = (args: string[], timeoutMs?: number) => run('docker', args, { timeoutMs });
+const compose = (args: string[], vars: Record<string, string> = {}, timeoutMs?: number) =>
+  run('docker', ['compose', ...composeFiles, ...args], { env: composeVars(vars), timeoutMs });
+
+/** `docker compose ps --format json`: one object per line (compose >= 2.21) or one array. */
+function ps(vars: Record<string, string> = {}, all = false): Array<{ Name: string; Service: string; State: string; Health: string }> {
+  const out = must(compose(['ps', ...(all ? ['-a'] : []), '--format', 'json'], vars), 'docker compose ps').trim();
+  if (!out) return [];
+  return out.startsWith('[') ? JSON.parse(out) : out.split('\n').map((l) => JSON.parse(l));
+}
+
+const appNames = (vars: Record<string, string> = {}) =>
+  ps(vars)
+    .filter((c) => c.Service === 'app')
+    .map((c) => c.Name)
+    .sort();
+
+function inspect(name: string, format: string): string {
+  return must(docker(['inspect', '--format', format, name]), `docker inspect ${name}`).trim();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it returns a value (not undefined), or fails with what it last saw. */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A Prometheus instant query through its published port. */
+async function query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const res = await fetch(`${prom}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  if (body.status !== 'success') throw new Error(`query ${expr}: ${JSON.stringify(body)}`);
+  return body.data.result;
+}
+
+/** `up` of the app job by node label: { 'session-cluster-app-1': 1, ... }. */
+async function appUp(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const r of await query('up{job="app"}')) out[r.metric.node ?? r.metric.instance ?? '?'] = Number(r.value[1]);
+  return out;
+}
+
+const servedBy = (r: { headers: Headers }) => r.headers.get('x-served-by') ?? '(none)';
+
+async function loginAs(n: number): Promise<Client> {
+  const c = new Client(lb);
+  const r = await c.login(`user${n}`);
+  if (r.status !== 200) throw new Error(`login user${n}: ${r.status} ${JSON.stringify(r.body)}`);
+  return c;
+}
+
+/** Nothing of the project is left in the engine: no container, volume or network. */
+function leftovers(): string[] {
+  const label = `label=com.docker.compose.project=${PROJECT}`;
+  const lines = (args: string[]) => must(docker(args), `docker ${args.join(' ')}`).trim().split('\n').filter(Boolean);
+  return [
+    ...lines(['ps', '-a', '--filter', label, '--format', 'container {{.Names}}']),
+    ...lines(['volume', 'ls', '--filter', label, '--format', 'volume {{.Name}}']),
+    ...lines(['network', 'ls', '--filter', label, '--format', 'network {{.Name}}']),
+  ];
+}
+
+function downAndCheck(vars: Record<string, string> = {}) {
+  must(compose(['down', '-v', '--remove-orphans', '--timeout', '20'], vars, 2 * MIN), 'docker compose down -v');
+  expect(leftovers(), 'docker compose down -v must leave nothing of the project behind').toEqual([]);
+}
+
+/** Every service of the project running, and healthy where it has a healthcheck. */
+function expectAllHealthy(vars: Record<string, string>, expectedServices: string[]) {
+  const containers = ps(vars, true);
+  expect([...new Set(containers.map((c) => c.Service))].sort()).toEqual([...expectedServices].sort());
+  for (const c of containers) {
+    expect(c.State, `${c.Name} state`).toBe('running');
+    const hasCheck = inspect(c.Name, '{{if .Config.Healthcheck}}yes{{else}}no{{end}}') === 'yes';
+    if (hasCheck) expect(c.Health, `${c.Name} health`).toBe('healthy');
+  }
+}
+
+/** Images the compose file (and the app's Dockerfile, ARG NODE_IMAGE) names, beside the app's own. */
+function imagesNeeded(): string[] {
+  const listed = must(run('docker', ['compose', '-f', 'docker-compose.yml', '--profile', 'loadtest', 'config', '--images'], { env: composeVars() }), 'docker compose config --images')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const dockerfile = fs.readFileSync(path.join(ROOT, 'services/app/Dockerfile'), 'utf8');
+  const node = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+  if (!node) throw new Error('services/app/Dockerfile has no ARG NODE_IMAGE=...');
+  return [...new Set([...listed, node])].filter((i) => i !== APP_IMAGE);
+}
+
+const hasImage = (image: string) => docker(['image', 'inspect', '--format', '{{.Id}}', image]).status === 0;
+
+let services: string[] = [];
+
+beforeAll(async () => {
+  // 1. The engine.
+  if (!dockerHost) {
+    const r = run('bash', [ENGINE, 'start'], { timeoutMs: 2 * MIN });
+    if (r.status !== 0) {
+      throw new Error(
+        `could not start the private Docker engine (infra/docker/engine.sh start): ${tail(r.stderr)}\n` +
+          'The compose test needs dockerd (Debian docker.io) and root; scripts/setup.sh installs it. ' +
+          'Or point COMPOSE_TEST_DOCKER_HOST at an engine you have.',
+      );
+    }
+    dockerHost = /DOCKER_HOST=(\S+)/.exec(r.stdout)![1]!;
+    ownEngine = true;
+  }
+  const version = docker(['version', '--format', '{{.Server.Version}}'], 30_000);
+  if (version.status !== 0) throw new Error(`the Docker engine at ${dockerHost} does not answer: ${tail(version.stderr)}`);
+  const composeVersion = run('docker', ['compose', 'version', '--short']);
+  if (composeVersion.status !== 0) {
+    throw new Error(`no Docker Compose v2 plugin (\`docker compose version\` failed: ${tail(composeVersion.stderr, 5)}); scripts/setup.sh builds it into ~/.docker/cli-plugins`);
+  }
+
+  ports.lb = await freePort();
+  ports.prometheus = await freePort();
+  ports.grafana = await freePort();
+  lb = `http://127.0.0.1:${ports.lb}`;
+  prom = `http://127.0.0.1:${ports.prometheus}`;
+
+  // A project left over by an interrupted run on this engine.
+  compose(['down', '-v', '--remove-orphans', '--timeout', '5'], {}, 2 * MIN);
+
+  // 2. The images: what the engine lacks is built as a stand-in (never pulled) unless told to pull.
+  const pull = process.env.COMPOSE_TEST_PULL === '1';
+  const missing = imagesNeeded().filter((i) => !hasImage(i));
+  const grafana = missing.filter((i) => i.startsWith('grafana/grafana'));
+  const toBuild = missing.filter((i) => !i.startsWith('grafana/grafana'));
+  if (!pull && toBuild.length) {
+    const r = run('bash', [STANDINS, ...toBuild], { timeoutMs: 15 * MIN });
+    if (r.status !== 0) throw new Error(`building stand-in images for ${toBuild.join(', ')} failed:\n${tail(r.stderr)}`);
+  }
+  if (!pull && grafana.length) composeFiles.push('-f', NO_GRAFANA);
+  const all = must(compose(['config', '--services']), 'docker compose config --services');
+  services = all.split('\n').map((s) => s.trim()).filter(Boolean);
+
+  // 3. The signing secret compose mounts (git-ignored; created if absent, removed again after).
+  if (!fs.existsSync(SECRET)) {
+    must(run('sh', [path.join(ROOT, 'infra/secrets/init.sh')]), 'infra/secrets/init.sh');
+    createdSecret = true;
+  }
+}, 20 * MIN);
+
+afterAll(async () => {
+  try {
+    if (dockerHost) compose(['down', '-v', '--remove-orphans', '--timeout', '5'], {}, 2 * MIN);
+  } finally {
+    if (ownEngine) run('bash', [ENGINE, 'stop'], { timeoutMs: 2 * MIN });
+    if (createdSecret) fs.rmSync(SECRET, { force: true });
+  }
+}, 5 * MIN);
+
+// =============================================================================================
+describe('shared mode: docker compose up --build --scale app=3', () => {
+  const vars = {};
+  let names: string[] = [];
+  let client: Client;
+  let victim = '';
+
+  beforeAll(() => {
+    must(compose(['up', '-d', '--build', '--scale', 'app=3', '--wait', '--wait-timeout', '240'], vars, 8 * MIN), 'docker compose up --build --scale app=3');
+    names = appNames(vars);
+  }, 10 * MIN);
+
+  it('brings every service up, healthy where it has a healthcheck', () => {
+    expect(names).toEqual([1, 2, 3].map((i) => `${PROJECT}-app-${i}`));
+    expectAllHealthy(vars, services);
+  });
+
+  it('serves a login from three replicas, each named by its container (X-Served-By = the docker kill argument)', async () => {
+    client = await loginAs(1);
+    const seen = new Set<string>();
+    let requests = 0;
+    for (let i = 0; i < 12; i++) {
+      const r = await client.get('/api/me');
+      expect(r.status).toBe(200);
+      expect(r.body.user).toBe('user1');
+      expect(r.body.requests).toBe(++requests);
+      expect(r.body.node).toBe(servedBy(r));
+      seen.add(servedBy(r));
+      victim = servedBy(r);
+    }
+    expect([...seen].sort()).toEqual(names);
+  });
+
+  it('shows every replica to Prometheus by name, up', async () => {
+    const up = await until('Prometheus scraping all three replicas', 60_000, async () => {
+      const u = await appUp();
+      return Object.keys(u).length === 3 && Object.values(u).every((v) => v === 1) ? u : undefined;
+    });
+    expect(Object.keys(up).sort()).toEqual(names);
+  }, 90_000);
+
+  it('docker kill of the replica that served the last request loses no session and fails no GET; Prometheus shows it down', async () => {
+    const others = await Promise.all([2, 3, 4, 5, 6].map(loginAs));
+    const before = (await client.get('/api/me')).body.requests as number;
+    victim = servedBy(await client.get('/api/me'));
+    must(docker(['kill', victim]), `docker kill ${victim}`);
+    expect(inspect(victim, '{{.State.Running}}')).toBe('false');
+
+    let expected = before + 1;
+    for (let i = 0; i < 20; i++) {
+      const r = await client.get('/api/me');
+      expect(r.status, `GET ${i} after the kill`).toBe(200);
+      expect(r.body.user).toBe('user1');
+      expect(r.body.requests).toBe(++expected);
+      expect(servedBy(r)).not.toBe(victim);
+    }
+    for (const [i, c] of others.entries()) {
+      for (let k = 0; k < 3; k++) {
+        const r = await c.get('/api/me');
+        expect(r.status, `user${i + 2} GET ${k}`).toBe(200);
+        expect(r.body.user).toBe(`user${i + 2}`);
+      }
+    }
+    // The killed replica stays a target and is down: the dashboards' "Nodes up" reads 2 of 3.
+    await until(`Prometheus showing ${victim} down`, 60_000, async () => ((await appUp())[victim] === 0 ? true : undefined));
+    const up = await appUp();
+    expect(Object.keys(up).sort()).toEqual(names);
+    expect(Number((await query('sum(up{job="app"})'))[0]!.value[1])).toBe(2);
+    expect(Number((await query('count(up{job="app"})'))[0]!.value[1])).toBe(3);
+  }, 3 * MIN);
+
+  it('docker start brings it back: healthy, served by nginx again, up in Prometheus', async () => {
+    must(docker(['start', victim]), `docker start ${victim}`);
+    await until(`${victim} healthy again`, 90_000, () => (inspect(victim, '{{.State.Health.Status}}') === 'healthy' ? true : undefined), 1000);
+    await until(`nginx sending requests to ${victim} again`, 60_000, async () => {
+      const r = await client.get('/api/me');
+      expect(r.status).toBe(200);
+      return servedBy(r) === victim ? true : undefined;
+    }, 200);
+    await until(`Prometheus showing ${victim} up`, 60_000, async () => ((await appUp())[victim] === 1 ? true : undefined));
+    expect(appNames(vars)).toEqual(names);
+  }, 4 * MIN);
+
+  it('runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose leaves the replicas alone', async () => {
+    // The README's command, with the smoke profile shortened (DURATION only shapes the run).
+    const args = ['compose', ...composeFiles, 'run', '--rm', '-e', 'PROFILE=experiment', '-e', 'DURATION=24s', '-e', 'VUS=6', 'k6', 'run', '/scripts/survival.js'];
+    const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
+    try {
+      // Kill one replica once k6 is running (its VUs have logged in), as the README suggests.
+      await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
+      await sleep(6000);
+      const target = `${PROJECT}-app-2`;
+      const killed = docker(['kill', target]);
+      expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
+      await sleep(6000);
+      must(docker(['start', target]), `docker start ${target}`);
+      const code = await exited;
+      expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
+    } finally {
+      clearTimeout(timer);
+    }
+    // k6 evaluated the shared-mode claims (lib/thresholds.js) and none failed.
+    expect(out).toMatch(/sessions_lost[\s\S]*count==0/);
+    expect(out).not.toMatch(/✗/);
+    // The run did not scale the app down or recreate it.
+    expect(appNames(vars)).toEqual(names);
+    // k6 pushed its metrics to Prometheus (remote write), where the dashboards read them.
+    await until('k6 metrics in Prometheus', 30_000, async () => ((await query('count(k6_http_reqs_total)')).length > 0 ? true : undefined));
+  }, 6 * MIN);
+
+  it('scaling to 5 (APP_REPLICAS=5 docker compose up -d app) reaches nginx without restarting it, and Prometheus', async () => {
+    const nginx = `${PROJECT}-nginx-1`;
+    const nginxBefore = inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}');
+    await until('every replica healthy before scaling', 90_000, () => (ps(vars).filter((c) => c.Service === 'app').every((c) => c.Health === 'healthy') ? true : undefined), 1000);
+    must(compose(['up', '-d', '--wait', '--wait-timeout', '180', 'app'], { APP_REPLICAS: '5' }, 5 * MIN), 'APP_REPLICAS=5 docker compose up -d app');
+    const five = [1, 2, 3, 4, 5].map((i) => `${PROJECT}-app-${i}`);
+    expect(appNames({ APP_REPLICAS: '5' })).toEqual(five);
+    expect(inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}'), 'nginx must not be recreated or restarted').toBe(nginxBefore);
+    const seen = new Set<string>();
+    await until('nginx serving from all five replicas', 60_000, async () => {
+      const r = await client.get('/api/me');
+      expect(r.status).toBe(200);
+      seen.add(servedBy(r));
+      return seen.size === 5 ? true : undefined;
+    }, 100);
+    expect([...seen].sort()).toEqual(five);
+    await until('Prometheus scraping all five replicas', 60_000, async () => {
+      const u = await appUp();
+      return five.every((n) => u[n] === 1) ? true : undefined;
+    });
+  }, 6 * MIN);
+
+  it('docker compose down -v leaves nothing behind', () => {
+    downAndCheck({ APP_REPLICAS: '5' });
+  }, 3 * MIN);
+});
+
+// =============================================================================================
+describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
+  const vars = { SESSION_MODE: 'sticky' };
+
+  beforeAll(() => {
+    must(compose(['up', '-d', '--build', '--wait', '--wait-timeout', '240'], vars, 8 * MIN), 'SESSION_MODE=sticky docker compose up');
+  }, 10 * MIN);
+
+  it('keeps each client on one replica, and a kill loses exactly that replica\'s sessions', async () => {
+    expect(appNames(vars)).toEqual([1, 2, 3].map((i) => `${PROJECT}-app-${i}`));
+    expectAllHealthy(vars, services);
+    const clients = await Promise.all(Array.from({ length: 12 }, (_, i) => loginAs(i + 1)));
+    const home: string[] = [];
+    for (const [i, c] of clients.entries()) {
+      const nodes = new Set<string>();
+      for (let k = 0; k < 4; k++) {
+        const r = await c.get('/api/me');
+        expect(r.status).toBe(200);
+        nodes.add(servedBy(r));
+      }
+      expect([...nodes], `user${i + 1} must stay on one replica`).toHaveLength(1);
+      home.push([...nodes][0]!);
+    }
+    expect(new Set(home).size, `12 clients on ${[...new Set(home)].join(', ')}`).toBeGreaterThan(1);
+
+    const victim = home[0]!;
+    must(docker(['kill', victim]), `docker kill ${victim}`);
+    const lost: number[] = [];
+    for (const [i, c] of clients.entries()) {
+      const r = await c.get('/api/me');
+      if (home[i] === victim) {
+        expect(r.status, `user${i + 1} was on ${victim}: its session is gone`).toBe(401);
+        lost.push(i);
+      } else {
+        expect(r.status, `user${i + 1} on ${home[i]}`).toBe(200);
+        expect(servedBy(r), `user${i + 1} keeps its replica`).toBe(home[i]);
+      }
+    }
+    expect(lost.length).toBe(home.filter((h) => h === victim).length);
+    // A lost user logs in again, on a replica that is up.
+    const again = await clients[lost[0]!]!.login(`user${lost[0]! + 1}`);
+    expect(again.status).toBe(200);
+    expect(servedBy(again)).not.toBe(victim);
+  }, 3 * MIN);
+
+  it('docker compose down -v leaves nothing behind', () => {
+    downAndCheck(vars);
+  }, 3 * MIN);
+});
