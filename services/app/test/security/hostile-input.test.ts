@@ -1,7 +1,7 @@
-import http from 'node:http';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
+import { raw } from '../support/raw.js';
 import { startNode, type TestNode } from '../support/node.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -16,21 +16,6 @@ afterAll(async () => {
   await Promise.all([node?.close(), sticky?.close()]);
   await redis?.stop();
 });
-
-/** A raw request: headers and body bytes exactly as given (fetch would normalise or refuse some). */
-function raw(base: string, opts: { method: string; path: string; headers: Record<string, string | Buffer>; body?: Buffer }): Promise<{ status: number; body: string }> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method: opts.method, path: opts.path, headers: opts.headers as http.OutgoingHttpHeaders }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 describe('X-CSRF-Token of any content is a 403, never a 500', () => {
   it('43 characters that are more than 43 bytes, and other odd shapes', async () => {
