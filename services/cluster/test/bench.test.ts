@@ -5,13 +5,15 @@ import { expect, it } from 'vitest';
 import { REPO_ROOT } from '../src/cluster.js';
 import type { BenchReport } from '../src/bench/run.js';
 
-// A short `npm run bench -- --json`: its shape, and the claims that do not depend on timing
-// (commands per request, bytes per session). Speed ratios are reported by the full benchmark,
-// not asserted here.
+// A short `npm run bench -- --json`: the claims that do not depend on timing, measured: which
+// Redis commands a request costs (by name, from INFO commandstats), at 1k and at 100k stored
+// sessions, what a metrics scrape costs, bytes per session. Speed ratios are reported by the full
+// benchmark with their spread over rounds (docs/benchmarks.md), not asserted here: on a shared
+// 2-core machine they are not stable enough to gate a test on.
 it('measures every configuration side by side and holds the deterministic targets', async () => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'), '--json', '--no-doc', '--rounds', '2', '--seconds', '1', '--connections', '8', '--stored', '1000', '--memory-sessions', '20000'],
+    [path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'), '--json', '--no-doc', '--rounds', '2', '--seconds', '1', '--connections', '8', '--stored', '1000,100000', '--memory-sessions', '20000'],
     { timeout: 240_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;
@@ -22,22 +24,42 @@ it('measures every configuration side by side and holds the deterministic target
       const r = get(config, operation);
       expect(r, `${config}/${operation}`).toBeDefined();
       expect(r.rps).toBeGreaterThan(0);
-      expect(r.ratioToLimit).toBeGreaterThan(0);
       expect(r.errors, `${config}/${operation} errors`).toBe(0);
+      // The median lies within the rounds' range, and the ratio's range contains the ratio of medians' neighbourhood.
+      expect(r.spread.rps[0]).toBeLessThanOrEqual(r.rps);
+      expect(r.spread.rps[1]).toBeGreaterThanOrEqual(r.rps);
+      expect(r.spread.ratioToLimit[0]).toBeGreaterThan(0);
+      expect(r.spread.ratioToLimit[0]).toBeLessThanOrEqual(r.spread.ratioToLimit[1]);
     }
   }
-  // One Redis command per authenticated read (GETEX), against the textbook's GET + EXPIRE.
-  expect(get('shared', 'read').redisCommandsPerRequest).toBeGreaterThanOrEqual(0.98);
-  expect(get('shared', 'read').redisCommandsPerRequest).toBeLessThanOrEqual(1.02);
-  expect(get('seed', 'read').redisCommandsPerRequest).toBeGreaterThanOrEqual(1.98);
-  // /api/me writes its counter: GETEX + SET.
-  expect(get('shared', 'me').redisCommandsPerRequest).toBeLessThanOrEqual(2.02);
-  // A login: MGET (limits) + SET + ZADD/EXPIRE/ZCARD, and sometimes ZPOPMIN + DEL of an evicted session.
+  console.log(`bench: commands per request ${report.results.filter((r) => r.redisCommandsByName).map((r) => `${r.config}/${r.operation} ${JSON.stringify(r.redisCommandsByName)}`).join('; ')}`);
+  // One Redis command per authenticated read, and it is GETEX; the textbook's is GET + SET
+  // (resave: true writes every session back on every request).
+  const near = (m: Record<string, number> | null) => Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  expect(near(get('shared', 'read').redisCommandsByName)).toEqual({ getex: 1 });
+  expect(near(get('seed', 'read').redisCommandsByName)).toEqual({ get: 1, set: 1 });
+  // /api/me writes its counter: one read plus the write(s) of a save, never more than the
+  // textbook's GET + SET + EXPIRE.
+  expect(get('shared', 'me').redisCommandsByName!.getex).toBeCloseTo(1, 1);
+  expect(get('shared', 'me').redisCommandsPerRequest).toBeLessThanOrEqual(get('seed', 'me').redisCommandsPerRequest!);
+  // A login costs fewer commands than the textbook's.
   expect(get('shared', 'login').redisCommandsPerRequest).toBeLessThan(get('seed', 'login').redisCommandsPerRequest!);
-  expect(get('shared', 'login').redisCommandsPerRequest).toBeLessThanOrEqual(7.5);
   expect(get('sticky', 'read').redisCommandsPerRequest).toBeNull();
+  // Nothing on any request path scans the keyspace.
+  for (const r of report.results) expect(Object.keys(r.redisCommandsByName ?? {}).filter((n) => /scan|keys/.test(n)), `${r.config}/${r.operation}`).toEqual([]);
+
+  // O(1) in the number of stored sessions: at 1k and at 100k keys a read is the same one GETEX,
+  // and a scrape of every node's metrics costs a DBSIZE per node, never a SCAN.
+  expect(report.storedSessions.map((s) => s.stored)).toEqual([1000, 100_000]);
+  for (const s of report.storedSessions) {
+    expect(s.keys).toBeGreaterThanOrEqual(s.stored);
+    expect(near(s.redisCommandsByName), `${s.stored} stored`).toEqual({ getex: 1 });
+    // (A read still in flight when wrk stopped may land in the scrape's window: only DBSIZE is the scrape's.)
+    expect(s.scrapeCommands.dbsize, `scrape at ${s.stored} stored`).toBe(report.settings.nodes);
+    expect(Object.keys(s.scrapeCommands).filter((n) => /scan|keys/.test(n))).toEqual([]);
+  }
   // Redis memory per stored session: at most 60 % of connect-redis's default for the same contents.
   expect(report.redisBytesPerSession.ratio).toBeLessThanOrEqual(0.6);
-  expect(report.storedSessions[0]!.redisCommandsPerRequest).toBeLessThanOrEqual(1.02);
-  expect(Object.keys(report.scaling)).toEqual(['1', '2', '3']);
+  // Throughput by node count was measured for 1, 2 and 3 nodes (the values are reported, not judged).
+  for (const n of ['1', '2', '3'] as const) expect(report.scaling[n]).toBeGreaterThan(0);
 }, 300_000);

@@ -24,6 +24,10 @@ export interface Result {
   p50Ms: number;
   p99Ms: number;
   redisCommandsPerRequest: number | null;
+  /** Redis commands per request by name (lower case, from INFO commandstats), median over rounds. */
+  redisCommandsByName: Record<string, number> | null;
+  /** The lowest and highest of the rounds: req/s, and the ratio to the limit measured in the same round. */
+  spread: { rps: [number, number]; ratioToLimit: [number, number] };
   errors: number;
 }
 
@@ -35,7 +39,11 @@ export interface BenchReport {
   results: Result[];
   redisBytesPerSession: BytesPerSession;
   scaling: Record<'1' | '2' | '3', number>;
-  storedSessions: Array<{ stored: number; rps: number; redisCommandsPerRequest: number }>;
+  /**
+   * A read at each number of stored sessions: its Redis commands (per request, by name), and the
+   * commands one scrape of every node's /metrics cost (the active-session gauge is DBSIZE, never a SCAN).
+   */
+  storedSessions: Array<{ stored: number; keys: number; rps: number; redisCommandsPerRequest: number; redisCommandsByName: Record<string, number>; scrapeCommands: Record<string, number> }>;
 }
 
 export interface BenchOptions {
@@ -77,13 +85,25 @@ async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky
   return { state, redis, cookieFile };
 }
 
-/** Total commands Redis has executed, from INFO commandstats (minus the INFO calls themselves). */
-async function commandCount(redis: Redis): Promise<number> {
+/** Commands Redis has executed by name, from INFO commandstats (without the INFO calls themselves). */
+async function commandStats(redis: Redis): Promise<Record<string, number>> {
   const info = await redis.info('commandstats');
-  let total = 0;
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') total += Number(m[2]);
-  return total;
+  const out: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') out[m[1]!] = Number(m[2]);
+  return out;
 }
+
+/** Commands executed between two snapshots, by name (only those that ran), each divided by `per`. */
+function commandsBetween(before: Record<string, number>, after: Record<string, number>, per = 1): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, calls] of Object.entries(after)) {
+    const d = calls - (before[name] ?? 0);
+    if (d > 0) out[name] = Math.round((d / per) * 1000) / 1000;
+  }
+  return out;
+}
+
+const total = (byName: Record<string, number>) => Object.values(byName).reduce((a, b) => a + b, 0);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -135,26 +155,36 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     say('warm-up');
     for (const m of matrix) await wrk(m.target, m.operation === 'login' ? 'login' : 'get', m.operation === 'login' ? undefined : '/api/ping', false, 1);
 
-    const samples = new Map<string, Array<WrkResult & { commands: number | null }>>();
+    const samples = new Map<string, Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; round: number }>>();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {
-        const before = m.target.redis ? await commandCount(m.target.redis) : null;
+        const before = m.target.redis ? await commandStats(m.target.redis) : null;
         const res = await m.run();
-        const after = m.target.redis ? await commandCount(m.target.redis) : null;
-        const commands = before === null || after === null ? null : (after - before) / res.requests;
+        const after = m.target.redis ? await commandStats(m.target.redis) : null;
+        const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
+        const commands = byName === null ? null : total(byName);
         const key = `${m.config}/${m.operation}`;
-        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands }]);
+        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, round: r }]);
         say(`round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`);
       }
     }
 
-    const limitRps = median(samples.get('limit/read')!.map((s) => s.rps));
+    const limits = samples.get('limit/read')!;
+    const limitRps = median(limits.map((s) => s.rps));
     const results: Result[] = [];
     for (const [key, xs] of samples) {
       const [config, operation] = key.split('/') as [ConfigName, Operation];
       const rps = median(xs.map((s) => s.rps));
       const cmds = xs[0]!.commands === null ? null : round2(median(xs.map((s) => s.commands!)));
-      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, errors: xs.reduce((a, s) => a + s.errors, 0) });
+      let byName: Record<string, number> | null = null;
+      if (xs[0]!.byName) {
+        byName = {};
+        for (const name of new Set(xs.flatMap((s) => Object.keys(s.byName!)))) byName[name] = round2(median(xs.map((s) => s.byName![name] ?? 0)));
+      }
+      // Each round's ratio against the limit measured in the same round: the spread of the result.
+      const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
+      const spread = { rps: [Math.round(Math.min(...xs.map((s) => s.rps))), Math.round(Math.max(...xs.map((s) => s.rps)))] as [number, number], ratioToLimit: [round2(Math.min(...ratios)), round2(Math.max(...ratios))] as [number, number] };
+      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, redisCommandsByName: byName, spread, errors: xs.reduce((a, s) => a + s.errors, 0) });
     }
     // The limit is the denominator for every operation.
     const limit = results.find((r) => r.config === 'limit')!;
@@ -171,10 +201,15 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     for (const level of opts.storedLevels) {
       say(`stored sessions: filling Redis to ${level.toLocaleString('en')} sessions`);
       await fillTo(targets.shared.redis!, level);
-      const before = await commandCount(targets.shared.redis!);
+      const redis = targets.shared.redis!;
+      const before = await commandStats(redis);
       const res = await wrk(targets.shared, 'get', '/api/cart');
-      const after = await commandCount(targets.shared.redis!);
-      storedSessions.push({ stored: level, rps: Math.round(res.rps), redisCommandsPerRequest: round2((after - before) / res.requests) });
+      const after = await commandStats(redis);
+      const byName = commandsBetween(before, after, res.requests);
+      // One scrape of every node's metrics, as Prometheus does: what it costs Redis.
+      for (const p of targets.shared.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
+      const scrapeCommands = commandsBetween(after, await commandStats(redis));
+      storedSessions.push({ stored: level, keys: await redis.dbsize(), rps: Math.round(res.rps), redisCommandsPerRequest: round2(total(byName)), redisCommandsByName: byName, scrapeCommands });
       say(`  ${level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
     }
 
