@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_DIR, down, kill, ps, readState, start, up, type Mode } from './cluster.js';
+import type { RedisPersistence } from './parts.js';
 import { choiceOption, EXIT, intOption, parseOptions, portOption, runCli, UsageError } from './lib/cli.js';
 import { DEFAULT_LOG_MAX_BYTES, followLogs, formatSize, parseSize } from './lib/logs.js';
 import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from './lib/node-settings.js';
@@ -9,7 +10,7 @@ import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from '.
  * 0 done, 1 failed, 2 usage error, 130 interrupted during start-up.
  */
 const USAGE = `usage: npm run cluster -- <verb> [options]
-  up [--nodes 3] [--mode shared|sticky] [--port 8080] [--detach] [--no-monitoring] [--demo-users 1000]
+  up [--nodes 3] [--mode shared|sticky] [--port 8080] [--redis-persistence aof|off] [--detach] [--no-monitoring] [--demo-users 1000]
      [--env KEY=VALUE]…  [--log-max-size 16M]
   ps [--json]
   kill <name> [--signal KILL|TERM]      take one part down (app-1…, redis, nginx, …)
@@ -29,6 +30,7 @@ const isAbort = (err: unknown) => (err as Error | undefined)?.name === 'AbortErr
 
 async function upVerb(dir: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const mode = choiceOption<Mode>('mode', values.mode as string | undefined, ['shared', 'sticky'], 'shared');
+  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'] as string | undefined, ['aof', 'off'], 'aof');
   const nodes = intOption('nodes', values.nodes as string | undefined, 3, 1, 32);
   const port = portOption('port', values.port as string | undefined, 8080);
   const demoUsers = intOption('demo-users', values['demo-users'] as string | undefined, 1000, 0, 100_000);
@@ -50,7 +52,7 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
 
   let state;
   try {
-    state = await up({ dir, mode, nodes, port, monitoring: !values['no-monitoring'], demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers), nodeEnv, logMaxBytes, onProgress: say, signal: controller.signal });
+    state = await up({ dir, mode, nodes, port, monitoring: !values['no-monitoring'], redisPersistence, demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers), nodeEnv, logMaxBytes, onProgress: say, signal: controller.signal });
   } catch (err) {
     if (isAbort(err)) {
       say('interrupted during start-up; everything started is stopped');
@@ -82,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     dir: { type: 'string', default: DEFAULT_DIR },
     nodes: { type: 'string' },
     mode: { type: 'string' },
+    'redis-persistence': { type: 'string' },
     port: { type: 'string' },
     detach: { type: 'boolean', default: false },
     'no-monitoring': { type: 'boolean', default: false },
@@ -105,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
       const status = await ps(dir);
       if (values.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`), EXIT.ok;
       const settings = Object.entries(status.settings).map(([k, v]) => `${k}=${v}`).join(' ');
-      process.stdout.write(`load balancer: ${status.url}   mode: ${status.mode}\nnode settings: ${settings || '(defaults)'}\n`);
+      process.stdout.write(`load balancer: ${status.url}   mode: ${status.mode}${status.redisPersistence ? `   redis persistence: ${status.redisPersistence}` : ''}\nnode settings: ${settings || '(defaults)'}\n`);
       process.stdout.write(`${'NAME'.padEnd(16)}${'PID'.padEnd(9)}${'PORT'.padEnd(7)}${'HEALTH'.padEnd(10)}URL\n`);
       for (const p of status.parts) {
         const health = !p.alive ? 'down' : p.healthy ? 'healthy' : 'unhealthy';

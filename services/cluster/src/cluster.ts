@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
-import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState } from './parts.js';
+import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState, type RedisPersistence } from './parts.js';
 import { localPrometheusConfig } from './prometheus-config.js';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
 import { validateNodeEnvironment } from './lib/node-settings.js';
@@ -38,6 +38,8 @@ export interface UpOptions {
   signal?: AbortSignal;
   /** Each part's log is kept under this many bytes (copy-and-truncate to <name>.log.1; lib/logs.ts). */
   logMaxBytes?: number;
+  /** Shared mode's Redis: append-only file fsynced every second (default) or none (parts.ts). */
+  redisPersistence?: RedisPersistence;
 }
 
 export interface ClusterState {
@@ -50,6 +52,8 @@ export interface ClusterState {
   settings?: Record<string, string>;
   /** The cap on each part's log (lib/logs.ts). */
   logMaxBytes?: number;
+  /** Shared mode only. */
+  redisPersistence?: RedisPersistence;
   parts: PartState[];
 }
 
@@ -152,7 +156,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, parts: [] };
+  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof' }), parts: [] };
   const started = async (spec: PartSpec) => {
     opts.signal?.throwIfAborted();
     const part = await launchReporting(spec, logDir, say);
@@ -165,7 +169,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     fs.mkdirSync(path.join(dir, 'redis'), { recursive: true });
     let redisUrl = 'redis://127.0.0.1:1/0';
     if (mode === 'shared') {
-      const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis')));
+      const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), opts.redisPersistence ?? 'aof'));
       redisUrl = `${redis.url}/0`;
     }
 
@@ -229,7 +233,7 @@ function owns(part: PartState): boolean {
   return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
 }
 
-export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; settings: Record<string, string>; parts: PartStatus[] }> {
+export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; redisPersistence?: RedisPersistence; settings: Record<string, string>; parts: PartStatus[] }> {
   const state = requireState(dir);
   const parts = await Promise.all(
     state.parts.map(async (p) => {
@@ -237,7 +241,7 @@ export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; 
       return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }) };
     }),
   );
-  return { url: state.url, mode: state.mode, settings: state.settings ?? {}, parts };
+  return { url: state.url, mode: state.mode, ...(state.redisPersistence && { redisPersistence: state.redisPersistence }), settings: state.settings ?? {}, parts };
 }
 
 /** Sends a signal to one part (default SIGKILL: a crash). Returns once it is gone (or after 15 s for TERM). */

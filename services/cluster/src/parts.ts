@@ -49,9 +49,21 @@ export function resolveBinary(kind: PartKind): string {
   return found;
 }
 
-/** Redis without persistence: a demo store (the README says what AOF or RDB would and would not save). */
-export function redisSpec(port: number, dir: string): PartSpec {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'];
+/**
+ * Redis persistence for the session store:
+ * - `aof` (the cluster's default): every write is appended to a log that Redis fsyncs once a
+ *   second (`appendfsync everysec`). A restart (SIGTERM or SIGKILL) replays it, so at most the
+ *   last second of writes is lost on a crash and nothing on a clean stop. `always` would fsync
+ *   every write (no loss window) at several times the write latency; a session store can afford
+ *   to lose one second, not everybody's sessions. No RDB snapshots (`save ""`): they would only
+ *   add a second, coarser copy.
+ * - `off`: a cache of sessions; a restart logs everyone out.
+ */
+export type RedisPersistence = 'aof' | 'off';
+
+export function redisSpec(port: number, dir: string, persistence: RedisPersistence = 'off'): PartSpec {
+  const durability = persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'yes'];
   return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
 }
 

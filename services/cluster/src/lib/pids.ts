@@ -7,7 +7,18 @@ import fs from 'node:fs';
 export function isAlive(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    if (stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z') return true;
+    // A zombie leader thread is not a dead process: its other threads (Redis's background I/O
+    // threads finishing an fsync) still hold its files and sockets until the last one exits.
+    // Only when every thread is gone is the process gone (its listening port then free again).
+    return fs.readdirSync(`/proc/${pid}/task`).some((tid) => {
+      try {
+        const t = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        return t.slice(t.lastIndexOf(')') + 2)[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    });
   } catch {
     return false;
   }
