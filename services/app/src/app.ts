@@ -15,7 +15,7 @@ import { meRoutes } from './routes/me.js';
 import { sessionsRoutes } from './routes/sessions.js';
 import { deviceCookies } from './session/device.js';
 import { requireCsrf, requireUser } from './session/guard.js';
-import { createSessionLayer, type RedisClients } from './session/layer.js';
+import { createSessionLayer, type RedisClients, type SessionLayer } from './session/layer.js';
 import type { UserDirectory } from './users.js';
 
 export interface AppDeps {
@@ -34,6 +34,8 @@ export interface AppHandle {
   internal: (req: IncomingMessage, res: ServerResponse) => void;
   /** Readiness goes 503 and responses ask clients to close their connections. */
   startDraining(): void;
+  /** The session layer (store, index, limiter): for tests and introspection, never for routes of other nodes. */
+  sessions: SessionLayer;
   /** Stops timers the app owns (not the Redis clients: the caller owns those). */
   close(): void;
 }
@@ -104,6 +106,7 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   return {
     app,
     internal: internalHandler({ nodeId: config.nodeId, mode: config.mode, registry: deps.metrics.registry, draining: () => draining, storeReady: sessions.ready }),
+    sessions,
     startDraining: () => {
       draining = true;
     },

@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalSessionStore } from '../../src/session/local-store.js';
+import type { LocalUserSessionIndex } from '../../src/session/user-index.js';
 import { Client } from '../support/client.js';
 import { startNode, type TestNode } from '../support/node.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
@@ -77,7 +79,61 @@ describe('shared mode', () => {
   });
 });
 
+describe('index hygiene (shared)', () => {
+  const sessions = () => new Redis(redis.url);
+  const evicted = async (n: TestNode) => Number(/reason="evicted"[^}]*} (\d+)/.exec(await n.metrics.registry.getSingleMetricAsString('session_cluster_sessions_destroyed_total'))?.[1] ?? 0);
+
+  it('a login prunes members whose session is gone, so dead entries never count towards the cap or as evictions', async () => {
+    const db = sessions();
+    const devices = Array.from({ length: 3 }, () => new Client(a.url));
+    for (const d of devices) await d.login('user10');
+    // Two of them expire (what an idle timeout leaves behind: an index member with no session).
+    for (const d of devices.slice(0, 2)) await db.del(`s:${decodeURIComponent(d.cookies.get('sid')!).slice(2).split('.')[0]}`);
+    const before = await evicted(a);
+    const fresh = [new Client(b.url), new Client(a.url)];
+    for (const d of fresh) await d.login('user10');
+    expect(await aux.zcard('idx:user10')).toBe(3); // the live one and the two new ones; the dead two are gone
+    expect(await evicted(a)).toBe(before); // nothing live was pushed out
+    expect((await devices[2]!.get('/api/me')).status).toBe(200);
+    // One more login is over the cap: now the oldest *live* session is ended, and counted once.
+    const beforeB = await evicted(b);
+    await new Client(b.url).login('user10');
+    expect((await evicted(a)) + (await evicted(b)) - before - beforeB).toBe(1);
+    expect((await devices[2]!.get('/api/me')).status).toBe(401);
+    db.disconnect();
+  });
+
+  it('"log out everywhere" counts only sessions that still existed', async () => {
+    const db = sessions();
+    const devices = [new Client(a.url), new Client(b.url)];
+    for (const d of devices) await d.login('user11');
+    await db.del(`s:${decodeURIComponent(devices[1]!.cookies.get('sid')!).slice(2).split('.')[0]}`);
+    expect((await devices[0]!.del('/api/sessions')).body).toEqual({ ended: 1, scope: 'cluster' });
+    db.disconnect();
+  });
+});
+
 describe('sticky mode', () => {
+  it('the index forgets a session the moment the store drops it (logout, expiry, sweep): no per-user state outlives its sessions', async () => {
+    const node = await startNode({ NODE_ID: 'hyg', SESSION_MODE: 'sticky', SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '60' });
+    try {
+      const clients = Array.from({ length: 6 }, () => new Client(node.url));
+      await Promise.all(clients.map((c, i) => c.login(`user${12 + (i % 3)}`)));
+      await clients[0]!.post('/api/logout');
+      const stats = () => fetch(node.internalUrl + '/metrics').then((r) => r.text()).then((t) => Number(/session_cluster_sessions_active\{[^}]*} (\d+)/.exec(t)?.[1]));
+      expect(await stats()).toBe(5);
+      await new Promise((r) => setTimeout(r, 1300)); // past the idle timeout
+      const index = node.handle.sessions.index as LocalUserSessionIndex;
+      expect(index.stats).toEqual({ users: 3, sessions: 5 }); // logout already took its entry out
+      (node.handle.sessions.store as LocalSessionStore).sweep();
+      expect(await stats()).toBe(0);
+      expect(index.stats).toEqual({ users: 0, sessions: 0 });
+    } finally {
+      await node.close();
+    }
+  });
+
+
   it('lists and ends this node\'s sessions of the user', async () => {
     const devices = [new Client(sticky.url), new Client(sticky.url)];
     for (const d of devices) await d.login('user7');
