@@ -5,7 +5,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { judge, k6Thresholds as claimThresholds, LIMITS, lossesPerVu, type JudgeInput, type LossEvent } from '../../../loadtest/lib/claims.js';
 import { percentile, readSeries } from '../src/experiment/analyze.js';
-import { k6Thresholds, summarizeRun } from '../src/experiment/report.js';
+import { k6Thresholds, spreadOf, summarizeRun, type RunSummary } from '../src/experiment/report.js';
 import type { K6Summary, RunOutcome } from '../src/experiment/run.js';
 
 // The experiment's judgement, percentiles and parsing on fixtures: no process is started. Each
@@ -217,7 +217,7 @@ describe('analysis', () => {
     }
     expect(k6Thresholds({ metrics })['sessions_lost']).toEqual({ 'count==0': false });
     const outcome: RunOutcome = {
-      mode: 'shared', nodes: 2, vus: 4, durationS: 2, killedNode: 'app-1', killWall: T0 + 1000, restartWall: null, readyWall: null,
+      mode: 'shared', label: 'shared', nodes: 2, vus: 4, durationS: 2, killedNode: 'app-1', killWall: T0 + 1000, restartWall: null, readyWall: null,
       sessionsHeld: { 'app-1': null, 'app-2': null }, k6Exit: { code: 99, signal: null }, summary: { metrics }, series,
       files: { html: '/x/k6-shared.html', json: file, summary: '/x/s.json', log: '/x/k6.log', logs: '/x/logs' },
     };
@@ -226,5 +226,12 @@ describe('analysis', () => {
     expect(run.k6.thresholdsPassed).toBe(false);
     expect(run.claim.held).toBe(false);
     expect(run.claim.problems).toEqual(expect.arrayContaining(['1 session(s) lost', 'k6 exited with 99 (a threshold failed)', 'k6 threshold(s) failed: sessions_lost: count==0']));
+  });
+
+  it('spreadOf: the lowest and highest of each figure per mode, over repeated runs', () => {
+    const run = (mode: 'shared' | 'sticky', requests: number, p95Ms: number, sessionsLost: number) => ({ mode, requests, p50Ms: p95Ms / 2, p95Ms, p99Ms: p95Ms * 2, sessionsLost, failedRequests: 1 }) as RunSummary;
+    const s = spreadOf([run('shared', 100, 5, 0), run('sticky', 90, 3, 10), run('shared', 120, 7.5, 0), run('sticky', 95, 4, 12), run('shared', 110, 6, 0)]);
+    expect(s.shared).toEqual({ runs: 3, requests: [100, 120], p50Ms: [2.5, 3.75], p95Ms: [5, 7.5], p99Ms: [10, 15], sessionsLost: [0, 0], failedRequests: [1, 1] });
+    expect(s.sticky).toMatchObject({ runs: 2, requests: [90, 95], p95Ms: [3, 4], sessionsLost: [10, 12] });
   });
 });

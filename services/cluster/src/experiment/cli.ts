@@ -4,12 +4,12 @@ import { formatDuration } from '@session-cluster/app/duration.js';
 import { REPO_ROOT, type Mode } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';
-import { machine, summarizeRun, textTable, writeReport, type Summary } from './report.js';
+import { machine, spreadOf, summarizeRun, textTable, writeReport, type Summary } from './report.js';
 import { Aborted, runFailover, type RunOutcome } from './run.js';
 
 /**
  * npm run experiment -- failover [--mode shared|sticky|both] [--nodes 3] [--duration 60s]
- *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--monitoring]
+ *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--monitoring] [--repeat N]
  *
  * Exit codes (lib/cli.ts, the same for every tool): 0 every claim held; 1 a claim did not hold or
  * the experiment could not run; 2 a usage error; 130 interrupted.
@@ -23,6 +23,8 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --vus 20                    k6 virtual users: one user and one session each
   --kill-node busiest         which node: busiest (sticky: most sessions; shared: most requests) or app-N
   --monitoring                also start Prometheus and push k6's metrics to it (remote write)
+  --repeat N                  run each mode N times, interleaved (shared, sticky, shared, ...), and
+                              report each figure's spread (lowest-highest) per mode (default 1)
   --out DIR                   where the report goes (default reports/latest)`;
 
 const say = (line: string): void => void process.stdout.write(`[experiment] ${line}\n`);
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     'kill-node': { type: 'string', default: 'busiest' },
     monitoring: { type: 'boolean', default: false },
     out: { type: 'string' },
+    repeat: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   const [verb] = positionals;
@@ -47,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
   if (!modes.length) throw new UsageError(`--mode must be shared, sticky or both, got "${values.mode}"`);
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
+  const repeat = intOption('repeat', values.repeat, 1, 1, 50);
   const durationS = durationOption('duration', values.duration, '60s');
   const killAtS = durationOption('kill-at', values['kill-at'], '20s');
   const restartRaw = values['restart-after']!;
@@ -78,11 +82,14 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const outcomes: RunOutcome[] = [];
-  for (const mode of modes) {
-    say(`${mode}: starting ${nodes} nodes`);
-    outcomes.push(
-      await runFailover({ mode, nodes, durationS, killAtS, restartAfterS, vus, killNode, outDir, k6, monitoring: values.monitoring!, say, signal: controller.signal }),
-    );
+  for (let i = 1; i <= repeat; i++) {
+    for (const mode of modes) {
+      const label = repeat > 1 ? `${mode}-${i}` : mode;
+      say(`${label}: starting ${nodes} nodes`);
+      outcomes.push(
+        await runFailover({ mode, label, nodes, durationS, killAtS, restartAfterS, vus, killNode, outDir, k6, monitoring: values.monitoring!, say, signal: controller.signal }),
+      );
+    }
   }
 
   const summary: Summary = {
@@ -90,7 +97,9 @@ async function main(argv: string[]): Promise<number> {
     command: `npm run experiment -- ${argv.join(' ')}`,
     machine: machine(version),
     runs: outcomes.map(summarizeRun),
+    spread: {},
   };
+  summary.spread = spreadOf(summary.runs);
   writeReport(outDir, summary, outcomes);
   process.stdout.write(`\n${textTable(summary)}\n\n`);
   say(`report: ${path.join(outDir, 'summary.md')} (plots ${summary.runs.map((r) => r.files.plot).join(', ')}; k6 HTML ${summary.runs.map((r) => r.files.html).join(', ')})`);

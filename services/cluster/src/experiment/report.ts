@@ -13,6 +13,8 @@ import type { K6Summary, RunOutcome } from './run.js';
  */
 export interface RunSummary extends JudgeInput {
   mode: 'shared' | 'sticky';
+  /** mode, or mode-N when runs repeat (`--repeat`). */
+  label: string;
   nodes: number;
   vus: number;
   durationS: number;
@@ -62,6 +64,37 @@ export interface Summary {
   command: string;
   machine: { cpus: number; node: string; k6: string };
   runs: RunSummary[];
+  /** Per mode, over its runs (more than one with --repeat): the lowest and highest of each figure. */
+  spread: Record<string, Spread>;
+}
+
+export interface Spread {
+  runs: number;
+  requests: [number, number];
+  p50Ms: [number, number];
+  p95Ms: [number, number];
+  p99Ms: [number, number];
+  sessionsLost: [number, number];
+  failedRequests: [number, number];
+}
+
+/** The lowest and highest of each headline figure, per mode. */
+export function spreadOf(runs: RunSummary[]): Record<string, Spread> {
+  const out: Record<string, Spread> = {};
+  for (const mode of [...new Set(runs.map((r) => r.mode))]) {
+    const rs = runs.filter((r) => r.mode === mode);
+    const range = (f: (r: RunSummary) => number): [number, number] => [Math.min(...rs.map(f)), Math.max(...rs.map(f))];
+    out[mode] = { runs: rs.length, requests: range((r) => r.requests), p50Ms: range((r) => r.p50Ms), p95Ms: range((r) => r.p95Ms), p99Ms: range((r) => r.p99Ms), sessionsLost: range((r) => r.sessionsLost), failedRequests: range((r) => r.failedRequests) };
+  }
+  return out;
+}
+
+const span = ([a, b]: [number, number]) => (a === b ? String(a) : `${a}–${b}`);
+
+function spreadLines(s: Summary): string[] {
+  return Object.entries(s.spread)
+    .filter(([, x]) => x.runs > 1)
+    .map(([mode, x]) => `${mode} over ${x.runs} runs: requests ${span(x.requests)}, failed ${span(x.failedRequests)}, lost ${span(x.sessionsLost)}, p50 ${span(x.p50Ms)} ms, p95 ${span(x.p95Ms)} ms, p99 ${span(x.p99Ms)} ms`);
 }
 
 const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
@@ -100,6 +133,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
 
   const run: RunSummary = {
     mode: r.mode,
+    label: r.label,
     nodes: r.nodes,
     vus: r.vus,
     durationS: r.durationS,
@@ -131,7 +165,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     k6: { exitCode: r.k6Exit.code, thresholdsPassed, thresholds },
     claim: { expected: '', held: false, why: '', problems: [] },
     files: {
-      plot: `failover-${r.mode}.svg`,
+      plot: `failover-${r.label}.svg`,
       html: path.basename(r.files.html),
       k6Summary: path.basename(r.files.summary),
       k6Json: path.basename(r.files.json),
@@ -149,7 +183,7 @@ const HEAD = ['mode', 'nodes', 'VUs', 'requests', 'failed (r/w/login)', 'session
 
 function row(r: RunSummary): string[] {
   return [
-    r.mode,
+    r.label,
     String(r.nodes),
     String(r.vus),
     String(r.requests),
@@ -170,7 +204,8 @@ export function textTable(s: Summary): string {
   const widths = HEAD.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const out = [line(HEAD), widths.map((w) => '-'.repeat(w)).join('  '), ...s.runs.map((r) => line(row(r)))];
-  for (const r of s.runs) out.push(`${r.mode}: ${r.claim.held ? 'claim held' : 'CLAIM NOT HELD'}: ${r.claim.why}`);
+  for (const r of s.runs) out.push(`${r.label}: ${r.claim.held ? 'claim held' : 'CLAIM NOT HELD'}: ${r.claim.why}`);
+  out.push(...spreadLines(s));
   return out.join('\n');
 }
 
@@ -182,8 +217,10 @@ export function markdown(s: Summary): string {
   md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
   for (const r of s.runs) md.push(`| ${row(r).join(' | ')} |`);
   md.push('');
+  const spreads = spreadLines(s);
+  if (spreads.length) md.push('Spread (lowest–highest over the runs of each mode):', '', ...spreads.map((l) => `- ${l}`), '');
   for (const r of s.runs) {
-    md.push(`## ${r.mode} mode`, '');
+    md.push(`## ${r.label === r.mode ? `${r.mode} mode` : `${r.mode} mode, run ${r.label.slice(r.mode.length + 1)}`}`, '');
     md.push(`**Claim:** ${r.claim.expected}. **${r.claim.held ? 'Held' : 'Not held'}:** ${r.claim.why}.`, '');
     const timeline = r.killedNode
       ? `${r.killedNode} SIGKILLed at t=${r.killAtS}s${r.restartAtS !== null ? `, started again at t=${r.restartAtS}s (ready at t=${r.readyAtS}s)` : ', not restarted'}.`

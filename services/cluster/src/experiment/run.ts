@@ -21,6 +21,8 @@ export interface FailoverOptions {
   /** `busiest` (most sessions held in sticky mode, most requests served in shared mode) or a node name. */
   killNode: string;
   outDir: string;
+  /** The run's name in file names and progress lines: the mode, or mode-N when runs repeat. */
+  label?: string;
   k6: string;
   /** Also start Prometheus and push k6's metrics to it (experimental-prometheus-rw). */
   monitoring: boolean;
@@ -36,6 +38,8 @@ export interface K6Summary {
 
 export interface RunOutcome {
   mode: Mode;
+  /** mode, or mode-N when runs repeat (file names). */
+  label: string;
   nodes: number;
   vus: number;
   durationS: number;
@@ -107,13 +111,14 @@ function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions:
  * killAt, `start` of it restartAfter later, the cluster torn down whatever happens.
  */
 export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
+  const label = o.label ?? o.mode;
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-experiment-${o.mode}-`));
   const files = {
-    html: path.join(o.outDir, `k6-${o.mode}.html`),
-    json: path.join(o.outDir, `k6-${o.mode}.json.gz`),
-    summary: path.join(o.outDir, `k6-${o.mode}-summary.json`),
-    log: path.join(o.outDir, `k6-${o.mode}.log`),
-    logs: path.join(o.outDir, `logs-${o.mode}`),
+    html: path.join(o.outDir, `k6-${label}.html`),
+    json: path.join(o.outDir, `k6-${label}.json.gz`),
+    summary: path.join(o.outDir, `k6-${label}-summary.json`),
+    log: path.join(o.outDir, `k6-${label}.log`),
+    logs: path.join(o.outDir, `logs-${label}`),
   };
   for (const f of [files.html, files.json, files.summary, files.log]) fs.rmSync(f, { force: true });
   const willKill = o.killAtS < o.durationS;
@@ -139,7 +144,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
       nodeEnv: { LOG_LEVEL: 'info' },
     });
-    o.say(`${o.mode}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
+    o.say(`${label}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
     if (o.signal.aborted) throw new Aborted();
     const names = state.parts.filter((p) => p.kind === 'app').map((p) => p.name);
     const nginxLog = state.parts.find((p) => p.kind === 'nginx')!.log;
@@ -171,7 +176,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       exited = true;
       k6Exit = { code: e.code, signal: e.signal };
     });
-    o.say(`${o.mode}: k6 started (pid ${proc.pid}): ${o.vus} VUs for ${o.durationS}s${willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
+    o.say(`${label}: k6 started (pid ${proc.pid}): ${o.vus} VUs for ${o.durationS}s${willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
 
     // The load has started when nginx logs its first request (its access log goes to this file).
     const deadline = Date.now() + 30_000;
@@ -192,19 +197,19 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       killWall = Date.now();
       await kill(killedNode, { dir: runDir, signal: 'KILL' });
       const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
-      o.say(`${o.mode}: ${at()}  SIGKILL ${killedNode} (${held})`);
+      o.say(`${label}: ${at()}  SIGKILL ${killedNode} (${held})`);
 
       if (willRestart) {
         await abortableSleep(killWall + o.restartAfterS! * 1000 - Date.now(), o.signal);
         restartWall = Date.now();
-        o.say(`${o.mode}: ${at()}  starting ${killedNode} again`);
+        o.say(`${label}: ${at()}  starting ${killedNode} again`);
         try {
           await start(killedNode, { dir: runDir });
           readyWall = Date.now();
-          o.say(`${o.mode}: ${at()}  ${killedNode} ready (${readyWall - restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
+          o.say(`${label}: ${at()}  ${killedNode} ready (${readyWall - restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
         } catch (err) {
           // The run goes on with the node down; the report shows no readiness time.
-          o.say(`${o.mode}: ${at()}  ${killedNode} did not come back: ${(err as Error).message.split('\n')[0]}`);
+          o.say(`${label}: ${at()}  ${killedNode} did not come back: ${(err as Error).message.split('\n')[0]}`);
         }
       }
     }
@@ -213,30 +218,30 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     const hardStop = loadStart + (o.durationS + 40) * 1000;
     while (!exited) {
       if (Date.now() > hardStop) {
-        o.say(`${o.mode}: k6 still running ${o.durationS + 40}s after the start; stopping it`);
+        o.say(`${label}: k6 still running ${o.durationS + 40}s after the start; stopping it`);
         await proc.stop('SIGTERM', 10_000);
         break;
       }
       await abortableSleep(100, o.signal);
     }
     await proc.exited;
-    o.say(`${o.mode}: ${at()}  k6 done (exit ${k6Exit.code ?? k6Exit.signal}${k6Exit.code === 99 ? ': a threshold failed' : ''})`);
+    o.say(`${label}: ${at()}  k6 done (exit ${k6Exit.code ?? k6Exit.signal}${k6Exit.code === 99 ? ': a threshold failed' : ''})`);
   } catch (err) {
     if (k6) await k6.stop('SIGTERM', 10_000);
     throw err;
   } finally {
     o.signal.removeEventListener('abort', stopK6);
-    await down(runDir).catch((err: Error) => o.say(`${o.mode}: teardown: ${err.message}`));
+    await down(runDir).catch((err: Error) => o.say(`${label}: teardown: ${err.message}`));
     fs.rmSync(files.logs, { recursive: true, force: true });
     if (fs.existsSync(path.join(runDir, 'logs'))) fs.cpSync(path.join(runDir, 'logs'), files.logs, { recursive: true });
     fs.rmSync(runDir, { recursive: true, force: true });
-    o.say(`${o.mode}: cluster down`);
+    o.say(`${label}: cluster down`);
   }
 
   if (!fs.existsSync(files.summary)) throw new Error(`k6 wrote no summary (exit ${k6Exit.code ?? k6Exit.signal}):\n${tail(files.log)}`);
   const summary = JSON.parse(fs.readFileSync(files.summary, 'utf8')) as K6Summary;
   const series = await readSeries(files.json);
-  return { mode: o.mode, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, files };
+  return { mode: o.mode, label, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, files };
 }
 
 export { Aborted };
