@@ -1,0 +1,245 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatDuration } from '@session-cluster/app/duration.js';
+import { down, up, type ClusterState, type Mode } from '../cluster.js';
+import { signal } from '../lib/pids.js';
+import { freePort } from '../lib/ports.js';
+import { Driver, percentile } from './driver.js';
+import { openRedis, sampleNode, sampleRedis, type NodeSample, type RedisSample } from './probe.js';
+
+/**
+ * The soak: a fresh local cluster with short session lifetimes, a churn of logins, reads, cart
+ * writes, logouts and abandoned sessions for `durationS`, then `quietS` with no traffic at all.
+ * A sample every `everyS` (and a final one); the verdict after the quiet period: every session
+ * gone, every index entry gone, each node's heap back within `heapTolerance` of its start.
+ */
+export interface SoakOptions {
+  mode: Mode;
+  nodes: number;
+  durationS: number;
+  quietS: number;
+  everyS: number;
+  /** The heap baseline (after a full GC) is taken just before the churn, or `warmupS` into it (JIT, pools and caches warm). */
+  warmupS: number;
+  idleS: number;
+  absoluteS: number;
+  users: number;
+  pool: number;
+  thinkMs: number;
+  /** 0.2: heap may end at most 20 % above its start. */
+  heapTolerance: number;
+  say: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export interface Sample {
+  atS: number;
+  phase: 'start' | 'churn' | 'quiet' | 'end';
+  requests: number;
+  errors: number;
+  errorKinds: Record<string, number>;
+  p95Ms: number | null;
+  logins: number;
+  logouts: number;
+  abandoned: number;
+  /** Sessions the cluster holds: shared, Redis's s:* keys; sticky, the sum of the nodes' gauges. */
+  liveSessions: number | null;
+  redis: RedisSample | null;
+  nodes: Record<string, NodeSample>;
+}
+
+export interface Check {
+  what: string;
+  held: boolean;
+  detail: string;
+}
+
+export interface SoakReport {
+  mode: Mode;
+  settings: Omit<SoakOptions, 'say' | 'signal' | 'mode'>;
+  startedAt: string;
+  totals: { requests: number; errors: number; errorKinds: Record<string, number>; p95Ms: number | null; logins: number; logouts: number; abandoned: number; distinctUsersPossible: number };
+  samples: Sample[];
+  checks: Check[];
+  passed: boolean;
+}
+
+const MB = (b: number | null | undefined) => (b === null || b === undefined || Number.isNaN(b) ? '-' : `${(b / 1048576).toFixed(1)}MB`);
+
+export function formatSample(s: Sample): string {
+  const r = s.redis;
+  const redis = r
+    ? `redis s:${r.sessionKeys} idx:${r.indexKeys} (members ${r.indexMembers - r.indexMembersDead} live, ${r.indexMembersDead} dead) rl:${r.limiterKeys} mem ${MB(r.usedMemoryBytes)}`
+    : 'redis -';
+  const nodes = Object.entries(s.nodes)
+    .map(([n, x]) => (x.up ? `${n} rss ${MB(x.rssBytes)} heap ${MB(x.heapUsedBytes)} fds ${x.openFds ?? '-'} sess ${x.sessionsActive ?? '-'}${x.indexSessions !== null ? ` idx ${x.indexSessions}/${x.indexUsers}u` : ''}` : `${n} DOWN`))
+    .join(' | ');
+  const errs = s.errors ? ` (${Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`).join(', ')})` : '';
+  return `t=${formatDuration(Math.round(s.atS)).padEnd(6)} ${s.phase.padEnd(5)} req ${s.requests} err ${s.errors}${errs} p95 ${s.p95Ms === null ? '-' : `${s.p95Ms.toFixed(1)}ms`} logins ${s.logins} live ${s.liveSessions ?? '-'}\n         ${redis}\n         ${nodes}`;
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * The checks after the quiet period. Heaps are compared after a full garbage collection on both
+ * sides (see GC_PRELOAD): at the end of the warm-up and at the end of the quiet period. Without
+ * it a heap sample mostly measures garbage nobody has collected yet: an idle node has no reason
+ * to run a full collection, and measured that way heaps "ended" 35-190 % above their start.
+ */
+export function judge(o: Pick<SoakOptions, 'mode' | 'heapTolerance'>, end: Sample, baseHeaps: Record<string, number | null>, endHeaps: Record<string, number | null>, totals: SoakReport['totals']): Check[] {
+  const checks: Check[] = [];
+  checks.push({ what: 'every session gone', held: end.liveSessions === 0, detail: `${end.liveSessions ?? 'unknown'} session(s) left` });
+  if (o.mode === 'shared') {
+    const r = end.redis;
+    checks.push({ what: 'every index entry gone', held: !!r && r.indexKeys === 0 && r.indexMembers === 0, detail: r ? `${r.indexKeys} idx:* key(s) with ${r.indexMembers} member(s) (${r.indexMembersDead} dead)` : 'Redis not sampled' });
+  } else {
+    const nodes = Object.entries(end.nodes);
+    const unknown = nodes.filter(([, n]) => n.indexSessions === null || n.indexUsers === null).map(([name]) => name);
+    const left = nodes.reduce((a, [, n]) => a + (n.indexSessions ?? 0) + (n.indexUsers ?? 0), 0);
+    checks.push({
+      what: 'every index entry gone',
+      held: unknown.length === 0 && left === 0,
+      detail: unknown.length
+        ? `cannot be checked: ${unknown.join(', ')} export no session_cluster_user_index_sessions / _users gauges (the sticky index lives in the node's memory)`
+        : nodes.map(([name, n]) => `${name}: ${n.indexSessions} id(s), ${n.indexUsers} user map(s)`).join('; '),
+    });
+  }
+  for (const name of Object.keys(end.nodes)) {
+    const startHeap = baseHeaps[name] ?? null;
+    const endHeap = endHeaps[name] ?? null;
+    const held = startHeap !== null && endHeap !== null && endHeap <= startHeap * (1 + o.heapTolerance);
+    checks.push({ what: `${name} heap back within ${Math.round(o.heapTolerance * 100)} % of its start`, held, detail: `live heap at the start ${MB(startHeap)}, after the quiet period ${MB(endHeap)}${startHeap && endHeap ? ` (${(((endHeap - startHeap) / startHeap) * 100).toFixed(0)} %)` : ''}` });
+  }
+  checks.push({ what: 'no request failed', held: totals.errors === 0, detail: `${totals.errors} of ${totals.requests}${totals.errors ? `: ${JSON.stringify(totals.errorKinds)}` : ''}` });
+  return checks;
+}
+
+/**
+ * Loaded into the soak's nodes only (NODE_OPTIONS=--require): SIGUSR2 runs a full garbage
+ * collection, so that the soak can read each node's live heap from outside. Nothing else changes.
+ */
+const GC_PRELOAD = `'use strict';
+require('node:v8').setFlagsFromString('--expose-gc');
+const gc = require('node:vm').runInNewContext('gc');
+process.on('SIGUSR2', () => gc());
+`;
+
+export async function runSoak(o: SoakOptions): Promise<SoakReport> {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-soak-${o.mode}-`));
+  const preload = path.join(runDir, 'gc-on-sigusr2.cjs');
+  fs.writeFileSync(preload, GC_PRELOAD);
+  const startedAt = new Date().toISOString();
+  let state: ClusterState | null = null;
+  let redis: ReturnType<typeof openRedis> | null = null;
+  const driver = { current: null as Driver | null };
+  try {
+    o.say(`${o.mode}: starting ${o.nodes} nodes (idle ${formatDuration(o.idleS)}, absolute ${formatDuration(o.absoluteS)}, ${o.pool} demo users)`);
+    state = await up({
+      dir: runDir,
+      mode: o.mode,
+      nodes: o.nodes,
+      port: await freePort(),
+      monitoring: false,
+      demoUsers: o.pool,
+      nodeEnv: {
+        LOG_LEVEL: 'warn',
+        SESSION_IDLE_TIMEOUT: String(o.idleS),
+        SESSION_ABSOLUTE_TIMEOUT: String(o.absoluteS),
+        // Every soak request comes from 127.0.0.1: no lock-out of the one client (it never fails a login anyway).
+        LOGIN_MAX_FAILURES_PER_CLIENT: '100000',
+        NODE_OPTIONS: `--require ${preload}`,
+      },
+      signal: o.signal,
+    });
+    o.say(`${o.mode}: cluster up at ${state.url} (run folder ${runDir})`);
+    const apps = state.parts.filter((p) => p.kind === 'app');
+    const redisPart = state.parts.find((p) => p.kind === 'redis');
+    if (redisPart) redis = openRedis(`${redisPart.url}/0`);
+
+    const t0 = Date.now();
+    const d = new Driver({ url: state.url, users: o.users, pool: o.pool, thinkMs: o.thinkMs });
+    driver.current = d;
+    const samples: Sample[] = [];
+    const take = async (phase: Sample['phase']): Promise<Sample> => {
+      const w = d.takeWindow();
+      const nodes: Record<string, NodeSample> = {};
+      await Promise.all(apps.map(async (p) => (nodes[p.name] = await sampleNode(p.ports!.metrics!))));
+      const r = redis ? await sampleRedis(redis).catch(() => null) : null;
+      const liveSessions = o.mode === 'shared' ? (r?.sessionKeys ?? null) : Object.values(nodes).reduce<number | null>((a, n) => (a === null || n.sessionsActive === null ? null : a + n.sessionsActive), 0);
+      const s: Sample = { atS: (Date.now() - t0) / 1000, phase, requests: w.requests, errors: w.errors, errorKinds: w.errorKinds, p95Ms: percentile(w.latenciesMs, 95), logins: w.logins, logouts: w.logouts, abandoned: w.abandoned, liveSessions, redis: r, nodes };
+      samples.push(s);
+      return s;
+    };
+
+    /** Each node's heap right after a full collection (SIGUSR2, GC_PRELOAD). */
+    const liveHeaps = async (): Promise<Record<string, number | null>> => {
+      for (const p of apps) signal(p.pid, 'SIGUSR2');
+      await abortableSleep(1000, o.signal);
+      const out: Record<string, number | null> = {};
+      for (const p of apps) out[p.name] = (await sampleNode(p.ports!.metrics!)).heapUsedBytes;
+      return out;
+    };
+    const start = await take('start');
+    o.say(formatSample(start));
+    let baseHeaps: Record<string, number | null> | null = null;
+    const sayHeaps = (when: string, h: Record<string, number | null>) => o.say(`${o.mode}: ${when}: live heap after a full GC: ${Object.entries(h).map(([n, b]) => `${n} ${MB(b)}`).join(', ')}`);
+    if (o.warmupS === 0) sayHeaps('before the churn', (baseHeaps = await liveHeaps()));
+    d.start();
+    o.say(`${o.mode}: churn for ${formatDuration(o.durationS)}: ${o.users} users, ${o.thinkMs} ms think time; then ${formatDuration(o.quietS)} quiet`);
+    const churnEnd = t0 + o.durationS * 1000;
+    let nextAt = t0 + o.everyS * 1000;
+    const warmupEnd = t0 + Math.min(o.warmupS, o.durationS) * 1000;
+    while (Date.now() < churnEnd && !o.signal.aborted) {
+      await abortableSleep(Math.min(nextAt, churnEnd, baseHeaps ? Infinity : warmupEnd) - Date.now(), o.signal);
+      if (!baseHeaps && Date.now() >= warmupEnd) {
+        sayHeaps(`${formatDuration(o.warmupS)} into the churn (warm-up)`, (baseHeaps = await liveHeaps()));
+      }
+      if (Date.now() >= nextAt && Date.now() < churnEnd) {
+        o.say(formatSample(await take('churn')));
+        nextAt += o.everyS * 1000;
+      }
+    }
+    await d.stop();
+    o.say(formatSample(await take('churn')));
+    o.say(`${o.mode}: churn stopped; quiet for ${formatDuration(o.quietS)}`);
+
+    const quietStart = Date.now();
+    const quietEnd = quietStart + o.quietS * 1000;
+    nextAt = quietStart + o.everyS * 1000;
+    while (Date.now() < quietEnd && !o.signal.aborted) {
+      await abortableSleep(Math.min(nextAt, quietEnd) - Date.now(), o.signal);
+      if (Date.now() >= nextAt && Date.now() < quietEnd) {
+        o.say(formatSample(await take('quiet')));
+        nextAt += o.everyS * 1000;
+      }
+    }
+    if (o.signal.aborted) throw Object.assign(new Error('interrupted'), { name: 'AbortError' });
+    const end = await take('end');
+    o.say(formatSample(end));
+    const endHeaps = await liveHeaps();
+    sayHeaps('after the quiet period', endHeaps);
+
+    const totals = { ...d.totals(), distinctUsersPossible: o.pool };
+    const checks = judge(o, end, baseHeaps ?? {}, endHeaps, totals);
+    const { say: _s, signal: _g, mode: _m, ...settings } = o;
+    return { mode: o.mode, settings, startedAt, totals, samples, checks, passed: checks.every((c) => c.held) };
+  } finally {
+    if (driver.current) await driver.current.stop();
+    redis?.close();
+    if (state || fs.existsSync(path.join(runDir, 'state.json'))) await down(runDir).catch((err: Error) => o.say(`${o.mode}: teardown: ${err.message}`));
+    fs.rmSync(runDir, { recursive: true, force: true });
+    o.say(`${o.mode}: cluster down`);
+  }
+}
