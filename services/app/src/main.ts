@@ -46,9 +46,8 @@ async function main(): Promise<void> {
 
   const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
 
-  const started = Date.now();
-  const users = await createDemoDirectory(config.demoUsers);
-  logger.info({ users: users.size, ms: Date.now() - started }, 'demo directory hashed');
+  // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
+  const users = createDemoDirectory(config.demoUsers);
 
   const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
   const node = createApp(config, { redis, users, logger, metrics, publicDir });

@@ -16,8 +16,8 @@ export const SECRET_A = '3f9c1a7e52d04b8f96e1c2a7b05d48e3c9f61a2b7d8e04c5a13f9b6
 export const SECRET_B = 'b71e04d9a8c3f25e6d19b0a47c8e2f3d5a6b91c0e7f48d2a3b5c69e1f0d7a4b8';
 export const APP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-let users: Promise<UserDirectory> | undefined;
-/** The demo directory with 20 load-test users, hashed once per test file. */
+let users: UserDirectory | undefined;
+/** The demo directory with 20 load-test users, one per test file (hashes derived on first use). */
 export const testUsers = () => (users ??= createDemoDirectory(20));
 
 export interface TestNode {
@@ -39,7 +39,7 @@ export async function startNode(env: Record<string, string | undefined>): Promis
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
   const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
   if (redis) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
-  const handle = createApp(config, { redis, users: await testUsers(), logger, metrics });
+  const handle = createApp(config, { redis, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);
   const internal = http.createServer(handle.internal);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
