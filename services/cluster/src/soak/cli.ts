@@ -16,7 +16,7 @@ const USAGE = `usage: npm run soak [-- options]
   --quiet DURATION            no traffic afterwards (default: the absolute timeout + 30s, at least 3m)
   --idle 60s --absolute 150s  the nodes' session lifetimes (SESSION_IDLE_TIMEOUT / SESSION_ABSOLUTE_TIMEOUT)
   --users 40                  concurrent virtual users (each: log in, read, add to the cart, log out or walk away)
-  --pool 2000                 demo users they log in as (user1..userN: distinct users pass through)
+  --pool 1000                 demo users they log in as (user1..userN; every one is hashed at each node's start)
   --think 20                  pause between one user's requests, ms
   --every 30s                 report interval
   --warmup 0                  the heap baseline: each node's live heap (after a full GC) before the churn, or this far into it
@@ -63,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   if (warmupS >= durationS) throw new UsageError(`--warmup (${formatDuration(warmupS)}) must be shorter than --duration (${formatDuration(durationS)})`);
   if (everyS < 1) throw new UsageError('--every must be at least 1s');
   const users = intOption('users', values.users, 40, 1, 1000);
-  const pool = intOption('pool', values.pool, 2000, 1, 100_000);
+  const pool = intOption('pool', values.pool, 1000, 1, 100_000);
   const thinkMs = intOption('think', values.think, 20, 0, 60_000);
   const nodes = intOption('nodes', values.nodes, 3, 1, 32);
   const heapTolerance = intOption('heap-tolerance', values['heap-tolerance'], 20, 0, 1000) / 100;
