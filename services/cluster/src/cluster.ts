@@ -253,13 +253,22 @@ export async function kill(name: string, opts: { dir?: string; signal?: 'KILL' |
   if (!(await waitGone(part.pid, opts.signal === 'TERM' ? 15_000 : 5_000))) throw new Error(`${name} (pid ${part.pid}) did not exit`);
 }
 
-/** Starts one stopped part again, with the same ports and environment. */
-export async function start(name: string, opts: { dir?: string; onProgress?: (line: string) => void } = {}): Promise<PartState> {
+/**
+ * Starts one stopped part again, with the same ports and environment. A node started with
+ * SESSION_SECRETS in the environment of `start` takes those secrets instead (and keeps them):
+ * the secret-rotation runbook rolls nodes one at a time this way (README).
+ */
+export async function start(name: string, opts: { dir?: string; onProgress?: (line: string) => void; secrets?: string } = {}): Promise<PartState> {
   const dir = opts.dir ?? DEFAULT_DIR;
   const state = requireState(dir);
   const part = findPart(state, name);
   if (owns(part)) throw new Error(`${name} is already running (pid ${part.pid})`);
   const { pid: _pid, log: _log, ...spec } = part;
+  const secrets = opts.secrets ?? process.env.SESSION_SECRETS;
+  if (part.kind === 'app' && secrets) {
+    validateNodeEnvironment({ ...spec.env, SESSION_SECRETS: secrets });
+    spec.env = { ...spec.env, SESSION_SECRETS: secrets };
+  }
   const fresh = await launchReporting(spec, path.join(dir, 'logs'), opts.onProgress);
   state.parts = state.parts.map((p) => (p.name === name ? fresh : p));
   writeState(state);
