@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { formatDuration, parseDurationMs, parseDurationS } from '../src/duration.js';
@@ -29,7 +30,7 @@ describe('durations', () => {
   });
 
   it('the node accepts 1m30s as an idle timeout, and names the variable for a bad one', () => {
-    const base = { SESSION_SECRETS: 's'.repeat(32) };
+    const base = { SESSION_SECRETS: randomBytes(32).toString('hex') };
     expect(parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '1m30s' }).session.idleTimeoutS).toBe(90);
     expect(() => parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '1500ms' })).toThrow(/SESSION_IDLE_TIMEOUT must be a whole number of seconds; got "1500ms"/);
     expect(() => parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '0s' })).toThrow(/SESSION_IDLE_TIMEOUT must be at least 1 second/);
