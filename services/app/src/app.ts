@@ -90,7 +90,6 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     sessions,
     hashing: createGate(config.hashing),
     devices: deviceCookies({ secrets: config.secrets, secure: config.cookie.secure }),
-    anonymousSessionsStored: config.session.profile === 'textbook',
   });
   sessionsRoutes(api, { ...common, index: sessions.index });
   app.use('/api', api);

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from './support/client.js';
-import { startNode, type TestNode } from './support/node.js';
-import { startTestRedis, type TestRedis } from './support/redis.js';
+import { Client } from '../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
 // Concurrency is input: a browser sends several requests at once on one session, and a logout
 // races the reads of a stolen copy of the cookie. Every guarantee here is checked with
@@ -15,8 +15,9 @@ let a: TestNode, b: TestNode, sticky: TestNode;
 beforeAll(async () => {
   redis = await startTestRedis();
   [a, b, sticky] = await Promise.all([
-    startNode({ REDIS_URL: redis.url, NODE_ID: 'a' }),
-    startNode({ REDIS_URL: redis.url, NODE_ID: 'b' }),
+    // Merge semantics, not the fail-fast path: a longer command timeout for a loaded machine.
+    startNode({ REDIS_URL: redis.url, NODE_ID: 'a', REDIS_COMMAND_TIMEOUT_MS: '3000' }),
+    startNode({ REDIS_URL: redis.url, NODE_ID: 'b', REDIS_COMMAND_TIMEOUT_MS: '3000' }),
     startNode({ NODE_ID: 's', SESSION_MODE: 'sticky' }),
   ]);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.js';
-import { runNodeProcess, SECRET_A, SECRET_B } from './support/node.js';
+import { runNodeProcess, SECRET_A, SECRET_B } from '../../../testkit/node.js';
 
 const base = { SESSION_SECRETS: SECRET_A };
 const fails = (env: Record<string, string>) => {

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePort, waitFor } from '../../cluster/src/lib/ports.js';
-import { APP_DIR, SECRET_A } from './support/node.js';
-import { startTestRedis, type TestRedis } from './support/redis.js';
+import { freePort, waitFor } from '../../../testkit/ports.js';
+import { APP_DIR, SECRET_A } from '../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
 // SIGTERM on a real node process: readiness goes 503, in-flight requests finish, exit 0.
 let redis: TestRedis;

@@ -8,8 +8,8 @@ import { createApp } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
 import { createMetrics } from '../src/metrics.js';
 import type { UserDirectory } from '../src/users.js';
-import { Client } from './support/client.js';
-import { SECRET_A, SECRET_B } from './support/node.js';
+import { Client } from '../../../testkit/client.js';
+import { SECRET_A, SECRET_B } from '../../../testkit/node.js';
 
 // "No response ever carries a stack trace": the 500 path, triggered for real. A user directory
 // that fails (a dependency with a bug, not a stand-in for Redis) makes login throw an unexpected

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { waitFor } from '../../cluster/src/lib/ports.js';
-import { Client } from './support/client.js';
-import { startNode, type TestNode } from './support/node.js';
-import { startTestRedis, type TestRedis } from './support/redis.js';
+import { waitFor } from '../../../testkit/ports.js';
+import { Client } from '../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
 // Redis dies under a shared-mode node: fast 503s with Retry-After, then recovery without a restart.
 let redis: TestRedis;

@@ -8,8 +8,8 @@ import { LocalSessionStore } from '../src/session/local-store.js';
 import { appMergePolicy } from '../src/session/merge.js';
 import { noopObserver } from '../src/session/observer.js';
 import { SharedSessionStore } from '../src/session/shared-store.js';
-import { SECRET_A } from './support/node.js';
-import { startTestRedis, type TestRedis } from './support/redis.js';
+import { SECRET_A } from '../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
 // The store contract, for every store of every mode: the scenarios of connect-redis's own test
 // suite (its lifecycle test, ported as it is) and of express-session's (a store behind the real

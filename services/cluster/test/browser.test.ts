@@ -3,7 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kill, REPO_ROOT } from '../src/cluster.js';
-import { startCluster } from './support.js';
+import { startCluster } from '../../../testkit/cluster.js';
 
 // The demo page in a real browser (Debian's chromium, driven by playwright-core) against local
 // clusters behind nginx: shared mode survives a node kill, sticky mode loses the session visibly.

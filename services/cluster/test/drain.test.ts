@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill } from '../src/cluster.js';
-import { loginMany, servedBy, startCluster, tally } from './support.js';
+import { loginMany, servedBy, startCluster, tally } from '../../../testkit/cluster.js';
 
 // SIGTERM (a rolling restart) under concurrent reads and writes through nginx: nothing fails.
 let cluster: Awaited<ReturnType<typeof startCluster>>;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, startCluster } from './support.js';
+import { Client, startCluster } from '../../../testkit/cluster.js';
 
 // What nginx adds at the edge, checked through the real nginx in front of real nodes.
 let shared: Awaited<ReturnType<typeof startCluster>>;

@@ -7,7 +7,7 @@ import { resolveK6, startK6, type K6Run } from '../src/experiment/k6.js';
 import type { K6Summary } from '../src/experiment/run.js';
 import { SURVIVAL_SCRIPT } from '../src/experiment/run.js';
 import { waitFor } from '../src/lib/ports.js';
-import { Client, loginMany, startCluster } from './support.js';
+import { Client, loginMany, startCluster } from '../../../testkit/cluster.js';
 
 // The proof that the dashboards show the right thing, without a Grafana server: bring up the
 // cluster with real Prometheus and exporters, drive load (k6 pushing its own metrics by remote

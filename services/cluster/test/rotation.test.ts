@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill, start } from '../src/cluster.js';
-import { Client, startCluster } from './support.js';
+import { Client, startCluster } from '../../../testkit/cluster.js';
 
 // The README's secret-rotation runbook, run as written against the local cluster: roll each node
 // to "new,old" one at a time (SIGTERM drain, start with SESSION_SECRETS), then to "new" alone.

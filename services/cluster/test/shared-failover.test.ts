@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill } from '../src/cluster.js';
-import { loginMany, servedBy, startCluster, tally } from './support.js';
+import { loginMany, servedBy, startCluster, tally } from '../../../testkit/cluster.js';
 
 // Shared mode through nginx: kill the node that served the last request; no session is lost
 // and no GET fails while it dies.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill } from '../src/cluster.js';
-import { Client, loginMany, servedBy, startCluster, tally } from './support.js';
+import { Client, loginMany, servedBy, startCluster, tally } from '../../../testkit/cluster.js';
 
 // Sticky mode through nginx: affinity holds; killing a node loses exactly its sessions.
 let cluster: Awaited<ReturnType<typeof startCluster>>;

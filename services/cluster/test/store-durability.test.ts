@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { kill, ps, start } from '../src/cluster.js';
 import { waitFor } from '../src/lib/ports.js';
-import { loginMany, startCluster, type Client } from './support.js';
+import { loginMany, startCluster, type Client } from '../../../testkit/cluster.js';
 
 // Durability you can choose and see: with AOF (appendfsync everysec, the default) a Redis restart,
 // clean (SIGTERM) or a crash (SIGKILL), loses no session written more than a second before it;

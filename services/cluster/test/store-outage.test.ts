@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kill, readState, start } from '../src/cluster.js';
 import { signal } from '../src/lib/pids.js';
 import { waitFor } from '../src/lib/ports.js';
-import { Client, servedBy, startCluster } from './support.js';
+import { Client, servedBy, startCluster } from '../../../testkit/cluster.js';
 
 // A Redis outage is a shared dependency failing, not a node failing. Through nginx, with all
 // three nodes up: session routes answer 503 + Retry-After (JSON, from the catalogue) on every

@@ -26,6 +26,8 @@ export interface SessionLayer {
   store: Store;
   index: UserSessionIndex;
   limiter: LoginLimiter;
+  /** True when anonymous sessions are stored (the textbook profile): then every login must regenerate its id. */
+  anonymousSessionsStored: boolean;
   /**
    * Whether the store answers right now (readiness): a PING on each connection, bounded by the
    * command timeout. A connection's status alone is not enough: a hung Redis (SIGSTOP, a stalled
@@ -97,6 +99,7 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
     middleware,
     store,
     index,
+    anonymousSessionsStored: textbook,
     limiter: createLoginLimiter(config.loginLimits, config.mode === 'shared' ? redis!.aux : null),
     ready,
     close,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { startNode, type TestNode } from '../support/node.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // Failed logins are limited per username+client and per client, across all nodes (Redis).
 let redis: TestRedis;

@@ -3,10 +3,10 @@ import { sign } from 'cookie-signature';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { SECRET_A, startNode, type TestNode } from '../support/node.js';
-import { raw } from '../support/raw.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { SECRET_A, startNode, type TestNode } from '../../../../testkit/node.js';
+import { raw } from '../../../../testkit/raw.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // Hostile input against a node backed by real Redis: random and malformed cookies, *validly
 // signed* cookies for unknown, logged-out and expired ids, signatures, JSON bodies, compressed

@@ -1,9 +1,9 @@
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { raw } from '../support/raw.js';
-import { startNode, type TestNode } from '../support/node.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { raw } from '../../../../testkit/raw.js';
+import { startNode, type TestNode } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // Inputs that used to reach a 500 (security round 2), each reproduced as the attacker sent it.
 let redis: TestRedis;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { startNode, type TestNode } from '../support/node.js';
+import { Client } from '../../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../../testkit/node.js';
 
 // A login flood must not starve the node: password hashing is bounded (LOGIN_HASH_CONCURRENCY
 // at once, LOGIN_HASH_QUEUE waiting), the rest is refused at once with 503 BUSY + Retry-After,

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { startNode, type TestNode } from '../support/node.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // The attacks of security round 2 on login, each reproduced first: guesses sent at once, a
 // lock-out button for anyone on the same address, and a login flood that starves the node.

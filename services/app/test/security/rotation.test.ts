@@ -1,8 +1,8 @@
 import { sign, unsign } from 'cookie-signature';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Client } from '../support/client.js';
-import { SECRET_A, SECRET_B, startNode, type TestNode } from '../support/node.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { SECRET_A, SECRET_B, startNode, type TestNode } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // The rotation runbook in the README, step by step: [old] → [new, old] → [new].
 let redis: TestRedis;

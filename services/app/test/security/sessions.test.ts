@@ -2,9 +2,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalSessionStore } from '../../src/session/local-store.js';
 import type { LocalUserSessionIndex } from '../../src/session/user-index.js';
-import { Client } from '../support/client.js';
-import { startNode, type TestNode } from '../support/node.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { Client } from '../../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // GET /api/sessions and DELETE /api/sessions ("log out everywhere"), and the index behind them.
 let redis: TestRedis;

@@ -4,25 +4,22 @@ import path from 'node:path';
 import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import { Redis } from 'ioredis';
-import { createCodec } from '@session-cluster/app/session/codec.js';
-import { noopObserver } from '@session-cluster/app/session/observer.js';
-import { SharedSessionStore } from '@session-cluster/app/session/shared-store.js';
-import { appMergePolicy } from '@session-cluster/app/session/merge.js';
+import { appMergePolicy, createCodec, noopObserver, SharedSessionStore } from '@session-cluster/app/session';
 import { freePort } from '../lib/ports.js';
 import { terminate } from '../lib/pids.js';
 import { launch, redisSpec } from '../parts.js';
 
 /**
  * Redis memory per stored session, side by side for the same session contents:
- * connect-redis's defaults (`seed`) against this project's store (`shared`). Both write through
+ * connect-redis's defaults (`textbook`) against this project's store (`shared`). Both write through
  * their real store classes into a real redis-server; memory is `used_memory` before and after
  * `count` sessions, and `MEMORY USAGE` of one key.
  */
 export interface BytesPerSession {
-  seed: number;
+  textbook: number;
   shared: number;
   ratio: number;
-  memoryUsageKey: { seed: number; shared: number };
+  memoryUsageKey: { textbook: number; shared: number };
   count: number;
 }
 
@@ -54,13 +51,13 @@ export async function measureBytesPerSession(count = 100_000): Promise<BytesPerS
   const server = await launch(redisSpec(port, dir), dir);
   const redis = new Redis({ port, host: '127.0.0.1' });
   try {
-    const seedStore = new RedisStore({ client: redis });
+    const textbookStore = new RedisStore({ client: redis });
     const sharedStore = new SharedSessionStore(redis, { prefix: 's:', idleTimeoutS: 1800, codec: createCodec(cookieOptions), observer: noopObserver, merge: appMergePolicy });
-    const seed = await fill(redis, seedStore, count);
-    const seedKey = Number(await redis.memory('USAGE', `sess:${sid(1)}`));
+    const textbook = await fill(redis, textbookStore, count);
+    const textbookKey = Number(await redis.memory('USAGE', `sess:${sid(1)}`));
     const shared = await fill(redis, sharedStore, count);
     const sharedKey = Number(await redis.memory('USAGE', `s:${sid(1)}`));
-    return { seed: Math.round(seed), shared: Math.round(shared), ratio: Math.round((shared / seed) * 1000) / 1000, memoryUsageKey: { seed: seedKey, shared: sharedKey }, count };
+    return { textbook: Math.round(textbook), shared: Math.round(shared), ratio: Math.round((shared / textbook) * 1000) / 1000, memoryUsageKey: { textbook: textbookKey, shared: sharedKey }, count };
   } finally {
     redis.disconnect();
     await terminate(server.pid);

@@ -3,7 +3,7 @@ import type { BenchReport } from './run.js';
 const OP_TITLES = { read: 'Authenticated read — `GET /api/cart`', me: '`GET /api/me` (reads, and writes its request counter)', login: 'Login — `POST /api/login`' } as const;
 const CONFIG_TITLES = {
   limit: 'limit: no session (`GET /api/ping`)',
-  seed: 'seed: textbook (resave + saveUninitialized, connect-redis defaults)',
+  textbook: 'textbook (resave + saveUninitialized, connect-redis defaults)',
   shared: 'shared: this project, Redis store',
   sticky: 'sticky: this project, memory store + nginx affinity',
 } as const;
@@ -38,9 +38,9 @@ export function markdown(r: BenchReport): string {
   lines.push('## Redis memory per stored session', '');
   lines.push(`The same minimal logged-in session written ${m.count.toLocaleString('en')} times through each store into a real redis-server (\`used_memory\` delta / count; \`MEMORY USAGE\` of one key).`, '');
   lines.push('| store | bytes / session | MEMORY USAGE of one key |', '|---|---:|---:|');
-  lines.push(`| seed: connect-redis defaults (JSON with the cookie, prefix \`sess:\`) | ${m.seed} | ${m.memoryUsageKey.seed} |`);
+  lines.push(`| textbook: connect-redis defaults (JSON with the cookie, prefix \`sess:\`) | ${m.textbook} | ${m.memoryUsageKey.textbook} |`);
   lines.push(`| shared: this project (positional JSON, no cookie, prefix \`s:\`) | ${m.shared} | ${m.memoryUsageKey.shared} |`);
-  lines.push(`| ratio | ${m.ratio} | ${(m.memoryUsageKey.shared / m.memoryUsageKey.seed).toFixed(3)} |`, '');
+  lines.push(`| ratio | ${m.ratio} | ${(m.memoryUsageKey.shared / m.memoryUsageKey.textbook).toFixed(3)} |`, '');
   lines.push('## Scaling: shared-mode reads by node count', '');
   lines.push('| nodes | req/s |', '|---:|---:|');
   for (const [n, rps] of Object.entries(r.scaling)) lines.push(`| ${n} | ${rps} |`);
@@ -57,6 +57,6 @@ export function markdown(r: BenchReport): string {
 export function table(r: BenchReport): string {
   const rows = r.results.map((x) => `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  redis ${x.redisCommandsPerRequest ?? '–'} cmd/req`);
   const m = r.redisBytesPerSession;
-  rows.push(`bytes/session: seed ${m.seed}, shared ${m.shared} (${m.ratio}×)   scaling 1/2/3 nodes: ${r.scaling['1']}/${r.scaling['2']}/${r.scaling['3']} req/s`);
+  rows.push(`bytes/session: textbook ${m.textbook}, shared ${m.shared} (${m.ratio}×)   scaling 1/2/3 nodes: ${r.scaling['1']}/${r.scaling['2']}/${r.scaling['3']} req/s`);
   return rows.join('\n');
 }

@@ -1,3 +1,5 @@
+import type { SessionData } from 'express-session';
+import { createCodec, SESSION_PREFIX } from '@session-cluster/app/session';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +15,7 @@ import { runWrk, requireWrk, type WrkResult } from './wrk.js';
  * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
  * figure is the median over the rounds.
  */
-export type ConfigName = 'limit' | 'seed' | 'shared' | 'sticky';
+export type ConfigName = 'limit' | 'textbook' | 'shared' | 'sticky';
 export type Operation = 'read' | 'me' | 'login';
 
 export interface Result {
@@ -113,12 +115,14 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** Fills a shared cluster's Redis with filler sessions up to `total` keys (pipelined SETs). */
 async function fillTo(redis: Redis, total: number): Promise<void> {
-  const payload = JSON.stringify([1, 'filler', Date.now(), 'app-1', 0, []]);
+  // Written by the node's own codec (a logged-in session as the store would write it), not by hand.
+  const codec = createCodec({ path: '/', httpOnly: true, secure: false, sameSite: 'lax' });
+  const payload = codec.stringify({ cookie: codec.defaultCookie(), user: 'filler', loginAt: Date.now(), node: 'app-1', requests: 0, cart: [] } as unknown as SessionData);
   let have = await redis.dbsize();
   while (have < total) {
     const batch = Math.min(10_000, total - have);
     const p = redis.pipeline();
-    for (let i = 0; i < batch; i++) p.set(`s:fill${have + i}${Math.random().toString(36).slice(2, 12)}`, payload, 'EX', 3600);
+    for (let i = 0; i < batch; i++) p.set(`${SESSION_PREFIX}fill${have + i}${Math.random().toString(36).slice(2, 12)}`, payload, 'EX', 3600);
     await p.exec();
     have = await redis.dbsize();
   }
@@ -135,7 +139,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   try {
     say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
     targets.shared = await startTarget('shared', 3, 'shared', 'tuned', work);
-    targets.seed = await startTarget('seed', 3, 'shared', 'textbook', work);
+    targets.textbook = await startTarget('textbook', 3, 'shared', 'textbook', work);
     targets.sticky = await startTarget('sticky', 3, 'sticky', 'tuned', work);
     targets.shared1 = await startTarget('shared-1', 1, 'shared', 'tuned', work);
     targets.shared2 = await startTarget('shared-2', 2, 'shared', 'tuned', work);
@@ -146,7 +150,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       ['me', '/api/me'],
     ];
     matrix.push({ config: 'limit', operation: 'read', target: targets.shared, run: () => wrk(targets.shared!, 'get', '/api/ping', false) });
-    for (const config of ['seed', 'shared', 'sticky'] as const) {
+    for (const config of ['textbook', 'shared', 'sticky'] as const) {
       const t = targets[config]!;
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
       matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
@@ -234,4 +238,4 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   }
 }
 
-const order = (c: ConfigName) => ['limit', 'seed', 'shared', 'sticky'].indexOf(c);
+const order = (c: ConfigName) => ['limit', 'textbook', 'shared', 'sticky'].indexOf(c);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatDuration } from '@session-cluster/app/duration.js';
+import { formatDuration } from '@session-cluster/app/duration';
 import { REPO_ROOT, type Mode } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDurationS } from '@session-cluster/app/duration.js';
+import { parseDurationS } from '@session-cluster/app/duration';
 
 /**
  * One way to parse options for the project's command-line tools (cluster, experiment, bench,

@@ -1,4 +1,4 @@
-import { ConfigError, parseConfig } from '@session-cluster/app/config.js';
+import { ConfigError, parseConfig } from '@session-cluster/app/config';
 import { UsageError } from './cli.js';
 
 /**

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatDuration } from '@session-cluster/app/duration.js';
+import { formatDuration } from '@session-cluster/app/duration';
 import { down, up, type ClusterState, type Mode } from '../cluster.js';
 import { signal } from '../lib/pids.js';
 import { freePort } from '../lib/ports.js';

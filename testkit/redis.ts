@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, sleep } from '../../../cluster/src/lib/ports.js';
-import { signal, terminate, waitGone } from '../../../cluster/src/lib/pids.js';
-import { launch, redisSpec, type PartState } from '../../../cluster/src/parts.js';
+import { freePort, sleep } from '../services/cluster/src/lib/ports.js';
+import { signal, terminate, waitGone } from '../services/cluster/src/lib/pids.js';
+import { launch, redisSpec, type PartState } from '../services/cluster/src/parts.js';
 
 /** A real redis-server on a free loopback port, in its own temp directory, started as the cluster starts it. */
 export interface TestRedis {

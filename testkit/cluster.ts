@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { down, up, type ClusterState, type UpOptions } from '../src/cluster.js';
-import { freePort } from '../src/lib/ports.js';
-import { Client } from '../../app/test/support/client.js';
+import { down, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
+import { freePort } from '../services/cluster/src/lib/ports.js';
+import { Client } from './client.js';
 
 export { Client };
 

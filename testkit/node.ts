@@ -3,18 +3,18 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { createApp, type AppHandle } from '../../src/app.js';
-import { parseConfig, type Config } from '../../src/config.js';
-import { createMetrics, type Metrics } from '../../src/metrics.js';
-import { openRedisClients } from '../../src/redis.js';
-import type { RedisClients } from '../../src/session/layer.js';
-import { createDemoDirectory, type UserDirectory } from '../../src/users.js';
-import { freePort, waitFor } from '../../../cluster/src/lib/ports.js';
+import { createApp, type AppHandle } from '../services/app/src/app.js';
+import { parseConfig, type Config } from '../services/app/src/config.js';
+import { createMetrics, type Metrics } from '../services/app/src/metrics.js';
+import { openRedisClients } from '../services/app/src/redis.js';
+import type { RedisClients } from '../services/app/src/session/layer.js';
+import { createDemoDirectory, type UserDirectory } from '../services/app/src/users.js';
+import { freePort, waitFor } from '../services/cluster/src/lib/ports.js';
 
 // Fixed test secrets (random hex, as `openssl rand -hex 32` makes them): a node refuses low-entropy ones.
 export const SECRET_A = '3f9c1a7e52d04b8f96e1c2a7b05d48e3c9f61a2b7d8e04c5a13f9b6e27d0c8a1';
 export const SECRET_B = 'b71e04d9a8c3f25e6d19b0a47c8e2f3d5a6b91c0e7f48d2a3b5c69e1f0d7a4b8';
-export const APP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const APP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../services/app');
 
 let users: UserDirectory | undefined;
 /** The demo directory with 20 load-test users, one per test file (hashes derived on first use). */
