@@ -43,7 +43,10 @@ export interface K6Run {
 
 /** Starts `k6 run`; output (k6's log and the text summary) goes to `logFile`. */
 export function startK6(run: K6Run): Proc {
-  const args = ['run', '--quiet', '--no-usage-report', '--out', `json=${run.jsonOut}`];
+  // --include-system-env-vars=false: the script sees only the -e variables below (__ENV), not this
+  // process's environment (vitest sets MODE=test; a shell may have KILL or USER_OFFSET). k6 itself
+  // still reads its K6_* settings from the environment.
+  const args = ['run', '--quiet', '--no-usage-report', '--include-system-env-vars=false', '--out', `json=${run.jsonOut}`];
   if (run.prometheusWrite) args.push('--out', 'experimental-prometheus-rw');
   for (const [k, v] of Object.entries(run.vars)) args.push('-e', `${k}=${v}`);
   args.push(run.script);
