@@ -234,4 +234,30 @@ describe('analysis', () => {
     expect(s.shared).toEqual({ runs: 3, requests: [100, 120], p50Ms: [2.5, 3.75], p95Ms: [5, 7.5], p99Ms: [10, 15], sessionsLost: [0, 0], failedRequests: [1, 1] });
     expect(s.sticky).toMatchObject({ runs: 2, requests: [90, 95], p95Ms: [3, 4], sessionsLost: [10, 12] });
   });
+
+  it("reads real k6 output: a sticky run's losses, failures and logins, judged held", async () => {
+    // fixtures/k6-sticky.jsonl: the lines of `npm run experiment -- failover --repeat 3` (sticky, run 1:
+    // 20 VUs, SIGKILL app-2 at 20.5 s, which held 10 sessions; ready again at 32 s) that the judge
+    // reads: the first sample (second 0), every loss, every failure, every login.
+    const s = await readSeries(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'k6-sticky.jsonl'));
+    const killAtS = 20.5;
+    const readyAtS = 32;
+    const during = s.losses.filter((l) => l.t >= killAtS && l.t < readyAtS);
+    const after = s.losses.filter((l) => l.t >= readyAtS);
+    expect(s.losses.length).toBe(20);
+    expect(during.length).toBe(10);
+    expect(during.every((l) => l.node === 'app-2' && l.answeredBy !== 'app-2' && l.answer === 'other')).toBe(true);
+    expect(after.every((l) => l.answeredBy === 'app-2' && l.node !== 'app-2')).toBe(true);
+    expect(after.map((l) => l.vu).sort()).toEqual(during.map((l) => l.vu).sort());
+    expect(s.failures.map((f) => [f.kind, f.status])).toEqual([['write', '502'], ['write', '502'], ['write', '502']]);
+    expect(s.logins.length).toBe(40);
+    const run: JudgeInput = {
+      mode: 'sticky', vus: 20, requestsByKind: { read: 9000, write: 4000, login: 40 }, sessionsTotal: s.logins.length, sessionsLost: s.losses.length, checkFailures: 0,
+      failures: s.failures, losses: s.losses, killedNode: 'app-2', killedNodeSessions: 10, killedNodeServedBeforeKill: 1000,
+      killAtS, restartAtS: 30.4, readyAtS, endS: s.seconds.length, k6: { exitCode: 0, thresholds: passed('sticky', true, true, 20) },
+    };
+    expect(judge(run)).toMatchObject({ held: true, problems: [] });
+    // Had app-2 said it held 11, the same data would not hold the claim.
+    expect(judge({ ...run, killedNodeSessions: 11 }).held).toBe(false);
+  });
 });
