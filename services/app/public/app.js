@@ -69,13 +69,6 @@ export function nodeColour(name) {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-class ApiFailure extends Error {
-  constructor(reply) {
-    super(`HTTP ${reply.status}`);
-    this.reply = reply;
-  }
-}
-
 /**
  * One API call. Records it in the strip; returns {status, ok, data, node, retryAfter}
  * (status 0 = the network failed). Never throws.

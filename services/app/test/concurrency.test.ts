@@ -115,14 +115,19 @@ describe.each(modes)('$name', ({ nodes }) => {
 
 describe('the textbook configuration (connect-redis defaults, whole-session last-write-wins)', () => {
   it('loses concurrent updates: the failure the tests above would catch', async () => {
-    const textbook = await startNode({ REDIS_URL: redis.url, NODE_ID: 't', SESSION_PROFILE: 'textbook' });
+    const textbook = await startNode({ REDIS_URL: redis.url, NODE_ID: 't', SESSION_PROFILE: 'textbook', REDIS_COMMAND_TIMEOUT_MS: '3000' });
     try {
-      const c = new Client(textbook.url);
-      await c.login('user12');
-      const replies = await Promise.all(Array.from({ length: 100 }, () => c.get('/api/me')));
-      expect(replies.every((r) => r.status === 200)).toBe(true);
-      const after = (await c.get('/api/me')).body.requests;
-      expect(after).toBeLessThan(101); // 100 acknowledged increments, fewer stored
+      const lost: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const c = new Client(textbook.url);
+        await c.login(`user${12 + round}`);
+        const replies = await Promise.all(Array.from({ length: 100 }, () => c.get('/api/me')));
+        const acknowledged = replies.filter((r) => r.status === 200).length;
+        const stored = (await c.get('/api/me')).body.requests - 1;
+        lost.push(acknowledged - stored);
+      }
+      // Acknowledged increments that were not stored, in at least one round (usually most of them).
+      expect(Math.max(...lost)).toBeGreaterThan(0);
     } finally {
       await textbook.close();
     }

@@ -4,9 +4,8 @@ import { AppError } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
-import { adopt, finish, loadedPayload, remember, ttlFor, withCookie } from './snapshot.js';
+import { adopt, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
 
-type Callback = (err?: unknown, data?: any) => void;
 
 /**
  * Sticky mode's store: this node's own memory. Sessions die with the process, and only the
@@ -34,7 +33,7 @@ export class LocalSessionStore extends Store {
     return this.entries.size;
   }
 
-  override get(sid: string, cb?: Callback): any {
+  override get(sid: string, cb?: StoreCallback<SessionData | null>): unknown {
     const done = this.opts.observer.start('get');
     const entry = this.live(sid);
     done();
@@ -51,7 +50,7 @@ export class LocalSessionStore extends Store {
     return session;
   }
 
-  override set(sid: string, sess: SessionData, cb?: Callback): any {
+  override set(sid: string, sess: SessionData, cb?: StoreCallback<null>): unknown {
     const ttl = ttlFor(sess, this.opts.idleTimeoutS, this.now());
     if (ttl <= 0) return this.destroy(sid, cb);
     const done = this.opts.observer.start('set');
@@ -78,20 +77,20 @@ export class LocalSessionStore extends Store {
     }
   }
 
-  override touch(sid: string, sess: SessionData, cb?: Callback): any {
+  override touch(sid: string, sess: SessionData, cb?: StoreCallback<null>): unknown {
     const entry = sess?.cookie?.expires ? this.live(sid) : undefined;
     if (entry) entry.expiresAt = this.deadline(Math.max(1, ttlFor(sess, this.opts.idleTimeoutS, this.now())));
     return finish(null, null, cb);
   }
 
-  override destroy(sid: string, cb?: Callback): any {
+  override destroy(sid: string, cb?: StoreCallback<null>): unknown {
     const done = this.opts.observer.start('destroy');
     this.drop(sid);
     done();
     return finish(null, null, cb);
   }
 
-  override all(cb?: Callback): any {
+  override all(cb?: StoreCallback<SessionData[]>): unknown {
     const out: SessionData[] = [];
     for (const sid of [...this.entries.keys()]) {
       const entry = this.live(sid);
@@ -101,16 +100,16 @@ export class LocalSessionStore extends Store {
     return finish(null, out, cb);
   }
 
-  ids(cb?: Callback): any {
+  ids(cb?: StoreCallback<string[]>): unknown {
     return finish(null, [...this.entries.keys()].filter((sid) => this.live(sid)), cb);
   }
 
-  override length(cb?: Callback): any {
+  override length(cb?: StoreCallback<number>): unknown {
     this.sweep();
     return finish(null, this.entries.size, cb);
   }
 
-  override clear(cb?: Callback): any {
+  override clear(cb?: StoreCallback<null>): unknown {
     for (const sid of [...this.entries.keys()]) this.drop(sid);
     return finish(null, null, cb);
   }

@@ -6,9 +6,8 @@ import { AppError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
-import { adopt, finish, loadedPayload, remember, ttlFor, withCookie } from './snapshot.js';
+import { adopt, fail, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
 
-type Callback = (err?: unknown, data?: any) => void;
 
 /**
  * Compare-and-set of one session: writes ARGV[2] with TTL ARGV[3] only if the key still holds
@@ -64,7 +63,7 @@ export class SharedSessionStore extends RedisStore {
     if (!('sessionCas' in redis)) redis.defineCommand('sessionCas', { numberOfKeys: 1, lua: CAS });
   }
 
-  override async get(sid: string, cb?: Callback): Promise<any> {
+  override async get(sid: string, cb?: StoreCallback<SessionData | null>): Promise<unknown> {
     const done = this.opts.observer.start('get');
     try {
       const raw = await this.redis.getex(this.prefix + sid, 'EX', this.opts.idleTimeoutS);
@@ -84,7 +83,7 @@ export class SharedSessionStore extends RedisStore {
     return session;
   }
 
-  override async set(sid: string, sess: SessionData, cb?: Callback): Promise<any> {
+  override async set(sid: string, sess: SessionData, cb?: StoreCallback<null>): Promise<unknown> {
     const ttl = ttlFor(sess, this.opts.idleTimeoutS);
     if (ttl <= 0) return this.destroy(sid, cb); // its cookie has expired: a delete, counted as one
     const done = this.opts.observer.start('set');
@@ -105,7 +104,7 @@ export class SharedSessionStore extends RedisStore {
     }
   }
 
-  override async touch(sid: string, sess: SessionData, cb?: Callback): Promise<any> {
+  override async touch(sid: string, sess: SessionData, cb?: StoreCallback<null>): Promise<unknown> {
     if (!sess?.cookie?.expires) return finish(null, null, cb); // the read already extended the TTL
     const done = this.opts.observer.start('touch');
     try {
@@ -118,7 +117,7 @@ export class SharedSessionStore extends RedisStore {
     }
   }
 
-  override async destroy(sid: string, cb?: Callback): Promise<any> {
+  override async destroy(sid: string, cb?: StoreCallback<null>): Promise<unknown> {
     const done = this.opts.observer.start('destroy');
     try {
       await this.redis.del(this.prefix + sid);
@@ -130,7 +129,7 @@ export class SharedSessionStore extends RedisStore {
     }
   }
 
-  override async all(cb?: Callback): Promise<any> {
+  override async all(cb?: StoreCallback<SessionData[]>): Promise<unknown> {
     return this.scanning(async () => {
       const keys = await this.allKeys();
       if (keys.length === 0) return [];
@@ -144,15 +143,15 @@ export class SharedSessionStore extends RedisStore {
     }, cb);
   }
 
-  override async length(cb?: Callback): Promise<any> {
+  override async length(cb?: StoreCallback<number>): Promise<unknown> {
     return this.scanning(async () => (await this.allKeys()).length, cb);
   }
 
-  override async ids(cb?: Callback): Promise<any> {
+  override async ids(cb?: StoreCallback<string[]>): Promise<unknown> {
     return this.scanning(async () => (await this.allKeys()).map((k: string) => k.slice(this.prefix.length)), cb);
   }
 
-  override async clear(cb?: Callback): Promise<any> {
+  override async clear(cb?: StoreCallback<null>): Promise<unknown> {
     return this.scanning(async () => {
       const keys = await this.allKeys();
       if (keys.length) await this.redis.del(keys);
@@ -188,8 +187,12 @@ export class SharedSessionStore extends RedisStore {
     this.queues.set(sid, queue);
     const run = queue.tail.then(() => write(queue.latest));
     const tail = run.then(
-      (raw) => void (queue.latest = raw),
-      () => void (queue.latest = undefined),
+      (raw) => {
+        queue.latest = raw;
+      },
+      () => {
+        queue.latest = undefined;
+      },
     );
     queue.tail = tail;
     void tail.then(() => {
@@ -210,11 +213,13 @@ export class SharedSessionStore extends RedisStore {
     return [...new Set(keys)]; // SCAN may return a key twice
   }
 
-  private async scanning<T>(fn: () => Promise<T>, cb?: Callback): Promise<any> {
+  private async scanning<T>(fn: () => Promise<T>, cb?: StoreCallback<T>): Promise<T | undefined> {
+    let result: T;
     try {
-      return finish(null, await fn(), cb);
+      result = await fn();
     } catch (err) {
-      return finish(storeUnavailable(err), null, cb);
+      return fail(storeUnavailable(err), cb);
     }
+    return finish(null, result, cb);
   }
 }

@@ -150,7 +150,10 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         const raw = replies[2 * i]?.[1] as string | null;
         const pttl = replies[2 * i + 1]?.[1] as number;
         const sess = raw ? this.opts.codec.parse(raw) : null;
-        if (!sess || sess.user !== user || pttl <= 0) return void gone.push(m.id);
+        if (!sess || sess.user !== user || pttl <= 0) {
+          gone.push(m.id);
+          return;
+        }
         alive.push({ id: m.id, createdAt: m.createdAt, lastSeenAt: now - (this.opts.idleTimeoutS * 1000 - pttl), node: sess.node });
       });
       if (gone.length) await this.aux.zrem(key, ...gone);
