@@ -11,8 +11,10 @@
 #   infra/docker/engine.sh status [RUN_DIR]  exit 0 if that engine answers
 #
 # Needs Debian's docker.io (dockerd 20.10; scripts/setup.sh installs it) and root: dockerd creates
-# bridges, iptables rules and mounts. Its containers' addresses come from DOCKER_ADDRESS_POOL
-# (default 10.213.0.0/16 in /24s), its default bridge is DOCKER_BRIDGE_CIDR (10.212.0.1/24).
+# bridges, iptables rules and mounts. Its default bridge is its own, DOCKER_BRIDGE (scdocker0, with
+# DOCKER_BRIDGE_CIDR 10.212.0.1/24), not docker0; compose networks come from DOCKER_ADDRESS_POOL
+# (10.213.0.0/16 in /24s). It refuses to start beside another dockerd: two engines on one machine
+# rewrite each other's iptables chains. Use that engine instead (COMPOSE_TEST_DOCKER_HOST).
 set -euo pipefail
 cmd=${1:-}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,12 +35,23 @@ case "$cmd" in
       exit 1
     fi
     command -v dockerd >/dev/null || { echo "engine.sh: dockerd not found: apt-get install docker.io (scripts/setup.sh does)" >&2; exit 1; }
+    if other=$(pgrep -x dockerd); then
+      echo "engine.sh: another dockerd is running (pid $(echo $other | tr '\n' ' ')); two engines on one machine rewrite each other's iptables chains. Use it instead: COMPOSE_TEST_DOCKER_HOST=unix:///var/run/docker.sock (or stop it)" >&2
+      exit 1
+    fi
+    bridge=${DOCKER_BRIDGE:-scdocker0}
+    cidr=${DOCKER_BRIDGE_CIDR:-10.212.0.1/24}
+    if ! ip link show "$bridge" >/dev/null 2>&1; then
+      ip link add "$bridge" type bridge
+      ip addr add "$cidr" dev "$bridge"
+    fi
+    ip link set "$bridge" up
     mkdir -p "$run/data" "$run/exec"
     rm -f "$sock" "$pidfile"
     # setsid: the engine outlives this script but not the test, which stops it in its teardown.
     setsid dockerd \
       --data-root "$run/data" --exec-root "$run/exec" --pidfile "$pidfile" -H "unix://$sock" \
-      --bip "${DOCKER_BRIDGE_CIDR:-10.212.0.1/24}" \
+      --bridge "$bridge" \
       --default-address-pool "base=${DOCKER_ADDRESS_POOL:-10.213.0.0/16},size=24" \
       --storage-driver overlay2 --log-driver json-file --log-opt max-size=10m \
       >"$run/dockerd.log" 2>&1 </dev/null &
@@ -60,6 +73,8 @@ case "$cmd" in
       kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" || true
     fi
     rm -f "$pidfile"
+    # The bridge it had (docker0 stays the user's). Only if no other engine of ours still uses it.
+    pgrep -x dockerd >/dev/null || ip link del "${DOCKER_BRIDGE:-scdocker0}" 2>/dev/null || true
     ;;
   status)
     answers
