@@ -20,7 +20,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 
 it('shared: churn leaves sessions and index entries while it runs, and nothing after the quiet period', { timeout: 180_000 }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-soak-test-'));
-  const r = await run(['--mode', 'shared', '--nodes', '2', '--duration', '20s', '--quiet', '20s', '--idle', '4s', '--absolute', '10s', '--users', '6', '--pool', '100', '--every', '10s', '--out', out]);
+  const r = await run(['--mode', 'shared', '--nodes', '2', '--duration', '20s', '--quiet', '20s', '--idle', '4s', '--absolute', '10s', '--users', '6', '--pool', '100', '--every', '10s', '--warmup', '5s', '--out', out]);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
   expect(r.stdout).toMatch(/t=\d+s +churn req \d+ err 0 p95 [\d.]+ms/);
   expect(r.stdout).toMatch(/redis s:\d+ idx:\d+ \(members \d+ live, \d+ dead\) rl:\d+ mem [\d.]+MB/);

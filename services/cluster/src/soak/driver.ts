@@ -12,6 +12,8 @@ export interface DriverOptions {
   pool: number;
   /** Pause between one user's requests, ms. */
   thinkMs: number;
+  /** Log out every session instead of abandoning half (the warm-up: it leaves no session behind). */
+  logoutAll?: boolean;
 }
 
 export interface Window {
@@ -154,7 +156,7 @@ export class Driver {
         ok = await this.step(b, 'GET', '/api/cart', 200);
       }
       // Half log out, half walk away (alternating per user, so exactly half over the run).
-      if (round % 2 === 0 && !this.stopping) {
+      if ((this.o.logoutAll || round % 2 === 0) && ok) {
         await this.pause();
         if (await this.step(b, 'POST', '/api/logout', 200)) this.count('logouts');
       } else this.count('abandoned');

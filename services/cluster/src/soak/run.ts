@@ -20,7 +20,11 @@ export interface SoakOptions {
   durationS: number;
   quietS: number;
   everyS: number;
-  /** The heap baseline (after a full GC) is taken just before the churn, or `warmupS` into it (JIT, pools and caches warm). */
+  /**
+   * Before the churn: the same traffic for `warmupS`, every session logged out (so none is left),
+   * then the heap baseline after a full GC: JIT-compiled code, pools and caches are in it, sessions
+   * are not. 0: the baseline is the node as started.
+   */
   warmupS: number;
   idleS: number;
   absoluteS: number;
@@ -120,7 +124,7 @@ export function judge(o: Pick<SoakOptions, 'mode' | 'heapTolerance'>, end: Sampl
     const startHeap = baseHeaps[name] ?? null;
     const endHeap = endHeaps[name] ?? null;
     const held = startHeap !== null && endHeap !== null && endHeap <= startHeap * (1 + o.heapTolerance);
-    checks.push({ what: `${name} heap back within ${Math.round(o.heapTolerance * 100)} % of its start`, held, detail: `live heap at the start ${MB(startHeap)}, after the quiet period ${MB(endHeap)}${startHeap && endHeap ? ` (${(((endHeap - startHeap) / startHeap) * 100).toFixed(0)} %)` : ''}` });
+    checks.push({ what: `${name} heap back within ${Math.round(o.heapTolerance * 100)} % of its start`, held, detail: `live heap at the start (after the warm-up, if any) ${MB(startHeap)}, after the quiet period ${MB(endHeap)}${startHeap && endHeap ? ` (${(((endHeap - startHeap) / startHeap) * 100).toFixed(0)} %)` : ''}` });
   }
   checks.push({ what: 'no request failed', held: totals.errors === 0, detail: `${totals.errors} of ${totals.requests}${totals.errors ? `: ${JSON.stringify(totals.errorKinds)}` : ''}` });
   return checks;
@@ -168,14 +172,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const redisPart = state.parts.find((p) => p.kind === 'redis');
     if (redisPart) redis = openRedis(`${redisPart.url}/0`);
 
-    const t0 = Date.now();
+    let t0 = Date.now();
     const d = new Driver({ url: state.url, users: o.users, pool: o.pool, thinkMs: o.thinkMs });
     driver.current = d;
     const samples: Sample[] = [];
     const take = async (phase: Sample['phase']): Promise<Sample> => {
       const w = d.takeWindow();
-      const nodes: Record<string, NodeSample> = {};
-      await Promise.all(apps.map(async (p) => (nodes[p.name] = await sampleNode(p.ports!.metrics!))));
+      // In the nodes' order (app-1, app-2, …), whichever answers first.
+      const sampled = await Promise.all(apps.map((p) => sampleNode(p.ports!.metrics!)));
+      const nodes: Record<string, NodeSample> = Object.fromEntries(apps.map((p, i) => [p.name, sampled[i]!]));
       const r = redis ? await sampleRedis(redis).catch(() => null) : null;
       const liveSessions = o.mode === 'shared' ? (r?.sessionKeys ?? null) : Object.values(nodes).reduce<number | null>((a, n) => (a === null || n.sessionsActive === null ? null : a + n.sessionsActive), 0);
       const s: Sample = { atS: (Date.now() - t0) / 1000, phase, requests: w.requests, errors: w.errors, errorKinds: w.errorKinds, p95Ms: percentile(w.latenciesMs, 95), logins: w.logins, logouts: w.logouts, abandoned: w.abandoned, liveSessions, redis: r, nodes };
@@ -193,19 +198,30 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     };
     const start = await take('start');
     o.say(formatSample(start));
-    let baseHeaps: Record<string, number | null> | null = null;
+    let baseHeaps: Record<string, number | null> = {};
     const sayHeaps = (when: string, h: Record<string, number | null>) => o.say(`${o.mode}: ${when}: live heap after a full GC: ${Object.entries(h).map(([n, b]) => `${n} ${MB(b)}`).join(', ')}`);
-    if (o.warmupS === 0) sayHeaps('before the churn', (baseHeaps = await liveHeaps()));
+    let warmup = { requests: 0, errors: 0, errorKinds: {} as Record<string, number> };
+    if (o.warmupS > 0) {
+      const w = new Driver({ url: state.url, users: o.users, pool: o.pool, thinkMs: o.thinkMs, logoutAll: true });
+      driver.current = w;
+      o.say(`${o.mode}: warm-up for ${formatDuration(o.warmupS)}: the same traffic, every session logged out`);
+      w.start();
+      await abortableSleep(o.warmupS * 1000, o.signal);
+      await w.stop();
+      warmup = w.totals();
+      o.say(`${o.mode}: warm-up: ${warmup.requests} requests, ${warmup.errors} errors`);
+      driver.current = d;
+    }
+    baseHeaps = await liveHeaps();
+    sayHeaps(o.warmupS > 0 ? 'after the warm-up' : 'before the churn', baseHeaps);
+    const t1 = Date.now();
+    t0 = t1; // samples count from the start of the churn
     d.start();
     o.say(`${o.mode}: churn for ${formatDuration(o.durationS)}: ${o.users} users, ${o.thinkMs} ms think time; then ${formatDuration(o.quietS)} quiet`);
-    const churnEnd = t0 + o.durationS * 1000;
-    let nextAt = t0 + o.everyS * 1000;
-    const warmupEnd = t0 + Math.min(o.warmupS, o.durationS) * 1000;
+    const churnEnd = t1 + o.durationS * 1000;
+    let nextAt = t1 + o.everyS * 1000;
     while (Date.now() < churnEnd && !o.signal.aborted) {
-      await abortableSleep(Math.min(nextAt, churnEnd, baseHeaps ? Infinity : warmupEnd) - Date.now(), o.signal);
-      if (!baseHeaps && Date.now() >= warmupEnd) {
-        sayHeaps(`${formatDuration(o.warmupS)} into the churn (warm-up)`, (baseHeaps = await liveHeaps()));
-      }
+      await abortableSleep(Math.min(nextAt, churnEnd) - Date.now(), o.signal);
       if (Date.now() >= nextAt && Date.now() < churnEnd) {
         o.say(formatSample(await take('churn')));
         nextAt += o.everyS * 1000;
@@ -232,7 +248,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     sayHeaps('after the quiet period', endHeaps);
 
     const totals = { ...d.totals(), distinctUsersPossible: o.pool };
-    const checks = judge(o, end, baseHeaps ?? {}, endHeaps, totals);
+    // Warm-up failures count too: every request of the soak must succeed.
+    for (const [k, v] of Object.entries(warmup.errorKinds)) totals.errorKinds[`warm-up: ${k}`] = v;
+    totals.errors += warmup.errors;
+    totals.requests += warmup.requests;
+    const checks = judge(o, end, baseHeaps, endHeaps, totals);
     const { say: _s, signal: _g, mode: _m, ...settings } = o;
     return { mode: o.mode, settings, startedAt, totals, samples, checks, passed: checks.every((c) => c.held) };
   } finally {
