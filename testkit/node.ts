@@ -37,7 +37,7 @@ export async function startNode(env: Record<string, string | undefined>): Promis
   const config = parseConfig({ SESSION_SECRETS: SECRET_A, LOG_LEVEL: 'silent', TRUST_PROXY: 'false', PORT: '0', ...env });
   const logger = pino({ level: 'silent' });
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
-  const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
+  const redis = config.mode === 'shared' ? openRedisClients(config, logger, metrics) : null;
   if (redis) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
   const handle = createApp(config, { redis, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);

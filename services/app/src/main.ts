@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
 
-  const redis = config.mode === 'shared' ? openRedisClients(config, logger) : null;
+  const redis = config.mode === 'shared' ? openRedisClients(config, logger, metrics) : null;
 
   // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
   const users = createDemoDirectory(config.demoUsers);

@@ -17,6 +17,8 @@ export interface Metrics {
   sessionsCreated: Counter;
   sessionsDestroyed: Counter<'reason'>;
   logins: Counter<'result'>;
+  /** Commands this node sent to Redis, by connection role and command (a script call counts once, as EVALSHA). */
+  redisCommands: Counter<'connection' | 'command'>;
   storeObserver: StoreObserver;
   /** Registers the collector of the active-sessions gauge (store-specific, cheap: never a SCAN). */
   setActiveSessionsSource(source: () => Promise<number> | number): void;
@@ -50,6 +52,12 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
   const storeErrors = new Counter({ name: `${PREFIX}session_store_errors_total`, help: 'Session store operations that failed, by operation.', labelNames: ['operation'] as const, registers: [registry] });
   const sessionsCreated = new Counter({ name: `${PREFIX}sessions_created_total`, help: 'Sessions created at login.', registers: [registry] });
   const sessionsDestroyed = new Counter({ name: `${PREFIX}sessions_destroyed_total`, help: 'Sessions ended by this node, by reason.', labelNames: ['reason'] as const, registers: [registry] });
+  const redisCommands = new Counter({
+    name: `${PREFIX}redis_commands_total`,
+    help: 'Commands this node sent to Redis, by connection (sessions, aux) and command; a script call is one EVALSHA (Redis counts the commands inside it too).',
+    labelNames: ['connection', 'command'] as const,
+    registers: [registry],
+  });
   const logins = new Counter({ name: `${PREFIX}logins_total`, help: 'Login attempts by result.', labelNames: ['result'] as const, registers: [registry] });
   for (const op of ['get', 'set', 'touch', 'destroy'] as const) {
     storeErrors.inc({ operation: op }, 0);
@@ -83,7 +91,7 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
   };
 
   return {
-    registry, httpRequests, httpDuration, storeDuration, storeErrors, sessionsCreated, sessionsDestroyed, logins, storeObserver,
+    registry, httpRequests, httpDuration, storeDuration, storeErrors, sessionsCreated, sessionsDestroyed, logins, redisCommands, storeObserver,
     setActiveSessionsSource(source) {
       activeSource = source;
     },

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import type { Metrics } from './metrics.js';
 import type { RedisClients } from './session/layer.js';
 
 /**
@@ -35,7 +36,7 @@ export function dbOf(url: string): number {
  * the index and limiter in the next one. They connect in the background: until Redis answers,
  * readiness is 503 and session routes answer 503, and both recover on their own.
  */
-export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger): RedisClients {
+export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
   const opts = { commandTimeoutMs: config.redis.commandTimeoutMs };
   const clients: RedisClients = {
@@ -43,6 +44,7 @@ export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logge
     aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
   };
   for (const [role, client] of Object.entries(clients)) {
+    if (metrics) countCommands(client, role, metrics);
     let down = false;
     client.on('error', (err: Error) => {
       if (!down) logger.warn({ role, err: err.message }, 'redis unavailable; retrying in the background');
@@ -55,4 +57,16 @@ export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logge
     client.connect().catch(() => {});
   }
   return clients;
+}
+
+/**
+ * Counts every command a client sends (what a request costs in round trips and commands sent),
+ * labelled by connection role and command name: a small fixed set, never a key.
+ */
+function countCommands(client: Redis, role: string, metrics: Pick<Metrics, 'redisCommands'>): void {
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: Parameters<Redis['sendCommand']>[1]) => {
+    metrics.redisCommands.inc({ connection: role, command: command.name.toLowerCase() });
+    return send(command, stream);
+  }) as Redis['sendCommand'];
 }

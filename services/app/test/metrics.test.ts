@@ -63,3 +63,27 @@ it('reports active sessions from DBSIZE of the session database (no SCAN)', asyn
   const stats = await node.redis!.sessions.info('commandstats');
   expect(stats).not.toMatch(/cmdstat_(scan|keys):/);
 });
+
+it('counts the Redis commands each request sends: a read is one GETEX, a write one EVALSHA more, a login four', async () => {
+  const sent = async () => {
+    const m = (await node.metrics.redisCommands.get()).values;
+    const out: Record<string, number> = {};
+    for (const v of m) out[`${v.labels.connection}:${v.labels.command}`] = v.value;
+    return out;
+  };
+  const delta = (a: Record<string, number>, b: Record<string, number>) =>
+    Object.fromEntries(Object.entries(b).filter(([k, v]) => v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
+  const c = new Client(node.url);
+  await c.login('user4');
+  await c.get('/api/me'); // scripts are loaded (EVALSHA hits from here on)
+  let before = await sent();
+  await c.get('/api/cart');
+  expect(delta(before, await sent())).toEqual({ 'sessions:getex': 1 });
+  before = await sent();
+  await c.get('/api/me');
+  expect(delta(before, await sent())).toEqual({ 'sessions:getex': 1, 'sessions:evalsha': 1 });
+  before = await sent();
+  await new Client(node.url).login('user4');
+  // Reserve an attempt, write the session, index it, settle the attempt.
+  expect(delta(before, await sent())).toEqual({ 'aux:evalsha': 3, 'sessions:set': 1 });
+});

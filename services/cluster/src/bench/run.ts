@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, up, type ClusterState } from '../cluster.js';
 import { freePort } from '../lib/ports.js';
+import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runWrk, requireWrk, type WrkResult } from './wrk.js';
 
@@ -25,9 +26,13 @@ export interface Result {
   ratioToLimit: number;
   p50Ms: number;
   p99Ms: number;
+  /** Redis commands *executed* per request (INFO commandstats: a script's inner commands count too), median over rounds. */
   redisCommandsPerRequest: number | null;
-  /** Redis commands per request by name (lower case, from INFO commandstats), median over rounds. */
+  /** The same by name (lower case). */
   redisCommandsByName: Record<string, number> | null;
+  /** Redis commands the nodes *sent* per request (each node's redis_commands_total: a script call is one EVALSHA), by name. */
+  redisCommandsSentByName: Record<string, number> | null;
+  redisCommandsSentPerRequest: number | null;
   /** The lowest and highest of the rounds: req/s, and the ratio to the limit measured in the same round. */
   spread: { rps: [number, number]; ratioToLimit: [number, number] };
   errors: number;
@@ -40,6 +45,8 @@ export interface BenchReport {
   settings: { rounds: number; seconds: number; connections: number; threads: number; nodes: number };
   results: Result[];
   redisBytesPerSession: BytesPerSession;
+  /** One session, simultaneous writes through nginx: acknowledged vs kept, per configuration (medians over the rounds). */
+  concurrentWrites: Array<{ config: Exclude<ConfigName, 'limit'> } & ConcurrentWrites>;
   scaling: Record<'1' | '2' | '3', number>;
   /**
    * A read at each number of stored sessions: its Redis commands (per request, by name), and the
@@ -92,6 +99,16 @@ async function commandStats(redis: Redis): Promise<Record<string, number>> {
   const info = await redis.info('commandstats');
   const out: Record<string, number> = {};
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/** Commands every node of a cluster has sent to Redis, by name (from their metrics). */
+async function sentStats(state: ClusterState): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const p of state.parts.filter((x) => x.kind === 'app')) {
+    const text = await (await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`)).text();
+    for (const m of text.matchAll(/^session_cluster_redis_commands_total\{[^}]*command="([^"]+)"[^}]*\} (\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
   return out;
 }
 
@@ -159,16 +176,20 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     say('warm-up');
     for (const m of matrix) await wrk(m.target, m.operation === 'login' ? 'login' : 'get', m.operation === 'login' ? undefined : '/api/ping', false, 1);
 
-    const samples = new Map<string, Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; round: number }>>();
+    const samples = new Map<string, Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; round: number }>>();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {
+        // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
+        const sentBefore = m.target.redis ? await sentStats(m.target.state) : null;
         const before = m.target.redis ? await commandStats(m.target.redis) : null;
         const res = await m.run();
         const after = m.target.redis ? await commandStats(m.target.redis) : null;
+        const sentAfter = m.target.redis ? await sentStats(m.target.state) : null;
         const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
+        const sentByName = sentBefore === null || sentAfter === null ? null : commandsBetween(sentBefore, sentAfter, res.requests);
         const commands = byName === null ? null : total(byName);
         const key = `${m.config}/${m.operation}`;
-        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, round: r }]);
+        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, round: r }]);
         say(`round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`);
       }
     }
@@ -180,19 +201,37 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const [config, operation] = key.split('/') as [ConfigName, Operation];
       const rps = median(xs.map((s) => s.rps));
       const cmds = xs[0]!.commands === null ? null : round2(median(xs.map((s) => s.commands!)));
-      let byName: Record<string, number> | null = null;
-      if (xs[0]!.byName) {
-        byName = {};
-        for (const name of new Set(xs.flatMap((s) => Object.keys(s.byName!)))) byName[name] = round2(median(xs.map((s) => s.byName![name] ?? 0)));
-      }
+      const medianByName = (pick: (s: (typeof xs)[number]) => Record<string, number> | null) => {
+        if (!pick(xs[0]!)) return null;
+        const out: Record<string, number> = {};
+        for (const name of new Set(xs.flatMap((s) => Object.keys(pick(s)!)))) out[name] = round2(median(xs.map((s) => pick(s)![name] ?? 0)));
+        return out;
+      };
+      const byName = medianByName((s) => s.byName);
+      const sentByName = medianByName((s) => s.sentByName);
       // Each round's ratio against the limit measured in the same round: the spread of the result.
       const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
       const spread = { rps: [Math.round(Math.min(...xs.map((s) => s.rps))), Math.round(Math.max(...xs.map((s) => s.rps)))] as [number, number], ratioToLimit: [round2(Math.min(...ratios)), round2(Math.max(...ratios))] as [number, number] };
-      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, redisCommandsByName: byName, spread, errors: xs.reduce((a, s) => a + s.errors, 0) });
+      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, redisCommandsByName: byName, redisCommandsSentByName: sentByName, redisCommandsSentPerRequest: sentByName ? round2(total(sentByName)) : null, spread, errors: xs.reduce((a, s) => a + s.errors, 0) });
     }
     // The limit is the denominator for every operation.
     const limit = results.find((r) => r.config === 'limit')!;
     results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
+
+    say('concurrent writes kept: 100 simultaneous GET /api/me and 40 cart adds on one session');
+    const concurrentWrites: BenchReport['concurrentWrites'] = [];
+    for (const config of ['textbook', 'shared', 'sticky'] as const) {
+      const runs: ConcurrentWrites[] = [];
+      // Logins use the login users (never a read session); each round a fresh session.
+      for (let r = 0; r < opts.rounds; r++) runs.push(await measureConcurrentWrites(targets[config]!.state.url, LOGIN_USERS.first + r));
+      const med = (f: (w: ConcurrentWrites) => number) => Math.round(median(runs.map(f)));
+      concurrentWrites.push({
+        config,
+        counter: { acknowledged: med((w) => w.counter.acknowledged), kept: med((w) => w.counter.kept) },
+        cartLines: { acknowledged: med((w) => w.cartLines.acknowledged), kept: med((w) => w.cartLines.kept) },
+      });
+      say(`  ${config.padEnd(9)} counter kept ${concurrentWrites.at(-1)!.counter.kept}/${concurrentWrites.at(-1)!.counter.acknowledged}, cart lines kept ${concurrentWrites.at(-1)!.cartLines.kept}/${concurrentWrites.at(-1)!.cartLines.acknowledged}`);
+    }
 
     say('scaling: shared-mode reads with 1, 2 and 3 nodes');
     const scaling = {
@@ -228,6 +267,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       settings: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, threads: opts.threads, nodes: 3 },
       results: results.sort((a, b) => a.operation.localeCompare(b.operation) || order(a.config) - order(b.config)),
       redisBytesPerSession,
+      concurrentWrites,
       scaling,
       storedSessions,
     };
