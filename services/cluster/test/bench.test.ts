@@ -35,13 +35,20 @@ it('measures every configuration side by side and holds the deterministic target
   console.log(`bench: commands per request ${report.results.filter((r) => r.redisCommandsByName).map((r) => `${r.config}/${r.operation} ${JSON.stringify(r.redisCommandsByName)}`).join('; ')}`);
   // One Redis command per authenticated read, and it is GETEX; the textbook's is GET + SET
   // (resave: true writes every session back on every request).
-  const near = (m: Record<string, number> | null) => Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, Math.round(v * 10) / 10]));
-  expect(near(get('shared', 'read').redisCommandsByName)).toEqual({ getex: 1 });
-  expect(near(get('textbook', 'read').redisCommandsByName)).toEqual({ get: 1, set: 1 });
-  // /api/me writes its counter: one read plus the write(s) of a save, never more than the
-  // textbook's GET + SET + EXPIRE.
-  expect(get('shared', 'me').redisCommandsByName!.getex).toBeCloseTo(1, 1);
-  expect(get('shared', 'me').redisCommandsPerRequest).toBeLessThanOrEqual(get('textbook', 'me').redisCommandsPerRequest!);
+  // Per request: the same command names (leaving out what ran less than once in 20 requests, e.g. a
+  // script's first EVAL), each within `tol` of the expected count.
+  const about = (m: Record<string, number> | null, expected: Record<string, number>, tol = 0.05) => {
+    const got = Object.fromEntries(Object.entries(m ?? {}).filter(([, v]) => v >= 0.05));
+    expect(Object.keys(got).sort(), JSON.stringify(got)).toEqual(Object.keys(expected).sort());
+    for (const [k, v] of Object.entries(expected)) expect(Math.abs(got[k]! - v), `${k}: ${got[k]} vs ${v}`).toBeLessThanOrEqual(tol);
+  };
+  about(get('shared', 'read').redisCommandsByName, { getex: 1 });
+  about(get('textbook', 'read').redisCommandsByName, { get: 1, set: 1 });
+  // /api/me writes its counter: the read's GETEX, then one EVALSHA, whose GET and SET run inside
+  // the script (INFO commandstats counts those too). EVAL appears once per node, on first use. wrk
+  // sends a session's requests concurrently, so a compare-and-set sometimes runs again (a few %).
+  about(get('shared', 'me').redisCommandsByName, { getex: 1, evalsha: 1, get: 1, set: 1 }, 0.15);
+  about(get('textbook', 'me').redisCommandsByName, { get: 1, set: 1, expire: 1 });
   // A login costs fewer commands than the textbook's.
   expect(get('shared', 'login').redisCommandsPerRequest).toBeLessThan(get('textbook', 'login').redisCommandsPerRequest!);
   expect(get('sticky', 'read').redisCommandsPerRequest).toBeNull();
@@ -53,7 +60,7 @@ it('measures every configuration side by side and holds the deterministic target
   expect(report.storedSessions.map((s) => s.stored)).toEqual([1000, 100_000]);
   for (const s of report.storedSessions) {
     expect(s.keys).toBeGreaterThanOrEqual(s.stored);
-    expect(near(s.redisCommandsByName), `${s.stored} stored`).toEqual({ getex: 1 });
+    about(s.redisCommandsByName, { getex: 1 });
     // (A read still in flight when wrk stopped may land in the scrape's window: only DBSIZE is the scrape's.)
     expect(s.scrapeCommands.dbsize, `scrape at ${s.stored} stored`).toBe(report.settings.nodes);
     expect(Object.keys(s.scrapeCommands).filter((n) => /scan|keys/.test(n))).toEqual([]);
