@@ -8,7 +8,7 @@ import { dbOf } from '../redis.js';
 import { createCodec } from './codec.js';
 import { LocalSessionStore } from './local-store.js';
 import { appMergePolicy } from './merge.js';
-import { createLoginLimiter, type LoginLimiter } from './login-limiter.js';
+import { createLoginLimiter, type LoginAttempt, type LoginLimiter } from './login-limiter.js';
 import { SharedSessionStore } from './shared-store.js';
 import { LocalUserSessionIndex, RedisUserSessionIndex, type UserSessionIndex } from './user-index.js';
 import './types.js';
@@ -26,6 +26,11 @@ export interface SessionLayer {
   store: Store;
   index: UserSessionIndex;
   limiter: LoginLimiter;
+  /**
+   * After a successful login's session is saved: indexes it and settles the login attempt
+   * (shared mode: one script for both). Returns the ids of sessions evicted by the per-user cap.
+   */
+  commitLogin(user: string, sid: string, createdAt: number, attempt: LoginAttempt): Promise<string[]>;
   /** True when anonymous sessions are stored (the textbook profile): then every login must regenerate its id. */
   anonymousSessionsStored: boolean;
   /**
@@ -100,6 +105,13 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
     store,
     index,
     anonymousSessionsStored: textbook,
+    commitLogin:
+      index instanceof RedisUserSessionIndex
+        ? (user, sid, at, attempt) => index.add(user, sid, at, attempt.settlement)
+        : async (user, sid, at, attempt) => {
+            await attempt.succeeded();
+            return index.add(user, sid, at);
+          },
     limiter: createLoginLimiter(config.loginLimits, config.mode === 'shared' ? redis!.aux : null),
     ready,
     close,

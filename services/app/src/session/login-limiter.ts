@@ -38,6 +38,17 @@ export interface LoginAttempt {
   succeeded(): Promise<void>;
   /** The attempt did not run (e.g. the node was too busy to hash): hand every reserved attempt back. */
   cancelled(): Promise<void>;
+  /**
+   * What `succeeded()` does, as keys, for a caller that settles the attempt in a script of its own
+   * (shared mode's login commits it with the session index: one command instead of two).
+   */
+  readonly settlement: Settlement;
+}
+
+/** Counter keys to delete, and counter keys to decrement (not below zero). */
+export interface Settlement {
+  clear: string[];
+  release: string[];
 }
 
 export interface LimiterOptions {
@@ -169,6 +180,7 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): L
         if (waitMs > 0) throw new AppError('RATE_LIMITED', undefined, { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) });
         const keys = (pick: (b: Budget) => boolean) => budgets.filter(pick).map((b) => b.key);
         return {
+          settlement: { clear: keys((b) => b.clearedOnSuccess), release: keys((b) => !b.clearedOnSuccess) },
           failed: async () => {},
           succeeded: () =>
             guard(() =>

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { LocalSessionStore } from './local-store.js';
+import type { Settlement } from './login-limiter.js';
 
 /**
  * Which sessions a user has, so they can be listed and ended together ("log out everywhere").
@@ -36,8 +37,11 @@ export interface SessionSummary {
 export interface UserSessionIndex {
   /** Where `endAll` reaches: every node (shared) or the node that answers (sticky). */
   readonly scope: 'cluster' | 'node';
-  /** Records a new session; returns the ids of live sessions it evicted (already ended). */
-  add(user: string, sid: string, createdAt: number): Promise<string[]>;
+  /**
+   * Records a new session; returns the ids of live sessions it evicted (already ended). A login
+   * passes its limiter settlement: the Redis index applies it in the same script.
+   */
+  add(user: string, sid: string, createdAt: number, settle?: Settlement): Promise<string[]>;
   remove(user: string, sid: string): Promise<void>;
   list(user: string): Promise<SessionSummary[]>;
   /** Ends every session of the user; returns how many live sessions there were. */
@@ -51,10 +55,19 @@ interface IndexOptions {
   codec: Pick<SessionCodec, 'parse'>;
 }
 
-// KEYS[1] index; ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix.
+// KEYS[1] index, then login-limiter counters to settle (ARGV[8] of them to delete, the rest to
+// decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix, clearCount.
 // Returns the ids evicted while alive.
 const ADD = `
 local idx, sid = KEYS[1], ARGV[1]
+local clear = tonumber(ARGV[8] or '0')
+for i = 2, #KEYS do
+  if i - 1 <= clear then
+    redis.call('DEL', KEYS[i])
+  elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
+end
 local sessionsDb, auxDb, prefix = ARGV[5], ARGV[6], ARGV[7]
 redis.call('ZADD', idx, ARGV[2], sid)
 local members = redis.call('ZRANGE', idx, 0, -1)
@@ -91,7 +104,7 @@ return ended
 `;
 
 interface IndexRedis extends Redis {
-  indexAdd(key: string, sid: string, createdAt: number, max: number, ttlS: number, sessionsDb: number, auxDb: number, prefix: string): Promise<string[]>;
+  indexAdd(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   indexEndAll(key: string, sessionsDb: number, auxDb: number, prefix: string): Promise<number>;
 }
 
@@ -106,7 +119,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     private readonly opts: IndexOptions & { sessionsDb: number; auxDb: number },
   ) {
     if (!('indexAdd' in aux)) {
-      aux.defineCommand('indexAdd', { numberOfKeys: 1, lua: ADD });
+      aux.defineCommand('indexAdd', { lua: ADD });
       aux.defineCommand('indexEndAll', { numberOfKeys: 1, lua: END_ALL });
     }
     this.aux = aux as IndexRedis;
@@ -116,10 +129,11 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     return `idx:${user}`;
   }
 
-  async add(user: string, sid: string, createdAt: number): Promise<string[]> {
+  async add(user: string, sid: string, createdAt: number, settle: Settlement = { clear: [], release: [] }): Promise<string[]> {
     const o = this.opts;
+    const keys = [this.key(user), ...settle.clear, ...settle.release];
     try {
-      return await this.aux.indexAdd(this.key(user), sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix);
+      return await this.aux.indexAdd(keys.length, ...keys, sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix, settle.clear.length);
     } catch (err) {
       throw storeUnavailable(err);
     }
