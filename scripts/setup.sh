@@ -62,6 +62,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   for svc in redis-server nginx prometheus prometheus-nginx-exporter prometheus-redis-exporter; do
     (service "$svc" stop || true) >/dev/null 2>&1
   done
+  # Likewise the engine docker.io starts, only when this run installed it (an engine that was
+  # there before is the user's): the compose test runs its own (infra/docker/engine.sh), which
+  # refuses to run beside another dockerd.
+  if [[ " ${missing[*]} " == *" docker.io "* ]]; then
+    for svc in docker.socket docker containerd; do (service "$svc" stop || true) >/dev/null 2>&1; done
+  fi
 fi
 
 # 3. Go tools: k6 (real, pinned) and the dashboard linter.
