@@ -23,7 +23,7 @@ const USAGE = `usage: npm run soak [-- options]
                               node's live heap (after a full GC) is the baseline. 0: the node as started
   --nodes 3                   session nodes behind nginx
   --heap-tolerance 20         % a node's heap may end above its start
-  --out DIR                   where soak-<mode>.json goes (default reports/soak)`;
+  --out DIR                   where soak-<mode>.json and the parts' logs (logs-<mode>/) go (default reports/soak)`;
 
 const say = (line: string): void => void process.stdout.write(`[soak] ${line}\n`);
 
@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   for (const mode of modes) {
     let report: SoakReport;
     try {
-      report = await runSoak({ mode, nodes, durationS, quietS, everyS, warmupS, idleS, absoluteS, users, pool, thinkMs, heapTolerance, say, signal: controller.signal });
+      report = await runSoak({ mode, nodes, durationS, quietS, everyS, warmupS, idleS, absoluteS, users, pool, thinkMs, heapTolerance, logsDir: path.join(outDir, `logs-${mode}`), say, signal: controller.signal });
     } catch (err) {
       if (controller.signal.aborted) return say('interrupted; the cluster is down'), EXIT.interrupted;
       throw err;

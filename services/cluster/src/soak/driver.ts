@@ -106,10 +106,12 @@ export class Driver {
   }
 
   private async step(b: Browser, method: string, path: string, expected: number, body?: unknown): Promise<boolean> {
-    let status: number | 'network';
+    let status: number | string;
     try {
       const r = await b.send(method, path, body);
-      status = r.status;
+      // The error code from the body ({"error": {"code"}}), so a 503 says which: STORE_UNAVAILABLE, BUSY, …
+      const code = (r.json?.error as { code?: unknown } | undefined)?.code;
+      status = r.status === expected || typeof code !== 'string' ? r.status : `${r.status} ${code}`;
       this.window.latenciesMs.push(r.ms);
       this.total.latenciesMs.push(r.ms);
     } catch {

@@ -33,6 +33,8 @@ export interface SoakOptions {
   thinkMs: number;
   /** 0.2: heap may end at most 20 % above its start. */
   heapTolerance: number;
+  /** The nodes' and nginx's logs are copied here (logs-<mode>/) when the cluster is torn down. */
+  logsDir?: string;
   say: (line: string) => void;
   signal: AbortSignal;
 }
@@ -253,12 +255,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     totals.errors += warmup.errors;
     totals.requests += warmup.requests;
     const checks = judge(o, end, baseHeaps, endHeaps, totals);
-    const { say: _s, signal: _g, mode: _m, ...settings } = o;
+    const { say: _s, signal: _g, mode: _m, logsDir: _l, ...settings } = o;
     return { mode: o.mode, settings, startedAt, totals, samples, checks, passed: checks.every((c) => c.held) };
   } finally {
     if (driver.current) await driver.current.stop();
     redis?.close();
     if (state || fs.existsSync(path.join(runDir, 'state.json'))) await down(runDir).catch((err: Error) => o.say(`${o.mode}: teardown: ${err.message}`));
+    if (o.logsDir && fs.existsSync(path.join(runDir, 'logs'))) {
+      fs.rmSync(o.logsDir, { recursive: true, force: true });
+      fs.cpSync(path.join(runDir, 'logs'), o.logsDir, { recursive: true });
+    }
     fs.rmSync(runDir, { recursive: true, force: true });
     o.say(`${o.mode}: cluster down`);
   }
