@@ -113,7 +113,8 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const count = (name: string) => m[name]?.values.count ?? 0;
   const dur = m.http_req_duration?.values ?? {};
   const s = r.series;
-  const rel = (wall: number | null) => (wall === null || !s.origin ? null : round((wall - s.origin) / 1000, 1));
+  // Milliseconds kept: the judge splits losses at the kill, and the first ones come within ms of it.
+  const rel = (wall: number | null) => (wall === null || !s.origin ? null : round((wall - s.origin) / 1000, 3));
   const killAtS = rel(r.killWall);
   const restartAtS = rel(r.restartWall);
   const end = s.seconds.length;
@@ -193,7 +194,7 @@ function row(r: RunSummary): string[] {
     String(r.p50Ms),
     String(r.p95Ms),
     String(r.p99Ms),
-    r.killedNode ? `${r.killedNode}${r.killedNodeSessions !== null ? ` (${r.killedNodeSessions})` : ''} @${r.killAtS}s` : 'none',
+    r.killedNode ? `${r.killedNode}${r.killedNodeSessions !== null ? ` (${r.killedNodeSessions})` : ''} @${r.killAtS?.toFixed(1)}s` : 'none',
     r.claim.held ? 'held' : 'NOT HELD',
   ];
 }
@@ -223,7 +224,7 @@ export function markdown(s: Summary): string {
     md.push(`## ${r.label === r.mode ? `${r.mode} mode` : `${r.mode} mode, run ${r.label.slice(r.mode.length + 1)}`}`, '');
     md.push(`**Claim:** ${r.claim.expected}. **${r.claim.held ? 'Held' : 'Not held'}:** ${r.claim.why}.`, '');
     const timeline = r.killedNode
-      ? `${r.killedNode} SIGKILLed at t=${r.killAtS}s${r.restartAtS !== null ? `, started again at t=${r.restartAtS}s (ready at t=${r.readyAtS}s)` : ', not restarted'}.`
+      ? `${r.killedNode} SIGKILLed at t=${r.killAtS?.toFixed(1)}s${r.restartAtS !== null ? `, started again at t=${r.restartAtS.toFixed(1)}s (ready at t=${r.readyAtS?.toFixed(1) ?? '-'}s)` : ', not restarted'}.`
       : 'No node was killed.';
     md.push(`${r.vus} VUs for ${r.durationS}s against ${r.nodes} nodes. ${timeline} k6 thresholds ${r.k6.thresholdsPassed ? 'passed' : 'failed'} (exit ${r.k6.exitCode}).`, '');
     md.push(`![${r.mode}: requests/s by node, failures, losses and latency over time](${r.files.plot})`, '');
