@@ -89,6 +89,12 @@ const schema = z
     SESSION_SECRETS: z.string().min(1, 'is required (comma-separated; the first signs, all verify)'),
     REDIS_URL: z.string().trim().regex(/^rediss?:\/\/[^\s]+$/, 'must look like redis://host:port[/db]').default('redis://127.0.0.1:6379/0'),
     REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(500),
+    REDIS_SENTINELS: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'must be a comma-separated list of host:port (the Sentinels)')
+      .optional(),
+    REDIS_SENTINEL_NAME: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -').default('sessions'),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
@@ -140,7 +146,11 @@ export interface Config {
   mode: SessionMode;
   /** First signs, all verify. */
   secrets: string[];
-  redis: { url: string; commandTimeoutMs: number };
+  /**
+   * Where Redis is: `url` (its host and port are used unless Sentinels are named; its path is the
+   * sessions' database either way), or the primary that the Sentinels of `sentinel` report.
+   */
+  redis: { url: string; commandTimeoutMs: number; sentinel?: { name: string; sentinels: Array<{ host: string; port: number }> } };
   session: {
     idleTimeoutS: number;
     absoluteTimeoutS: number;
@@ -210,7 +220,19 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     metricsPort: e.METRICS_PORT,
     mode: e.SESSION_MODE,
     secrets: e.SESSION_SECRETS.split(',').map((s) => s.trim()),
-    redis: { url: e.REDIS_URL, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    redis: {
+      url: e.REDIS_URL,
+      commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      ...(e.REDIS_SENTINELS && {
+        sentinel: {
+          name: e.REDIS_SENTINEL_NAME,
+          sentinels: e.REDIS_SENTINELS.split(',').map((hp) => {
+            const i = hp.lastIndexOf(':');
+            return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+          }),
+        },
+      }),
+    },
     session: {
       idleTimeoutS: e.SESSION_IDLE_TIMEOUT,
       absoluteTimeoutS: e.SESSION_ABSOLUTE_TIMEOUT,

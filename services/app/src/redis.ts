@@ -9,7 +9,7 @@ import type { RedisClients } from './session/layer.js';
  * one 20 times, so a request would hang; here a command fails within `commandTimeoutMs` and the
  * client keeps reconnecting in the background, so the node recovers without a restart.
  */
-export function createRedisClient(url: string, opts: { commandTimeoutMs: number; name: string; db?: number }): Redis {
+export function createRedisClient(url: string, opts: { commandTimeoutMs: number; name: string; db?: number; sentinel?: Config['redis']['sentinel'] }): Redis {
   const options: RedisOptions = {
     connectionName: opts.name,
     enableOfflineQueue: false,
@@ -19,6 +19,18 @@ export function createRedisClient(url: string, opts: { commandTimeoutMs: number;
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     lazyConnect: true,
   };
+  if (opts.sentinel) {
+    // High availability: ask the Sentinels which server is the primary; when the connection to it
+    // drops, the client asks them again (retryStrategy) and follows the new one.
+    return new Redis({
+      ...options,
+      sentinels: opts.sentinel.sentinels,
+      name: opts.sentinel.name,
+      db: opts.db ?? 0,
+      sentinelCommandTimeout: opts.commandTimeoutMs,
+      sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    });
+  }
   // ioredis lets the URL's path win over the `db` option, so the database goes into the URL.
   const target = new URL(url);
   if (opts.db !== undefined) target.pathname = `/${opts.db}`;
@@ -38,7 +50,7 @@ export function dbOf(url: string): number {
  */
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
-  const opts = { commandTimeoutMs: config.redis.commandTimeoutMs };
+  const opts = { commandTimeoutMs: config.redis.commandTimeoutMs, sentinel: config.redis.sentinel };
   const clients: RedisClients = {
     sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
     aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULT_DIR, down, kill, ps, readState, start, up, type Mode } from './cluster.js';
+import { DEFAULT_DIR, down, kill, ps, readState, start, up, type Mode, type Store } from './cluster.js';
 import type { RedisPersistence } from './parts.js';
 import { choiceOption, EXIT, intOption, parseOptions, portOption, runCli, UsageError } from './lib/cli.js';
 import { DEFAULT_LOG_MAX_BYTES, followLogs, formatSize, parseSize } from './lib/logs.js';
@@ -10,10 +10,10 @@ import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from '.
  * 0 done, 1 failed, 2 usage error, 130 interrupted during start-up.
  */
 const USAGE = `usage: npm run cluster -- <verb> [options]
-  up [--nodes 3] [--mode shared|sticky] [--port 8080] [--redis-persistence aof|off] [--detach] [--no-monitoring] [--demo-users 1000]
+  up [--nodes 3] [--mode shared|sticky] [--store single|sentinel] [--port 8080] [--redis-persistence aof|off] [--detach] [--no-monitoring] [--demo-users 1000]
      [--env KEY=VALUE]…  [--log-max-size 16M]
   ps [--json]
-  kill <name> [--signal KILL|TERM]      take one part down (app-1…, redis, nginx, …)
+  kill <name> [--signal KILL|TERM]      take one part down (app-1…, redis, redis-primary, sentinel-1…, nginx, …)
   start <name>                          bring it back with the same port and settings
   down                                  stop everything this cluster started
   (all verbs: --dir DIR, default .run/cluster)
@@ -30,6 +30,7 @@ const isAbort = (err: unknown) => (err as Error | undefined)?.name === 'AbortErr
 
 async function upVerb(dir: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const mode = choiceOption<Mode>('mode', values.mode as string | undefined, ['shared', 'sticky'], 'shared');
+  const store = choiceOption<Store>('store', values.store as string | undefined, ['single', 'sentinel'], 'single');
   const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'] as string | undefined, ['aof', 'off'], 'aof');
   const nodes = intOption('nodes', values.nodes as string | undefined, 3, 1, 32);
   const port = portOption('port', values.port as string | undefined, 8080);
@@ -52,7 +53,7 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
 
   let state;
   try {
-    state = await up({ dir, mode, nodes, port, monitoring: !values['no-monitoring'], redisPersistence, demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers), nodeEnv, logMaxBytes, onProgress: say, signal: controller.signal });
+    state = await up({ dir, mode, nodes, port, monitoring: !values['no-monitoring'], redisPersistence, store, demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers), nodeEnv, logMaxBytes, onProgress: say, signal: controller.signal });
   } catch (err) {
     if (isAbort(err)) {
       say('interrupted during start-up; everything started is stopped');
@@ -85,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
     nodes: { type: 'string' },
     mode: { type: 'string' },
     'redis-persistence': { type: 'string' },
+    store: { type: 'string' },
     port: { type: 'string' },
     detach: { type: 'boolean', default: false },
     'no-monitoring': { type: 'boolean', default: false },
@@ -109,10 +111,10 @@ async function main(argv: string[]): Promise<number> {
       if (values.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`), EXIT.ok;
       const settings = Object.entries(status.settings).map(([k, v]) => `${k}=${v}`).join(' ');
       process.stdout.write(`load balancer: ${status.url}   mode: ${status.mode}${status.redisPersistence ? `   redis persistence: ${status.redisPersistence}` : ''}\nnode settings: ${settings || '(defaults)'}\n`);
-      process.stdout.write(`${'NAME'.padEnd(16)}${'PID'.padEnd(9)}${'PORT'.padEnd(7)}${'HEALTH'.padEnd(10)}URL\n`);
+      process.stdout.write(`${'NAME'.padEnd(16)}${'PID'.padEnd(9)}${'PORT'.padEnd(7)}${'HEALTH'.padEnd(10)}${'ROLE'.padEnd(9)}URL\n`);
       for (const p of status.parts) {
         const health = !p.alive ? 'down' : p.healthy ? 'healthy' : 'unhealthy';
-        process.stdout.write(`${p.name.padEnd(16)}${String(p.pid ?? '-').padEnd(9)}${String(p.port).padEnd(7)}${health.padEnd(10)}${p.url}\n`);
+        process.stdout.write(`${p.name.padEnd(16)}${String(p.pid ?? '-').padEnd(9)}${String(p.port).padEnd(7)}${health.padEnd(10)}${(p.role ?? '').padEnd(9)}${p.url}\n`);
       }
       return EXIT.ok;
     }

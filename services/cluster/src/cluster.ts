@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -5,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
-import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, type PartKind, type PartSpec, type PartState, type RedisPersistence } from './parts.js';
+import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, sentinelSpec, type PartKind, type PartSpec, type PartState, type RedisPersistence } from './parts.js';
 import { localPrometheusConfig } from './prometheus-config.js';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
 import { validateNodeEnvironment } from './lib/node-settings.js';
@@ -40,7 +41,11 @@ export interface UpOptions {
   logMaxBytes?: number;
   /** Shared mode's Redis: append-only file fsynced every second (default) or none (parts.ts). */
   redisPersistence?: RedisPersistence;
+  /** Shared mode's store topology: one Redis (default), or a primary, two replicas and three Sentinels. */
+  store?: Store;
 }
+
+export type Store = 'single' | 'sentinel';
 
 export interface ClusterState {
   dir: string;
@@ -54,6 +59,7 @@ export interface ClusterState {
   logMaxBytes?: number;
   /** Shared mode only. */
   redisPersistence?: RedisPersistence;
+  store?: Store;
   parts: PartState[];
 }
 
@@ -68,6 +74,8 @@ export interface PartStatus {
   mode: Mode;
   log: string;
   ports?: Record<string, number>;
+  /** For Redis parts: what the server says it is right now (ROLE). */
+  role?: 'primary' | 'replica' | 'sentinel';
 }
 
 const stateFile = (dir: string) => path.join(dir, 'state.json');
@@ -149,14 +157,16 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   // Fail before starting anything: the public port, and every binary this run needs.
   if (await isListening(port)) throw new Error(`nginx: port ${port} on 127.0.0.1 is already in use; choose another with --port`);
   const kinds: PartKind[] = ['nginx'];
-  if (mode === 'shared') kinds.push('redis');
+  const store = opts.store ?? 'single';
+  if (store !== 'single' && store !== 'sentinel') throw new Error(`--store must be single or sentinel, got ${store}`);
+  if (mode === 'shared') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
   if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(mode === 'shared' ? (['redis-exporter'] as const) : []));
   for (const k of kinds) resolveBinary(k);
   if (!fs.existsSync(APP_ENTRY)) throw new Error(`app: ${APP_ENTRY} is missing; run \`npm run build\` first`);
 
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof' }), parts: [] };
+  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof', store }), parts: [] };
   const started = async (spec: PartSpec) => {
     opts.signal?.throwIfAborted();
     const part = await launchReporting(spec, logDir, say);
@@ -168,12 +178,27 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   try {
     fs.mkdirSync(path.join(dir, 'redis'), { recursive: true });
     let redisUrl = 'redis://127.0.0.1:1/0';
-    if (mode === 'shared') {
+    const storeEnv: Record<string, string> = {};
+    if (mode === 'shared' && store === 'single') {
       const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), opts.redisPersistence ?? 'aof'));
       redisUrl = `${redis.url}/0`;
+    } else if (mode === 'shared') {
+      // A primary, two replicas following it, and three Sentinels watching it (parts.ts).
+      const persistence = opts.redisPersistence ?? 'aof';
+      const redisDir = (i: number) => {
+        const d = path.join(dir, `redis-${i}`);
+        fs.mkdirSync(d, { recursive: true });
+        return d;
+      };
+      const primary = await started(redisSpec(await freePort(), redisDir(1), persistence, { name: 'redis-1' }));
+      for (const i of [2, 3]) await started(redisSpec(await freePort(), redisDir(i), persistence, { name: `redis-${i}`, replicaOf: primary.port }));
+      const sentinels: PartState[] = [];
+      for (const i of [1, 2, 3]) sentinels.push(await started(sentinelSpec({ index: i, port: await freePort(), dir: path.join(dir, `sentinel-${i}`), primaryPort: primary.port })));
+      redisUrl = `${primary.url}/0`; // the database; the host is whatever the Sentinels say
+      storeEnv.REDIS_SENTINELS = sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
     }
 
-    const env = nodeEnv(redisUrl, sessionSecrets(dir));
+    const env = { ...nodeEnv(redisUrl, sessionSecrets(dir)), ...storeEnv };
     const specs: PartSpec[] = [];
     for (let i = 1; i <= nodes; i++) specs.push(appSpec({ index: i, port: await freePort(), metricsPort: await freePort(), appEntry: APP_ENTRY, env }));
     say(`starting ${nodes} node(s) in ${mode} mode`);
@@ -187,7 +212,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
     if (monitoring) {
       const exporters: PartSpec[] = [nginxExporterSpec({ port: await freePort(), statusPort })];
-      const redisPart = state.parts.find((p) => p.kind === 'redis');
+      const redisPart = state.parts.find((p) => p.kind === 'redis'); // with Sentinel: redis-1, the first primary
       if (redisPart) exporters.push(redisExporterSpec({ port: await freePort(), redisPort: redisPart.port }));
       await Promise.all(exporters.map(started));
       const promPort = await freePort();
@@ -228,26 +253,54 @@ function findPart(state: ClusterState, name: string): PartState {
   return part;
 }
 
+/** What a Redis server (or Sentinel) on 127.0.0.1:port says it is: one ROLE command over plain RESP. */
+export function redisRole(port: number, timeoutMs = 1000): Promise<'primary' | 'replica' | 'sentinel' | undefined> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (role?: 'primary' | 'replica' | 'sentinel') => {
+      sock.destroy();
+      resolve(role);
+    };
+    sock.setTimeout(timeoutMs, () => done());
+    sock.on('error', () => done());
+    sock.on('connect', () => sock.write('*1\r\n$4\r\nROLE\r\n'));
+    sock.on('data', (d) => {
+      reply += d.toString('latin1');
+      const m = /^\*\d+\r\n\$\d+\r\n(master|slave|sentinel)\r\n/.exec(reply);
+      if (m) done(m[1] === 'master' ? 'primary' : m[1] === 'slave' ? 'replica' : 'sentinel');
+      else if (reply.length > 64 || reply.startsWith('-')) done();
+    });
+  });
+}
+
+/** The Redis part that is primary right now (`kill redis-primary`). */
+async function primaryPart(state: ClusterState): Promise<PartState> {
+  for (const p of state.parts.filter((x) => x.kind === 'redis' && owns(x))) if ((await redisRole(p.port)) === 'primary') return p;
+  throw new Error('no running Redis reports itself primary');
+}
+
 /** True if `pid` is still the process we started for `part` (pids get reused). */
 function owns(part: PartState): boolean {
   return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
 }
 
-export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; redisPersistence?: RedisPersistence; settings: Record<string, string>; parts: PartStatus[] }> {
+export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; redisPersistence?: RedisPersistence; store?: Store; settings: Record<string, string>; parts: PartStatus[] }> {
   const state = requireState(dir);
   const parts = await Promise.all(
     state.parts.map(async (p) => {
       const alive = owns(p);
-      return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }) };
+      const role = alive && (p.kind === 'redis' || p.kind === 'sentinel') ? await redisRole(p.port) : undefined;
+      return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }), ...(role && { role }) };
     }),
   );
-  return { url: state.url, mode: state.mode, ...(state.redisPersistence && { redisPersistence: state.redisPersistence }), settings: state.settings ?? {}, parts };
+  return { url: state.url, mode: state.mode, ...(state.redisPersistence && { redisPersistence: state.redisPersistence }), ...(state.store && { store: state.store }), settings: state.settings ?? {}, parts };
 }
 
 /** Sends a signal to one part (default SIGKILL: a crash). Returns once it is gone (or after 15 s for TERM). */
 export async function kill(name: string, opts: { dir?: string; signal?: 'KILL' | 'TERM' } = {}): Promise<void> {
   const state = requireState(opts.dir ?? DEFAULT_DIR);
-  const part = findPart(state, name);
+  const part = name === 'redis-primary' ? await primaryPart(state) : findPart(state, name);
   if (!owns(part)) throw new Error(`${name} is not running`);
   signal(part.pid, `SIG${opts.signal ?? 'KILL'}`);
   if (!(await waitGone(part.pid, opts.signal === 'TERM' ? 15_000 : 5_000))) throw new Error(`${name} (pid ${part.pid}) did not exit`);
@@ -269,6 +322,16 @@ export async function start(name: string, opts: { dir?: string; onProgress?: (li
     validateNodeEnvironment({ ...spec.env, SESSION_SECRETS: secrets });
     spec.env = { ...spec.env, SESSION_SECRETS: secrets };
   }
+  if (part.kind === 'redis' && state.store === 'sentinel') {
+    // A Redis that comes back joins as a replica of whichever server is primary now; started as it
+    // was first (perhaps the primary), it would claim to be primary until the Sentinels demote it.
+    const primary = await primaryPart(state).catch(() => null);
+    const args = [...spec.args];
+    const at = args.indexOf('--replicaof');
+    if (at >= 0) args.splice(at, 3);
+    if (primary) args.push('--replicaof', '127.0.0.1', String(primary.port));
+    spec.args = args;
+  }
   const fresh = await launchReporting(spec, path.join(dir, 'logs'), opts.onProgress);
   state.parts = state.parts.map((p) => (p.name === name ? fresh : p));
   writeState(state);
@@ -281,7 +344,8 @@ export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void
   if (!state) return;
   keepLogsBounded(state);
   // In waves, front to back: monitoring, the load balancer, the nodes (together: each drains), the store.
-  const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['redis']];
+  // Sentinels before the servers they watch, so stopping the primary starts no failover.
+  const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['sentinel'], ['redis']];
   for (const wave of waves) {
     await Promise.all(
       state.parts

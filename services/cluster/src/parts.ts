@@ -9,7 +9,7 @@ import { startProcess, tail, which } from './lib/process.js';
  * detached (their own process group) with output to `<dir>/logs/<name>.log`, so they outlive
  * the `cluster up --detach` that started them and are found again through state.json.
  */
-export type PartKind = 'redis' | 'app' | 'nginx' | 'prometheus' | 'nginx-exporter' | 'redis-exporter';
+export type PartKind = 'redis' | 'sentinel' | 'app' | 'nginx' | 'prometheus' | 'nginx-exporter' | 'redis-exporter';
 
 export interface PartSpec {
   name: string;
@@ -34,6 +34,8 @@ export interface PartState extends PartSpec {
 /** Debian package that provides each part's binary, for error messages. */
 export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
   redis: { bin: 'redis-server', pkg: 'redis-server' },
+  // Sentinel is redis-server in sentinel mode (what Debian's redis-sentinel package runs).
+  sentinel: { bin: 'redis-server', pkg: 'redis-server' },
   app: { bin: 'node', pkg: 'nodejs' },
   nginx: { bin: 'nginx', pkg: 'nginx-light' },
   prometheus: { bin: 'prometheus', pkg: 'prometheus' },
@@ -61,14 +63,41 @@ export function resolveBinary(kind: PartKind): string {
  */
 export type RedisPersistence = 'aof' | 'off';
 
-export function redisSpec(port: number, dir: string, persistence: RedisPersistence = 'off'): PartSpec {
+export function redisSpec(port: number, dir: string, persistence: RedisPersistence = 'off', opts: { name?: string; replicaOf?: number } = {}): PartSpec {
   const durability = persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'yes'];
-  return { name: 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
+  const replica = opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, ...replica, '--dir', dir, '--protected-mode', 'yes'];
+  return { name: opts.name ?? 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
+}
+
+/**
+ * One Redis Sentinel watching the sessions' primary, tuned for a session store: the primary is
+ * declared down after 1 s without an answer (Sentinel's default is 30 s: half a minute of failed
+ * writes) and a failover may take 5 s (default 3 min). Two of the three must agree (quorum 2).
+ * Sentinel rewrites its configuration file as it learns the topology, so each has its own.
+ */
+export function sentinelSpec(opts: { index: number; port: number; dir: string; primaryPort: number; name?: string }): PartSpec {
+  const name = opts.name ?? 'sessions';
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const conf = path.join(opts.dir, 'sentinel.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${opts.port}`,
+      'bind 127.0.0.1',
+      `dir ${opts.dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${opts.primaryPort} 2`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`,
+      `sentinel parallel-syncs ${name} 2`,
+      '',
+    ].join('\n'),
+  );
+  return { name: `sentinel-${opts.index}`, kind: 'sentinel', command: resolveBinary('sentinel'), args: [conf, '--sentinel'], env: {}, port: opts.port, url: `redis://127.0.0.1:${opts.port}`, health: { type: 'tcp' } };
 }
 
 /** A part that answers HTTP on 127.0.0.1:port; `healthPath` proves it is up. */
-function httpPart(kind: Exclude<PartKind, 'redis'>, port: number, args: string[], healthPath: string, extra: Partial<PartSpec> = {}): PartSpec {
+function httpPart(kind: Exclude<PartKind, 'redis' | 'sentinel'>, port: number, args: string[], healthPath: string, extra: Partial<PartSpec> = {}): PartSpec {
   return { name: kind, kind, command: resolveBinary(kind), args, env: {}, port, url: `http://127.0.0.1:${port}`, health: { type: 'http', path: healthPath }, ...extra };
 }
 

@@ -36,6 +36,8 @@ const RUNNER_KEYS: Record<string, string> = {
   HOST: 'nodes listen on 127.0.0.1',
   SESSION_MODE: 'use --mode shared|sticky',
   REDIS_URL: 'the runner starts its own Redis',
+  REDIS_SENTINELS: 'use --store sentinel',
+  REDIS_SENTINEL_NAME: 'use --store sentinel',
   SESSION_SECRETS: 'set SESSION_SECRETS in the environment of `cluster up`, or let the runner keep one in its folder',
   SESSION_SECRETS_FILE: 'set SESSION_SECRETS in the environment of `cluster up`',
 };
