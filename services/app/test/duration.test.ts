@@ -34,6 +34,8 @@ describe('durations', () => {
     expect(parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '1m30s' }).session.idleTimeoutS).toBe(90);
     expect(() => parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '1500ms' })).toThrow(/SESSION_IDLE_TIMEOUT must be a whole number of seconds; got "1500ms"/);
     expect(() => parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '0s' })).toThrow(/SESSION_IDLE_TIMEOUT must be at least 1 second/);
-    expect(() => parseConfig({ ...base, LOGIN_FAILURE_WINDOW: '15 minutes' })).toThrow(/^invalid configuration: LOGIN_FAILURE_WINDOW must be a duration like 90, 90s, 1m30s, 30m, 8h or 1d; got "15 minutes"$/);
+    expect(() => parseConfig({ ...base, LOGIN_FAILURE_WINDOW: '15 minutes' })).toThrow(
+      /^invalid configuration: LOGIN_FAILURE_WINDOW must be a duration like 90, 90s, 1m30s, 30m, 8h or 1d; got "15 minutes"$/,
+    );
   });
 });

@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { DEFAULT_DIR, down, kill, ps, readState, start, up, type Mode, type Store } from './cluster.js';
-import type { RedisPersistence } from './parts.js';
+import { DEFAULT_DIR, down, kill, type Mode, ps, readState, type Store, start, up } from './cluster.js';
 import { choiceOption, EXIT, intOption, parseOptions, portOption, runCli, UsageError } from './lib/cli.js';
 import { DEFAULT_LOG_MAX_BYTES, followLogs, formatSize, parseSize } from './lib/logs.js';
 import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from './lib/node-settings.js';
+import type { RedisPersistence } from './parts.js';
 
 /**
  * npm run cluster -- <verb>. Exit codes (shared with experiment, bench and soak: lib/cli.ts):
@@ -51,9 +51,22 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-  let state;
+  let state: Awaited<ReturnType<typeof up>>;
   try {
-    state = await up({ dir, mode, nodes, port, monitoring: !values['no-monitoring'], redisPersistence, store, demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers), nodeEnv, logMaxBytes, onProgress: say, signal: controller.signal });
+    state = await up({
+      dir,
+      mode,
+      nodes,
+      port,
+      monitoring: !values['no-monitoring'],
+      redisPersistence,
+      store,
+      demoUsers: Number(nodeEnv.DEMO_USERS ?? demoUsers),
+      nodeEnv,
+      logMaxBytes,
+      onProgress: say,
+      signal: controller.signal,
+    });
   } catch (err) {
     if (isAbort(err)) {
       say('interrupted during start-up; everything started is stopped');
@@ -62,7 +75,9 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
     throw err;
   }
   const prom = state.parts.find((p) => p.kind === 'prometheus');
-  const shown = Object.entries(state.settings ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+  const shown = Object.entries(state.settings ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   say(`node settings: ${shown}`);
   say(`open ${state.url}  ·  metrics ${prom ? prom.url : '(monitoring off)'}  ·  parts: npm run cluster -- ps`);
   say(`kill a node: npm run cluster -- kill app-2   ·   bring it back: npm run cluster -- start app-2`);
@@ -99,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const [verb, name, ...extra] = positionals;
   const dir = path.resolve(values.dir!);
-  if (values.help || !verb) return void process.stdout.write(`${USAGE}\n`), EXIT.ok;
+  if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   const needsName = verb === 'kill' || verb === 'start';
   if (extra.length || (!needsName && name !== undefined)) throw new UsageError(`unexpected argument "${needsName ? extra[0] : name}"`);
 
@@ -108,9 +123,13 @@ async function main(argv: string[]): Promise<number> {
       return upVerb(dir, values);
     case 'ps': {
       const status = await ps(dir);
-      if (values.json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`), EXIT.ok;
-      const settings = Object.entries(status.settings).map(([k, v]) => `${k}=${v}`).join(' ');
-      process.stdout.write(`load balancer: ${status.url}   mode: ${status.mode}${status.redisPersistence ? `   redis persistence: ${status.redisPersistence}` : ''}\nnode settings: ${settings || '(defaults)'}\n`);
+      if (values.json) return (void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`), EXIT.ok);
+      const settings = Object.entries(status.settings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      process.stdout.write(
+        `load balancer: ${status.url}   mode: ${status.mode}${status.redisPersistence ? `   redis persistence: ${status.redisPersistence}` : ''}\nnode settings: ${settings || '(defaults)'}\n`,
+      );
       process.stdout.write(`${'NAME'.padEnd(16)}${'PID'.padEnd(9)}${'PORT'.padEnd(7)}${'HEALTH'.padEnd(10)}${'ROLE'.padEnd(9)}URL\n`);
       for (const p of status.parts) {
         const health = !p.alive ? 'down' : p.healthy ? 'healthy' : 'unhealthy';
@@ -131,7 +150,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case 'down': {
-      if (!readState(dir)) return say(`nothing running from ${dir}`), EXIT.ok;
+      if (!readState(dir)) return (say(`nothing running from ${dir}`), EXIT.ok);
       await down(dir, say);
       say('down');
       return EXIT.ok;

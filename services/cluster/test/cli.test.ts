@@ -33,7 +33,11 @@ describe('usage errors: exit 2, naming the option, nothing started', () => {
     ['cluster', ['up', '--env', 'PORT=9000'], /--env PORT: set by the cluster runner/],
     ['cluster', ['up', '--env', 'LOG_LEVEL'], /--env takes KEY=VALUE, got "LOG_LEVEL"/],
     ['cluster', ['up', '--env', 'SESSION_IDLE_TIMEOUT=soon'], /node setting SESSION_IDLE_TIMEOUT must be a duration like .*; got "soon"/],
-    ['cluster', ['up', '--env', 'SESSION_IDLE_TIMEOUT=10m', '--env', 'SESSION_ABSOLUTE_TIMEOUT=5m'], /SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT; got "5m"/],
+    [
+      'cluster',
+      ['up', '--env', 'SESSION_IDLE_TIMEOUT=10m', '--env', 'SESSION_ABSOLUTE_TIMEOUT=5m'],
+      /SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT; got "5m"/,
+    ],
     ['cluster', ['up', '--log-max-size', 'big'], /--log-max-size must be a size/],
     ['cluster', ['frob'], /unknown verb "frob"/],
     ['cluster', ['kill'], /kill needs a part name/],
@@ -97,7 +101,16 @@ describe('output to a reader that stops early', () => {
     // A state with many (stopped) parts, so the output is larger than a pipe's buffer.
     const dir = nowhere();
     const parts = Array.from({ length: 3000 }, (_, i) => ({
-      name: `app-${i + 1}`, kind: 'app', command: process.execPath, args: [], env: {}, port: 1, url: 'http://127.0.0.1:1', health: { type: 'tcp' }, pid: 2 ** 22 + i, log: '/dev/null',
+      name: `app-${i + 1}`,
+      kind: 'app',
+      command: process.execPath,
+      args: [],
+      env: {},
+      port: 1,
+      url: 'http://127.0.0.1:1',
+      health: { type: 'tcp' },
+      pid: 2 ** 22 + i,
+      log: '/dev/null',
     }));
     fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ dir, mode: 'shared', nodes: 3000, url: 'http://127.0.0.1:1', startedAt: new Date().toISOString(), parts }));
     const child = spawn(process.execPath, [CLIS.cluster, 'ps', '--json', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,7 +35,14 @@ function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv) {
 }
 
 const statePids = (dir: string): number[] => JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).parts.map((p: { pid: number }) => p.pid);
-const environ = (pid: number) => Object.fromEntries(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const environ = (pid: number) =>
+  Object.fromEntries(
+    fs
+      .readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 
 /** `requests` GETs through nginx, `concurrency` at a time; bounded in count and by a 60 s deadline. */
 async function burst(url: string, requests: number, concurrency: number): Promise<number> {
@@ -62,8 +69,18 @@ it('npm start: settings from the environment and --env, reused by start; logs st
   dirs.push(dir);
   const port = await freePort();
   const env = { ...process.env, LOG_LEVEL: 'info', SESSIONS_PER_USER_MAX: '7' };
-  const npm = spawnLogged('npm', ['start', '--', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(port), '--dir', dir, '--log-max-size', '64k', '--env', 'SESSION_IDLE_TIMEOUT=90s'], env);
-  await waitFor('the cluster to come up', () => /following logs/.test(npm.output()), 120_000, 200, () => (npm.child.exitCode !== null ? `npm start exited:\n${npm.output()}` : null));
+  const npm = spawnLogged(
+    'npm',
+    ['start', '--', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(port), '--dir', dir, '--log-max-size', '64k', '--env', 'SESSION_IDLE_TIMEOUT=90s'],
+    env,
+  );
+  await waitFor(
+    'the cluster to come up',
+    () => /following logs/.test(npm.output()),
+    120_000,
+    200,
+    () => (npm.child.exitCode !== null ? `npm start exited:\n${npm.output()}` : null),
+  );
 
   // Settings: environment (LOG_LEVEL, SESSIONS_PER_USER_MAX), --demo-users and --env, in state, ps and the nodes.
   const psJson = JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'ps', '--json', '--dir', dir])).stdout);
@@ -118,7 +135,13 @@ it('SIGINT while the cluster is still starting: what was started is stopped, exi
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-runner-'));
   dirs.push(dir);
   const up = spawnLogged(process.execPath, [CLI, 'up', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], process.env);
-  await waitFor('redis to start', () => /redis +healthy/.test(up.output()), 60_000, 50, () => (up.child.exitCode !== null ? `up exited:\n${up.output()}` : null));
+  await waitFor(
+    'redis to start',
+    () => /redis +healthy/.test(up.output()),
+    60_000,
+    50,
+    () => (up.child.exitCode !== null ? `up exited:\n${up.output()}` : null),
+  );
   const redisPid = Number(/redis +healthy .*\(pid (\d+),/.exec(up.output())![1]);
   up.child.kill('SIGINT');
   const code = await up.exited;

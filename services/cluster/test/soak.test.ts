@@ -20,7 +20,30 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 
 it('shared: churn leaves sessions and index entries while it runs, and nothing after the quiet period', { timeout: 180_000 }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-soak-test-'));
-  const r = await run(['--mode', 'shared', '--nodes', '2', '--duration', '20s', '--quiet', '20s', '--idle', '4s', '--absolute', '10s', '--users', '6', '--pool', '100', '--every', '10s', '--warmup', '5s', '--out', out]);
+  const r = await run([
+    '--mode',
+    'shared',
+    '--nodes',
+    '2',
+    '--duration',
+    '20s',
+    '--quiet',
+    '20s',
+    '--idle',
+    '4s',
+    '--absolute',
+    '10s',
+    '--users',
+    '6',
+    '--pool',
+    '100',
+    '--every',
+    '10s',
+    '--warmup',
+    '5s',
+    '--out',
+    out,
+  ]);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
   expect(r.stdout).toMatch(/t=\d+s +churn req \d+ err 0 p95 [\d.]+ms/);
   expect(r.stdout).toMatch(/redis s:\d+ idx:\d+ \(members \d+ live, \d+ dead\) rl:\d+ mem [\d.]+MB/);
@@ -44,14 +67,43 @@ it('shared: churn leaves sessions and index entries while it runs, and nothing a
   expect(end.phase).toBe('end');
   expect(end.liveSessions).toBe(0);
   expect(end.redis).toMatchObject({ sessionKeys: 0, indexKeys: 0, indexMembers: 0 });
-  expect(report.checks.map((c) => c.what)).toEqual(['every session gone', 'every index entry gone', 'app-1 heap back within 20 % of its start', 'app-2 heap back within 20 % of its start', 'no request failed']);
+  expect(report.checks.map((c) => c.what)).toEqual([
+    'every session gone',
+    'every index entry gone',
+    'app-1 heap back within 20 % of its start',
+    'app-2 heap back within 20 % of its start',
+    'no request failed',
+  ]);
   expect(report.passed).toBe(true);
   fs.rmSync(out, { recursive: true, force: true });
 });
 
 describe('the verdict', () => {
-  const node = (heap: number, extra: Partial<Sample['nodes'][string]> = {}) => ({ up: true, rssBytes: 1, heapUsedBytes: heap, openFds: 1, sessionsActive: 0, indexSessions: null, indexUsers: null, ...extra });
-  const sample = (over: Partial<Sample>): Sample => ({ atS: 0, phase: 'end', requests: 0, errors: 0, errorKinds: {}, p95Ms: null, logins: 0, logouts: 0, abandoned: 0, liveSessions: 0, redis: null, nodes: { 'app-1': node(10e6) }, ...over });
+  const node = (heap: number, extra: Partial<Sample['nodes'][string]> = {}) => ({
+    up: true,
+    rssBytes: 1,
+    heapUsedBytes: heap,
+    openFds: 1,
+    sessionsActive: 0,
+    indexSessions: null,
+    indexUsers: null,
+    ...extra,
+  });
+  const sample = (over: Partial<Sample>): Sample => ({
+    atS: 0,
+    phase: 'end',
+    requests: 0,
+    errors: 0,
+    errorKinds: {},
+    p95Ms: null,
+    logins: 0,
+    logouts: 0,
+    abandoned: 0,
+    liveSessions: 0,
+    redis: null,
+    nodes: { 'app-1': node(10e6) },
+    ...over,
+  });
   const totals = { requests: 100, errors: 0, errorKinds: {}, p95Ms: 1, logins: 10, logouts: 5, abandoned: 5, distinctUsersPossible: 10 };
   const redis = { sessionKeys: 0, indexKeys: 0, limiterKeys: 0, otherKeys: 0, indexMembers: 0, indexMembersDead: 0, usedMemoryBytes: 1 };
 
@@ -76,9 +128,21 @@ describe('the verdict', () => {
     const without = judge({ mode: 'sticky', heapTolerance: 0.2 }, sample({}), { 'app-1': 10e6 }, { 'app-1': 10e6 }, totals);
     expect(without[1]).toMatchObject({ what: 'every index entry gone', held: false });
     expect(without[1]!.detail).toMatch(/cannot be checked: app-1 export no session_cluster_user_index_sessions/);
-    const left = judge({ mode: 'sticky', heapTolerance: 0.2 }, sample({ nodes: { 'app-1': node(10e6, { indexSessions: 0, indexUsers: 4 }) } }), { 'app-1': 10e6 }, { 'app-1': 10e6 }, totals);
+    const left = judge(
+      { mode: 'sticky', heapTolerance: 0.2 },
+      sample({ nodes: { 'app-1': node(10e6, { indexSessions: 0, indexUsers: 4 }) } }),
+      { 'app-1': 10e6 },
+      { 'app-1': 10e6 },
+      totals,
+    );
     expect(left[1]).toMatchObject({ held: false, detail: 'app-1: 0 id(s), 4 user map(s)' });
-    const gone = judge({ mode: 'sticky', heapTolerance: 0.2 }, sample({ nodes: { 'app-1': node(10e6, { indexSessions: 0, indexUsers: 0 }) } }), { 'app-1': 10e6 }, { 'app-1': 10e6 }, totals);
+    const gone = judge(
+      { mode: 'sticky', heapTolerance: 0.2 },
+      sample({ nodes: { 'app-1': node(10e6, { indexSessions: 0, indexUsers: 0 }) } }),
+      { 'app-1': 10e6 },
+      { 'app-1': 10e6 },
+      totals,
+    );
     expect(gone[1]!.held).toBe(true);
   });
 });

@@ -51,7 +51,10 @@ it('refuses a taken port, naming it, and starts nothing', async () => {
   expect(fs.existsSync(path.join(dir, 'state.json'))).toBe(false);
 });
 
-for (const [missing, part] of [['nginx', 'nginx'], ['redis-server', 'redis']] as const) {
+for (const [missing, part] of [
+  ['nginx', 'nginx'],
+  ['redis-server', 'redis'],
+] as const) {
   it(`names ${missing} when it is not installed, and leaves nothing running`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
     const r = await run(['up', '--detach', '--no-monitoring', '--port', String(await freePort()), '--dir', dir], { ...process.env, PATH: pathWithout(missing) });
@@ -76,7 +79,10 @@ it('a part that fails after others started: everything started is stopped', asyn
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bin-'));
   fs.writeFileSync(path.join(bin, 'nginx'), '#!/bin/sh\necho "nginx: [emerg] stand-in nginx refuses every configuration" >&2\nexit 1\n', { mode: 0o755 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
-  const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+  });
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/nginx: the rendered configuration is invalid/);
   expect(r.stderr).toMatch(/stand-in nginx refuses/);

@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
     'no-doc': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
-  if (values.help) return void process.stdout.write(`${USAGE}\n`), EXIT.ok;
+  if (values.help) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const report = await runBench({
     rounds: intOption('rounds', values.rounds, 3, 1, 100),

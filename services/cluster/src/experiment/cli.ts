@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { REPO_ROOT, type Mode } from '../cluster.js';
+import { type Mode, REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';
-import { machine, spreadOf, summarizeRun, textTable, writeReport, type Summary } from './report.js';
-import { Aborted, runFailover, type RunOutcome } from './run.js';
+import { machine, type Summary, spreadOf, summarizeRun, textTable, writeReport } from './report.js';
+import { Aborted, type RunOutcome, runFailover } from './run.js';
 
 /**
  * npm run experiment -- failover [--mode shared|sticky|both] [--nodes 3] [--duration 60s]
@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h', default: false },
   });
   const [verb] = positionals;
-  if (values.help || !verb) return void process.stdout.write(`${USAGE}\n`), 0;
+  if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
   const modes: Mode[] = values.mode === 'both' ? ['shared', 'sticky'] : values.mode === 'shared' || values.mode === 'sticky' ? [values.mode] : [];
   if (!modes.length) throw new UsageError(`--mode must be shared, sticky or both, got "${values.mode}"`);
@@ -60,9 +60,12 @@ async function main(argv: string[]): Promise<number> {
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
   const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
   // Say what the run will and will not do before spending minutes on it.
-  if (killAtS >= durationS) say(`note: --kill-at ${formatDuration(killAtS)} is at or after the end of the load (--duration ${formatDuration(durationS)}): no node is killed (a baseline run)`);
+  if (killAtS >= durationS)
+    say(`note: --kill-at ${formatDuration(killAtS)} is at or after the end of the load (--duration ${formatDuration(durationS)}): no node is killed (a baseline run)`);
   else if (restartAfterS !== null && killAtS + restartAfterS >= durationS) {
-    say(`note: the restart would come at ${formatDuration(killAtS + restartAfterS)}, at or after the end of the load (--duration ${formatDuration(durationS)}): the killed node stays down for the rest of the run`);
+    say(
+      `note: the restart would come at ${formatDuration(killAtS + restartAfterS)}, at or after the end of the load (--duration ${formatDuration(durationS)}): the killed node stays down for the rest of the run`,
+    );
   }
   fs.mkdirSync(outDir, { recursive: true });
 

@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { parseDurationS } from '@session-cluster/app/duration';
 
 /**
@@ -73,7 +73,7 @@ export function quietOnClosedPipe(): void {
  * Runs a tool's main(): its resolved number is the exit code; a UsageError prints the message
  * (and the usage) and exits 2; any other error prints its message and exits 1.
  */
-export function runCli(prefix: string, usage: string, main: () => Promise<number | void>): void {
+export function runCli(prefix: string, usage: string, main: () => Promise<number | undefined>): void {
   quietOnClosedPipe();
   main().then(
     (code) => process.exit(code ?? EXIT.ok),

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { REPO_ROOT, type Mode } from '../cluster.js';
+import { type Mode, REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { runSoak, type SoakReport } from './run.js';
 
@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
-  if (values.help) return void process.stdout.write(`${USAGE}\n`), EXIT.ok;
+  if (values.help) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const modes: Mode[] = values.mode === 'both' ? ['shared', 'sticky'] : values.mode === 'shared' || values.mode === 'sticky' ? [values.mode] : [];
   if (!modes.length) throw new UsageError(`--mode must be shared, sticky or both, got "${values.mode}"`);
@@ -57,7 +57,10 @@ async function main(argv: string[]): Promise<number> {
   const absoluteS = whole('absolute', durationOption('absolute', values.absolute, '150s'));
   if (absoluteS < idleS) throw new UsageError(`--absolute (${formatDuration(absoluteS)}) must not be shorter than --idle (${formatDuration(idleS)})`);
   const quietS = whole('quiet', durationOption('quiet', values.quiet, `${Math.max(180, absoluteS + 30)}s`));
-  if (quietS <= absoluteS) say(`note: --quiet ${formatDuration(quietS)} is not longer than --absolute ${formatDuration(absoluteS)}: index entries of the last logins may legitimately still be there at the end`);
+  if (quietS <= absoluteS)
+    say(
+      `note: --quiet ${formatDuration(quietS)} is not longer than --absolute ${formatDuration(absoluteS)}: index entries of the last logins may legitimately still be there at the end`,
+    );
   const everyS = durationOption('every', values.every, '30s');
   const warmupS = durationOption('warmup', values.warmup, '30s');
   if (!Number.isInteger(warmupS)) throw new UsageError(`--warmup must be a whole number of seconds, got ${warmupS}`);
@@ -83,16 +86,34 @@ async function main(argv: string[]): Promise<number> {
   for (const mode of modes) {
     let report: SoakReport;
     try {
-      report = await runSoak({ mode, nodes, durationS, quietS, everyS, warmupS, idleS, absoluteS, users, pool, thinkMs, heapTolerance, logsDir: path.join(outDir, `logs-${mode}`), say, signal: controller.signal });
+      report = await runSoak({
+        mode,
+        nodes,
+        durationS,
+        quietS,
+        everyS,
+        warmupS,
+        idleS,
+        absoluteS,
+        users,
+        pool,
+        thinkMs,
+        heapTolerance,
+        logsDir: path.join(outDir, `logs-${mode}`),
+        say,
+        signal: controller.signal,
+      });
     } catch (err) {
-      if (controller.signal.aborted) return say('interrupted; the cluster is down'), EXIT.interrupted;
+      if (controller.signal.aborted) return (say('interrupted; the cluster is down'), EXIT.interrupted);
       throw err;
     }
     reports.push(report);
     const file = path.join(outDir, `soak-${mode}.json`);
     fs.writeFileSync(file, `${JSON.stringify({ command: `npm run soak -- ${argv.join(' ')}`, ...report }, null, 2)}\n`);
     const t = report.totals;
-    say(`${mode}: ${t.requests} requests, ${t.errors} errors, p95 ${t.p95Ms === null ? '-' : `${t.p95Ms.toFixed(1)} ms`}; ${t.logins} logins, ${t.logouts} logouts, ${t.abandoned} abandoned`);
+    say(
+      `${mode}: ${t.requests} requests, ${t.errors} errors, p95 ${t.p95Ms === null ? '-' : `${t.p95Ms.toFixed(1)} ms`}; ${t.logins} logins, ${t.logouts} logouts, ${t.abandoned} abandoned`,
+    );
     for (const c of report.checks) say(`${mode}: ${c.held ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}`);
     say(`${mode}: ${report.passed ? 'everything came back down' : 'something did not come back down'}; report ${file}`);
   }

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { down, up, type ClusterState, type Mode } from '../cluster.js';
+import { type ClusterState, down, type Mode, up } from '../cluster.js';
 import { signal } from '../lib/pids.js';
 import { freePort } from '../lib/ports.js';
 import { Driver, percentile } from './driver.js';
-import { openRedis, sampleNode, sampleRedis, type NodeSample, type RedisSample } from './probe.js';
+import { type NodeSample, openRedis, type RedisSample, sampleNode, sampleRedis } from './probe.js';
 
 /**
  * The soak: a fresh local cluster with short session lifetimes, a churn of logins, reads, cart
@@ -65,7 +65,16 @@ export interface SoakReport {
   mode: Mode;
   settings: Omit<SoakOptions, 'say' | 'signal' | 'mode'>;
   startedAt: string;
-  totals: { requests: number; errors: number; errorKinds: Record<string, number>; p95Ms: number | null; logins: number; logouts: number; abandoned: number; distinctUsersPossible: number };
+  totals: {
+    requests: number;
+    errors: number;
+    errorKinds: Record<string, number>;
+    p95Ms: number | null;
+    logins: number;
+    logouts: number;
+    abandoned: number;
+    distinctUsersPossible: number;
+  };
   samples: Sample[];
   checks: Check[];
   passed: boolean;
@@ -79,9 +88,17 @@ export function formatSample(s: Sample): string {
     ? `redis s:${r.sessionKeys} idx:${r.indexKeys} (members ${r.indexMembers - r.indexMembersDead} live, ${r.indexMembersDead} dead) rl:${r.limiterKeys} mem ${MB(r.usedMemoryBytes)}`
     : 'redis -';
   const nodes = Object.entries(s.nodes)
-    .map(([n, x]) => (x.up ? `${n} rss ${MB(x.rssBytes)} heap ${MB(x.heapUsedBytes)} fds ${x.openFds ?? '-'} sess ${x.sessionsActive ?? '-'}${x.indexSessions !== null ? ` idx ${x.indexSessions}/${x.indexUsers}u` : ''}` : `${n} DOWN`))
+    .map(([n, x]) =>
+      x.up
+        ? `${n} rss ${MB(x.rssBytes)} heap ${MB(x.heapUsedBytes)} fds ${x.openFds ?? '-'} sess ${x.sessionsActive ?? '-'}${x.indexSessions !== null ? ` idx ${x.indexSessions}/${x.indexUsers}u` : ''}`
+        : `${n} DOWN`,
+    )
     .join(' | ');
-  const errs = s.errors ? ` (${Object.entries(s.errorKinds).map(([k, v]) => `${k} ×${v}`).join(', ')})` : '';
+  const errs = s.errors
+    ? ` (${Object.entries(s.errorKinds)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ')})`
+    : '';
   return `t=${formatDuration(Math.round(s.atS)).padEnd(6)} ${s.phase.padEnd(5)} req ${s.requests} err ${s.errors}${errs} p95 ${s.p95Ms === null ? '-' : `${s.p95Ms.toFixed(1)}ms`} logins ${s.logins} live ${s.liveSessions ?? '-'}\n         ${redis}\n         ${nodes}`;
 }
 
@@ -104,12 +121,22 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
  * it a heap sample mostly measures garbage nobody has collected yet: an idle node has no reason
  * to run a full collection, and measured that way heaps "ended" 35-190 % above their start.
  */
-export function judge(o: Pick<SoakOptions, 'mode' | 'heapTolerance'>, end: Sample, baseHeaps: Record<string, number | null>, endHeaps: Record<string, number | null>, totals: SoakReport['totals']): Check[] {
+export function judge(
+  o: Pick<SoakOptions, 'mode' | 'heapTolerance'>,
+  end: Sample,
+  baseHeaps: Record<string, number | null>,
+  endHeaps: Record<string, number | null>,
+  totals: SoakReport['totals'],
+): Check[] {
   const checks: Check[] = [];
   checks.push({ what: 'every session gone', held: end.liveSessions === 0, detail: `${end.liveSessions ?? 'unknown'} session(s) left` });
   if (o.mode === 'shared') {
     const r = end.redis;
-    checks.push({ what: 'every index entry gone', held: !!r && r.indexKeys === 0 && r.indexMembers === 0, detail: r ? `${r.indexKeys} idx:* key(s) with ${r.indexMembers} member(s) (${r.indexMembersDead} dead)` : 'Redis not sampled' });
+    checks.push({
+      what: 'every index entry gone',
+      held: !!r && r.indexKeys === 0 && r.indexMembers === 0,
+      detail: r ? `${r.indexKeys} idx:* key(s) with ${r.indexMembers} member(s) (${r.indexMembersDead} dead)` : 'Redis not sampled',
+    });
   } else {
     const nodes = Object.entries(end.nodes);
     const unknown = nodes.filter(([, n]) => n.indexSessions === null || n.indexUsers === null).map(([name]) => name);
@@ -126,9 +153,17 @@ export function judge(o: Pick<SoakOptions, 'mode' | 'heapTolerance'>, end: Sampl
     const startHeap = baseHeaps[name] ?? null;
     const endHeap = endHeaps[name] ?? null;
     const held = startHeap !== null && endHeap !== null && endHeap <= startHeap * (1 + o.heapTolerance);
-    checks.push({ what: `${name} heap back within ${Math.round(o.heapTolerance * 100)} % of its start`, held, detail: `live heap at the start (after the warm-up, if any) ${MB(startHeap)}, after the quiet period ${MB(endHeap)}${startHeap && endHeap ? ` (${(((endHeap - startHeap) / startHeap) * 100).toFixed(0)} %)` : ''}` });
+    checks.push({
+      what: `${name} heap back within ${Math.round(o.heapTolerance * 100)} % of its start`,
+      held,
+      detail: `live heap at the start (after the warm-up, if any) ${MB(startHeap)}, after the quiet period ${MB(endHeap)}${startHeap && endHeap ? ` (${(((endHeap - startHeap) / startHeap) * 100).toFixed(0)} %)` : ''}`,
+    });
   }
-  checks.push({ what: 'no request failed', held: totals.errors === 0, detail: `${totals.errors} of ${totals.requests}${totals.errors ? `: ${JSON.stringify(totals.errorKinds)}` : ''}` });
+  checks.push({
+    what: 'no request failed',
+    held: totals.errors === 0,
+    detail: `${totals.errors} of ${totals.requests}${totals.errors ? `: ${JSON.stringify(totals.errorKinds)}` : ''}`,
+  });
   return checks;
 }
 
@@ -184,8 +219,24 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const sampled = await Promise.all(apps.map((p) => sampleNode(p.ports!.metrics!)));
       const nodes: Record<string, NodeSample> = Object.fromEntries(apps.map((p, i) => [p.name, sampled[i]!]));
       const r = redis ? await sampleRedis(redis).catch(() => null) : null;
-      const liveSessions = o.mode === 'shared' ? (r?.sessionKeys ?? null) : Object.values(nodes).reduce<number | null>((a, n) => (a === null || n.sessionsActive === null ? null : a + n.sessionsActive), 0);
-      const s: Sample = { atS: (Date.now() - t0) / 1000, phase, requests: w.requests, errors: w.errors, errorKinds: w.errorKinds, p95Ms: percentile(w.latenciesMs, 95), logins: w.logins, logouts: w.logouts, abandoned: w.abandoned, liveSessions, redis: r, nodes };
+      const liveSessions =
+        o.mode === 'shared'
+          ? (r?.sessionKeys ?? null)
+          : Object.values(nodes).reduce<number | null>((a, n) => (a === null || n.sessionsActive === null ? null : a + n.sessionsActive), 0);
+      const s: Sample = {
+        atS: (Date.now() - t0) / 1000,
+        phase,
+        requests: w.requests,
+        errors: w.errors,
+        errorKinds: w.errorKinds,
+        p95Ms: percentile(w.latenciesMs, 95),
+        logins: w.logins,
+        logouts: w.logouts,
+        abandoned: w.abandoned,
+        liveSessions,
+        redis: r,
+        nodes,
+      };
       samples.push(s);
       return s;
     };
@@ -201,7 +252,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const start = await take('start');
     o.say(formatSample(start));
     let baseHeaps: Record<string, number | null> = {};
-    const sayHeaps = (when: string, h: Record<string, number | null>) => o.say(`${o.mode}: ${when}: live heap after a full GC: ${Object.entries(h).map(([n, b]) => `${n} ${MB(b)}`).join(', ')}`);
+    const sayHeaps = (when: string, h: Record<string, number | null>) =>
+      o.say(
+        `${o.mode}: ${when}: live heap after a full GC: ${Object.entries(h)
+          .map(([n, b]) => `${n} ${MB(b)}`)
+          .join(', ')}`,
+      );
     let warmup = { requests: 0, errors: 0, errorKinds: {} as Record<string, number> };
     if (o.warmupS > 0) {
       const w = new Driver({ url: state.url, users: o.users, pool: o.pool, thinkMs: o.thinkMs, logoutAll: true });
