@@ -37,7 +37,8 @@ it('measures every configuration side by side and holds the deterministic target
   // (resave: true writes every session back on every request).
   // Per request: the same command names (leaving out what ran less than once in 20 requests, e.g. a
   // script's first EVAL), each within `tol` of the expected count.
-  const about = (m: Record<string, number> | null, expected: Record<string, number>, tol = 0.05) => {
+  // Default tolerance 0.15: requests in flight when wrk stops send commands wrk does not count (measured up to ~0.1 on a loaded machine).
+  const about = (m: Record<string, number> | null, expected: Record<string, number>, tol = 0.15) => {
     const got = Object.fromEntries(Object.entries(m ?? {}).filter(([, v]) => v >= 0.05));
     expect(Object.keys(got).sort(), JSON.stringify(got)).toEqual(Object.keys(expected).sort());
     for (const [k, v] of Object.entries(expected)) expect(Math.abs(got[k]! - v), `${k}: ${got[k]} vs ${v}`).toBeLessThanOrEqual(tol);
@@ -49,8 +50,21 @@ it('measures every configuration side by side and holds the deterministic target
   // sends a session's requests concurrently, so a compare-and-set sometimes runs again (a few %).
   about(get('shared', 'me').redisCommandsByName, { getex: 1, evalsha: 1, get: 1, set: 1 }, 0.15);
   about(get('textbook', 'me').redisCommandsByName, { get: 1, set: 1, expire: 1 });
-  // A login costs fewer commands than the textbook's.
-  expect(get('shared', 'login').redisCommandsPerRequest).toBeLessThan(get('textbook', 'login').redisCommandsPerRequest!);
+  // Commands *sent* by the nodes (their redis_commands_total; a script call is one EVALSHA): a read
+  // sends one GETEX, a counted write one EVALSHA more, a login three (reserve, SET, index-and-settle).
+  about(get('shared', 'read').redisCommandsSentByName, { getex: 1 });
+  about(get('shared', 'me').redisCommandsSentByName, { getex: 1, evalsha: 1 }, 0.15); // a compare-and-set re-sent on conflict (wrk shares sessions across connections)
+  // (Requests still in flight when wrk stops send commands but are not counted: with 1 s runs and
+  // ~150 logins/s that adds up to ~0.1 per request, hence the wider tolerance.)
+  about(get('shared', 'login').redisCommandsSentByName, { evalsha: 2, set: 1 }, 0.3);
+  expect(get('shared', 'login').redisCommandsSentPerRequest).toBeLessThan(get('textbook', 'login').redisCommandsSentPerRequest!);
+  // Concurrent writes on one session: this project keeps every acknowledged one; the textbook does not.
+  const writes = Object.fromEntries(report.concurrentWrites.map((w) => [w.config, w]));
+  for (const config of ['shared', 'sticky']) {
+    expect(writes[config]!.counter.kept, config).toBe(writes[config]!.counter.acknowledged);
+    expect(writes[config]!.cartLines.kept, config).toBe(writes[config]!.cartLines.acknowledged);
+  }
+  expect(writes.textbook!.counter.kept).toBeLessThan(writes.textbook!.counter.acknowledged);
   expect(get('sticky', 'read').redisCommandsPerRequest).toBeNull();
   // Nothing on any request path scans the keyspace.
   for (const r of report.results) expect(Object.keys(r.redisCommandsByName ?? {}).filter((n) => /scan|keys/.test(n)), `${r.config}/${r.operation}`).toEqual([]);
