@@ -84,10 +84,10 @@ export function plotRun(input: PlotInput): string {
         const color = PALETTE[k % PALETTE.length]!;
         const upper = secs.map((s, i) => base[i]! + (s.byNode[node] ?? 0));
         const pts: string[] = [];
-        secs.forEach((s, i) => pts.push(`${f(x(s.t))},${f(y(upper[i]!))}`, `${f(x(s.t + 1))},${f(y(upper[i]!))}`));
+        for (const [i, s] of secs.entries()) pts.push(`${f(x(s.t))},${f(y(upper[i]!))}`, `${f(x(s.t + 1))},${f(y(upper[i]!))}`);
         for (let i = secs.length - 1; i >= 0; i--) pts.push(`${f(x(secs[i]!.t + 1))},${f(y(base[i]!))}`, `${f(x(secs[i]!.t))},${f(y(base[i]!))}`);
         if (secs.length) out.push(`<polygon points="${pts.join(' ')}" fill="${color}" fill-opacity="0.85" stroke="${color}" stroke-width="0.5"><title>${esc(node)}</title></polygon>`);
-        upper.forEach((v, i) => (base[i] = v));
+        for (const [i, v] of upper.entries()) base[i] = v;
         legend.push({ color, text: node, y: y0 + 12 + k * 16 });
       });
     }

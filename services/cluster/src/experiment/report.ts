@@ -103,7 +103,9 @@ const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** pl
 export function k6Thresholds(summary: K6Summary): Record<string, Record<string, boolean>> {
   const out: Record<string, Record<string, boolean>> = {};
   for (const [name, metric] of Object.entries(summary.metrics)) {
-    for (const [source, t] of Object.entries(metric.thresholds ?? {})) (out[name] ??= {})[source] = t.ok;
+    const results: Record<string, boolean> = out[name] ?? {};
+    for (const [source, t] of Object.entries(metric.thresholds ?? {})) results[source] = t.ok;
+    if (Object.keys(results).length) out[name] = results;
   }
   return out;
 }
