@@ -94,6 +94,8 @@ const schema = z
       .trim()
       .regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'must be a comma-separated list of host:port (the Sentinels)')
       .optional(),
+    REDIS_WAIT_REPLICAS: int(0, 10).default(0),
+    REDIS_WAIT_TIMEOUT_MS: int(1, 10000).default(100),
     REDIS_SENTINEL_NAME: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -').default('sessions'),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
@@ -115,6 +117,9 @@ const schema = z
   .superRefine((env, ctx) => {
     if (env.SESSION_PROFILE === 'textbook' && env.SESSION_MODE !== 'shared') {
       ctx.addIssue({ code: 'custom', path: ['SESSION_PROFILE'], message: 'textbook applies to shared mode only' });
+    }
+    if (env.REDIS_WAIT_REPLICAS > 0 && env.REDIS_WAIT_TIMEOUT_MS >= env.REDIS_COMMAND_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_WAIT_TIMEOUT_MS'], message: 'must be shorter than REDIS_COMMAND_TIMEOUT_MS (WAIT blocks the connection that long)' });
     }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
@@ -150,7 +155,14 @@ export interface Config {
    * Where Redis is: `url` (its host and port are used unless Sentinels are named; its path is the
    * sessions' database either way), or the primary that the Sentinels of `sentinel` report.
    */
-  redis: { url: string; commandTimeoutMs: number; sentinel?: { name: string; sentinels: Array<{ host: string; port: number }> } };
+  redis: {
+    url: string;
+    commandTimeoutMs: number;
+    /** After a session write, wait until this many replicas have it (WAIT), up to waitTimeoutMs; 0: do not wait. */
+    waitReplicas: number;
+    waitTimeoutMs: number;
+    sentinel?: { name: string; sentinels: Array<{ host: string; port: number }> };
+  };
   session: {
     idleTimeoutS: number;
     absoluteTimeoutS: number;
@@ -223,6 +235,8 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     redis: {
       url: e.REDIS_URL,
       commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      waitReplicas: e.REDIS_WAIT_REPLICAS,
+      waitTimeoutMs: e.REDIS_WAIT_TIMEOUT_MS,
       ...(e.REDIS_SENTINELS && {
         sentinel: {
           name: e.REDIS_SENTINEL_NAME,

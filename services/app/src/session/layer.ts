@@ -70,7 +70,8 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
       store = new RedisStore({ client: redis.sessions });
       index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
     } else {
-      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy });
+      const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } : undefined;
+      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
       index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
     }
     ready = async () => {

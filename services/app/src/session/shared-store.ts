@@ -56,7 +56,15 @@ export class SharedSessionStore extends RedisStore {
 
   constructor(
     private readonly redis: Redis,
-    private readonly opts: { prefix: string; idleTimeoutS: number; codec: SessionCodec; observer: StoreObserver; merge: MergePolicy },
+    private readonly opts: {
+      prefix: string;
+      idleTimeoutS: number;
+      codec: SessionCodec;
+      observer: StoreObserver;
+      merge: MergePolicy;
+      /** Acknowledge a write only once this many replicas have it (Redis WAIT), else 503; absent: do not wait. */
+      durability?: { replicas: number; timeoutMs: number };
+    },
   ) {
     // connect-redis's own serializer path is unused (every method that decodes is overridden here).
     super({ client: redis, prefix: opts.prefix, ttl: opts.idleTimeoutS, disableTouch: true });
@@ -92,6 +100,7 @@ export class SharedSessionStore extends RedisStore {
       if (base === undefined) {
         const raw = this.opts.codec.stringify(sess);
         await this.redis.set(this.prefix + sid, raw, 'EX', ttl);
+        await this.replicated();
         remember(sess, raw);
       } else {
         await this.serialised(sid, (latest) => this.merge(sid, sess, base, latest ?? base, ttl));
@@ -172,6 +181,7 @@ export class SharedSessionStore extends RedisStore {
       }
       const reply = await (this.redis as CasRedis).sessionCas(this.prefix + sid, expected, raw, ttl);
       if (reply === 1) {
+        await this.replicated();
         adopt(sess, merged, raw);
         return raw;
       }
@@ -179,6 +189,19 @@ export class SharedSessionStore extends RedisStore {
       expected = reply; // another node wrote first: merge into what it wrote
     }
     throw storeUnavailable(new Error(`session write lost the compare-and-set ${MAX_ATTEMPTS} times`));
+  }
+
+  /**
+   * With a durability setting: waits until enough replicas have every write of this connection
+   * (WAIT). Replication is asynchronous, so without it a primary killed right after acknowledging
+   * a write can take the write with it; with it, a write is acknowledged only once a replica has
+   * it, and answered 503 when none confirms in time (it may or may not survive: the client retries).
+   */
+  private async replicated(): Promise<void> {
+    const d = this.opts.durability;
+    if (!d || d.replicas <= 0) return;
+    const acked = await this.redis.wait(d.replicas, d.timeoutMs);
+    if (acked < d.replicas) throw storeUnavailable(new Error(`${acked} of ${d.replicas} replicas confirmed the write within ${d.timeoutMs} ms`));
   }
 
   /** Runs saves of one session on this node one after another; `latest` is the payload the previous one stored. */

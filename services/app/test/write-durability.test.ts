@@ -1,0 +1,61 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Client } from '../../../testkit/client.js';
+import { startNode, type TestNode } from '../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
+import { waitFor } from '../../../testkit/ports.js';
+
+// The durability knob for asynchronous replication (REDIS_WAIT_REPLICAS): a session write is
+// acknowledged only once a replica has it (Redis WAIT), and answered 503 when none confirms in
+// time; without the knob a write is acknowledged by the primary alone.
+let primary: TestRedis, replica: TestRedis;
+let strict: TestNode, plain: TestNode;
+beforeAll(async () => {
+  [primary, replica] = await Promise.all([startTestRedis(), startTestRedis()]);
+  const r = new Redis(replica.url);
+  await r.replicaof('127.0.0.1', primary.port);
+  await waitFor('replica in sync', async () => /master_link_status:up/.test(await r.info('replication')), 10_000);
+  r.disconnect();
+  [strict, plain] = await Promise.all([
+    startNode({ REDIS_URL: primary.url, NODE_ID: 'strict', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '200' }),
+    startNode({ REDIS_URL: primary.url, NODE_ID: 'plain' }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([strict?.close(), plain?.close()]);
+  await Promise.all([primary?.stop(), replica?.stop()]);
+});
+
+const waits = async (n: TestNode) => (await n.metrics.redisCommands.get()).values.filter((v) => v.labels.command === 'wait').reduce((a, v) => a + v.value, 0);
+
+it('with a replica up, every write is confirmed by it (one WAIT per write) and the replica has the session', async () => {
+  const c = new Client(strict.url);
+  expect((await c.login('user1')).status).toBe(200);
+  const before = await waits(strict);
+  for (let i = 0; i < 3; i++) expect((await c.get('/api/me')).status).toBe(200);
+  expect(await waits(strict)).toBe(before + 3);
+  const sid = decodeURIComponent(c.cookies.get('sid')!).slice(2).split('.')[0];
+  const r = new Redis(replica.url);
+  expect(await r.exists(`s:${sid}`)).toBe(1); // already there when the write was acknowledged
+  r.disconnect();
+});
+
+it('with no replica confirming, a write is 503 (not acknowledged) within the wait timeout; without the knob it is acknowledged by the primary alone', async () => {
+  const c = new Client(strict.url);
+  expect((await c.login('user2')).status).toBe(200);
+  const p = new Client(plain.url);
+  expect((await p.login('user3')).status).toBe(200);
+  await replica.kill();
+  const t = performance.now();
+  const r = await c.get('/api/me');
+  expect(r.status).toBe(503);
+  expect(r.body.error.code).toBe('STORE_UNAVAILABLE');
+  expect(performance.now() - t).toBeLessThan(1500);
+  expect((await p.get('/api/me')).status).toBe(200);
+  // Reads do not wait: an unmodified read still works on the strict node.
+  expect((await c.get('/api/cart')).status).toBe(200);
+});
+
+it('refuses a wait timeout that is not shorter than the command timeout, naming the variable', async () => {
+  await expect(startNode({ REDIS_URL: primary.url, REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '600' })).rejects.toThrow(/REDIS_WAIT_TIMEOUT_MS must be shorter than REDIS_COMMAND_TIMEOUT_MS/);
+});
