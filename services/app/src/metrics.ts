@@ -22,6 +22,8 @@ export interface Metrics {
   storeObserver: StoreObserver;
   /** Registers the collector of the active-sessions gauge (store-specific, cheap: never a SCAN). */
   setActiveSessionsSource(source: () => Promise<number> | number): void;
+  /** Sticky mode: the in-memory per-user index's size (session ids, per-user maps), for the soak. */
+  setUserIndexSource(source: () => { sessions: number; users: number }): void;
 }
 
 export const PREFIX = 'session_cluster_';
@@ -67,6 +69,23 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
   for (const reason of ['logout', 'logout_everywhere', 'absolute_timeout', 'evicted'] as const) sessionsDestroyed.inc({ reason }, 0);
 
   let activeSource: () => Promise<number> | number = () => 0;
+  let indexSource: (() => { sessions: number; users: number }) | null = null;
+  new Gauge({
+    name: `${PREFIX}user_index_sessions`,
+    help: "Session ids in this node's in-memory per-user index (sticky mode only).",
+    registers: [registry],
+    collect() {
+      if (indexSource) this.set(indexSource().sessions);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}user_index_users`,
+    help: "Users with an entry in this node's in-memory per-user index (sticky mode only).",
+    registers: [registry],
+    collect() {
+      if (indexSource) this.set(indexSource().users);
+    },
+  });
   new Gauge({
     name: `${PREFIX}sessions_active`,
     help: 'Sessions held by the store this node uses (shared: the whole Redis session database; sticky: this node).',
@@ -94,6 +113,9 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     registry, httpRequests, httpDuration, storeDuration, storeErrors, sessionsCreated, sessionsDestroyed, logins, redisCommands, storeObserver,
     setActiveSessionsSource(source) {
       activeSource = source;
+    },
+    setUserIndexSource(source) {
+      indexSource = source;
     },
   };
 }

@@ -74,6 +74,13 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
       store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
       index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
     }
+    // The index janitor (user-index.ts): every node, every quarter of the idle timeout (5-60 s,
+    // jittered so nodes do not run it in step). A failure (Redis down) waits for the next round.
+    const redisIndex = index as RedisUserSessionIndex;
+    const every = Math.min(60, Math.max(5, idleTimeoutS / 4)) * 1000;
+    const janitor = setInterval(() => void redisIndex.sweep().catch(() => {}), every * (0.8 + Math.random() * 0.4));
+    janitor.unref();
+    close = () => clearInterval(janitor);
     ready = async () => {
       const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
       return pings.every((p) => p.status === 'fulfilled');
@@ -82,7 +89,9 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
   } else {
     const local = new LocalSessionStore({ idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy });
     store = local;
-    index = new LocalUserSessionIndex(local, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
+    const localIndex = new LocalUserSessionIndex(local, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
+    index = localIndex;
+    metrics.setUserIndexSource(() => localIndex.stats);
     ready = async () => true;
     close = () => local.close();
     metrics.setActiveSessionsSource(() => local.size);

@@ -16,8 +16,13 @@ import type { Settlement } from './login-limiter.js';
  * - "log out everywhere" deletes every member's session and the set in one step, so a login
  *   that races it is either ended with the rest or stays listed, never orphaned.
  * The set expires one absolute timeout after the latest login, since no session in it can
- * outlive that, and listing prunes too. What remains: a user who never logs in again keeps up to
- * `maxPerUser` dead members until that expiry (bounded by users x cap; `npm run soak` reports it).
+ * outlive that, and listing prunes too. Users who never come back are handled by a janitor that
+ * needs no SCAN: a sorted set `idx:due` holds each user with the time at which their index must
+ * next be checked (a login schedules it one idle timeout ahead). Every node runs `sweep()`
+ * periodically: one script takes the users that are due, drops their members whose session is
+ * gone, and either reschedules the user for the moment the earliest of their live sessions would
+ * expire (its TTL) or, with none left, deletes the index and the schedule. A dead member is thus
+ * gone within one sweep interval of its session's expiry, not an absolute timeout later.
  *
  * The sessions and the index live in two logical databases of one Redis (session/layer.ts), so
  * the scripts SELECT between them (a Redis Cluster deployment would put both in db 0 under one
@@ -56,7 +61,9 @@ interface IndexOptions {
 }
 
 // KEYS[1] index, then login-limiter counters to settle (ARGV[8] of them to delete, the rest to
-// decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix, clearCount.
+// decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix, clearCount,
+// schedule key, when the user's index is next due (ms), user. (The schedule and limiter keys live
+// in the same database as the index; key names computed in the script are fine on one Redis.)
 // Returns the ids evicted while alive.
 const ADD = `
 local idx, sid = KEYS[1], ARGV[1]
@@ -89,10 +96,44 @@ if over > 0 then
   redis.call('SELECT', auxDb)
 end
 redis.call('EXPIRE', idx, ARGV[4])
+redis.call('ZADD', ARGV[9], ARGV[10], ARGV[11])
 return evicted
 `;
 
+// KEYS[1] the schedule (idx:due); ARGV: now ms, limit, sessionsDb, auxDb, sessionPrefix, indexPrefix.
+// Returns {users checked, members pruned, indexes deleted}.
+const SWEEP = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local now = tonumber(ARGV[1])
+local pruned, deleted = 0, 0
+for _, user in ipairs(due) do
+  local idx = ARGV[6] .. user
+  local members = redis.call('ZRANGE', idx, 0, -1)
+  redis.call('SELECT', ARGV[3])
+  local dead, soonest = {}, nil
+  for _, m in ipairs(members) do
+    local ttl = redis.call('PTTL', ARGV[5] .. m)
+    if ttl < 0 then dead[#dead + 1] = m
+    elseif soonest == nil or ttl < soonest then soonest = ttl end
+  end
+  redis.call('SELECT', ARGV[4])
+  if #dead > 0 then redis.call('ZREM', idx, unpack(dead)); pruned = pruned + #dead end
+  if soonest == nil then
+    redis.call('DEL', idx)
+    redis.call('ZREM', KEYS[1], user)
+    deleted = deleted + 1
+  else
+    redis.call('ZADD', KEYS[1], now + soonest + 1, user)
+  end
+end
+return {#due, pruned, deleted}
+`;
+
 // KEYS[1] index; ARGV: sessionsDb, auxDb, sessionPrefix. Returns how many sessions existed.
+const INDEX_PREFIX = 'idx:';
+/** The janitor's schedule: user -> when their index must next be checked (epoch ms). */
+const DUE_KEY = 'idx-due';
+
 const END_ALL = `
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
@@ -106,6 +147,7 @@ return ended
 interface IndexRedis extends Redis {
   indexAdd(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   indexEndAll(key: string, sessionsDb: number, auxDb: number, prefix: string): Promise<number>;
+  indexSweep(key: string, now: number, limit: number, sessionsDb: number, auxDb: number, sessionPrefix: string, indexPrefix: string): Promise<[number, number, number]>;
 }
 
 export class RedisUserSessionIndex implements UserSessionIndex {
@@ -121,19 +163,42 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     if (!('indexAdd' in aux)) {
       aux.defineCommand('indexAdd', { lua: ADD });
       aux.defineCommand('indexEndAll', { numberOfKeys: 1, lua: END_ALL });
+      aux.defineCommand('indexSweep', { numberOfKeys: 1, lua: SWEEP });
     }
     this.aux = aux as IndexRedis;
   }
 
   private key(user: string): string {
-    return `idx:${user}`;
+    return `${INDEX_PREFIX}${user}`;
+  }
+
+  /**
+   * Checks the users whose index is due (see above), `limit` at a time, until none is due or
+   * `maxRounds` batches ran; returns the members pruned and indexes deleted.
+   */
+  async sweep(limit = 500, maxRounds = 10): Promise<{ checked: number; pruned: number; deleted: number }> {
+    const o = this.opts;
+    const total = { checked: 0, pruned: 0, deleted: 0 };
+    try {
+      for (let round = 0; round < maxRounds; round++) {
+        const [checked, pruned, deleted] = await this.aux.indexSweep(DUE_KEY, Date.now(), limit, o.sessionsDb, o.auxDb, this.sessionPrefix, INDEX_PREFIX);
+        total.checked += checked;
+        total.pruned += pruned;
+        total.deleted += deleted;
+        if (checked < limit) break;
+      }
+      return total;
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
   }
 
   async add(user: string, sid: string, createdAt: number, settle: Settlement = { clear: [], release: [] }): Promise<string[]> {
     const o = this.opts;
     const keys = [this.key(user), ...settle.clear, ...settle.release];
     try {
-      return await this.aux.indexAdd(keys.length, ...keys, sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix, settle.clear.length);
+      const due = Date.now() + o.idleTimeoutS * 1000; // no session of the user can have expired before
+      return await this.aux.indexAdd(keys.length, ...keys, sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix, settle.clear.length, DUE_KEY, due, user);
     } catch (err) {
       throw storeUnavailable(err);
     }

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalSessionStore } from '../../src/session/local-store.js';
-import type { LocalUserSessionIndex } from '../../src/session/user-index.js';
+import type { LocalUserSessionIndex, RedisUserSessionIndex } from '../../src/session/user-index.js';
 import { Client } from '../../../../testkit/client.js';
 import { startNode, type TestNode } from '../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
@@ -141,5 +141,32 @@ describe('sticky mode', () => {
     expect(list.body.sessions).toHaveLength(2);
     expect((await devices[1]!.del('/api/sessions')).body.ended).toBe(2);
     for (const d of devices) expect((await d.get('/api/me')).status).toBe(401);
+  });
+});
+
+describe('index janitor (shared)', () => {
+  it('removes the members of users who never come back within a sweep of their sessions expiring, and then the index itself, without SCAN', async () => {
+    const node = await startNode({ REDIS_URL: redis.url, NODE_ID: 'janitor', SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '3600' });
+    try {
+      const index = node.handle.sessions.index as RedisUserSessionIndex;
+      await Promise.all(['user16', 'user16', 'user17'].map((u) => new Client(node.url).login(u)));
+      const keeper = new Client(node.url);
+      await keeper.login('user18');
+      expect(await aux.zcard('idx:user16')).toBe(2);
+      expect(await aux.ttl('idx:user16')).toBeGreaterThan(3000); // the key itself would live an absolute timeout
+      // Nobody comes back; keeper keeps reading (its session stays alive).
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 400));
+        expect((await keeper.get('/api/cart')).status).toBe(200);
+      }
+      const stats = await index.sweep();
+      expect(stats.pruned).toBeGreaterThanOrEqual(3);
+      expect(await aux.exists('idx:user16', 'idx:user17')).toBe(0);
+      expect(await aux.zcard('idx:user18')).toBe(1); // a live session stays listed
+      // Nothing on the way scanned the keyspace.
+      expect(await aux.info('commandstats')).not.toMatch(/cmdstat_(scan|keys):/);
+    } finally {
+      await node.close();
+    }
   });
 });
