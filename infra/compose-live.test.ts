@@ -83,7 +83,11 @@ function run(cmd: string, args: string[], opts: { env?: Record<string, string>; 
     maxBuffer: 64 * 1024 * 1024,
   });
   const timedOut = r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
-  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${timedOut ? `timed out after ${opts.timeoutMs ?? 2 * MIN} ms` : String(r.error)}` : '') };
+  return {
+    status: r.status,
+    stdout: r.stdout ?? '',
+    stderr: (r.stderr ?? '') + (r.error ? `\n${timedOut ? `timed out after ${opts.timeoutMs ?? 2 * MIN} ms` : String(r.error)}` : ''),
+  };
 }
 
 const tail = (s: string, n = 40) => s.trim().split('\n').slice(-n).join('\n');
@@ -159,7 +163,11 @@ async function loginAs(n: number): Promise<Client> {
 /** Nothing of the project is left in the engine: no container, volume or network. */
 function leftovers(): string[] {
   const label = `label=com.docker.compose.project=${PROJECT}`;
-  const lines = (args: string[]) => must(docker(args), `docker ${args.join(' ')}`).trim().split('\n').filter(Boolean);
+  const lines = (args: string[]) =>
+    must(docker(args), `docker ${args.join(' ')}`)
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   return [
     ...lines(['ps', '-a', '--filter', label, '--format', 'container {{.Names}}']),
     ...lines(['volume', 'ls', '--filter', label, '--format', 'volume {{.Name}}']),
@@ -191,7 +199,10 @@ function expectAllHealthy(vars: Record<string, string>, expectedServices: string
 
 /** Images the compose file (and the app's Dockerfile, ARG NODE_IMAGE) names, beside the app's own. */
 function imagesNeeded(): string[] {
-  const listed = must(run('docker', ['compose', '-f', 'docker-compose.yml', '--profile', 'loadtest', 'config', '--images'], { env: composeVars() }), 'docker compose config --images')
+  const listed = must(
+    run('docker', ['compose', '-f', 'docker-compose.yml', '--profile', 'loadtest', 'config', '--images'], { env: composeVars() }),
+    'docker compose config --images',
+  )
     .split('\n')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -254,7 +265,10 @@ beforeAll(async () => {
   }
   if (!pull && grafana.length) composeFiles.push('-f', NO_GRAFANA);
   const all = must(compose(['config', '--services']), 'docker compose config --services');
-  services = all.split('\n').map((s) => s.trim()).filter(Boolean);
+  services = all
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
   // 3. The signing secret compose mounts (git-ignored; created if absent, removed again after).
   if (!fs.existsSync(SECRET)) {
@@ -313,125 +327,200 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
     expect(Object.keys(up).sort()).toEqual(names);
   }, 90_000);
 
-  it('docker kill of the replica that served the last request loses no session and fails no GET; Prometheus shows it down', async () => {
-    const others = await Promise.all([2, 3, 4, 5, 6].map(loginAs));
-    const before = (await client.get('/api/me')).body.requests as number;
-    victim = servedBy(await client.get('/api/me'));
-    must(docker(['kill', victim]), `docker kill ${victim}`);
-    expect(inspect(victim, '{{.State.Running}}')).toBe('false');
+  it(
+    'docker kill of the replica that served the last request loses no session and fails no GET; Prometheus shows it down',
+    async () => {
+      const others = await Promise.all([2, 3, 4, 5, 6].map(loginAs));
+      const before = (await client.get('/api/me')).body.requests as number;
+      victim = servedBy(await client.get('/api/me'));
+      must(docker(['kill', victim]), `docker kill ${victim}`);
+      expect(inspect(victim, '{{.State.Running}}')).toBe('false');
 
-    // Every GET succeeds. (With `resolve`, a GET whose connect to the dead replica times out
-    // while nginx's re-resolution drops that replica cannot be passed on by proxy_next_upstream:
-    // its peer snapshot is stale, "no live upstreams", 502. nginx.conf's @again location gives such
-    // a GET one fresh upstream pass; without it this loop failed in about half the kills.)
-    let expected = before + 1;
-    for (let i = 0; i < 20; i++) {
-      const r = await client.get('/api/me');
-      expect(r.status, `GET ${i} after the kill (served by ${servedBy(r)})\n${nginxLog()}`).toBe(200);
-      expect(r.body.user).toBe('user1');
-      expect(r.body.requests).toBe(++expected);
-      expect(servedBy(r)).not.toBe(victim);
-    }
-    for (const [i, c] of others.entries()) {
-      for (let k = 0; k < 3; k++) {
-        const r = await c.get('/api/me');
-        expect(r.status, `user${i + 2} GET ${k} (served by ${servedBy(r)})\n${nginxLog()}`).toBe(200);
-        expect(r.body.user).toBe(`user${i + 2}`);
+      // Every GET succeeds. (With `resolve`, a GET whose connect to the dead replica times out
+      // while nginx's re-resolution drops that replica cannot be passed on by proxy_next_upstream:
+      // its peer snapshot is stale, "no live upstreams", 502. nginx.conf's @again location gives such
+      // a GET one fresh upstream pass; without it this loop failed in about half the kills.)
+      let expected = before + 1;
+      for (let i = 0; i < 20; i++) {
+        const r = await client.get('/api/me');
+        expect(r.status, `GET ${i} after the kill (served by ${servedBy(r)})\n${nginxLog()}`).toBe(200);
+        expect(r.body.user).toBe('user1');
+        expect(r.body.requests).toBe(++expected);
+        expect(servedBy(r)).not.toBe(victim);
       }
-    }
-    // The killed replica stays a target and is down: the dashboards' "Nodes up" reads 2 of 3.
-    await until(`Prometheus showing ${victim} down`, 60_000, async () => ((await appUp())[victim] === 0 ? true : undefined));
-    const up = await appUp();
-    expect(Object.keys(up).sort()).toEqual(names);
-    expect(Number((await query('sum(up{job="app"})'))[0]!.value[1])).toBe(2);
-    expect(Number((await query('count(up{job="app"})'))[0]!.value[1])).toBe(3);
-  }, 3 * MIN);
+      for (const [i, c] of others.entries()) {
+        for (let k = 0; k < 3; k++) {
+          const r = await c.get('/api/me');
+          expect(r.status, `user${i + 2} GET ${k} (served by ${servedBy(r)})\n${nginxLog()}`).toBe(200);
+          expect(r.body.user).toBe(`user${i + 2}`);
+        }
+      }
+      // The killed replica stays a target and is down: the dashboards' "Nodes up" reads 2 of 3.
+      await until(`Prometheus showing ${victim} down`, 60_000, async () => ((await appUp())[victim] === 0 ? true : undefined));
+      const up = await appUp();
+      expect(Object.keys(up).sort()).toEqual(names);
+      expect(Number((await query('sum(up{job="app"})'))[0]!.value[1])).toBe(2);
+      expect(Number((await query('count(up{job="app"})'))[0]!.value[1])).toBe(3);
+    },
+    3 * MIN,
+  );
 
-  it('docker start brings it back: healthy, served by nginx again, up in Prometheus', async () => {
-    must(docker(['start', victim]), `docker start ${victim}`);
-    await until(`${victim} healthy again`, 150_000, () => (inspect(victim, '{{.State.Health.Status}}') === 'healthy' ? true : undefined), 1000);
-    await until(`nginx sending requests to ${victim} again`, 60_000, async () => {
-      const r = await client.get('/api/me');
-      expect(r.status).toBe(200);
-      return servedBy(r) === victim ? true : undefined;
-    }, 200);
-    await until(`Prometheus showing ${victim} up`, 60_000, async () => ((await appUp())[victim] === 1 ? true : undefined));
-    expect(appNames(vars)).toEqual(names);
-  }, 6 * MIN);
+  it(
+    'docker start brings it back: healthy, served by nginx again, up in Prometheus',
+    async () => {
+      must(docker(['start', victim]), `docker start ${victim}`);
+      await until(`${victim} healthy again`, 150_000, () => (inspect(victim, '{{.State.Health.Status}}') === 'healthy' ? true : undefined), 1000);
+      await until(
+        `nginx sending requests to ${victim} again`,
+        60_000,
+        async () => {
+          const r = await client.get('/api/me');
+          expect(r.status).toBe(200);
+          return servedBy(r) === victim ? true : undefined;
+        },
+        200,
+      );
+      await until(`Prometheus showing ${victim} up`, 60_000, async () => ((await appUp())[victim] === 1 ? true : undefined));
+      expect(appNames(vars)).toEqual(names);
+    },
+    6 * MIN,
+  );
 
-  it('keeps the sessions across a Redis restart (append-only file on the redis-data volume)', async () => {
-    const before = (await client.get('/api/me')).body.requests as number;
-    await sleep(1500); // appendfsync everysec: what was written more than a second ago is on disk
-    must(compose(['restart', 'redis'], vars, 2 * MIN), 'docker compose restart redis');
-    const r = await until('the session answering again after the Redis restart', 60_000, async () => {
-      const res = await client.get('/api/me');
-      return res.status === 503 ? undefined : res;
-    }, 250);
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect(r.body.user).toBe('user1');
-    expect(r.body.requests).toBeGreaterThan(before);
-    await until('every replica ready again', 150_000, () => (ps(vars).filter((c) => c.Service === 'app').every((c) => c.Health === 'healthy') ? true : undefined), 1000);
-  }, 5 * MIN);
+  it(
+    'keeps the sessions across a Redis restart (append-only file on the redis-data volume)',
+    async () => {
+      const before = (await client.get('/api/me')).body.requests as number;
+      await sleep(1500); // appendfsync everysec: what was written more than a second ago is on disk
+      must(compose(['restart', 'redis'], vars, 2 * MIN), 'docker compose restart redis');
+      const r = await until(
+        'the session answering again after the Redis restart',
+        60_000,
+        async () => {
+          const res = await client.get('/api/me');
+          return res.status === 503 ? undefined : res;
+        },
+        250,
+      );
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.user).toBe('user1');
+      expect(r.body.requests).toBeGreaterThan(before);
+      await until(
+        'every replica ready again',
+        150_000,
+        () =>
+          ps(vars)
+            .filter((c) => c.Service === 'app')
+            .every((c) => c.Health === 'healthy')
+            ? true
+            : undefined,
+        1000,
+      );
+    },
+    5 * MIN,
+  );
 
-  it('runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose leaves the replicas alone', async () => {
-    // The documented command (loadtest/README.md "With Docker instead"): KILL=1 tells the
-    // thresholds a replica dies mid-run (and is started again: RESTART defaults to 1); the
-    // experiment profile with DURATION and VUS keeps the run short.
-    const args = ['compose', ...composeFiles, 'run', '--rm', 'k6', 'run', '-e', 'PROFILE=experiment', '-e', 'DURATION=24s', '-e', 'VUS=6', '-e', 'KILL=1', '/scripts/survival.js'];
-    const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars() }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
-    try {
-      // Kill one replica once k6 is running (its VUs have logged in), as the README suggests.
-      await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
-      await sleep(6000);
-      const target = `${PROJECT}-app-2`;
-      const killed = docker(['kill', target]);
-      expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
-      await sleep(6000);
-      must(docker(['start', target]), `docker start ${target}`);
-      const code = await exited;
-      expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
-    } finally {
-      clearTimeout(timer);
-    }
-    // k6 evaluated the shared-mode claims (lib/claims.js) and none failed.
-    expect(out).toMatch(/✓ sessions_lost: count==0/);
-    expect(out).not.toMatch(/✗/);
-    // The run did not scale the app down or recreate it.
-    expect(appNames(vars)).toEqual(names);
-    // k6 pushed its metrics to Prometheus (remote write), where the dashboards read them.
-    await until('k6 metrics in Prometheus', 30_000, async () => ((await query('count(k6_http_reqs_total)')).length > 0 ? true : undefined));
-  }, 6 * MIN);
+  it(
+    'runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose leaves the replicas alone',
+    async () => {
+      // The documented command (loadtest/README.md "With Docker instead"): KILL=1 tells the
+      // thresholds a replica dies mid-run (and is started again: RESTART defaults to 1); the
+      // experiment profile with DURATION and VUS keeps the run short.
+      const args = [
+        'compose',
+        ...composeFiles,
+        'run',
+        '--rm',
+        'k6',
+        'run',
+        '-e',
+        'PROFILE=experiment',
+        '-e',
+        'DURATION=24s',
+        '-e',
+        'VUS=6',
+        '-e',
+        'KILL=1',
+        '/scripts/survival.js',
+      ];
+      const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars() }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
+      try {
+        // Kill one replica once k6 is running (its VUs have logged in), as the README suggests.
+        await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
+        await sleep(6000);
+        const target = `${PROJECT}-app-2`;
+        const killed = docker(['kill', target]);
+        expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
+        await sleep(6000);
+        must(docker(['start', target]), `docker start ${target}`);
+        const code = await exited;
+        expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
+      } finally {
+        clearTimeout(timer);
+      }
+      // k6 evaluated the shared-mode claims (lib/claims.js) and none failed.
+      expect(out).toMatch(/✓ sessions_lost: count==0/);
+      expect(out).not.toMatch(/✗/);
+      // The run did not scale the app down or recreate it.
+      expect(appNames(vars)).toEqual(names);
+      // k6 pushed its metrics to Prometheus (remote write), where the dashboards read them.
+      await until('k6 metrics in Prometheus', 30_000, async () => ((await query('count(k6_http_reqs_total)')).length > 0 ? true : undefined));
+    },
+    6 * MIN,
+  );
 
-  it('scaling to 5 (APP_REPLICAS=5 docker compose up -d app) reaches nginx without restarting it, and Prometheus', async () => {
-    const nginx = `${PROJECT}-nginx-1`;
-    const nginxBefore = inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}');
-    await until('every replica healthy before scaling', 150_000, () => (ps(vars).filter((c) => c.Service === 'app').every((c) => c.Health === 'healthy') ? true : undefined), 1000);
-    must(compose(['up', '-d', '--wait', '--wait-timeout', '180', 'app'], { APP_REPLICAS: '5' }, 5 * MIN), 'APP_REPLICAS=5 docker compose up -d app');
-    const five = [1, 2, 3, 4, 5].map((i) => `${PROJECT}-app-${i}`);
-    expect(appNames({ APP_REPLICAS: '5' })).toEqual(five);
-    expect(inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}'), 'nginx must not be recreated or restarted').toBe(nginxBefore);
-    const seen = new Set<string>();
-    await until('nginx serving from all five replicas', 60_000, async () => {
-      const r = await client.get('/api/me');
-      expect(r.status).toBe(200);
-      seen.add(servedBy(r));
-      return seen.size === 5 ? true : undefined;
-    }, 100);
-    expect([...seen].sort()).toEqual(five);
-    await until('Prometheus scraping all five replicas', 60_000, async () => {
-      const u = await appUp();
-      return five.every((n) => u[n] === 1) ? true : undefined;
-    });
-  }, 6 * MIN);
+  it(
+    'scaling to 5 (APP_REPLICAS=5 docker compose up -d app) reaches nginx without restarting it, and Prometheus',
+    async () => {
+      const nginx = `${PROJECT}-nginx-1`;
+      const nginxBefore = inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}');
+      await until(
+        'every replica healthy before scaling',
+        150_000,
+        () =>
+          ps(vars)
+            .filter((c) => c.Service === 'app')
+            .every((c) => c.Health === 'healthy')
+            ? true
+            : undefined,
+        1000,
+      );
+      must(compose(['up', '-d', '--wait', '--wait-timeout', '180', 'app'], { APP_REPLICAS: '5' }, 5 * MIN), 'APP_REPLICAS=5 docker compose up -d app');
+      const five = [1, 2, 3, 4, 5].map((i) => `${PROJECT}-app-${i}`);
+      expect(appNames({ APP_REPLICAS: '5' })).toEqual(five);
+      expect(inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}'), 'nginx must not be recreated or restarted').toBe(nginxBefore);
+      const seen = new Set<string>();
+      await until(
+        'nginx serving from all five replicas',
+        60_000,
+        async () => {
+          const r = await client.get('/api/me');
+          expect(r.status).toBe(200);
+          seen.add(servedBy(r));
+          return seen.size === 5 ? true : undefined;
+        },
+        100,
+      );
+      expect([...seen].sort()).toEqual(five);
+      await until('Prometheus scraping all five replicas', 60_000, async () => {
+        const u = await appUp();
+        return five.every((n) => u[n] === 1) ? true : undefined;
+      });
+    },
+    6 * MIN,
+  );
 
-  it('docker compose down -v leaves nothing behind', () => {
-    downAndCheck({ APP_REPLICAS: '5' });
-  }, 3 * MIN);
+  it(
+    'docker compose down -v leaves nothing behind',
+    () => {
+      downAndCheck({ APP_REPLICAS: '5' });
+    },
+    3 * MIN,
+  );
 });
 
 // =============================================================================================
@@ -443,45 +532,53 @@ describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
     must(compose(['up', '-d', '--build', '--wait', '--wait-timeout', '240'], vars, 8 * MIN), 'SESSION_MODE=sticky docker compose up');
   }, 10 * MIN);
 
-  it('keeps each client on one replica, and a kill loses exactly that replica\'s sessions', async () => {
-    expect(appNames(vars)).toEqual([1, 2, 3].map((i) => `${PROJECT}-app-${i}`));
-    expectAllHealthy(vars, services);
-    const clients = await Promise.all(Array.from({ length: 12 }, (_, i) => loginAs(i + 1)));
-    const home: string[] = [];
-    for (const [i, c] of clients.entries()) {
-      const nodes = new Set<string>();
-      for (let k = 0; k < 4; k++) {
+  it(
+    "keeps each client on one replica, and a kill loses exactly that replica's sessions",
+    async () => {
+      expect(appNames(vars)).toEqual([1, 2, 3].map((i) => `${PROJECT}-app-${i}`));
+      expectAllHealthy(vars, services);
+      const clients = await Promise.all(Array.from({ length: 12 }, (_, i) => loginAs(i + 1)));
+      const home: string[] = [];
+      for (const [i, c] of clients.entries()) {
+        const nodes = new Set<string>();
+        for (let k = 0; k < 4; k++) {
+          const r = await c.get('/api/me');
+          expect(r.status).toBe(200);
+          nodes.add(servedBy(r));
+        }
+        expect([...nodes], `user${i + 1} must stay on one replica`).toHaveLength(1);
+        home.push([...nodes][0]!);
+      }
+      expect(new Set(home).size, `12 clients on ${[...new Set(home)].join(', ')}`).toBeGreaterThan(1);
+
+      const victim = home[0]!;
+      must(docker(['kill', victim]), `docker kill ${victim}`);
+      const lost: number[] = [];
+      for (const [i, c] of clients.entries()) {
         const r = await c.get('/api/me');
-        expect(r.status).toBe(200);
-        nodes.add(servedBy(r));
+        if (home[i] === victim) {
+          expect(r.status, `user${i + 1} was on ${victim}: its session is gone (answered by ${servedBy(r)}: ${JSON.stringify(r.body)})\n${nginxLog()}`).toBe(401);
+          expect(servedBy(r)).not.toBe(victim);
+          lost.push(i);
+        } else {
+          expect(r.status, `user${i + 1} on ${home[i]} (answered by ${servedBy(r)}: ${JSON.stringify(r.body)})\n${nginxLog()}`).toBe(200);
+          expect(servedBy(r), `user${i + 1} keeps its replica`).toBe(home[i]);
+        }
       }
-      expect([...nodes], `user${i + 1} must stay on one replica`).toHaveLength(1);
-      home.push([...nodes][0]!);
-    }
-    expect(new Set(home).size, `12 clients on ${[...new Set(home)].join(', ')}`).toBeGreaterThan(1);
+      expect(lost.length).toBe(home.filter((h) => h === victim).length);
+      // A lost user logs in again, on a replica that is up.
+      const again = await clients[lost[0]!]!.login(`user${lost[0]! + 1}`);
+      expect(again.status).toBe(200);
+      expect(servedBy(again)).not.toBe(victim);
+    },
+    3 * MIN,
+  );
 
-    const victim = home[0]!;
-    must(docker(['kill', victim]), `docker kill ${victim}`);
-    const lost: number[] = [];
-    for (const [i, c] of clients.entries()) {
-      const r = await c.get('/api/me');
-      if (home[i] === victim) {
-        expect(r.status, `user${i + 1} was on ${victim}: its session is gone (answered by ${servedBy(r)}: ${JSON.stringify(r.body)})\n${nginxLog()}`).toBe(401);
-        expect(servedBy(r)).not.toBe(victim);
-        lost.push(i);
-      } else {
-        expect(r.status, `user${i + 1} on ${home[i]} (answered by ${servedBy(r)}: ${JSON.stringify(r.body)})\n${nginxLog()}`).toBe(200);
-        expect(servedBy(r), `user${i + 1} keeps its replica`).toBe(home[i]);
-      }
-    }
-    expect(lost.length).toBe(home.filter((h) => h === victim).length);
-    // A lost user logs in again, on a replica that is up.
-    const again = await clients[lost[0]!]!.login(`user${lost[0]! + 1}`);
-    expect(again.status).toBe(200);
-    expect(servedBy(again)).not.toBe(victim);
-  }, 3 * MIN);
-
-  it('docker compose down -v leaves nothing behind', () => {
-    downAndCheck(vars);
-  }, 3 * MIN);
+  it(
+    'docker compose down -v leaves nothing behind',
+    () => {
+      downAndCheck(vars);
+    },
+    3 * MIN,
+  );
 });

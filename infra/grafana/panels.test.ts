@@ -48,9 +48,15 @@ function redisSet(port: number, key: string): Promise<void> {
 // with the project's own nginx.conf; only the session nodes are missing.
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'panels-'));
-  const [redisPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode] = (await Promise.all(
-    Array.from({ length: 7 }, () => freePort()),
-  )) as [number, number, number, number, number, number, number];
+  const [redisPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode] = (await Promise.all(Array.from({ length: 7 }, () => freePort()))) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const start = async (spec: PartSpec) => parts.push(await launch(spec, tmp));
 
   await start(redisSpec(redisPort, tmp));
@@ -83,7 +89,12 @@ beforeAll(async () => {
   // Every target scraped successfully, then enough samples for rate() over 30 s (two or more).
   await waitFor('all four targets up', async () => (await scalar('sum(up)')) === 4, 30_000, 250);
   for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/lb/healthz`).then((r) => r.text());
-  await waitFor('rate() over nginx and redis counters', async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total[30s]))')) === 2, 30_000, 500);
+  await waitFor(
+    'rate() over nginx and redis counters',
+    async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total[30s]))')) === 2,
+    30_000,
+    500,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -148,7 +159,10 @@ describe('evaluatePanels against a real Prometheus', () => {
     expect(exporters.filter((r) => r.series === 0).map((r) => `${r.panel} (${r.refId}): ${r.expr}`)).toEqual([]);
     // Panels on up find the scrape targets.
     for (const panel of ['Nodes up', 'Scrape targets up']) {
-      expect(res.filter((r) => r.panel === panel).every((r) => r.series > 0), panel).toBe(true);
+      expect(
+        res.filter((r) => r.panel === panel).every((r) => r.series > 0),
+        panel,
+      ).toBe(true);
     }
     // And the numbers they show: four targets up of four; Redis and nginx up; the one key this
     // test wrote, in db0.

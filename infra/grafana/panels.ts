@@ -107,7 +107,7 @@ export function panelExpressions(dashboardsDir: string = DASHBOARDS_DIR, variabl
           try {
             expr = substituteVariables(t.expr, vars);
           } catch (err) {
-            throw new Error(`${file}: panel "${panel}": ${(err as Error).message}`);
+            throw new Error(`${file}: panel "${panel}": ${(err as Error).message}`, { cause: err });
           }
           out.push({ dashboard, file, panel, panelId: Number(p.id), refId: String(t.refId ?? ''), expr, template: t.expr });
         }

@@ -26,11 +26,7 @@ function promtool(...args: string[]): { ok: boolean; output: string } {
 }
 
 const localTargets = {
-  app: [
-    { target: '127.0.0.1:41001', labels: { node: 'app-1' } },
-    { target: '127.0.0.1:41002', labels: { node: 'app-2' } },
-    '127.0.0.1:41003',
-  ],
+  app: [{ target: '127.0.0.1:41001', labels: { node: 'app-1' } }, { target: '127.0.0.1:41002', labels: { node: 'app-2' } }, '127.0.0.1:41003'],
   nginx: ['127.0.0.1:41113'],
   redis: ['127.0.0.1:41121'],
   prometheus: ['127.0.0.1:49090'],
@@ -99,7 +95,11 @@ describe('localPrometheusConfig (services/cluster/src/prometheus-config.ts)', ()
     expect(r.output).toContain('SUCCESS');
     // promtool reads the file_sd files it can find and only warns about missing ones: none here.
     expect(r.output).not.toMatch(/WARNING/);
-    expect(Object.keys(files).map((f) => path.basename(f)).sort()).toEqual(['app.json', 'nginx.json', 'prometheus.json', 'redis.json']);
+    expect(
+      Object.keys(files)
+        .map((f) => path.basename(f))
+        .sort(),
+    ).toEqual(['app.json', 'nginx.json', 'prometheus.json', 'redis.json']);
   });
 
   it('keeps globals, job names and job settings, and swaps only the discovery for file_sd', () => {
@@ -171,7 +171,9 @@ scrape_configs:
     expect(() => localPrometheusConfig(composeText, { ...localTargets, redis: ['http://127.0.0.1:1/metrics'] }, tmp)).toThrow(/is not host:port/);
     expect(() => localPrometheusConfig(composeText, { ...localTargets, redis: ['127.0.0.1:1', '127.0.0.1:1'] }, tmp)).toThrow(/listed twice/);
     expect(() => localPrometheusConfig(composeText, { ...localTargets, app: [{ target: '127.0.0.1:1', labels: { instance: 'x' } }] }, tmp)).toThrow(/Prometheus's own/);
-    expect(() => localPrometheusConfig(composeText, { ...localTargets, app: [{ target: '127.0.0.1:1', labels: { '1node': 'x' } }] }, tmp)).toThrow(/not a usable target label name/);
+    expect(() => localPrometheusConfig(composeText, { ...localTargets, app: [{ target: '127.0.0.1:1', labels: { '1node': 'x' } }] }, tmp)).toThrow(
+      /not a usable target label name/,
+    );
     expect(() => localPrometheusConfig('global: {}\n', localTargets, tmp)).toThrow(/no scrape_configs/);
   });
 

@@ -105,11 +105,18 @@ function failureProblems(r) {
   const problems = [];
   const failures = r.failures;
   const bad = failures.filter((f) => failureClass(f.status) === '4xx');
-  if (bad.length) problems.push(`${bad.length} failed request(s) with a 4xx (${[...new Set(bad.map((f) => f.status))].join(', ')}): only network errors and 5xx may come from a dying node`);
+  if (bad.length)
+    problems.push(`${bad.length} failed request(s) with a 4xx (${[...new Set(bad.map((f) => f.status))].join(', ')}): only network errors and 5xx may come from a dying node`);
   const from = r.killAtS - LIMITS.killSlackS;
   const to = r.killAtS + LIMITS.killWindowS;
   const away = failures.filter((f) => f.t < from || f.t > to);
-  if (away.length) problems.push(`${away.length} failed request(s) away from the kill (at ${away.slice(0, 5).map((f) => `${f.t.toFixed(1)}s`).join(', ')}; the kill was at ${r.killAtS}s)`);
+  if (away.length)
+    problems.push(
+      `${away.length} failed request(s) away from the kill (at ${away
+        .slice(0, 5)
+        .map((f) => `${f.t.toFixed(1)}s`)
+        .join(', ')}; the kill was at ${r.killAtS}s)`,
+    );
   const logins = count(failures, (f) => f.kind === 'login');
   if (logins) problems.push(`${logins} failed login(s)`);
   const writesByVu = {};
@@ -198,18 +205,24 @@ export function judge(r) {
     const lostDuring = new Set(during.map((l) => l.vu));
     const strangers = after.filter((l) => !lostDuring.has(l.vu));
     if (strangers.length) problems.push(`${strangers.length} session(s) lost after the restart by VUs that had not lost theirs in the outage`);
-    if (held > 0 && r.endS - r.readyAtS >= LIMITS.returnWithinS && after.length !== held) problems.push(`${after.length} session(s) lost after the restart, but ${r.killedNode} held ${held} (the run went on ${Math.round(r.endS - r.readyAtS)} s after its readiness)`);
+    if (held > 0 && r.endS - r.readyAtS >= LIMITS.returnWithinS && after.length !== held)
+      problems.push(
+        `${after.length} session(s) lost after the restart, but ${r.killedNode} held ${held} (the run went on ${Math.round(r.endS - r.readyAtS)} s after its readiness)`,
+      );
   }
   const between = r.losses.length - before.length - during.length - after.length;
   if (between) problems.push(`${between} session(s) lost at another time`);
-  if (r.sessionsTotal < r.vus + during.length || r.sessionsTotal > r.vus + r.sessionsLost) problems.push(`${r.sessionsTotal} login(s): expected one per VU and one after each loss (${r.vus} + ${r.sessionsLost})`);
+  if (r.sessionsTotal < r.vus + during.length || r.sessionsTotal > r.vus + r.sessionsLost)
+    problems.push(`${r.sessionsTotal} login(s): expected one per VU and one after each loss (${r.vus} + ${r.sessionsLost})`);
   return verdict(
     `the sessions held by ${r.killedNode} (${held ?? '?'}) are lost when it is SIGKILLed and nobody else's; ` +
       (r.readyAtS !== null ? `once it is back, the same users lose their sessions a second time (their route cookies lead back to it); ` : '') +
       `failures as in shared mode`,
     problems,
     `${during.length} lost during the outage (${r.killedNode} held ${held})` +
-      (after.length ? `, the same ${after.length} users again after the restart (their route cookies lead back to ${r.killedNode}, which does not have the sessions they re-created elsewhere)` : '') +
+      (after.length
+        ? `, the same ${after.length} users again after the restart (their route cookies lead back to ${r.killedNode}, which does not have the sessions they re-created elsewhere)`
+        : '') +
       `; 0 lost on other nodes`,
   );
 }

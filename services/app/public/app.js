@@ -91,7 +91,7 @@ async function api(method, path, body, { anonymousOk = false } = {}) {
     record(method, path, reply, false);
     return reply;
   }
-  let data = null;
+  let data;
   try {
     const text = await res.text();
     data = text ? JSON.parse(text) : null;

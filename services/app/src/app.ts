@@ -117,4 +117,3 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
 function revalidateHtml(res: express.Response, file: string): void {
   if (file.endsWith('.html')) res.setHeader('Cache-Control', 'no-cache');
 }
-

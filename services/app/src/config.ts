@@ -50,7 +50,10 @@ const trustProxy = z
       return z.NEVER;
     }
     if (/^\d+$/.test(v)) return Number(v);
-    const parts = v.split(',').map((p) => p.trim()).filter(Boolean);
+    const parts = v
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     const ok = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
     const bad = parts.find((p) => !ok.test(p));
     if (bad) {
@@ -81,13 +84,21 @@ function estimatedBits(secret: string): number {
 const schema = z
   .object({
     NODE_ENV: z.enum(['production', 'development', 'test']).default('production'),
-    NODE_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -').default(os.hostname()),
+    NODE_ID: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -')
+      .default(os.hostname()),
     PORT: int(0, 65535).default(3000),
     METRICS_PORT: int(0, 65535).default(9100),
     HOST: z.string().trim().min(1).default('0.0.0.0'),
     SESSION_MODE: z.enum(['shared', 'sticky']).default('shared'),
     SESSION_SECRETS: z.string().min(1, 'is required (comma-separated; the first signs, all verify)'),
-    REDIS_URL: z.string().trim().regex(/^rediss?:\/\/[^\s]+$/, 'must look like redis://host:port[/db]').default('redis://127.0.0.1:6379/0'),
+    REDIS_URL: z
+      .string()
+      .trim()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'must look like redis://host:port[/db]')
+      .default('redis://127.0.0.1:6379/0'),
     REDIS_COMMAND_TIMEOUT_MS: int(50, 60000).default(500),
     REDIS_SENTINELS: z
       .string()
@@ -96,7 +107,11 @@ const schema = z
       .optional(),
     REDIS_WAIT_REPLICAS: int(0, 10).default(0),
     REDIS_WAIT_TIMEOUT_MS: int(1, 10000).default(100),
-    REDIS_SENTINEL_NAME: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -').default('sessions'),
+    REDIS_SENTINEL_NAME: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -')
+      .default('sessions'),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
@@ -187,7 +202,10 @@ export interface Config {
 
 /** A configuration error names the variable at fault. */
 export class ConfigError extends Error {
-  constructor(readonly variable: string, readonly detail: string) {
+  constructor(
+    readonly variable: string,
+    readonly detail: string,
+  ) {
     super(`invalid configuration: ${variable} ${detail}`);
     this.name = 'ConfigError';
   }
@@ -202,7 +220,15 @@ function withSecretsFile(env: Record<string, string | undefined>): Record<string
   if (!file) return env;
   if (env.SESSION_SECRETS) throw new ConfigError('SESSION_SECRETS_FILE', 'cannot be combined with SESSION_SECRETS; set one of them');
   try {
-    return { ...env, SESSION_SECRETS: fs.readFileSync(file, 'utf8').trim().split(/[\n,]+/).filter(Boolean).join(',') };
+    return {
+      ...env,
+      SESSION_SECRETS: fs
+        .readFileSync(file, 'utf8')
+        .trim()
+        .split(/[\n,]+/)
+        .filter(Boolean)
+        .join(','),
+    };
   } catch (err) {
     throw new ConfigError('SESSION_SECRETS_FILE', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}; got ${JSON.stringify(file)}`);
   }

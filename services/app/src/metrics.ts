@@ -33,10 +33,19 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
   registry.setDefaultLabels({ node: info.nodeId });
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
 
-  new Gauge({ name: `${PREFIX}node_info`, help: 'Constant 1, labelled with the node identity, session mode and version.', labelNames: ['mode', 'version'], registers: [registry] })
-    .set({ mode: info.mode, version: info.version }, 1);
+  new Gauge({
+    name: `${PREFIX}node_info`,
+    help: 'Constant 1, labelled with the node identity, session mode and version.',
+    labelNames: ['mode', 'version'],
+    registers: [registry],
+  }).set({ mode: info.mode, version: info.version }, 1);
 
-  const httpRequests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests by route template, method and status.', labelNames: ['route', 'method', 'status'] as const, registers: [registry] });
+  const httpRequests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP requests by route template, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
   const httpDuration = new Histogram({
     name: `${PREFIX}http_request_duration_seconds`,
     help: 'HTTP request duration by route template and method.',
@@ -51,9 +60,19 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [registry],
   });
-  const storeErrors = new Counter({ name: `${PREFIX}session_store_errors_total`, help: 'Session store operations that failed, by operation.', labelNames: ['operation'] as const, registers: [registry] });
+  const storeErrors = new Counter({
+    name: `${PREFIX}session_store_errors_total`,
+    help: 'Session store operations that failed, by operation.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
   const sessionsCreated = new Counter({ name: `${PREFIX}sessions_created_total`, help: 'Sessions created at login.', registers: [registry] });
-  const sessionsDestroyed = new Counter({ name: `${PREFIX}sessions_destroyed_total`, help: 'Sessions ended by this node, by reason.', labelNames: ['reason'] as const, registers: [registry] });
+  const sessionsDestroyed = new Counter({
+    name: `${PREFIX}sessions_destroyed_total`,
+    help: 'Sessions ended by this node, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   const redisCommands = new Counter({
     name: `${PREFIX}redis_commands_total`,
     help: 'Commands this node sent to Redis, by connection (sessions, aux) and command; a script call is one EVALSHA (Redis counts the commands inside it too).',
@@ -110,7 +129,16 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
   };
 
   return {
-    registry, httpRequests, httpDuration, storeDuration, storeErrors, sessionsCreated, sessionsDestroyed, logins, redisCommands, storeObserver,
+    registry,
+    httpRequests,
+    httpDuration,
+    storeDuration,
+    storeErrors,
+    sessionsCreated,
+    sessionsDestroyed,
+    logins,
+    redisCommands,
+    storeObserver,
     setActiveSessionsSource(source) {
       activeSource = source;
     },

@@ -49,9 +49,26 @@ describe('session codec', () => {
 
   it('reads back exactly what it wrote, for any JSON session (property)', () => {
     const line = fc.record({ sku: fc.string({ maxLength: 8 }), qty: fc.integer() });
-    const appShaped = fc.record({ user: fc.string(), loginAt: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer()), node: fc.string(), requests: fc.oneof(fc.integer(), fc.constant(null)), cart: fc.oneof(fc.array(line), fc.jsonValue()) }, { requiredKeys: [] });
-    const anything = fc.dictionary(fc.string({ maxLength: 10 }).filter((k) => k !== '__proto__'), fc.jsonValue(), { maxKeys: 6 });
-    const cookieArb = fc.oneof(fc.constant(undefined), fc.constant(restoredCookie), fc.date({ noInvalidDate: true }).map((d) => ({ ...restoredCookie, expires: d.toISOString() })));
+    const appShaped = fc.record(
+      {
+        user: fc.string(),
+        loginAt: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer()),
+        node: fc.string(),
+        requests: fc.oneof(fc.integer(), fc.constant(null)),
+        cart: fc.oneof(fc.array(line), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    );
+    const anything = fc.dictionary(
+      fc.string({ maxLength: 10 }).filter((k) => k !== '__proto__'),
+      fc.jsonValue(),
+      { maxKeys: 6 },
+    );
+    const cookieArb = fc.oneof(
+      fc.constant(undefined),
+      fc.constant(restoredCookie),
+      fc.date({ noInvalidDate: true }).map((d) => ({ ...restoredCookie, expires: d.toISOString() })),
+    );
     fc.assert(
       fc.property(fc.oneof(appShaped, anything), cookieArb, (data, c) => {
         const sess = json(c === undefined ? data : { ...data, cookie: c });

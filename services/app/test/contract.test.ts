@@ -61,7 +61,7 @@ describe('POST /api/login', () => {
 });
 
 describe('GET /api/me', () => {
-  it('counts this session\'s /api/me calls and reports user, node and login time', async () => {
+  it("counts this session's /api/me calls and reports user, node and login time", async () => {
     const c = new Client(node.url);
     const login = await c.login('user4');
     for (let i = 1; i <= 3; i++) {
@@ -96,7 +96,13 @@ describe('cart', () => {
     expect((await c.post('/api/cart/items', { sku: 'book-1', qty: 2 })).status).toBe(201);
     await c.post('/api/cart/items', { sku: 'book-1', qty: 1 });
     await c.post('/api/cart/items', { sku: 'pen', qty: 5 });
-    expect((await c.get('/api/cart')).body).toEqual({ items: [{ sku: 'book-1', qty: 3 }, { sku: 'pen', qty: 5 }], count: 8 });
+    expect((await c.get('/api/cart')).body).toEqual({
+      items: [
+        { sku: 'book-1', qty: 3 },
+        { sku: 'pen', qty: 5 },
+      ],
+      count: 8,
+    });
   });
 
   it('validates items, naming the field', async () => {

@@ -18,7 +18,16 @@ it('drains on SIGTERM: in-flight requests complete, then the process exits 0', a
   const port = await freePort();
   const metricsPort = await freePort();
   const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
-    env: { PATH: process.env.PATH, SESSION_SECRETS: SECRET_A, REDIS_URL: redis.url, PORT: String(port), METRICS_PORT: String(metricsPort), HOST: '127.0.0.1', DEMO_USERS: '5', NODE_ID: 'drainer' },
+    env: {
+      PATH: process.env.PATH,
+      SESSION_SECRETS: SECRET_A,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      HOST: '127.0.0.1',
+      DEMO_USERS: '5',
+      NODE_ID: 'drainer',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

@@ -44,7 +44,11 @@ it('counts requests by route template, logins by result and the session store, w
 
   // Labels are templates and enums: no user name, no session id, no query string.
   const labelValues = [...text.matchAll(/\w+="([^"]*)"/g)].map((m) => m[1]!);
-  for (const bad of ['user1', 'user2', 'user3', sid, sid.slice(0, 8), '?user=']) expect(labelValues.some((v) => v.includes(bad)), bad).toBe(false);
+  for (const bad of ['user1', 'user2', 'user3', sid, sid.slice(0, 8), '?user='])
+    expect(
+      labelValues.some((v) => v.includes(bad)),
+      bad,
+    ).toBe(false);
   // Every metric is ours (prefixed), counters end in _total and durations in _seconds.
   for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     expect(name).toMatch(/^session_cluster_/);
@@ -72,7 +76,11 @@ it('counts the Redis commands each request sends: a read is one GETEX, a write o
     return out;
   };
   const delta = (a: Record<string, number>, b: Record<string, number>) =>
-    Object.fromEntries(Object.entries(b).filter(([k, v]) => v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
+    Object.fromEntries(
+      Object.entries(b)
+        .filter(([k, v]) => v !== (a[k] ?? 0))
+        .map(([k, v]) => [k, v - (a[k] ?? 0)]),
+    );
   const c = new Client(node.url);
   await c.login('user4');
   await c.get('/api/me'); // scripts are loaded (EVALSHA hits from here on)

@@ -132,7 +132,15 @@ describe('shared store when Redis fails', () => {
   it('rejects (promise) or errs (callback) with STORE_UNAVAILABLE on every operation, never resolving as if it worked', async () => {
     const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     const store = new SharedSessionStore(down, { prefix: 'sess:', idleTimeoutS: 100, codec, observer: noopObserver, merge: appMergePolicy }) as any;
-    for (const op of [() => store.get('x'), () => store.set('x', { a: 1 }), () => store.destroy('x'), () => store.length(), () => store.all(), () => store.ids(), () => store.clear()]) {
+    for (const op of [
+      () => store.get('x'),
+      () => store.set('x', { a: 1 }),
+      () => store.destroy('x'),
+      () => store.length(),
+      () => store.all(),
+      () => store.ids(),
+      () => store.clear(),
+    ]) {
       await expect(op()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
     }
     const viaCallback = await new Promise<any>((ok) => store.get('x', (err: unknown) => ok(err)));
@@ -192,7 +200,7 @@ describe.each(subjects)('$name store behind express-session', (subject) => {
     await store.clear();
   });
 
-  it('regenerate issues a new id and ends the old one; destroy ends it; reload sees another request\'s change', async () => {
+  it("regenerate issues a new id and ends the old one; destroy ends it; reload sees another request's change", async () => {
     const store = subject.make() as any;
     const app = await appWith(store);
     const { body: s1 } = await app.get('/set/a');

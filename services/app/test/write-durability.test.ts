@@ -57,5 +57,7 @@ it('with no replica confirming, a write is 503 (not acknowledged) within the wai
 });
 
 it('refuses a wait timeout that is not shorter than the command timeout, naming the variable', async () => {
-  await expect(startNode({ REDIS_URL: primary.url, REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '600' })).rejects.toThrow(/REDIS_WAIT_TIMEOUT_MS must be shorter than REDIS_COMMAND_TIMEOUT_MS/);
+  await expect(startNode({ REDIS_URL: primary.url, REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '600' })).rejects.toThrow(
+    /REDIS_WAIT_TIMEOUT_MS must be shorter than REDIS_COMMAND_TIMEOUT_MS/,
+  );
 });

@@ -6,7 +6,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isListening } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
-import { appSpec, healthy, launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, resolveBinary, sentinelSpec, type PartKind, type PartSpec, type PartState, type RedisPersistence } from './parts.js';
+import {
+  appSpec,
+  healthy,
+  launch,
+  nginxExporterSpec,
+  nginxSpec,
+  prometheusSpec,
+  redisExporterSpec,
+  redisSpec,
+  resolveBinary,
+  sentinelSpec,
+  type PartKind,
+  type PartSpec,
+  type PartState,
+  type RedisPersistence,
+} from './parts.js';
 import { localPrometheusConfig } from './prometheus-config.js';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
 import { validateNodeEnvironment } from './lib/node-settings.js';
@@ -104,13 +119,15 @@ function sessionSecrets(dir: string): string {
 export function renderNginx(opts: { confDir: string; mode: Mode; port: number; statusPort: number; servers: string[] }): void {
   fs.mkdirSync(opts.confDir, { recursive: true });
   fs.copyFileSync(path.join(REPO_ROOT, 'nginx.conf'), path.join(opts.confDir, 'nginx.conf'));
-  execFileSync('sh', [path.join(REPO_ROOT, 'infra/nginx/render.sh'), opts.confDir, opts.mode, `127.0.0.1:${opts.port}`, `127.0.0.1:${opts.statusPort}`, ...opts.servers], { stdio: 'pipe' });
+  execFileSync('sh', [path.join(REPO_ROOT, 'infra/nginx/render.sh'), opts.confDir, opts.mode, `127.0.0.1:${opts.port}`, `127.0.0.1:${opts.statusPort}`, ...opts.servers], {
+    stdio: 'pipe',
+  });
   // stdout must be a file, not a socketpair: nginx opens /dev/stdout for its access log.
   const out = fs.openSync(path.join(opts.confDir, 'nginx-t.out'), 'w');
   try {
     execFileSync(resolveBinary('nginx'), ['-t', '-q', '-p', opts.confDir + '/', '-c', path.join(opts.confDir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', out, 'pipe'] });
   } catch (err) {
-    throw new Error(`nginx: the rendered configuration is invalid:\n${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+    throw new Error(`nginx: the rendered configuration is invalid:\n${String((err as { stderr?: Buffer }).stderr ?? err)}`, { cause: err });
   } finally {
     fs.closeSync(out);
   }
@@ -166,7 +183,17 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const state: ClusterState = { dir, mode, nodes, url: `http://127.0.0.1:${port}`, startedAt: new Date().toISOString(), settings, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof', store }), parts: [] };
+  const state: ClusterState = {
+    dir,
+    mode,
+    nodes,
+    url: `http://127.0.0.1:${port}`,
+    startedAt: new Date().toISOString(),
+    settings,
+    logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+    ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof', store }),
+    parts: [],
+  };
   const started = async (spec: PartSpec) => {
     opts.signal?.throwIfAborted();
     const part = await launchReporting(spec, logDir, say);
@@ -285,16 +312,37 @@ function owns(part: PartState): boolean {
   return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
 }
 
-export async function ps(dir = DEFAULT_DIR): Promise<{ url: string; mode: Mode; redisPersistence?: RedisPersistence; store?: Store; settings: Record<string, string>; parts: PartStatus[] }> {
+export async function ps(
+  dir = DEFAULT_DIR,
+): Promise<{ url: string; mode: Mode; redisPersistence?: RedisPersistence; store?: Store; settings: Record<string, string>; parts: PartStatus[] }> {
   const state = requireState(dir);
   const parts = await Promise.all(
     state.parts.map(async (p) => {
       const alive = owns(p);
       const role = alive && (p.kind === 'redis' || p.kind === 'sentinel') ? await redisRole(p.port) : undefined;
-      return { name: p.name, kind: p.kind, pid: alive ? p.pid : null, port: p.port, url: p.url, alive, healthy: alive && (await healthy(p)), mode: state.mode, log: p.log, ...(p.ports && { ports: p.ports }), ...(role && { role }) };
+      return {
+        name: p.name,
+        kind: p.kind,
+        pid: alive ? p.pid : null,
+        port: p.port,
+        url: p.url,
+        alive,
+        healthy: alive && (await healthy(p)),
+        mode: state.mode,
+        log: p.log,
+        ...(p.ports && { ports: p.ports }),
+        ...(role && { role }),
+      };
     }),
   );
-  return { url: state.url, mode: state.mode, ...(state.redisPersistence && { redisPersistence: state.redisPersistence }), ...(state.store && { store: state.store }), settings: state.settings ?? {}, parts };
+  return {
+    url: state.url,
+    mode: state.mode,
+    ...(state.redisPersistence && { redisPersistence: state.redisPersistence }),
+    ...(state.store && { store: state.store }),
+    settings: state.settings ?? {},
+    parts,
+  };
 }
 
 /** Sends a signal to one part (default SIGKILL: a crash). Returns once it is gone (or after 15 s for TERM). */

@@ -93,7 +93,16 @@ export function sentinelSpec(opts: { index: number; port: number; dir: string; p
       '',
     ].join('\n'),
   );
-  return { name: `sentinel-${opts.index}`, kind: 'sentinel', command: resolveBinary('sentinel'), args: [conf, '--sentinel'], env: {}, port: opts.port, url: `redis://127.0.0.1:${opts.port}`, health: { type: 'tcp' } };
+  return {
+    name: `sentinel-${opts.index}`,
+    kind: 'sentinel',
+    command: resolveBinary('sentinel'),
+    args: [conf, '--sentinel'],
+    env: {},
+    port: opts.port,
+    url: `redis://127.0.0.1:${opts.port}`,
+    health: { type: 'tcp' },
+  };
 }
 
 /** A part that answers HTTP on 127.0.0.1:port; `healthPath` proves it is up. */
@@ -162,10 +171,16 @@ export async function launch(spec: PartSpec, logDir: string, timeoutMs = 30_000)
   fs.appendFileSync(log, `--- ${new Date().toISOString()} starting ${spec.name}\n`);
   const proc = startProcess({ name: spec.name, command: spec.command, args: spec.args, logFile: log, env: { PATH: process.env.PATH ?? '', ...spec.env }, detached: true });
   try {
-    await waitFor(`${spec.name} to become healthy`, () => healthy(spec), timeoutMs, 100, () => (proc.alive() ? null : 'it exited'));
+    await waitFor(
+      `${spec.name} to become healthy`,
+      () => healthy(spec),
+      timeoutMs,
+      100,
+      () => (proc.alive() ? null : 'it exited'),
+    );
   } catch (err) {
     await proc.stop('SIGKILL', 2000);
-    throw new Error(`${(err as Error).message}\n--- last lines of ${log}:\n${tail(log)}`);
+    throw new Error(`${(err as Error).message}\n--- last lines of ${log}:\n${tail(log)}`, { cause: err });
   }
   return { ...spec, pid: proc.pid, log };
 }

@@ -48,11 +48,7 @@ const TARGET = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function localPrometheusConfig(
-  composeYamlText: string,
-  targets: Readonly<Record<string, JobTargets>>,
-  targetsDir: string,
-): LocalPrometheusConfig {
+export function localPrometheusConfig(composeYamlText: string, targets: Readonly<Record<string, JobTargets>>, targetsDir: string): LocalPrometheusConfig {
   const doc: unknown = parse(composeYamlText);
   if (!isObj(doc)) throw new Error('prometheus config: the document is not a mapping');
   const scrapeConfigs = doc['scrape_configs'];

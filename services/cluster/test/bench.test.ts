@@ -13,7 +13,21 @@ import type { BenchReport } from '../src/bench/run.js';
 it('measures every configuration side by side and holds the deterministic targets', async () => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'), '--json', '--no-doc', '--rounds', '2', '--seconds', '1', '--connections', '8', '--stored', '1000,100000', '--memory-sessions', '20000'],
+    [
+      path.join(REPO_ROOT, 'services/cluster/dist/bench/cli.js'),
+      '--json',
+      '--no-doc',
+      '--rounds',
+      '2',
+      '--seconds',
+      '1',
+      '--connections',
+      '8',
+      '--stored',
+      '1000,100000',
+      '--memory-sessions',
+      '20000',
+    ],
     { timeout: 240_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;
@@ -32,7 +46,12 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.spread.ratioToLimit[0]).toBeLessThanOrEqual(r.spread.ratioToLimit[1]);
     }
   }
-  console.log(`bench: commands per request ${report.results.filter((r) => r.redisCommandsByName).map((r) => `${r.config}/${r.operation} ${JSON.stringify(r.redisCommandsByName)}`).join('; ')}`);
+  console.log(
+    `bench: commands per request ${report.results
+      .filter((r) => r.redisCommandsByName)
+      .map((r) => `${r.config}/${r.operation} ${JSON.stringify(r.redisCommandsByName)}`)
+      .join('; ')}`,
+  );
   // One Redis command per authenticated read, and it is GETEX; the textbook's is GET + SET
   // (resave: true writes every session back on every request).
   // Per request: the same command names (leaving out what ran less than once in 20 requests, e.g. a
@@ -67,7 +86,11 @@ it('measures every configuration side by side and holds the deterministic target
   expect(writes.textbook!.counter.kept).toBeLessThan(writes.textbook!.counter.acknowledged);
   expect(get('sticky', 'read').redisCommandsPerRequest).toBeNull();
   // Nothing on any request path scans the keyspace.
-  for (const r of report.results) expect(Object.keys(r.redisCommandsByName ?? {}).filter((n) => /scan|keys/.test(n)), `${r.config}/${r.operation}`).toEqual([]);
+  for (const r of report.results)
+    expect(
+      Object.keys(r.redisCommandsByName ?? {}).filter((n) => /scan|keys/.test(n)),
+      `${r.config}/${r.operation}`,
+    ).toEqual([]);
 
   // O(1) in the number of stored sessions: at 1k and at 100k keys a read is the same one GETEX,
   // and a scrape of every node's metrics costs a DBSIZE per node, never a SCAN.

@@ -30,7 +30,16 @@ beforeAll(async () => {
     chromium
       .launch({
         executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+          '--disable-quic',
+        ],
       })
       .then((b) => (browser = b)),
     startCluster({ mode: 'shared', nodes: 3 }).then((c) => (shared = c)),

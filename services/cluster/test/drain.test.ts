@@ -32,8 +32,23 @@ it('drains a node with zero failed requests', async () => {
   await Promise.all(workers);
 
   const failed = results.filter((r) => r.status >= 400);
-  console.log(`drain: ${results.length} requests (${results.filter((r) => r.method === 'POST').length} POST) by node ${JSON.stringify(tally(results, (r) => r.node))}; failed ${failed.length}; app-2 drained in ${drainMs} ms`);
-  if (failed.length) console.log(fs.readFileSync(path.join(cluster.dir, 'logs', 'nginx.log'), 'utf8').split('\n').filter((l) => /\[error\]|\[warn\]| 502 /.test(l)).slice(0, 20).join('\n'), fs.readFileSync(path.join(cluster.dir, 'logs', 'app-2.log'), 'utf8').split('\n').filter((l) => /drain|listen|exit/.test(l)).join('\n'));
+  console.log(
+    `drain: ${results.length} requests (${results.filter((r) => r.method === 'POST').length} POST) by node ${JSON.stringify(tally(results, (r) => r.node))}; failed ${failed.length}; app-2 drained in ${drainMs} ms`,
+  );
+  if (failed.length)
+    console.log(
+      fs
+        .readFileSync(path.join(cluster.dir, 'logs', 'nginx.log'), 'utf8')
+        .split('\n')
+        .filter((l) => /\[error\]|\[warn\]| 502 /.test(l))
+        .slice(0, 20)
+        .join('\n'),
+      fs
+        .readFileSync(path.join(cluster.dir, 'logs', 'app-2.log'), 'utf8')
+        .split('\n')
+        .filter((l) => /drain|listen|exit/.test(l))
+        .join('\n'),
+    );
   expect(failed).toEqual([]);
   expect(results.some((r) => r.node === 'app-2')).toBe(true);
 });

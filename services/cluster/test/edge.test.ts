@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe('request ids', () => {
-  it('every response has nginx\'s X-Request-Id, a client cannot choose it, and the serving node logged it', async () => {
+  it("every response has nginx's X-Request-Id, a client cannot choose it, and the serving node logged it", async () => {
     const r = await fetch(shared.url + '/api/me', { headers: { 'x-request-id': 'chosen-by-client' } });
     const rid = r.headers.get('x-request-id');
     expect(rid).toMatch(/^[0-9a-f]{32}$/);

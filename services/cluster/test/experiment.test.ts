@@ -24,8 +24,11 @@ afterAll(() => {
 function runCli(args: string[], timeout: number): Promise<{ code: number; stdout: string; stderr: string }> {
   const gobin = path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin');
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, PATH: `${process.env.PATH}:${gobin}` }, maxBuffer: 16 * 1024 * 1024, timeout }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: ROOT, env: { ...process.env, PATH: `${process.env.PATH}:${gobin}` }, maxBuffer: 16 * 1024 * 1024, timeout },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -39,7 +42,9 @@ function common(r: { stdout: string }, run: RunSummary) {
   expect(r.stdout).toMatch(new RegExp(`${run.mode}: t=\\d+\\.\\ds {2}SIGKILL app-\\d`));
   expect(r.stdout).toMatch(/starting app-\d again/);
   expect(r.stdout).toMatch(/mode\s+nodes\s+VUs\s+requests/);
-  console.log(`${run.mode}: ${run.requests} requests, ${run.failedRequests} failed, ${run.sessionsLost} lost (${run.sessionsLostDuringOutage} during the outage, ${run.sessionsLostAfterRestart} after), p95 ${run.p95Ms} ms; killed ${run.killedNode} at ${run.killAtS}s, ready again at ${run.readyAtS}s; share ${JSON.stringify(run.shareBeforeKill)} -> ${JSON.stringify(run.shareAfterKill)}; claim: ${run.claim.why}`);
+  console.log(
+    `${run.mode}: ${run.requests} requests, ${run.failedRequests} failed, ${run.sessionsLost} lost (${run.sessionsLostDuringOutage} during the outage, ${run.sessionsLostAfterRestart} after), p95 ${run.p95Ms} ms; killed ${run.killedNode} at ${run.killAtS}s, ready again at ${run.readyAtS}s; share ${JSON.stringify(run.shareBeforeKill)} -> ${JSON.stringify(run.shareAfterKill)}; claim: ${run.claim.why}`,
+  );
   // 10 VUs pace at 50-100 ms, so ~100 req/s on a quiet machine; measured 46/s with the benchmark
   // running beside it (p95 375 ms). 15/s only says the load ran for the whole run.
   expect(run.requests).toBeGreaterThan(run.durationS * 15);
@@ -68,7 +73,12 @@ it('shared mode keeps every session through a SIGKILL and a restart', { timeout:
   expect(fs.existsSync(CLI), `${CLI} is missing: build first (npx tsc -p services/cluster)`).toBe(true);
   const dir = path.join(out, 'shared');
   const r = await runCli([...base, '--mode', 'shared', '--duration', '16s', '--out', dir], 90_000);
-  if (r.code !== 0) console.log(r.stdout, r.stderr, fs.existsSync(path.join(dir, 'summary.json')) ? JSON.stringify(JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).runs[0].claim) : '');
+  if (r.code !== 0)
+    console.log(
+      r.stdout,
+      r.stderr,
+      fs.existsSync(path.join(dir, 'summary.json')) ? JSON.stringify(JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).runs[0].claim) : '',
+    );
   expect(r.code).toBe(0); // every claim held
   const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary;
   expect(summary.machine.k6).toMatch(/^v1\./);

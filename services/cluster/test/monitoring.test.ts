@@ -45,7 +45,17 @@ it('every panel has data after load and a failover, and the panels the run deter
   const run: K6Run = {
     bin: resolveK6(),
     script: SURVIVAL_SCRIPT,
-    vars: { BASE_URL: cluster.url, MODE: 'shared', PROFILE: 'experiment', DURATION: '20s', VUS: String(VUS), USER_OFFSET: '40', KILL: '1', RESTART: '1', SUMMARY_PATH: path.join(cluster.dir, 'k6-summary.json') },
+    vars: {
+      BASE_URL: cluster.url,
+      MODE: 'shared',
+      PROFILE: 'experiment',
+      DURATION: '20s',
+      VUS: String(VUS),
+      USER_OFFSET: '40',
+      KILL: '1',
+      RESTART: '1',
+      SUMMARY_PATH: path.join(cluster.dir, 'k6-summary.json'),
+    },
     jsonOut: path.join(cluster.dir, 'k6.json'),
     htmlReport: path.join(cluster.dir, 'k6.html'),
     prometheusWrite: `${prom}/api/v1/write`,
@@ -105,7 +115,10 @@ it('every panel has data after load and a failover, and the panels the run deter
   const viaNginx = (await value('nginx requests/s vs nodes’ requests/s', 'A', { variables: { ...window, job: '.+' } })) * seconds;
   const k6Requests = summary.metrics.http_reqs!.values.count!;
   console.log(`monitoring: over ${seconds} s the nodes counted ~${Math.round(nodes)} requests, nginx ~${Math.round(viaNginx)}, k6 sent ${k6Requests}`);
-  for (const [who, n] of [['nodes', nodes], ['nginx', viaNginx]] as const) {
+  for (const [who, n] of [
+    ['nodes', nodes],
+    ['nginx', viaNginx],
+  ] as const) {
     expect(n / k6Requests, who).toBeGreaterThan(0.5);
     expect(n / k6Requests, who).toBeLessThan(1.25);
   }

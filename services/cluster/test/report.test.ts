@@ -72,7 +72,16 @@ describe('judge (loadtest/lib/claims.js)', () => {
     const sticky = judge(stickyRun());
     expect(sticky).toMatchObject({ held: true, problems: [] });
     expect(sticky.why).toMatch(/^4 lost during the outage \(app-1 held 4\), the same 4 users again after the restart/);
-    const baseline = { ...sharedRun(), failures: [], killedNode: null, killedNodeServedBeforeKill: null, killAtS: null, restartAtS: null, readyAtS: null, k6: { exitCode: 0, thresholds: passed('shared', false, false, VUS) } };
+    const baseline = {
+      ...sharedRun(),
+      failures: [],
+      killedNode: null,
+      killedNodeServedBeforeKill: null,
+      killAtS: null,
+      restartAtS: null,
+      readyAtS: null,
+      k6: { exitCode: 0, thresholds: passed('shared', false, false, VUS) },
+    };
     expect(judge(baseline)).toMatchObject({ held: true });
   });
 
@@ -85,10 +94,20 @@ describe('judge (loadtest/lib/claims.js)', () => {
   it('failures: only network errors or 5xx, around the kill, at most one write per VU, reads within 0.1 %, no login', () => {
     const withFailures = (failures: JudgeInput['failures']) => problems({ ...sharedRun(), failures });
     expect(withFailures([{ t: 6.2, kind: 'write', status: '403', vu: '3' }])).toMatch(/4xx \(403\)/);
-    expect(withFailures([{ t: 6.2, kind: 'write', status: '0', vu: '3' }, { t: 6.3, kind: 'write', status: '503', vu: '4' }])).toBe('');
+    expect(
+      withFailures([
+        { t: 6.2, kind: 'write', status: '0', vu: '3' },
+        { t: 6.3, kind: 'write', status: '503', vu: '4' },
+      ]),
+    ).toBe('');
     expect(withFailures([{ t: 25, kind: 'write', status: '502', vu: '3' }])).toMatch(/away from the kill \(at 25\.0s/);
     expect(withFailures([{ t: 6 - LIMITS.killSlackS - 0.1, kind: 'write', status: '502', vu: '3' }])).toMatch(/away from the kill/);
-    expect(withFailures([{ t: 6.2, kind: 'write', status: '502', vu: '3' }, { t: 6.4, kind: 'write', status: '502', vu: '3' }])).toMatch(/VU\(s\) 3 \(2\) failed more than 1 write/);
+    expect(
+      withFailures([
+        { t: 6.2, kind: 'write', status: '502', vu: '3' },
+        { t: 6.4, kind: 'write', status: '502', vu: '3' },
+      ]),
+    ).toMatch(/VU\(s\) 3 \(2\) failed more than 1 write/);
     expect(withFailures([{ t: 6.2, kind: 'login', status: '502', vu: '3' }])).toMatch(/1 failed login/);
     // 2000 reads: 2 may fail (0.1 %), a third may not.
     const reads = (n: number) => Array.from({ length: n }, (_, i) => ({ t: 6.1, kind: 'read', status: '502', vu: String(i + 1) }));
@@ -120,7 +139,9 @@ describe('judge (loadtest/lib/claims.js)', () => {
     const home = r.losses.map((l, i) => (i === 0 ? { ...l, answeredBy: 'app-1', answer: 'home' } : l));
     expect(problems({ ...r, losses: home })).toMatch(/from the node that held the session/);
     // Lost before the kill.
-    expect(problems({ ...r, losses: [{ t: 3, node: 'app-3', answeredBy: 'app-3', answer: 'home', vu: '9' }, ...r.losses], sessionsLost: 9, sessionsTotal: VUS + 9 })).toMatch(/1 session\(s\) lost before the kill/);
+    expect(problems({ ...r, losses: [{ t: 3, node: 'app-3', answeredBy: 'app-3', answer: 'home', vu: '9' }, ...r.losses], sessionsLost: 9, sessionsTotal: VUS + 9 })).toMatch(
+      /1 session\(s\) lost before the kill/,
+    );
   });
 
   it('sticky: after the restart the same users lose their sessions once more, on the restarted node', () => {
@@ -128,21 +149,36 @@ describe('judge (loadtest/lib/claims.js)', () => {
     const during = r.losses.slice(0, 4);
     const after = r.losses.slice(4);
     // Only 3 of the 4 lost again although the run went on 16 s after the readiness.
-    expect(problems({ ...r, losses: [...during, ...after.slice(0, 3)], sessionsLost: 7, sessionsTotal: VUS + 7 })).toMatch(/3 session\(s\) lost after the restart, but app-1 held 4/);
+    expect(problems({ ...r, losses: [...during, ...after.slice(0, 3)], sessionsLost: 7, sessionsTotal: VUS + 7 })).toMatch(
+      /3 session\(s\) lost after the restart, but app-1 held 4/,
+    );
     // ...which is fine when the run ended before nginx could send the node traffic again.
     expect(problems({ ...r, endS: r.readyAtS! + LIMITS.returnWithinS - 1, losses: [...during, ...after.slice(0, 3)], sessionsLost: 7, sessionsTotal: VUS + 7 })).toBe('');
     expect(problems({ ...r, losses: [...during, { ...after[0]!, answeredBy: 'app-3' }, ...after.slice(1)] })).toMatch(/after the restart on a node other than app-1/);
     expect(problems({ ...r, losses: [...during, ...after.slice(0, 3), { ...after[3]!, vu: '7' }] })).toMatch(/by VUs that had not lost theirs in the outage/);
-    expect(problems({ ...r, losses: [...during, ...after, { ...after[0]!, t: 25 }], sessionsLost: 9, sessionsTotal: VUS + 9 })).toMatch(/VU\(s\) 1 lost more than once after the restart/);
+    expect(problems({ ...r, losses: [...during, ...after, { ...after[0]!, t: 25 }], sessionsLost: 9, sessionsTotal: VUS + 9 })).toMatch(
+      /VU\(s\) 1 lost more than once after the restart/,
+    );
     // Logins: one per VU and one after each loss.
     expect(problems({ ...r, sessionsTotal: VUS + 3 })).toMatch(/13 login\(s\)/);
   });
 
   it('k6 thresholds: all-or-nothing checks, every VU logs in, failures and losses bounded', () => {
     const none = claimThresholds({ mode: 'sticky', kill: false, restart: false, vus: 7 });
-    expect(none).toMatchObject({ 'checks{check:identity}': ['rate==1'], sessions_started: ['count>=7'], failed_requests: ['count==0'], sessions_lost: ['count==0'], session_continuity: ['rate==1'] });
+    expect(none).toMatchObject({
+      'checks{check:identity}': ['rate==1'],
+      sessions_started: ['count>=7'],
+      failed_requests: ['count==0'],
+      sessions_lost: ['count==0'],
+      session_continuity: ['rate==1'],
+    });
     const shared = claimThresholds({ mode: 'shared', kill: true, restart: true, vus: 7 });
-    expect(shared).toMatchObject({ sessions_lost: ['count==0'], 'failed_requests{kind:write}': ['count<=7'], 'failed_requests{class:4xx}': ['count==0'], 'http_req_failed{kind:read}': ['rate<=0.001'] });
+    expect(shared).toMatchObject({
+      sessions_lost: ['count==0'],
+      'failed_requests{kind:write}': ['count<=7'],
+      'failed_requests{class:4xx}': ['count==0'],
+      'http_req_failed{kind:read}': ['rate<=0.001'],
+    });
     const sticky = claimThresholds({ mode: 'sticky', kill: true, restart: true, vus: 7 });
     expect(sticky).toMatchObject({ sessions_lost: ['count>0', 'count<=14'], 'sessions_lost{answer:home}': ['count==0'], sessions_lost_beyond_share: ['count==0'] });
     expect(claimThresholds({ mode: 'sticky', kill: true, restart: false, vus: 7 }).sessions_lost).toEqual(['count>0', 'count<=7']);
@@ -217,19 +253,39 @@ describe('analysis', () => {
     }
     expect(k6Thresholds({ metrics })['sessions_lost']).toEqual({ 'count==0': false });
     const outcome: RunOutcome = {
-      mode: 'shared', label: 'shared', nodes: 2, vus: 4, durationS: 2, killedNode: 'app-1', killWall: T0 + 1000, restartWall: null, readyWall: null,
-      sessionsHeld: { 'app-1': null, 'app-2': null }, k6Exit: { code: 99, signal: null }, summary: { metrics }, series,
+      mode: 'shared',
+      label: 'shared',
+      nodes: 2,
+      vus: 4,
+      durationS: 2,
+      killedNode: 'app-1',
+      killWall: T0 + 1000,
+      restartWall: null,
+      readyWall: null,
+      sessionsHeld: { 'app-1': null, 'app-2': null },
+      k6Exit: { code: 99, signal: null },
+      summary: { metrics },
+      series,
       files: { html: '/x/k6-shared.html', json: file, summary: '/x/s.json', log: '/x/k6.log', logs: '/x/logs' },
     };
     const run = summarizeRun(outcome);
-    expect(run).toMatchObject({ requests: 6, killAtS: 1, killedNodeServedBeforeKill: 2, failedByKind: { write: 1, read: 0, login: 0 }, sessionsLost: 1, sessionsLostDuringOutage: 1, endS: 2 });
+    expect(run).toMatchObject({
+      requests: 6,
+      killAtS: 1,
+      killedNodeServedBeforeKill: 2,
+      failedByKind: { write: 1, read: 0, login: 0 },
+      sessionsLost: 1,
+      sessionsLostDuringOutage: 1,
+      endS: 2,
+    });
     expect(run.k6.thresholdsPassed).toBe(false);
     expect(run.claim.held).toBe(false);
     expect(run.claim.problems).toEqual(expect.arrayContaining(['1 session(s) lost', 'k6 exited with 99 (a threshold failed)', 'k6 threshold(s) failed: sessions_lost: count==0']));
   });
 
   it('spreadOf: the lowest and highest of each figure per mode, over repeated runs', () => {
-    const run = (mode: 'shared' | 'sticky', requests: number, p95Ms: number, sessionsLost: number) => ({ mode, requests, p50Ms: p95Ms / 2, p95Ms, p99Ms: p95Ms * 2, sessionsLost, failedRequests: 1 }) as RunSummary;
+    const run = (mode: 'shared' | 'sticky', requests: number, p95Ms: number, sessionsLost: number) =>
+      ({ mode, requests, p50Ms: p95Ms / 2, p95Ms, p99Ms: p95Ms * 2, sessionsLost, failedRequests: 1 }) as RunSummary;
     const s = spreadOf([run('shared', 100, 5, 0), run('sticky', 90, 3, 10), run('shared', 120, 7.5, 0), run('sticky', 95, 4, 12), run('shared', 110, 6, 0)]);
     expect(s.shared).toEqual({ runs: 3, requests: [100, 120], p50Ms: [2.5, 3.75], p95Ms: [5, 7.5], p99Ms: [10, 15], sessionsLost: [0, 0], failedRequests: [1, 1] });
     expect(s.sticky).toMatchObject({ runs: 2, requests: [90, 95], p95Ms: [3, 4], sessionsLost: [10, 12] });
@@ -249,12 +305,29 @@ describe('analysis', () => {
     expect(during.every((l) => l.node === 'app-2' && l.answeredBy !== 'app-2' && l.answer === 'other')).toBe(true);
     expect(after.every((l) => l.answeredBy === 'app-2' && l.node !== 'app-2')).toBe(true);
     expect(after.map((l) => l.vu).sort()).toEqual(during.map((l) => l.vu).sort());
-    expect(s.failures.map((f) => [f.kind, f.status])).toEqual([['write', '502'], ['write', '502'], ['write', '502']]);
+    expect(s.failures.map((f) => [f.kind, f.status])).toEqual([
+      ['write', '502'],
+      ['write', '502'],
+      ['write', '502'],
+    ]);
     expect(s.logins.length).toBe(40);
     const run: JudgeInput = {
-      mode: 'sticky', vus: 20, requestsByKind: { read: 9000, write: 4000, login: 40 }, sessionsTotal: s.logins.length, sessionsLost: s.losses.length, checkFailures: 0,
-      failures: s.failures, losses: s.losses, killedNode: 'app-2', killedNodeSessions: 10, killedNodeServedBeforeKill: 1000,
-      killAtS, restartAtS: 30.4, readyAtS, endS: s.seconds.length, k6: { exitCode: 0, thresholds: passed('sticky', true, true, 20) },
+      mode: 'sticky',
+      vus: 20,
+      requestsByKind: { read: 9000, write: 4000, login: 40 },
+      sessionsTotal: s.logins.length,
+      sessionsLost: s.losses.length,
+      checkFailures: 0,
+      failures: s.failures,
+      losses: s.losses,
+      killedNode: 'app-2',
+      killedNodeSessions: 10,
+      killedNodeServedBeforeKill: 1000,
+      killAtS,
+      restartAtS: 30.4,
+      readyAtS,
+      endS: s.seconds.length,
+      k6: { exitCode: 0, thresholds: passed('sticky', true, true, 20) },
     };
     expect(judge(run)).toMatchObject({ held: true, problems: [] });
     // Had app-2 said it held 11, the same data would not hold the claim.

@@ -42,7 +42,13 @@ it('50 sessions survive a SIGKILLed node, with zero failed GETs while it dies', 
   const nginxLog = fs.readFileSync(path.join(cluster.dir, 'logs', 'nginx.log'), 'utf8');
   const failed = statuses.filter((s) => s !== 200);
   console.log(`shared: ${statuses.length} GETs around the kill of ${victim}; failed: ${failed.length}; first spread ${JSON.stringify(spread)}`);
-  if (failed.length) console.log(nginxLog.split('\n').filter((l) => /\[error\]|\[warn\]/.test(l)).join('\n'));
+  if (failed.length)
+    console.log(
+      nginxLog
+        .split('\n')
+        .filter((l) => /\[error\]|\[warn\]/.test(l))
+        .join('\n'),
+    );
   expect(failed).toEqual([]);
 
   const after = await Promise.all(clients.map((c) => c.get('/api/me')));

@@ -34,7 +34,9 @@ it('keeps each session on one node, and a killed node takes exactly its sessions
   const onVictim = clients.map((c, i) => ({ c, r: after[i]!, lived: home.get(c) === victim }));
   const lost = onVictim.filter((x) => x.lived);
   const kept = onVictim.filter((x) => !x.lived);
-  console.log(`sticky: ${clients.length} sessions ${JSON.stringify(perNode)}; killed ${victim}: lost ${lost.filter((x) => x.r.status === 401).length}/${lost.length}, intact ${kept.filter((x) => x.r.status === 200).length}/${kept.length}`);
+  console.log(
+    `sticky: ${clients.length} sessions ${JSON.stringify(perNode)}; killed ${victim}: lost ${lost.filter((x) => x.r.status === 401).length}/${lost.length}, intact ${kept.filter((x) => x.r.status === 200).length}/${kept.length}`,
+  );
   expect(lost.map((x) => x.r.status).every((s) => s === 401)).toBe(true);
   expect(kept.map((x) => x.r.status).every((s) => s === 200)).toBe(true);
   expect(kept.every((x) => x.r.body.requests === 6 && home.get(x.c) === servedBy(x.r))).toBe(true);

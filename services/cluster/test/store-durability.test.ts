@@ -33,8 +33,14 @@ describe('AOF on (the default)', () => {
       await new Promise((r) => setTimeout(r, 1500)); // older than the fsync window
       await restartRedis(cluster.dir, signal, cluster.url);
       const after = await Promise.all(clients.map((c) => c.get('/api/me')));
-      expect(after.map((r) => r.status), signal).toEqual(Array(20).fill(200));
-      expect(after.map((r) => r.body.requests), signal).toEqual(before.map((n) => n + 1));
+      expect(
+        after.map((r) => r.status),
+        signal,
+      ).toEqual(Array(20).fill(200));
+      expect(
+        after.map((r) => r.body.requests),
+        signal,
+      ).toEqual(before.map((n) => n + 1));
     }
     // Writes acknowledged just before a clean stop are kept too (Redis fsyncs the AOF on SIGTERM).
     const last = await counters(clients);

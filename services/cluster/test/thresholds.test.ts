@@ -17,7 +17,12 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-thresholds-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function k6(vars: Record<string, string>): Promise<{ code: number; summary: K6Summary; out: string }> {
-  const summaryPath = path.join(tmp, `summary-${Object.values(vars).join('-').replace(/[^a-z0-9-]/gi, '')}.json`);
+  const summaryPath = path.join(
+    tmp,
+    `summary-${Object.values(vars)
+      .join('-')
+      .replace(/[^a-z0-9-]/gi, '')}.json`,
+  );
   const args = ['run', '--quiet', '--no-usage-report', ...Object.entries({ ...vars, SUMMARY_PATH: summaryPath }).flatMap(([k, v]) => ['-e', `${k}=${v}`]), SURVIVAL_SCRIPT];
   return new Promise((resolve) => {
     execFile(resolveK6(), args, { timeout: 60_000, env: { ...process.env, K6_NO_USAGE_REPORT: 'true' } }, (err, stdout, stderr) =>
@@ -56,8 +61,11 @@ it('a run in which nobody logs in fails, in both modes, with and without a kill'
 
 it('rejects a KILL or RESTART that is not 1 or 0', async () => {
   const r = await new Promise<{ code: number; out: string }>((resolve) =>
-    execFile(resolveK6(), ['run', '--quiet', '--no-usage-report', '-e', 'MODE=shared', '-e', 'KILL=maybe', '-e', `SUMMARY_PATH=${path.join(tmp, 'x.json')}`, SURVIVAL_SCRIPT], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: stdout + stderr }),
+    execFile(
+      resolveK6(),
+      ['run', '--quiet', '--no-usage-report', '-e', 'MODE=shared', '-e', 'KILL=maybe', '-e', `SUMMARY_PATH=${path.join(tmp, 'x.json')}`, SURVIVAL_SCRIPT],
+      { timeout: 30_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: stdout + stderr }),
     ),
   );
   expect(r.code).not.toBe(0);

@@ -48,4 +48,3 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message } });
   };
 }
-

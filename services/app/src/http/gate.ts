@@ -17,7 +17,8 @@ export function createGate(opts: { concurrency: number; queue: number }): Gate {
   const waiters: Array<() => void> = [];
   const release = () => {
     const next = waiters.shift();
-    if (next) next(); // the slot passes straight to the next waiter: `active` is unchanged
+    if (next)
+      next(); // the slot passes straight to the next waiter: `active` is unchanged
     else active--;
   };
   return {

@@ -33,7 +33,6 @@ const loginResult = (err: unknown): LoginResult => (err instanceof AppError && R
 
 /** POST /api/login and POST /api/logout. */
 export function authRoutes(router: IRouter, d: AuthDeps): void {
-
   router.post('/login', sameOrigin(), async (req, res) => {
     try {
       const body = parseBody(LoginBody, req.body);
@@ -81,5 +80,4 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
     res.clearCookie(d.cookieName, { path: '/' });
     res.json({ ok: true });
   });
-
 }

@@ -4,7 +4,10 @@ import type { Metrics } from '../metrics.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 
 /** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
-export function sessionsRoutes(router: IRouter, d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string }): void {
+export function sessionsRoutes(
+  router: IRouter,
+  d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string },
+): void {
   router.get('/sessions', d.requireUser, async (req, res) => {
     const list = await d.index.list(currentUser(req));
     res.json({

@@ -34,13 +34,19 @@ const APP_FIELDS = new Set(['cookie', 'user', 'loginAt', 'node', 'requests', 'ca
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isCart = (v: unknown): boolean =>
-  Array.isArray(v) &&
-  v.every((line) => line !== null && typeof line === 'object' && Object.keys(line).length === 2 && typeof line.sku === 'string' && isFiniteNumber(line.qty));
+  Array.isArray(v) && v.every((line) => line !== null && typeof line === 'object' && Object.keys(line).length === 2 && typeof line.sku === 'string' && isFiniteNumber(line.qty));
 
 export function createCodec(defaults: CookieDefaults): SessionCodec {
   // The cookie as express-session serialises it (Cookie#toJSON) when it carries nothing but this
   // node's options: no expiry, no domain, no priority, not partitioned.
-  const defaultJson = JSON.stringify({ originalMaxAge: null, expires: null, secure: defaults.secure, httpOnly: defaults.httpOnly, path: defaults.path, sameSite: defaults.sameSite });
+  const defaultJson = JSON.stringify({
+    originalMaxAge: null,
+    expires: null,
+    secure: defaults.secure,
+    httpOnly: defaults.httpOnly,
+    path: defaults.path,
+    sameSite: defaults.sameSite,
+  });
   const isDefaultCookie = (cookie: unknown): boolean => {
     if (cookie === null || typeof cookie !== 'object') return false;
     const c = JSON.parse(JSON.stringify(cookie)) as Record<string, unknown>;

@@ -60,7 +60,7 @@ export function createSessionLayer(config: Config, redis: RedisClients | null, m
   let store: Store;
   let index: UserSessionIndex;
   let ready: () => Promise<boolean>;
-  let close = () => {};
+  let close: () => void;
   const textbook = config.session.profile === 'textbook';
   if (config.mode === 'shared') {
     if (!redis) throw new Error('shared mode needs Redis clients');

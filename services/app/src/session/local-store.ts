@@ -6,7 +6,6 @@ import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
 import { adopt, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
 
-
 /**
  * Sticky mode's store: this node's own memory. Sessions die with the process, and only the
  * node that created a session knows it; that is the trade-off sticky mode demonstrates.
@@ -101,7 +100,11 @@ export class LocalSessionStore extends Store {
   }
 
   ids(cb?: StoreCallback<string[]>): unknown {
-    return finish(null, [...this.entries.keys()].filter((sid) => this.live(sid)), cb);
+    return finish(
+      null,
+      [...this.entries.keys()].filter((sid) => this.live(sid)),
+      cb,
+    );
   }
 
   override length(cb?: StoreCallback<number>): unknown {

@@ -189,7 +189,13 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): L
                 keys((b) => !b.clearedOnSuccess),
               ),
             ),
-          cancelled: () => guard(() => counters.settle([], keys(() => true))),
+          cancelled: () =>
+            guard(() =>
+              counters.settle(
+                [],
+                keys(() => true),
+              ),
+            ),
         };
       }),
   };

@@ -8,7 +8,6 @@ import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
 import { adopt, fail, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
 
-
 /**
  * Compare-and-set of one session: writes ARGV[2] with TTL ARGV[3] only if the key still holds
  * ARGV[1]. Returns 1 when written, the current payload when another write came first, and nil

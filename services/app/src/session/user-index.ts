@@ -198,7 +198,21 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     const keys = [this.key(user), ...settle.clear, ...settle.release];
     try {
       const due = Date.now() + o.idleTimeoutS * 1000; // no session of the user can have expired before
-      return await this.aux.indexAdd(keys.length, ...keys, sid, createdAt, o.maxPerUser, o.absoluteTimeoutS, o.sessionsDb, o.auxDb, this.sessionPrefix, settle.clear.length, DUE_KEY, due, user);
+      return await this.aux.indexAdd(
+        keys.length,
+        ...keys,
+        sid,
+        createdAt,
+        o.maxPerUser,
+        o.absoluteTimeoutS,
+        o.sessionsDb,
+        o.auxDb,
+        this.sessionPrefix,
+        settle.clear.length,
+        DUE_KEY,
+        due,
+        user,
+      );
     } catch (err) {
       throw storeUnavailable(err);
     }
@@ -291,9 +305,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
   async list(user: string): Promise<SessionSummary[]> {
     const ids = this.byUser.get(user);
     if (!ids) return [];
-    return [...ids]
-      .filter(([id]) => this.store.has(id))
-      .map(([id, createdAt]) => ({ id, createdAt, lastSeenAt: this.store.lastSeen(id) ?? createdAt, node: this.opts.nodeId }));
+    return [...ids].filter(([id]) => this.store.has(id)).map(([id, createdAt]) => ({ id, createdAt, lastSeenAt: this.store.lastSeen(id) ?? createdAt, node: this.opts.nodeId }));
   }
 
   async endAll(user: string): Promise<number> {

@@ -33,7 +33,7 @@ describe('CSRF token', () => {
     expect((await c.post('/api/cart/items', { sku: 'a', qty: 1 })).status).toBe(201); // with the token
   });
 
-  it('is bound to the session: another session\'s token is refused, and a new login means a new token', async () => {
+  it("is bound to the session: another session's token is refused, and a new login means a new token", async () => {
     const alice = new Client(node.url);
     const mallory = new Client(node.url);
     await alice.login('user2');

@@ -52,7 +52,14 @@ afterAll(async () => {
 });
 
 const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=%.'.split('')), maxLength: 80 });
-const latin1 = (max: number) => fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength: max });
+const latin1 = (max: number) =>
+  fc.string({
+    unit: fc
+      .integer({ min: 0x20, max: 0xff })
+      .filter((c) => c !== 0x7f)
+      .map((c) => String.fromCharCode(c)),
+    maxLength: max,
+  });
 const cookieValue = fc.oneof(
   latin1(200),
   b64,
@@ -60,17 +67,23 @@ const cookieValue = fc.oneof(
   fc.tuple(b64, b64).map(([id, sig]) => `s%3A${id}.${sig}`),
   fc.nat({ max: 9000 }).map((n) => 'A'.repeat(n)),
 );
-const signedCookie = fc.constantFrom('unknown', 'loggedOut', 'expired').chain((kind) => fc.nat({ max: 4 }).map((i) => ({ kind, cookie: signed(signedIds[kind as keyof typeof signedIds][i]!) })));
+const signedCookie = fc
+  .constantFrom('unknown', 'loggedOut', 'expired')
+  .chain((kind) => fc.nat({ max: 4 }).map((i) => ({ kind, cookie: signed(signedIds[kind as keyof typeof signedIds][i]!) })));
 const cookieHeader = fc.oneof(
   cookieValue.map((v) => ({ kind: 'random', cookie: `sid=${v}` })),
   signedCookie,
   signedCookie,
-  fc.array(fc.tuple(fc.constantFrom('sid', '__Host-sid', 'scroute', 'device', 'x', ''), cookieValue), { maxLength: 5 }).map((kv) => ({ kind: 'random', cookie: kv.map(([k, v]) => `${k}=${v}`).join('; ') })),
+  fc
+    .array(fc.tuple(fc.constantFrom('sid', '__Host-sid', 'scroute', 'device', 'x', ''), cookieValue), { maxLength: 5 })
+    .map((kv) => ({ kind: 'random', cookie: kv.map(([k, v]) => `${k}=${v}`).join('; ') })),
 );
 const bodyText = fc.oneof(
   fc.json({ maxDepth: 4 }),
   latin1(300),
-  fc.record({ username: fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string())), password: fc.oneof(fc.string(), fc.object()) }).map((o) => JSON.stringify(o)),
+  fc
+    .record({ username: fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string())), password: fc.oneof(fc.string(), fc.object()) })
+    .map((o) => JSON.stringify(o)),
   fc.record({ sku: fc.oneof(fc.string(), fc.integer()), qty: fc.oneof(fc.integer(), fc.double(), fc.string()) }).map((o) => JSON.stringify(o)),
 );
 const encoding = fc.constantFrom('', 'identity', 'gzip', 'deflate', 'br', 'x-gzip', 'GZIP', 'gzip, gzip', 'compress', 'garbage');
@@ -81,17 +94,52 @@ const body = fc.tuple(bodyText, encoding, fc.boolean()).map(([text, enc, honest]
   return { encoding: enc, bytes: honest && compress ? compress(bytes) : bytes };
 });
 const paths = [
-  '/api/me', '/api/login', '/api/logout', '/api/cart', '/api/cart/items', '/api/sessions', '/api/%zz', '/api/me?x=%E0', '/API/ME',
+  '/api/me',
+  '/api/login',
+  '/api/logout',
+  '/api/cart',
+  '/api/cart/items',
+  '/api/sessions',
+  '/api/%zz',
+  '/api/me?x=%E0',
+  '/API/ME',
   // Health and metrics live on the internal port only; static files must not escape their folder.
-  '/healthz', '/readyz', '/HEALTHZ', '/Readyz', '/healthz/', '/readyz/', '/%68ealthz', '/healthz%2f', '/readyz;x', '/metrics', '/METRICS/',
-  '/', '/index.html', '/INDEX.HTML', '/app.js', '/app.js/', '/./app.js', '/%2e%2e/package.json', '/..%2fpackage.json', '/.env', '/public/../../package.json',
+  '/healthz',
+  '/readyz',
+  '/HEALTHZ',
+  '/Readyz',
+  '/healthz/',
+  '/readyz/',
+  '/%68ealthz',
+  '/healthz%2f',
+  '/readyz;x',
+  '/metrics',
+  '/METRICS/',
+  '/',
+  '/index.html',
+  '/INDEX.HTML',
+  '/app.js',
+  '/app.js/',
+  '/./app.js',
+  '/%2e%2e/package.json',
+  '/..%2fpackage.json',
+  '/.env',
+  '/public/../../package.json',
 ];
 const request = fc.record({
   method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'HEAD', 'OPTIONS'),
   path: fc.constantFrom(...paths),
   cookie: cookieHeader,
   body: fc.option(body),
-  contentType: fc.constantFrom('application/json', 'text/plain', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', ''),
+  contentType: fc.constantFrom(
+    'application/json',
+    'text/plain',
+    'application/json; charset=utf-16',
+    'application/json; charset=latin1',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    '',
+  ),
   csrf: fc.option(fc.oneof(latin1(60), fc.constant('é'.repeat(43)), b64)),
   origin: fc.option(fc.constantFrom('null', 'http://evil.example', 'https://127.0.0.1', 'http://127.0.0.1', 'file://', '%%%', 'http://[::1]:1')),
   fetchSite: fc.option(fc.constantFrom('same-origin', 'cross-site', 'same-site', 'none', 'bogus')),
@@ -134,7 +182,12 @@ it('validly signed cookies for unknown, logged-out and expired ids are never ado
         const r = await raw(node.url, { method: 'GET', path, headers: { cookie: signed(id) } });
         expect(r.status, `${kind} ${path}`).toBe(401);
       }
-      const login = await raw(node.url, { method: 'POST', path: '/api/login', headers: { cookie: signed(id), 'content-type': 'application/json' }, body: Buffer.from('{"username":"user20","password":"pass20"}') });
+      const login = await raw(node.url, {
+        method: 'POST',
+        path: '/api/login',
+        headers: { cookie: signed(id), 'content-type': 'application/json' },
+        body: Buffer.from('{"username":"user20","password":"pass20"}'),
+      });
       expect(login.status).toBe(200);
       const issued = [login.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('sid='))!;
       expect(decodeURIComponent(issued)).not.toContain(id); // a fresh id, not the one the client chose

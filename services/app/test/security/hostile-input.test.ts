@@ -38,7 +38,12 @@ describe('X-CSRF-Token of any content is a 403, never a 500', () => {
 
 describe('a corrupt compressed body is a 400 from the catalogue', () => {
   it.each(['gzip', 'deflate', 'br', 'x-gzip'])('Content-Encoding: %s with garbage', async (encoding) => {
-    const r = await raw(node.url, { method: 'POST', path: '/api/login', headers: { 'content-type': 'application/json', 'content-encoding': encoding }, body: Buffer.from('definitely not compressed \x00\xff') });
+    const r = await raw(node.url, {
+      method: 'POST',
+      path: '/api/login',
+      headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+      body: Buffer.from('definitely not compressed \x00\xff'),
+    });
     expect(r.status).toBeGreaterThanOrEqual(400);
     expect(r.status).toBeLessThan(500);
     expect(['BAD_BODY', 'UNSUPPORTED_MEDIA_TYPE']).toContain(JSON.parse(r.body).error.code);
@@ -46,9 +51,19 @@ describe('a corrupt compressed body is a 400 from the catalogue', () => {
   });
 
   it('a well-formed gzip body still works, and an unknown encoding is 415', async () => {
-    const ok = await raw(node.url, { method: 'POST', path: '/api/login', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: zlib.gzipSync('{"username":"user2","password":"pass2"}') });
+    const ok = await raw(node.url, {
+      method: 'POST',
+      path: '/api/login',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: zlib.gzipSync('{"username":"user2","password":"pass2"}'),
+    });
     expect(ok.status).toBe(200);
-    const unknown = await raw(node.url, { method: 'POST', path: '/api/login', headers: { 'content-type': 'application/json', 'content-encoding': 'zstd-ish' }, body: Buffer.from('{}') });
+    const unknown = await raw(node.url, {
+      method: 'POST',
+      path: '/api/login',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'zstd-ish' },
+      body: Buffer.from('{}'),
+    });
     expect(unknown.status).toBe(415);
   });
 });
@@ -67,7 +82,10 @@ describe('same-origin check compares the scheme too', () => {
 
 describe('sticky mode says how far "log out everywhere" reaches', () => {
   it('DELETE /api/sessions answers scope "node" in sticky mode and "cluster" in shared mode', async () => {
-    for (const [n, scope] of [[sticky, 'node'], [node, 'cluster']] as const) {
+    for (const [n, scope] of [
+      [sticky, 'node'],
+      [node, 'cluster'],
+    ] as const) {
       const c = new Client(n.url);
       await c.login('user4');
       const r = await c.del('/api/sessions');

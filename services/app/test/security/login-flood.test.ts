@@ -7,7 +7,15 @@ import { startNode, type TestNode } from '../../../../testkit/node.js';
 // and reads keep being served meanwhile. (Sticky mode: no Redis involved, only the node's CPU.)
 let node: TestNode;
 beforeAll(async () => {
-  node = await startNode({ NODE_ID: 'flood', SESSION_MODE: 'sticky', LOGIN_HASH_CONCURRENCY: '1', LOGIN_HASH_QUEUE: '3', LOGIN_MAX_FAILURES: '1000', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000', LOGIN_MAX_FAILURES_PER_CLIENT: '100000' });
+  node = await startNode({
+    NODE_ID: 'flood',
+    SESSION_MODE: 'sticky',
+    LOGIN_HASH_CONCURRENCY: '1',
+    LOGIN_HASH_QUEUE: '3',
+    LOGIN_MAX_FAILURES: '1000',
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
+    LOGIN_MAX_FAILURES_PER_CLIENT: '100000',
+  });
 });
 afterAll(async () => {
   await node?.close();
@@ -44,7 +52,9 @@ it('20 simultaneous logins at OWASP cost: at most 1 + 3 are hashed, the rest get
   expect(readLatencies.length).toBeGreaterThan(0);
   readLatencies.sort((x, y) => x - y);
   // A measurement, not a timing assertion: reported in the closing note of the security issue.
-  console.log(`login flood: ${statuses.filter((s) => s === 200).length} hashed, ${busy.length} BUSY in ${Math.round(performance.now() - started)} ms; ${readLatencies.length} reads meanwhile, median ${readLatencies[readLatencies.length >> 1]!.toFixed(1)} ms`);
+  console.log(
+    `login flood: ${statuses.filter((s) => s === 200).length} hashed, ${busy.length} BUSY in ${Math.round(performance.now() - started)} ms; ${readLatencies.length} reads meanwhile, median ${readLatencies[readLatencies.length >> 1]!.toFixed(1)} ms`,
+  );
   // A refused login was not counted as a failure: the account can log in right after.
   expect((await new Client(node.url).login('alice')).status).toBe(200);
   const metrics = await (await fetch(node.internalUrl + '/metrics')).text();

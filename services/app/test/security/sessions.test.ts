@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 describe('shared mode', () => {
-  it('lists the caller\'s sessions across nodes, marking the current one, without exposing full ids', async () => {
+  it("lists the caller's sessions across nodes, marking the current one, without exposing full ids", async () => {
     const onA = new Client(a.url);
     const onB = new Client(b.url);
     await onA.login('user1');
@@ -81,7 +81,8 @@ describe('shared mode', () => {
 
 describe('index hygiene (shared)', () => {
   const sessions = () => new Redis(redis.url);
-  const evicted = async (n: TestNode) => Number(/reason="evicted"[^}]*} (\d+)/.exec(await n.metrics.registry.getSingleMetricAsString('session_cluster_sessions_destroyed_total'))?.[1] ?? 0);
+  const evicted = async (n: TestNode) =>
+    Number(/reason="evicted"[^}]*} (\d+)/.exec(await n.metrics.registry.getSingleMetricAsString('session_cluster_sessions_destroyed_total'))?.[1] ?? 0);
 
   it('a login prunes members whose session is gone, so dead entries never count towards the cap or as evictions', async () => {
     const db = sessions();
@@ -120,7 +121,10 @@ describe('sticky mode', () => {
       const clients = Array.from({ length: 6 }, () => new Client(node.url));
       await Promise.all(clients.map((c, i) => c.login(`user${12 + (i % 3)}`)));
       await clients[0]!.post('/api/logout');
-      const stats = () => fetch(node.internalUrl + '/metrics').then((r) => r.text()).then((t) => Number(/session_cluster_sessions_active\{[^}]*} (\d+)/.exec(t)?.[1]));
+      const stats = () =>
+        fetch(node.internalUrl + '/metrics')
+          .then((r) => r.text())
+          .then((t) => Number(/session_cluster_sessions_active\{[^}]*} (\d+)/.exec(t)?.[1]));
       expect(await stats()).toBe(5);
       await new Promise((r) => setTimeout(r, 1300)); // past the idle timeout
       const index = node.handle.sessions.index as LocalUserSessionIndex;
@@ -133,8 +137,7 @@ describe('sticky mode', () => {
     }
   });
 
-
-  it('lists and ends this node\'s sessions of the user', async () => {
+  it("lists and ends this node's sessions of the user", async () => {
     const devices = [new Client(sticky.url), new Client(sticky.url)];
     for (const d of devices) await d.login('user7');
     const list = await devices[1]!.get('/api/sessions');

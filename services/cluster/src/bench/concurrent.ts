@@ -10,10 +10,20 @@ export interface ConcurrentWrites {
 }
 
 async function login(url: string, user: number): Promise<{ cookie: string; csrf: string }> {
-  const res = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `user${user}`, password: `pass${user}` }) });
+  const res = await fetch(`${url}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: `user${user}`, password: `pass${user}` }),
+  });
   if (!res.ok) throw new Error(`concurrent writes: login user${user} failed with ${res.status}`);
   const body = (await res.json()) as { csrfToken: string };
-  return { cookie: res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '), csrf: body.csrfToken };
+  return {
+    cookie: res.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; '),
+    csrf: body.csrfToken,
+  };
 }
 
 export async function measureConcurrentWrites(url: string, user: number): Promise<ConcurrentWrites> {
@@ -23,7 +33,11 @@ export async function measureConcurrentWrites(url: string, user: number): Promis
   const final = (await (await me()).json()) as { requests: number };
   const adds = await Promise.all(
     Array.from({ length: 40 }, (_, i) =>
-      fetch(`${url}/api/cart/items`, { method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': s.csrf }, body: JSON.stringify({ sku: `sku-${i}`, qty: 1 }) }).then(async (r) => (await r.text(), r.status)),
+      fetch(`${url}/api/cart/items`, {
+        method: 'POST',
+        headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': s.csrf },
+        body: JSON.stringify({ sku: `sku-${i}`, qty: 1 }),
+      }).then(async (r) => (await r.text(), r.status)),
     ),
   );
   const cart = (await (await fetch(`${url}/api/cart`, { headers: { cookie: s.cookie } })).json()) as { items: unknown[] };

@@ -57,7 +57,13 @@ export async function measureBytesPerSession(count = 100_000): Promise<BytesPerS
     const textbookKey = Number(await redis.memory('USAGE', `sess:${sid(1)}`));
     const shared = await fill(redis, sharedStore, count);
     const sharedKey = Number(await redis.memory('USAGE', `s:${sid(1)}`));
-    return { textbook: Math.round(textbook), shared: Math.round(shared), ratio: Math.round((shared / textbook) * 1000) / 1000, memoryUsageKey: { textbook: textbookKey, shared: sharedKey }, count };
+    return {
+      textbook: Math.round(textbook),
+      shared: Math.round(shared),
+      ratio: Math.round((shared / textbook) * 1000) / 1000,
+      memoryUsageKey: { textbook: textbookKey, shared: sharedKey },
+      count,
+    };
   } finally {
     redis.disconnect();
     await terminate(server.pid);

@@ -23,47 +23,73 @@ export function markdown(r: BenchReport): string {
   lines.push(`- Command: \`${r.command}\``);
   lines.push(`- When: ${r.generatedAt}`);
   lines.push(`- Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`);
-  lines.push(`- Method: every configuration runs as a local cluster (${r.settings.nodes} nodes behind nginx) at the same time; wrk with ${r.settings.threads} threads and ${r.settings.connections} connections, ${r.settings.seconds} s per measurement, configurations interleaved over ${r.settings.rounds} rounds; figures are medians. Load generator, nginx, nodes and Redis share the same ${r.machine.cpus} cores, so absolute numbers are small; the ratios measured side by side are the result.`);
+  lines.push(
+    `- Method: every configuration runs as a local cluster (${r.settings.nodes} nodes behind nginx) at the same time; wrk with ${r.settings.threads} threads and ${r.settings.connections} connections, ${r.settings.seconds} s per measurement, configurations interleaved over ${r.settings.rounds} rounds; figures are medians. Load generator, nginx, nodes and Redis share the same ${r.machine.cpus} cores, so absolute numbers are small; the ratios measured side by side are the result.`,
+  );
   lines.push('');
   for (const op of ['read', 'me', 'login'] as const) {
     lines.push(`## ${OP_TITLES[op]}`, '');
-    lines.push('| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms | Redis commands sent / request | executed (incl. inside scripts) | errors |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms | Redis commands sent / request | executed (incl. inside scripts) | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const x of r.results.filter((x) => x.operation === op)) {
       const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
       const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
-      lines.push(`| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.spread.rps[0]}–${x.spread.rps[1]}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.errors} |`);
+      lines.push(
+        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.spread.rps[0]}–${x.spread.rps[1]}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.errors} |`,
+      );
     }
     lines.push('');
   }
   const m = r.redisBytesPerSession;
   lines.push('## Redis memory per stored session', '');
-  lines.push(`The same minimal logged-in session written ${m.count.toLocaleString('en')} times through each store into a real redis-server (\`used_memory\` delta / count; \`MEMORY USAGE\` of one key).`, '');
+  lines.push(
+    `The same minimal logged-in session written ${m.count.toLocaleString('en')} times through each store into a real redis-server (\`used_memory\` delta / count; \`MEMORY USAGE\` of one key).`,
+    '',
+  );
   lines.push('| store | bytes / session | MEMORY USAGE of one key |', '|---|---:|---:|');
   lines.push(`| textbook: connect-redis defaults (JSON with the cookie, prefix \`sess:\`) | ${m.textbook} | ${m.memoryUsageKey.textbook} |`);
   lines.push(`| shared: this project (positional JSON, no cookie, prefix \`s:\`) | ${m.shared} | ${m.memoryUsageKey.shared} |`);
   lines.push(`| ratio | ${m.ratio} | ${(m.memoryUsageKey.shared / m.memoryUsageKey.textbook).toFixed(3)} |`, '');
   if (r.concurrentWrites?.length) {
     lines.push('## Concurrent writes kept', '');
-    lines.push('One session, simultaneous writes through nginx (3 nodes): 100 `GET /api/me` at once (each counts) and 40 `POST /api/cart/items` of different items at once; what the store kept of what it acknowledged (medians over the rounds).', '');
+    lines.push(
+      'One session, simultaneous writes through nginx (3 nodes): 100 `GET /api/me` at once (each counts) and 40 `POST /api/cart/items` of different items at once; what the store kept of what it acknowledged (medians over the rounds).',
+      '',
+    );
     lines.push('| configuration | counter: kept / acknowledged | cart lines: kept / acknowledged |', '|---|---:|---:|');
-    for (const w of r.concurrentWrites) lines.push(`| ${CONFIG_TITLES[w.config]} | ${w.counter.kept} / ${w.counter.acknowledged} | ${w.cartLines.kept} / ${w.cartLines.acknowledged} |`);
+    for (const w of r.concurrentWrites)
+      lines.push(`| ${CONFIG_TITLES[w.config]} | ${w.counter.kept} / ${w.counter.acknowledged} | ${w.cartLines.kept} / ${w.cartLines.acknowledged} |`);
     lines.push('');
   }
   lines.push('## Scaling: shared-mode reads by node count', '');
   lines.push('| nodes | req/s |', '|---:|---:|');
   for (const [n, rps] of Object.entries(r.scaling)) lines.push(`| ${n} | ${rps} |`);
-  lines.push('', `On ${r.machine.cpus} cores shared with wrk, nginx and Redis, more nodes cannot add CPU: this table shows the cost of the extra hop and processes, not the scaling a real multi-host deployment gets.`, '');
+  lines.push(
+    '',
+    `On ${r.machine.cpus} cores shared with wrk, nginx and Redis, more nodes cannot add CPU: this table shows the cost of the extra hop and processes, not the scaling a real multi-host deployment gets.`,
+    '',
+  );
   if (r.storedSessions.length) {
     lines.push('## Cost of a read by number of stored sessions', '');
     lines.push('| sessions in Redis | req/s | Redis commands / request | one scrape of every node |', '|---:|---:|---:|---:|');
-    for (const s of r.storedSessions) lines.push(`| ${s.keys.toLocaleString('en')} | ${s.rps} | ${s.redisCommandsPerRequest} (${byName(s.redisCommandsByName)}) | ${byName(s.scrapeCommands) || 'no command'} |`);
-    lines.push('', 'A read is one `GETEX` by key: O(1) in the number of keys. Nothing on the request path (or a scrape) scans the keyspace: the commands above are all there are.', '');
+    for (const s of r.storedSessions)
+      lines.push(`| ${s.keys.toLocaleString('en')} | ${s.rps} | ${s.redisCommandsPerRequest} (${byName(s.redisCommandsByName)}) | ${byName(s.scrapeCommands) || 'no command'} |`);
+    lines.push(
+      '',
+      'A read is one `GETEX` by key: O(1) in the number of keys. Nothing on the request path (or a scrape) scans the keyspace: the commands above are all there are.',
+      '',
+    );
   }
   return lines.join('\n');
 }
 
 export function table(r: BenchReport): string {
-  const rows = r.results.map((x) => `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`);
+  const rows = r.results.map(
+    (x) =>
+      `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`,
+  );
   const m = r.redisBytesPerSession;
   rows.push(`bytes/session: textbook ${m.textbook}, shared ${m.shared} (${m.ratio}×)   scaling 1/2/3 nodes: ${r.scaling['1']}/${r.scaling['2']}/${r.scaling['3']} req/s`);
   return rows.join('\n');

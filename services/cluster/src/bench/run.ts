@@ -52,7 +52,14 @@ export interface BenchReport {
    * A read at each number of stored sessions: its Redis commands (per request, by name), and the
    * commands one scrape of every node's /metrics cost (the active-session gauge is DBSIZE, never a SCAN).
    */
-  storedSessions: Array<{ stored: number; keys: number; rps: number; redisCommandsPerRequest: number; redisCommandsByName: Record<string, number>; scrapeCommands: Record<string, number> }>;
+  storedSessions: Array<{
+    stored: number;
+    keys: number;
+    rps: number;
+    redisCommandsPerRequest: number;
+    redisCommandsByName: Record<string, number>;
+    scrapeCommands: Record<string, number>;
+  }>;
 }
 
 export interface BenchOptions {
@@ -79,15 +86,32 @@ interface Target {
 
 async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string): Promise<Target> {
   const dir = path.join(work, name);
-  const state = await up({ dir, nodes, mode, port: await freePort(), monitoring: false, demoUsers: USERS, nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000' } });
+  const state = await up({
+    dir,
+    nodes,
+    mode,
+    port: await freePort(),
+    monitoring: false,
+    demoUsers: USERS,
+    nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000' },
+  });
   const redisPart = state.parts.find((p) => p.kind === 'redis');
   const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
   // Log in SESSIONS users through nginx; keep each one's cookies (the session, and in sticky mode the route).
   const lines: string[] = [];
   for (let i = 1; i <= SESSIONS; i++) {
-    const res = await fetch(`${state.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }) });
+    const res = await fetch(`${state.url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
+    });
     if (!res.ok) throw new Error(`${name}: login user${i} failed with ${res.status}`);
-    lines.push(res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '));
+    lines.push(
+      res.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; '),
+    );
   }
   const cookieFile = path.join(dir, 'cookies.txt');
   fs.writeFileSync(cookieFile, lines.join('\n') + '\n');
@@ -151,7 +175,17 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-'));
   const targets: Record<string, Target> = {};
   const wrk = (t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = opts.seconds) =>
-    runWrk({ url: t.state.url, kind, path: p, cookieFile: cookies ? t.cookieFile : undefined, users: LOGIN_USERS, seconds, connections: opts.connections, threads: opts.threads, workDir: work });
+    runWrk({
+      url: t.state.url,
+      kind,
+      path: p,
+      cookieFile: cookies ? t.cookieFile : undefined,
+      users: LOGIN_USERS,
+      seconds,
+      connections: opts.connections,
+      threads: opts.threads,
+      workDir: work,
+    });
 
   try {
     say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
@@ -176,7 +210,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     say('warm-up');
     for (const m of matrix) await wrk(m.target, m.operation === 'login' ? 'login' : 'get', m.operation === 'login' ? undefined : '/api/ping', false, 1);
 
-    const samples = new Map<string, Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; round: number }>>();
+    const samples = new Map<
+      string,
+      Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; round: number }>
+    >();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {
         // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
@@ -190,7 +227,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         const commands = byName === null ? null : total(byName);
         const key = `${m.config}/${m.operation}`;
         samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, round: r }]);
-        say(`round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`);
+        say(
+          `round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`,
+        );
       }
     }
 
@@ -211,8 +250,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const sentByName = medianByName((s) => s.sentByName);
       // Each round's ratio against the limit measured in the same round: the spread of the result.
       const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
-      const spread = { rps: [Math.round(Math.min(...xs.map((s) => s.rps))), Math.round(Math.max(...xs.map((s) => s.rps)))] as [number, number], ratioToLimit: [round2(Math.min(...ratios)), round2(Math.max(...ratios))] as [number, number] };
-      results.push({ config, operation, rps: Math.round(rps), ratioToLimit: round2(rps / limitRps), p50Ms: round2(median(xs.map((s) => s.p50Ms))), p99Ms: round2(median(xs.map((s) => s.p99Ms))), redisCommandsPerRequest: cmds, redisCommandsByName: byName, redisCommandsSentByName: sentByName, redisCommandsSentPerRequest: sentByName ? round2(total(sentByName)) : null, spread, errors: xs.reduce((a, s) => a + s.errors, 0) });
+      const spread = {
+        rps: [Math.round(Math.min(...xs.map((s) => s.rps))), Math.round(Math.max(...xs.map((s) => s.rps)))] as [number, number],
+        ratioToLimit: [round2(Math.min(...ratios)), round2(Math.max(...ratios))] as [number, number],
+      };
+      results.push({
+        config,
+        operation,
+        rps: Math.round(rps),
+        ratioToLimit: round2(rps / limitRps),
+        p50Ms: round2(median(xs.map((s) => s.p50Ms))),
+        p99Ms: round2(median(xs.map((s) => s.p99Ms))),
+        redisCommandsPerRequest: cmds,
+        redisCommandsByName: byName,
+        redisCommandsSentByName: sentByName,
+        redisCommandsSentPerRequest: sentByName ? round2(total(sentByName)) : null,
+        spread,
+        errors: xs.reduce((a, s) => a + s.errors, 0),
+      });
     }
     // The limit is the denominator for every operation.
     const limit = results.find((r) => r.config === 'limit')!;
@@ -230,7 +285,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         counter: { acknowledged: med((w) => w.counter.acknowledged), kept: med((w) => w.counter.kept) },
         cartLines: { acknowledged: med((w) => w.cartLines.acknowledged), kept: med((w) => w.cartLines.kept) },
       });
-      say(`  ${config.padEnd(9)} counter kept ${concurrentWrites.at(-1)!.counter.kept}/${concurrentWrites.at(-1)!.counter.acknowledged}, cart lines kept ${concurrentWrites.at(-1)!.cartLines.kept}/${concurrentWrites.at(-1)!.cartLines.acknowledged}`);
+      say(
+        `  ${config.padEnd(9)} counter kept ${concurrentWrites.at(-1)!.counter.kept}/${concurrentWrites.at(-1)!.counter.acknowledged}, cart lines kept ${concurrentWrites.at(-1)!.cartLines.kept}/${concurrentWrites.at(-1)!.cartLines.acknowledged}`,
+      );
     }
 
     say('scaling: shared-mode reads with 1, 2 and 3 nodes');
@@ -252,7 +309,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       // One scrape of every node's metrics, as Prometheus does: what it costs Redis.
       for (const p of targets.shared.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
       const scrapeCommands = commandsBetween(after, await commandStats(redis));
-      storedSessions.push({ stored: level, keys: await redis.dbsize(), rps: Math.round(res.rps), redisCommandsPerRequest: round2(total(byName)), redisCommandsByName: byName, scrapeCommands });
+      storedSessions.push({
+        stored: level,
+        keys: await redis.dbsize(),
+        rps: Math.round(res.rps),
+        redisCommandsPerRequest: round2(total(byName)),
+        redisCommandsByName: byName,
+        scrapeCommands,
+      });
       say(`  ${level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
     }
 

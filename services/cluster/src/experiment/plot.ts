@@ -86,7 +86,8 @@ export function plotRun(input: PlotInput): string {
         const pts: string[] = [];
         for (const [i, s] of secs.entries()) pts.push(`${f(x(s.t))},${f(y(upper[i]!))}`, `${f(x(s.t + 1))},${f(y(upper[i]!))}`);
         for (let i = secs.length - 1; i >= 0; i--) pts.push(`${f(x(secs[i]!.t + 1))},${f(y(base[i]!))}`, `${f(x(secs[i]!.t))},${f(y(base[i]!))}`);
-        if (secs.length) out.push(`<polygon points="${pts.join(' ')}" fill="${color}" fill-opacity="0.85" stroke="${color}" stroke-width="0.5"><title>${esc(node)}</title></polygon>`);
+        if (secs.length)
+          out.push(`<polygon points="${pts.join(' ')}" fill="${color}" fill-opacity="0.85" stroke="${color}" stroke-width="0.5"><title>${esc(node)}</title></polygon>`);
         for (const [i, v] of upper.entries()) base[i] = v;
         legend.push({ color, text: node, y: y0 + 12 + k * 16 });
       });
@@ -94,8 +95,14 @@ export function plotRun(input: PlotInput): string {
     if (panel.key === 'err') {
       const bw = plotW / n / 2;
       for (const s of secs) {
-        if (s.failed > 0) out.push(`<rect x="${f(x(s.t))}" y="${f(y(s.failed))}" width="${f(bw)}" height="${f(bottom - y(s.failed))}" fill="${RED}"><title>t=${s.t}s failed ${s.failed}</title></rect>`);
-        if (s.lost > 0) out.push(`<rect x="${f(x(s.t) + bw)}" y="${f(y(s.lost))}" width="${f(bw)}" height="${f(bottom - y(s.lost))}" fill="${PURPLE}"><title>t=${s.t}s lost ${s.lost}</title></rect>`);
+        if (s.failed > 0)
+          out.push(
+            `<rect x="${f(x(s.t))}" y="${f(y(s.failed))}" width="${f(bw)}" height="${f(bottom - y(s.failed))}" fill="${RED}"><title>t=${s.t}s failed ${s.failed}</title></rect>`,
+          );
+        if (s.lost > 0)
+          out.push(
+            `<rect x="${f(x(s.t) + bw)}" y="${f(y(s.lost))}" width="${f(bw)}" height="${f(bottom - y(s.lost))}" fill="${PURPLE}"><title>t=${s.t}s lost ${s.lost}</title></rect>`,
+          );
       }
       legend.push({ color: RED, text: 'failed requests/s', y: y0 + 12 }, { color: PURPLE, text: 'sessions lost/s', y: y0 + 28 });
     }
@@ -121,7 +128,10 @@ export function plotRun(input: PlotInput): string {
     marks.forEach(([t, color, label, dash], k) => {
       if (t === null) return;
       out.push(`<line x1="${f(x(t))}" x2="${f(x(t))}" y1="${y0}" y2="${bottom}" stroke="${color}" stroke-width="1.5" stroke-dasharray="${dash}"/>`);
-      if (panel.key === 'req') out.push(`<text x="${f(x(t) + 4)}" y="${y0 + 12 + k * 13}" fill="${color}" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(label)} (t=${t.toFixed(1)}s)</text>`);
+      if (panel.key === 'req')
+        out.push(
+          `<text x="${f(x(t) + 4)}" y="${y0 + 12 + k * 13}" fill="${color}" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(label)} (t=${t.toFixed(1)}s)</text>`,
+        );
     });
     y0 = bottom + gap;
   }

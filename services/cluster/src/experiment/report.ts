@@ -84,7 +84,15 @@ export function spreadOf(runs: RunSummary[]): Record<string, Spread> {
   for (const mode of [...new Set(runs.map((r) => r.mode))]) {
     const rs = runs.filter((r) => r.mode === mode);
     const range = (f: (r: RunSummary) => number): [number, number] => [Math.min(...rs.map(f)), Math.max(...rs.map(f))];
-    out[mode] = { runs: rs.length, requests: range((r) => r.requests), p50Ms: range((r) => r.p50Ms), p95Ms: range((r) => r.p95Ms), p99Ms: range((r) => r.p99Ms), sessionsLost: range((r) => r.sessionsLost), failedRequests: range((r) => r.failedRequests) };
+    out[mode] = {
+      runs: rs.length,
+      requests: range((r) => r.requests),
+      p50Ms: range((r) => r.p50Ms),
+      p95Ms: range((r) => r.p95Ms),
+      p99Ms: range((r) => r.p99Ms),
+      sessionsLost: range((r) => r.sessionsLost),
+      failedRequests: range((r) => r.failedRequests),
+    };
   }
   return out;
 }
@@ -94,7 +102,10 @@ const span = ([a, b]: [number, number]) => (a === b ? String(a) : `${a}–${b}`)
 function spreadLines(s: Summary): string[] {
   return Object.entries(s.spread)
     .filter(([, x]) => x.runs > 1)
-    .map(([mode, x]) => `${mode} over ${x.runs} runs: requests ${span(x.requests)}, failed ${span(x.failedRequests)}, lost ${span(x.sessionsLost)}, p50 ${span(x.p50Ms)} ms, p95 ${span(x.p95Ms)} ms, p99 ${span(x.p99Ms)} ms`);
+    .map(
+      ([mode, x]) =>
+        `${mode} over ${x.runs} runs: requests ${span(x.requests)}, failed ${span(x.failedRequests)}, lost ${span(x.sessionsLost)}, p50 ${span(x.p50Ms)} ms, p95 ${span(x.p95Ms)} ms, p99 ${span(x.p99Ms)} ms`,
+    );
 }
 
 const round = (n: number, places = 2) => Math.round(n * 10 ** places) / 10 ** places;
@@ -216,7 +227,10 @@ export function markdown(s: Summary): string {
   const md: string[] = [];
   md.push('# Failover experiment', '');
   md.push(`Generated ${s.generatedAt} by \`${s.command}\` on ${s.machine.cpus} CPU(s), Node ${s.machine.node}, k6 ${s.machine.k6}.`, '');
-  md.push('Each run starts its own local cluster (nginx in front of the nodes; Redis in shared mode), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.', '');
+  md.push(
+    'Each run starts its own local cluster (nginx in front of the nodes; Redis in shared mode), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.',
+    '',
+  );
   md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
   for (const r of s.runs) md.push(`| ${row(r).join(' | ')} |`);
   md.push('');
@@ -232,9 +246,15 @@ export function markdown(s: Summary): string {
     md.push(`![${r.mode}: requests/s by node, failures, losses and latency over time](${r.files.plot})`, '');
     const nodes = Object.keys(r.shareBeforeKill);
     md.push('| node | share before kill | share during outage | share after restart | sessions lost (last served by) |', '|---|---|---|---|---|');
-    for (const n of nodes) md.push(`| ${n}${n === r.killedNode ? ' (killed)' : ''} | ${pct(r.shareBeforeKill[n])} | ${pct(r.shareAfterKill[n])} | ${r.shareAfterRestart ? pct(r.shareAfterRestart[n]) : '-'} | ${r.sessionsLostByNode[n] ?? 0} |`);
+    for (const n of nodes)
+      md.push(
+        `| ${n}${n === r.killedNode ? ' (killed)' : ''} | ${pct(r.shareBeforeKill[n])} | ${pct(r.shareAfterKill[n])} | ${r.shareAfterRestart ? pct(r.shareAfterRestart[n]) : '-'} | ${r.sessionsLostByNode[n] ?? 0} |`,
+      );
     md.push('');
-    md.push(`k6: [HTML report](${r.files.html}) · [summary](${r.files.k6Summary}) · [samples (JSON lines, gzip)](${r.files.k6Json}) · [log](${r.files.k6Log}) · cluster logs in \`${r.files.logs}/\``, '');
+    md.push(
+      `k6: [HTML report](${r.files.html}) · [summary](${r.files.k6Summary}) · [samples (JSON lines, gzip)](${r.files.k6Json}) · [log](${r.files.k6Log}) · cluster logs in \`${r.files.logs}/\``,
+      '',
+    );
   }
   return md.join('\n');
 }
@@ -261,4 +281,3 @@ export function writeReport(outDir: string, s: Summary, outcomes: RunOutcome[]):
   fs.writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'summary.md'), markdown(s));
 }
-

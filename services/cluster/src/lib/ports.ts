@@ -61,13 +61,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * Polls `probe` until it returns true or `timeoutMs` passes; throws with `what` in the message.
  * `failIf` is checked first on each round: a non-null reason (the process exited) ends the wait at once.
  */
-export async function waitFor(
-  what: string,
-  probe: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
-  everyMs = 100,
-  failIf: () => string | null = () => null,
-): Promise<void> {
+export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 15_000, everyMs = 100, failIf: () => string | null = () => null): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const reason = failIf();

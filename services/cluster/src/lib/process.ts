@@ -21,15 +21,7 @@ export function which(cmd: string): string | null {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-export function startProcess(opts: {
-  name: string;
-  command: string;
-  args: string[];
-  logFile: string;
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-  detached?: boolean;
-}): Proc {
+export function startProcess(opts: { name: string; command: string; args: string[]; logFile: string; env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean }): Proc {
   const out = fs.openSync(opts.logFile, 'a');
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
