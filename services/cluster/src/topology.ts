@@ -26,7 +26,7 @@ export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', prometheus: 'p
 
 /**
  * Environment every node gets from the cluster, beyond NODE_ID, PORT, METRICS_PORT and
- * SESSION_SECRETS (per node locally; compose: hostname, 3000, 9100, a secret file).
+ * SESSION_SECRETS (per node locally; compose: the container name (services/app/docker-entrypoint.mjs), 3000, 9100, a secret file).
  * TRUST_PROXY names the proxy: loopback locally, the compose network (uniquelocal) in compose.
  */
 export function nodeEnvironment(opts: { mode: 'shared' | 'sticky'; redisUrl: string; demoUsers: number }): Record<string, string> {
