@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, isListening } from './lib/ports.js';
+import { freePort, isListening, waitFor } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import {
   appSpec,
@@ -217,8 +217,12 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
         fs.mkdirSync(d, { recursive: true });
         return d;
       };
-      const primary = await started(redisSpec(await freePort(), redisDir(1), persistence, { name: 'redis-1' }));
-      for (const i of [2, 3]) await started(redisSpec(await freePort(), redisDir(i), persistence, { name: `redis-${i}`, replicaOf: primary.port }));
+      const primary = await started(redisSpec(await freePort(), redisDir(1), persistence, { name: 'redis-1', replicated: true }));
+      for (const i of [2, 3]) {
+        const replica = await started(redisSpec(await freePort(), redisDir(i), persistence, { name: `redis-${i}`, replicaOf: primary.port, replicated: true }));
+        // Healthy means in sync: a replica still loading its first copy has nothing to fail over to.
+        await waitFor(`${replica.name} to finish its first sync`, async () => /master_link_status:up/.test((await redisCommand(replica.port, ['INFO', 'replication'])) ?? ''), 30_000, 100);
+      }
       const sentinels: PartState[] = [];
       for (const i of [1, 2, 3]) sentinels.push(await started(sentinelSpec({ index: i, port: await freePort(), dir: path.join(dir, `sentinel-${i}`), primaryPort: primary.port })));
       redisUrl = `${primary.url}/0`; // the database; the host is whatever the Sentinels say
@@ -280,25 +284,35 @@ function findPart(state: ClusterState, name: string): PartState {
   return part;
 }
 
-/** What a Redis server (or Sentinel) on 127.0.0.1:port says it is: one ROLE command over plain RESP. */
-export function redisRole(port: number, timeoutMs = 1000): Promise<'primary' | 'replica' | 'sentinel' | undefined> {
+/**
+ * One command to a Redis server on 127.0.0.1:port over plain RESP; resolves with the raw reply
+ * once `complete` says it is whole (default: after a short quiet), or undefined on error/timeout.
+ */
+function redisCommand(port: number, args: string[], timeoutMs = 1000): Promise<string | undefined> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     let reply = '';
-    const done = (role?: 'primary' | 'replica' | 'sentinel') => {
+    let settle: NodeJS.Timeout | undefined;
+    const done = (value?: string) => {
+      clearTimeout(settle);
       sock.destroy();
-      resolve(role);
+      resolve(value);
     };
-    sock.setTimeout(timeoutMs, () => done());
+    sock.setTimeout(timeoutMs, () => done(reply || undefined));
     sock.on('error', () => done());
-    sock.on('connect', () => sock.write('*1\r\n$4\r\nROLE\r\n'));
+    sock.on('connect', () => sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
     sock.on('data', (d) => {
       reply += d.toString('latin1');
-      const m = /^\*\d+\r\n\$\d+\r\n(master|slave|sentinel)\r\n/.exec(reply);
-      if (m) done(m[1] === 'master' ? 'primary' : m[1] === 'slave' ? 'replica' : 'sentinel');
-      else if (reply.length > 64 || reply.startsWith('-')) done();
+      clearTimeout(settle);
+      settle = setTimeout(() => done(reply), 20);
     });
   });
+}
+
+/** What a Redis server (or Sentinel) on 127.0.0.1:port says it is (ROLE). */
+export async function redisRole(port: number, timeoutMs = 1000): Promise<'primary' | 'replica' | 'sentinel' | undefined> {
+  const m = /^\*\d+\r\n\$\d+\r\n(master|slave|sentinel)\r\n/.exec((await redisCommand(port, ['ROLE'], timeoutMs)) ?? '');
+  return m ? (m[1] === 'master' ? 'primary' : m[1] === 'slave' ? 'replica' : 'sentinel') : undefined;
 }
 
 /** The Redis part that is primary right now (`kill redis-primary`). */

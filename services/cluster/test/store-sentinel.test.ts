@@ -53,7 +53,8 @@ it('a primary killed under load: writes resume on a new primary within seconds, 
 
   const outageS = failures.length ? (Math.max(...failures.map((f) => f.at)) - killedAt) / 1000 : 0;
   console.log(`sentinel failover: ${failures.length} failed writes, writes resumed ${outageS.toFixed(2)} s after the primary was killed`);
-  expect(failures.every((f) => f.status === 503 && f.code === 'STORE_UNAVAILABLE')).toBe(true);
+  const odd = failures.filter((f) => !(f.status === 503 && f.code === 'STORE_UNAVAILABLE'));
+  expect(odd.map((f) => `${f.at - killedAt} ms: ${f.status} ${f.code}`)).toEqual([]);
   expect(failures.length).toBeGreaterThan(0); // the kill was felt
   // Tuned for seconds (down-after 1 s, failover-timeout 5 s): ~4 s here when the first election
   // succeeds; a failed election retries after 10 s. Sentinel's defaults would take over 30 s.
