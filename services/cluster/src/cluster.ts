@@ -221,7 +221,12 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       for (const i of [2, 3]) {
         const replica = await started(redisSpec(await freePort(), redisDir(i), persistence, { name: `redis-${i}`, replicaOf: primary.port, replicated: true }));
         // Healthy means in sync: a replica still loading its first copy has nothing to fail over to.
-        await waitFor(`${replica.name} to finish its first sync`, async () => /master_link_status:up/.test((await redisCommand(replica.port, ['INFO', 'replication'])) ?? ''), 30_000, 100);
+        await waitFor(
+          `${replica.name} to finish its first sync`,
+          async () => /master_link_status:up/.test((await redisCommand(replica.port, ['INFO', 'replication'])) ?? ''),
+          30_000,
+          100,
+        );
       }
       const sentinels: PartState[] = [];
       for (const i of [1, 2, 3]) sentinels.push(await started(sentinelSpec({ index: i, port: await freePort(), dir: path.join(dir, `sentinel-${i}`), primaryPort: primary.port })));
