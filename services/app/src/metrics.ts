@@ -89,22 +89,20 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
 
   let activeSource: () => Promise<number> | number = () => 0;
   let indexSource: (() => { sessions: number; users: number }) | null = null;
-  new Gauge({
-    name: `${PREFIX}user_index_sessions`,
-    help: "Session ids in this node's in-memory per-user index (sticky mode only).",
-    registers: [registry],
-    collect() {
-      if (indexSource) this.set(indexSource().sessions);
-    },
-  });
-  new Gauge({
-    name: `${PREFIX}user_index_users`,
-    help: "Users with an entry in this node's in-memory per-user index (sticky mode only).",
-    registers: [registry],
-    collect() {
-      if (indexSource) this.set(indexSource().users);
-    },
-  });
+  const indexGauges = {
+    sessions: "Session ids in this node's in-memory per-user index (sticky mode only).",
+    users: "Users with an entry in this node's in-memory per-user index (sticky mode only).",
+  };
+  for (const [field, help] of Object.entries(indexGauges) as Array<['sessions' | 'users', string]>) {
+    new Gauge({
+      name: `${PREFIX}user_index_${field}`,
+      help,
+      registers: [registry],
+      collect() {
+        if (indexSource) this.set(indexSource()[field]);
+      },
+    });
+  }
   new Gauge({
     name: `${PREFIX}sessions_active`,
     help: 'Sessions held by the store this node uses (shared: the whole Redis session database; sticky: this node).',
