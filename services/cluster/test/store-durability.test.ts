@@ -18,7 +18,24 @@ async function counters(clients: Client[]): Promise<number[]> {
 async function restartRedis(dir: string, signal: 'KILL' | 'TERM', url: string) {
   await kill('redis', { dir, signal });
   await start('redis', { dir });
-  // A session route without a cookie answers 401 once every node reaches Redis again (503 before).
+  // Every node ready again (its readiness PINGs Redis), then a session route without a cookie
+  // answers 401 (503 while a node cannot reach Redis).
+  const nodes = (await ps(dir)).parts.filter((p) => p.kind === 'app');
+  await waitFor(
+    'every node reaches Redis again',
+    async () =>
+      (
+        await Promise.all(
+          nodes.map((n) =>
+            fetch(`http://127.0.0.1:${n.ports!.metrics}/readyz`).then(
+              (r) => r.status,
+              () => 0,
+            ),
+          ),
+        )
+      ).every((st) => st === 200),
+    15_000,
+  );
   await waitFor('sessions served again', async () => (await Promise.all([1, 2, 3, 4].map(() => fetch(url + '/api/me')))).every((r) => r.status === 401), 10_000);
 }
 
