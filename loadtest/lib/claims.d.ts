@@ -44,18 +44,24 @@ export interface LossEvent {
 export interface JudgeInput {
   mode: 'shared' | 'sticky';
   vus: number;
+  /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items). */
   requestsByKind: { read: number; write: number; login: number };
   sessionsTotal: number;
   sessionsLost: number;
+  /** Checks on identity/counters that failed: a session that continued, but wrongly. */
   checkFailures: number;
+  /** Every failed request and every lost session, in time order (seconds since k6's first sample). */
   failures: FailureEvent[];
   losses: LossEvent[];
   killedNode: string | null;
+  /** Sessions the killed node said it held just before the kill (sticky; null in shared mode or when it could not be read). */
   killedNodeSessions: number | null;
+  /** Requests the killed node answered before the kill, from k6's samples (null: no kill). */
   killedNodeServedBeforeKill: number | null;
   killAtS: number | null;
   restartAtS: number | null;
   readyAtS: number | null;
+  /** The run's length in k6's samples, seconds. */
   endS: number;
   k6: { exitCode: number | null; thresholds: Record<string, Record<string, boolean>> };
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { shares } from './analyze.js';
 import { plotRun } from './plot.js';
-import { judge, type Claim, type FailureEvent, type JudgeInput, type LossEvent } from '../../../../loadtest/lib/claims.js';
+import { judge, type Claim, type JudgeInput } from '../../../../loadtest/lib/claims.js';
 import type { K6Summary, RunOutcome } from './run.js';
 
 /**
@@ -11,43 +11,23 @@ import type { K6Summary, RunOutcome } from './run.js';
  * is judged by loadtest/lib/claims.js, the one definition of what each mode must show, which k6's
  * thresholds come from as well.
  */
+/** One run of the experiment: what the judge reads (JudgeInput, defined with the claims) and the rest of the report. */
 export interface RunSummary extends JudgeInput {
-  mode: 'shared' | 'sticky';
   /** mode, or mode-N when runs repeat (`--repeat`). */
   label: string;
   nodes: number;
-  vus: number;
   durationS: number;
   requests: number;
   failedRequests: number;
-  /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items). */
-  requestsByKind: { read: number; write: number; login: number };
   failedByKind: { read: number; write: number; login: number };
-  sessionsTotal: number;
-  sessionsLost: number;
   /** Lost between the kill and the restarted node's readiness (or the end), and after that. */
   sessionsLostDuringOutage: number;
   sessionsLostAfterRestart: number;
   /** Lost sessions by the node that last served them. */
   sessionsLostByNode: Record<string, number>;
-  /** Checks on identity/counters that failed: a session that continued, but wrongly. */
-  checkFailures: number;
-  /** Every failed request and every lost session, in time order (seconds since k6's first sample). */
-  failures: FailureEvent[];
-  losses: LossEvent[];
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
-  killedNode: string | null;
-  /** Sessions the killed node said it held just before the kill (sticky; null in shared mode or when it could not be read). */
-  killedNodeSessions: number | null;
-  /** Requests the killed node answered before the kill, from k6's samples (null: no kill). */
-  killedNodeServedBeforeKill: number | null;
-  killAtS: number | null;
-  restartAtS: number | null;
-  readyAtS: number | null;
-  /** The run's length in k6's samples, seconds. */
-  endS: number;
   shareBeforeKill: Record<string, number>;
   /** From the kill until the restarted node is ready (or the end). */
   shareAfterKill: Record<string, number>;

@@ -39,9 +39,8 @@ export interface SoakOptions {
   signal: AbortSignal;
 }
 
-export interface Sample {
-  atS: number;
-  phase: 'start' | 'churn' | 'quiet' | 'end';
+/** Traffic counted by the churn driver, for one sample's window or the whole run. */
+export interface Traffic {
   requests: number;
   errors: number;
   errorKinds: Record<string, number>;
@@ -49,6 +48,11 @@ export interface Sample {
   logins: number;
   logouts: number;
   abandoned: number;
+}
+
+export interface Sample extends Traffic {
+  atS: number;
+  phase: 'start' | 'churn' | 'quiet' | 'end';
   /** Sessions the cluster holds: shared, Redis's s:* keys; sticky, the sum of the nodes' gauges. */
   liveSessions: number | null;
   redis: RedisSample | null;
@@ -65,16 +69,7 @@ export interface SoakReport {
   mode: Mode;
   settings: Omit<SoakOptions, 'say' | 'signal' | 'mode'>;
   startedAt: string;
-  totals: {
-    requests: number;
-    errors: number;
-    errorKinds: Record<string, number>;
-    p95Ms: number | null;
-    logins: number;
-    logouts: number;
-    abandoned: number;
-    distinctUsersPossible: number;
-  };
+  totals: Traffic & { distinctUsersPossible: number };
   samples: Sample[];
   checks: Check[];
   passed: boolean;
