@@ -121,6 +121,21 @@ function inspect(name: string, format: string): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value (not undefined), or fails with what it last saw. */
+/** Waits (up to 150 s) until every app replica reports healthy. */
+function replicasHealthy(what: string, vars: Record<string, string> = {}): Promise<true> {
+  return until(
+    what,
+    150_000,
+    () =>
+      ps(vars)
+        .filter((c) => c.Service === 'app')
+        .every((c) => c.Health === 'healthy')
+        ? true
+        : undefined,
+    1000,
+  );
+}
+
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -404,17 +419,7 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body.user).toBe('user1');
       expect(r.body.requests).toBeGreaterThan(before);
-      await until(
-        'every replica ready again',
-        150_000,
-        () =>
-          ps(vars)
-            .filter((c) => c.Service === 'app')
-            .every((c) => c.Health === 'healthy')
-            ? true
-            : undefined,
-        1000,
-      );
+      await replicasHealthy('every replica ready again', vars);
     },
     5 * MIN,
   );
@@ -478,17 +483,7 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
     async () => {
       const nginx = `${PROJECT}-nginx-1`;
       const nginxBefore = inspect(nginx, '{{.Id}} {{.State.StartedAt}} {{.RestartCount}}');
-      await until(
-        'every replica healthy before scaling',
-        150_000,
-        () =>
-          ps(vars)
-            .filter((c) => c.Service === 'app')
-            .every((c) => c.Health === 'healthy')
-            ? true
-            : undefined,
-        1000,
-      );
+      await replicasHealthy('every replica healthy before scaling', vars);
       must(compose(['up', '-d', '--wait', '--wait-timeout', '180', 'app'], { APP_REPLICAS: '5' }, 5 * MIN), 'APP_REPLICAS=5 docker compose up -d app');
       const five = [1, 2, 3, 4, 5].map((i) => `${PROJECT}-app-${i}`);
       expect(appNames({ APP_REPLICAS: '5' })).toEqual(five);
