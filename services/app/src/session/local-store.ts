@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
-import { adopt, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
+import { adopt, createLoaded, finish, loadedPayload, remember, type StoreCallback, ttlFor } from './snapshot.js';
 
 /**
  * Sticky mode's store: this node's own memory. Sessions die with the process, and only the
@@ -43,10 +43,7 @@ export class LocalSessionStore extends Store {
   }
 
   override createSession(req: Request, sess: SessionData) {
-    const raw = loadedPayload(sess);
-    const session = super.createSession(req, withCookie(sess, this.opts.codec));
-    if (raw !== undefined) remember(session, raw);
-    return session;
+    return createLoaded(sess, this.opts.codec, (data) => super.createSession(req, data));
   }
 
   override set(sid: string, sess: SessionData, cb?: StoreCallback<null>): unknown {

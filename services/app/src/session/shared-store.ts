@@ -6,7 +6,7 @@ import { AppError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
-import { adopt, fail, finish, loadedPayload, remember, type StoreCallback, ttlFor, withCookie } from './snapshot.js';
+import { adopt, createLoaded, fail, finish, loadedPayload, remember, type StoreCallback, ttlFor } from './snapshot.js';
 
 /**
  * Compare-and-set of one session: writes ARGV[2] with TTL ARGV[3] only if the key still holds
@@ -84,10 +84,7 @@ export class SharedSessionStore extends RedisStore {
   }
 
   override createSession(req: Request, sess: SessionData) {
-    const raw = loadedPayload(sess);
-    const session = super.createSession(req, withCookie(sess, this.opts.codec));
-    if (raw !== undefined) remember(session, raw);
-    return session;
+    return createLoaded(sess, this.opts.codec, (data) => super.createSession(req, data));
   }
 
   override async set(sid: string, sess: SessionData, cb?: StoreCallback<null>): Promise<unknown> {

@@ -34,10 +34,17 @@ export function adopt(sess: SessionData, merged: SessionData, raw: string): void
   remember(sess, raw);
 }
 
-/** express-session needs a cookie on every loaded session; a store handed none (tests do) gets the node's default. */
-export function withCookie(sess: SessionData, codec: SessionCodec): SessionData {
+/**
+ * A store's createSession: express-session builds the Session object from the loaded data (which
+ * needs a cookie: a store handed none, as tests do, gets the node's default), and the payload the
+ * data was loaded from moves across to it (the Session constructor copies no symbol).
+ */
+export function createLoaded<S extends object>(sess: SessionData, codec: SessionCodec, create: (sess: SessionData) => S): S {
+  const raw = loadedPayload(sess);
   if (!sess.cookie) (sess as { cookie: unknown }).cookie = codec.defaultCookie();
-  return sess;
+  const session = create(sess);
+  if (raw !== undefined) remember(session, raw);
+  return session;
 }
 
 /** Seconds to keep a session: until its cookie expires when it has an expiry (as connect-redis), else the idle timeout. */
