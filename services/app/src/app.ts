@@ -47,7 +47,7 @@ export interface AppHandle {
 export function createApp(config: Config, deps: AppDeps): AppHandle {
   const app = express();
   let draining = false;
-  const sessions = createSessionLayer(config, deps.redis, deps.metrics);
+  const sessions = createSessionLayer(config, { redis: deps.redis, metrics: deps.metrics });
 
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);

@@ -81,6 +81,14 @@ function estimatedBits(secret: string): number {
   return perChar * secret.length;
 }
 
+/**
+ * The session architectures a node can run (session/modes/): the state in one shared Redis, in
+ * this node's memory behind sticky routing, in PostgreSQL, in an encrypted cookie, or in a signed
+ * bearer token.
+ */
+export const SESSION_MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
+export type SessionMode = (typeof SESSION_MODES)[number];
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['production', 'development', 'test']).default('production'),
@@ -92,7 +100,7 @@ const schema = z
     PORT: int(0, 65535).default(3000),
     METRICS_PORT: int(0, 65535).default(9100),
     HOST: z.string().trim().min(1).default('0.0.0.0'),
-    SESSION_MODE: z.enum(['shared', 'sticky']).default('shared'),
+    SESSION_MODE: z.enum(SESSION_MODES).default('shared'),
     SESSION_SECRETS: z.string().min(1, 'is required (comma-separated; the first signs, all verify)'),
     REDIS_URL: z
       .string()
@@ -155,7 +163,6 @@ const schema = z
     }
   });
 
-export type SessionMode = 'shared' | 'sticky';
 
 export interface Config {
   env: 'production' | 'development' | 'test';

@@ -21,7 +21,7 @@ describe('parseConfig', () => {
   });
 
   it('names the variable at fault', () => {
-    expect(fails({ SESSION_MODE: 'round-robin' })).toMatch(/^invalid configuration: SESSION_MODE must be one of shared, sticky; got "round-robin"$/);
+    expect(fails({ SESSION_MODE: 'round-robin' })).toMatch(/^invalid configuration: SESSION_MODE must be one of shared, sticky, database, cookie, jwt; got "round-robin"$/);
     expect(fails({ PORT: 'eighty' })).toMatch(/^invalid configuration: PORT /);
     expect(fails({ REDIS_URL: 'localhost:6379' })).toMatch(/^invalid configuration: REDIS_URL /);
     expect(fails({ SESSION_IDLE_TIMEOUT: '10 minutes' })).toMatch(/^invalid configuration: SESSION_IDLE_TIMEOUT /);
@@ -72,7 +72,7 @@ describe('the process', () => {
     const r = await runNodeProcess({ SESSION_SECRETS: SECRET_A, SESSION_MODE: 'bogus' });
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/SESSION_MODE must be one of shared, sticky; got "bogus"/);
+    expect(r.stderr).toMatch(/SESSION_MODE must be one of shared, sticky, database, cookie, jwt; got "bogus"/);
   });
 
   it('exits 1 naming SESSION_SECRETS when it is missing', async () => {

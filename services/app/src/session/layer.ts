@@ -1,16 +1,12 @@
-import session, { type Store } from 'express-session';
+import type { Store } from 'express-session';
 import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import type { Config } from '../config.js';
+import type { Config, SessionMode } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import { RedisStore } from 'connect-redis';
-import { dbOf } from '../redis.js';
-import { createCodec } from './codec.js';
-import { LocalSessionStore } from './local-store.js';
-import { appMergePolicy } from './merge.js';
-import { createLoginLimiter, type LoginAttempt, type LoginLimiter } from './login-limiter.js';
-import { SharedSessionStore } from './shared-store.js';
-import { LocalUserSessionIndex, RedisUserSessionIndex, type UserSessionIndex } from './user-index.js';
+import type { LoginAttempt, LoginLimiter } from './login-limiter.js';
+import { sharedLayer } from './modes/shared.js';
+import { stickyLayer } from './modes/sticky.js';
+import type { UserSessionIndex } from './user-index.js';
 import './types.js';
 
 /** The Redis connections shared mode needs: sessions in one logical database, everything else in another. */
@@ -21,9 +17,16 @@ export interface RedisClients {
   aux: Redis;
 }
 
+/** What a mode may be given (each mode says which it needs; main.ts opens only those). */
+export interface LayerDeps {
+  redis: RedisClients | null;
+  metrics: Metrics;
+}
+
 export interface SessionLayer {
   middleware: RequestHandler;
-  store: Store;
+  /** The express-session store, in the modes that keep sessions on the server through one. */
+  store: Store | null;
   index: UserSessionIndex;
   limiter: LoginLimiter;
   /**
@@ -42,88 +45,21 @@ export interface SessionLayer {
   close(): void;
 }
 
-export const SESSION_PREFIX = 's:';
+export { SESSION_PREFIX } from './modes/shared.js';
 
-/**
- * Everything about sessions, chosen by SESSION_MODE:
- * - shared: connect-redis (SharedSessionStore) over ioredis; any node can serve any session.
- * - sticky: this node's memory (LocalSessionStore); nginx must route a client back here.
- * The cookie has no Max-Age: lifetimes are enforced server-side (idle: store TTL; absolute: guard.ts).
- */
-export function createSessionLayer(config: Config, redis: RedisClients | null, metrics: Metrics): SessionLayer {
-  const cookie = { path: '/', httpOnly: true, secure: config.cookie.secure, sameSite: 'lax' as const };
-  const codec = createCodec(cookie);
-  const idleTimeoutS = config.session.idleTimeoutS;
-  const sessionsDb = dbOf(config.redis.url);
-  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb: sessionsDb + 1 };
+/** One factory per SESSION_MODE (session/modes/): each builds the middleware, store, index and limiter of its architecture. */
+const MODES: Record<SessionMode, (config: Config, deps: LayerDeps) => SessionLayer> = {
+  shared: sharedLayer,
+  sticky: stickyLayer,
+  database: notBuilt,
+  cookie: notBuilt,
+  jwt: notBuilt,
+};
 
-  let store: Store;
-  let index: UserSessionIndex;
-  let ready: () => Promise<boolean>;
-  let close: () => void;
-  const textbook = config.session.profile === 'textbook';
-  if (config.mode === 'shared') {
-    if (!redis) throw new Error('shared mode needs Redis clients');
-    if (textbook) {
-      // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
-      // GET then EXPIRE on every read). Benchmarks only (config.ts).
-      store = new RedisStore({ client: redis.sessions });
-      index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
-    } else {
-      const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } : undefined;
-      store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
-      index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
-    }
-    // The index janitor (user-index.ts): every node, every quarter of the idle timeout (5-60 s,
-    // jittered so nodes do not run it in step). A failure (Redis down) waits for the next round.
-    const redisIndex = index as RedisUserSessionIndex;
-    const every = Math.min(60, Math.max(5, idleTimeoutS / 4)) * 1000;
-    const janitor = setInterval(() => void redisIndex.sweep().catch(() => {}), every * (0.8 + Math.random() * 0.4));
-    janitor.unref();
-    close = () => clearInterval(janitor);
-    ready = async () => {
-      const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
-      return pings.every((p) => p.status === 'fulfilled');
-    };
-    metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
-  } else {
-    const local = new LocalSessionStore({ idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy });
-    store = local;
-    const localIndex = new LocalUserSessionIndex(local, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
-    index = localIndex;
-    metrics.setUserIndexSource(() => localIndex.stats);
-    ready = async () => true;
-    close = () => local.close();
-    metrics.setActiveSessionsSource(() => local.size);
-  }
+function notBuilt(config: Config): SessionLayer {
+  throw new Error(`SESSION_MODE ${config.mode} is not built yet`);
+}
 
-  const middleware = session({
-    name: config.cookie.name,
-    secret: config.secrets,
-    store,
-    resave: textbook,
-    saveUninitialized: textbook,
-    rolling: false,
-    // 'keep', not 'destroy': with 'destroy', a request whose session could not be loaded (Redis down)
-    // would try to delete it on the way out, fail again, and have its connection torn down.
-    unset: 'keep',
-    cookie,
-  });
-
-  return {
-    middleware,
-    store,
-    index,
-    anonymousSessionsStored: textbook,
-    commitLogin:
-      index instanceof RedisUserSessionIndex
-        ? (user, sid, at, attempt) => index.add(user, sid, at, attempt.settlement)
-        : async (user, sid, at, attempt) => {
-            await attempt.succeeded();
-            return index.add(user, sid, at);
-          },
-    limiter: createLoginLimiter(config.loginLimits, config.mode === 'shared' ? redis!.aux : null),
-    ready,
-    close,
-  };
+export function createSessionLayer(config: Config, deps: LayerDeps): SessionLayer {
+  return MODES[config.mode](config, deps);
 }

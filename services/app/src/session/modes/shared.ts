@@ -1,0 +1,59 @@
+import { RedisStore } from 'connect-redis';
+import type { Store } from 'express-session';
+import type { Config } from '../../config.js';
+import { dbOf } from '../../redis.js';
+import { codecFor, expressSession } from '../express.js';
+import type { LayerDeps, SessionLayer } from '../layer.js';
+import { createLoginLimiter } from '../login-limiter.js';
+import { appMergePolicy } from '../merge.js';
+import { SharedSessionStore } from '../shared-store.js';
+import { RedisUserSessionIndex } from '../user-index.js';
+
+export const SESSION_PREFIX = 's:';
+
+/**
+ * shared: connect-redis (SharedSessionStore) over ioredis; any node can serve any session. The
+ * per-user index and the login limiter live in Redis too, so both hold across the cluster.
+ */
+export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+  if (!redis) throw new Error('shared mode needs Redis clients');
+  const codec = codecFor(config);
+  const idleTimeoutS = config.session.idleTimeoutS;
+  const sessionsDb = dbOf(config.redis.url);
+  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb: sessionsDb + 1 };
+  const textbook = config.session.profile === 'textbook';
+
+  let store: Store;
+  let index: RedisUserSessionIndex;
+  if (textbook) {
+    // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
+    // GET then EXPIRE on every read). Benchmarks only (config.ts).
+    store = new RedisStore({ client: redis.sessions });
+    index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
+  } else {
+    const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } : undefined;
+    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
+    index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
+  }
+  // The index janitor (user-index.ts): every node, every quarter of the idle timeout (5-60 s,
+  // jittered so nodes do not run it in step). A failure (Redis down) waits for the next round.
+  const every = Math.min(60, Math.max(5, idleTimeoutS / 4)) * 1000;
+  const janitor = setInterval(() => void index.sweep().catch(() => {}), every * (0.8 + Math.random() * 0.4));
+  janitor.unref();
+  metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
+
+  return {
+    middleware: expressSession(config, store, textbook),
+    store,
+    index,
+    anonymousSessionsStored: textbook,
+    // The index add and the limiter settlement are one script.
+    commitLogin: (user, sid, at, attempt) => index.add(user, sid, at, attempt.settlement),
+    limiter: createLoginLimiter(config.loginLimits, redis.aux),
+    ready: async () => {
+      const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
+      return pings.every((p) => p.status === 'fulfilled');
+    },
+    close: () => clearInterval(janitor),
+  };
+}
