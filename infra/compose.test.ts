@@ -474,19 +474,29 @@ describe('the nginx entrypoint, rendered for real', () => {
     expect(r.statusListen.trim()).toBe(`listen ${CONTAINER_PORTS.nginxStatus};`);
   });
 
-  it('sticky mode: one line per replica, by compose container name, APP_REPLICAS of them', () => {
+  it('sticky mode: one pool line per replica, by compose container name, and one upstream per replica with the others as backups', () => {
     for (const replicas of [3, 5]) {
       const r = runEntrypoint(composeNginxEnv({ SESSION_MODE: 'sticky', APP_REPLICAS: String(replicas) }));
       expect(r.status, r.stderr).toBe(0);
       expect(r.upstream).toContain('mode=sticky');
       expect(r.upstream).toMatch(/^resolver 127\.0\.0\.11\b.*;$/m);
-      expect(r.upstream).toContain('hash $route_key consistent;');
-      const lines = serverLines(r.upstream);
-      expect(lines).toHaveLength(replicas);
-      lines.forEach((l, i) => expect(l).toBe(`server session-cluster-app-${i + 1}:${CONTAINER_PORTS.app} max_fails=1 fail_timeout=5s resolve;`));
+      const name = (i: number) => `session-cluster-app-${i}`;
+      const line = (i: number, backup = false) => `server ${name(i)}:${CONTAINER_PORTS.app} max_fails=1 fail_timeout=5s${backup ? ' backup' : ''} resolve;`;
+      // The whole pool, for clients without a route cookie: every replica once, none a backup.
+      const pool = r.upstream.slice(r.upstream.indexOf('upstream app {'), r.upstream.indexOf('upstream node_1 {'));
+      expect(serverLines(pool)).toEqual(Array.from({ length: replicas }, (_, i) => line(i + 1)));
+      // The route cookie names a replica (its container name = its NODE_ID = its X-Served-By) ...
+      for (let i = 1; i <= replicas; i++) expect(r.upstream).toContain(`"${name(i)}" node_${i};`);
+      // ... whose upstream has it as the only primary and every other replica as a backup.
+      for (let i = 1; i <= replicas; i++) {
+        const block = r.upstream.slice(r.upstream.indexOf(`upstream node_${i} {`)).split('}')[0]!;
+        const others = Array.from({ length: replicas }, (_, j) => j + 1).filter((j) => j !== i);
+        expect(serverLines(block)).toEqual([line(i), ...others.map((j) => line(j, true))]);
+      }
     }
     // The default is 3, matching the README's --scale app=3.
-    expect(serverLines(runEntrypoint({ SESSION_MODE: 'sticky' }).upstream)).toHaveLength(3);
+    expect(runEntrypoint({ SESSION_MODE: 'sticky' }).upstream).toContain('upstream node_3 {');
+    expect(runEntrypoint({ SESSION_MODE: 'sticky' }).upstream).not.toContain('upstream node_4 {');
   });
 
   it('refuses a bad mode or replica count', () => {

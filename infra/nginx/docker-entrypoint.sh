@@ -9,13 +9,13 @@
 #           every replica, and `resolve` re-reads that answer while nginx runs (scale up/down,
 #           a killed or restarted replica).
 #   sticky  one line per replica, by container name (APP_REPLICA_PREFIX<i>:APP_PORT, i = 1..
-#           APP_REPLICAS), so the consistent hash keeps a client on the same replica even when
-#           another one goes away or its address changes. APP_REPLICAS must equal the
+#           APP_REPLICAS), each named by that container name, which is the replica's NODE_ID
+#           (its X-Served-By): the route cookie names the replica that answered (render.sh). APP_REPLICAS must equal the
 #           `--scale app=N` given to compose; a name with no container behind it just stays
 #           unresolved (nginx still starts and serves from the others).
 #
 # Environment (defaults are the compose values):
-#   SESSION_MODE         shared | sticky                       (shared)
+#   SESSION_MODE         shared | sticky | database | cookie | jwt   (shared)
 #   APP_REPLICAS         sticky: number of replicas            (3)
 #   APP_HOST             shared: the app service's name        (app)
 #   APP_REPLICA_PREFIX   sticky: container name before <i>    (${COMPOSE_PROJECT_NAME:-session-cluster}-app-)
@@ -41,7 +41,7 @@ SERVER_PARAMS=${SERVER_PARAMS-resolve}
 export RESOLVER SERVER_PARAMS
 
 case "$mode" in
-  shared)
+  shared | database | cookie | jwt)
     set -- "$app_host:$app_port"
     ;;
   sticky)
@@ -54,12 +54,12 @@ case "$mode" in
     set --
     i=1
     while [ "$i" -le "$replicas" ]; do
-      set -- "$@" "$replica_prefix$i:$app_port"
+      set -- "$@" "$replica_prefix$i=$replica_prefix$i:$app_port"
       i=$((i + 1))
     done
     ;;
   *)
-    echo "docker-entrypoint.sh: SESSION_MODE must be shared or sticky, got '$mode'" >&2
+    echo "docker-entrypoint.sh: SESSION_MODE must be shared, sticky, database, cookie or jwt, got '$mode'" >&2
     exit 2
     ;;
 esac

@@ -16,7 +16,7 @@ export interface RunSettings {
   kill: boolean;
   restart: boolean;
 }
-export function lossesPerVu(s: RunSettings): number;
+export function lossesPerVu(s: Pick<RunSettings, 'mode' | 'kill'>): number;
 export function k6Thresholds(s: RunSettings & { vus: number }): Record<string, string[]>;
 
 /** One failed request (failed_requests), seconds since k6's first sample. */

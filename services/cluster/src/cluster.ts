@@ -116,6 +116,7 @@ function sessionSecrets(dir: string): string {
 }
 
 /** Renders the nginx configuration for this run (nginx.conf + render.sh) and checks it with `nginx -t`. */
+/** `servers`: each node as NODE_ID=host:port (sticky routing names nodes by id; render.sh). */
 export function renderNginx(opts: { confDir: string; mode: Mode; port: number; statusPort: number; servers: string[] }): void {
   fs.mkdirSync(opts.confDir, { recursive: true });
   fs.copyFileSync(path.join(REPO_ROOT, 'nginx.conf'), path.join(opts.confDir, 'nginx.conf'));
@@ -243,7 +244,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
     const statusPort = await freePort();
     const confDir = path.join(dir, 'nginx');
-    renderNginx({ confDir, mode, port, statusPort, servers: specs.map((s) => `127.0.0.1:${s.port}`) });
+    renderNginx({ confDir, mode, port, statusPort, servers: specs.map((s) => `${s.name}=127.0.0.1:${s.port}`) });
     await started(nginxSpec({ port, statusPort, confDir }));
 
     if (monitoring) {

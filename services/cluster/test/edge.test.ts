@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kill, start } from '../src/cluster.js';
 import { Client, startCluster } from '../../../testkit/cluster.js';
 
 // What nginx adds at the edge, checked through the real nginx in front of real nodes.
@@ -58,13 +59,51 @@ describe('node health endpoints', () => {
 });
 
 describe('the route cookie', () => {
-  it('is set once, at the edge, in sticky mode only', async () => {
+  const routeCookie = (r: Response) => r.headers.getSetCookie().find((c) => c.startsWith('scroute='));
+  it('names the node that answered, is sent only when that changes, and exists in sticky mode only', async () => {
     const first = await fetch(sticky.url + '/api/me');
-    const cookie = first.headers.getSetCookie().find((c) => c.startsWith('scroute='));
-    expect(cookie).toMatch(/^scroute=[0-9a-f]{32}; Path=\/; HttpOnly; SameSite=Lax$/);
-    const again = await fetch(sticky.url + '/api/me', { headers: { cookie: cookie!.split(';')[0]! } });
-    expect(again.headers.getSetCookie().some((c) => c.startsWith('scroute='))).toBe(false);
-    const onShared = await fetch(shared.url + '/api/me');
-    expect(onShared.headers.getSetCookie().some((c) => c.startsWith('scroute='))).toBe(false);
+    const node = first.headers.get('x-served-by')!;
+    expect(routeCookie(first)).toBe(`scroute=${node}; Path=/; HttpOnly; SameSite=Lax`);
+    // Pinned: the same node answers every time, and the cookie is not sent again.
+    for (let i = 0; i < 6; i++) {
+      const again = await fetch(sticky.url + '/api/me', { headers: { cookie: `scroute=${node}` } });
+      expect(again.headers.get('x-served-by')).toBe(node);
+      expect(routeCookie(again)).toBeUndefined();
+    }
+    // Each node can be named; an unknown or forged name goes to the pool and is re-pinned to whoever answered.
+    for (const other of ['app-1', 'app-2']) expect((await fetch(sticky.url + '/api/ping', { headers: { cookie: `scroute=${other}` } })).headers.get('x-served-by')).toBe(other);
+    for (const forged of ['app-9', 'node_1', '../app-1', 'x'.repeat(300)]) {
+      const r = await fetch(sticky.url + '/api/ping', { headers: { cookie: `scroute=${forged}` } });
+      expect(r.status).toBe(200);
+      expect(routeCookie(r)).toBe(`scroute=${r.headers.get('x-served-by')}; Path=/; HttpOnly; SameSite=Lax`);
+    }
+    expect(routeCookie(await fetch(shared.url + '/api/me'))).toBeUndefined();
   });
+
+  it("re-pins a client to the node that answered while its own was down, and keeps it there when that node is back", async () => {
+    const client = new Client(sticky.url);
+    expect((await client.login('user7')).status).toBe(200);
+    const home = client.cookies.get('scroute')!;
+    expect(['app-1', 'app-2']).toContain(home);
+    const other = home === 'app-1' ? 'app-2' : 'app-1';
+    await kill(home, { dir: sticky.dir });
+    // Its session was in the dead node's memory: lost once (401), answered by the other node, which re-pins the client.
+    const lost = await client.get('/api/me');
+    expect(lost.status).toBe(401);
+    expect(lost.headers.get('x-served-by')).toBe(other);
+    expect(client.cookies.get('scroute')).toBe(other);
+    expect((await client.login('user7')).status).toBe(200);
+    await start(home, { dir: sticky.dir });
+    // Back, ready, and past nginx's fail_timeout: the client stays where its session now is.
+    await new Promise((r) => setTimeout(r, 6000));
+    for (let i = 0; i < 5; i++) {
+      const r = await client.get('/api/me');
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-served-by')).toBe(other);
+    }
+    // A new client may still land on the restarted node: it is in the pool again.
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) seen.add((await fetch(sticky.url + '/api/ping')).headers.get('x-served-by')!);
+    expect(seen).toContain(home);
+  }, 40_000);
 });

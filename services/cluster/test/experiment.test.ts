@@ -97,7 +97,7 @@ it('shared mode keeps every session through a SIGKILL and a restart', { timeout:
   report(dir, shared);
 });
 
-it("sticky mode loses the killed node's sessions, and the same users lose theirs again after its restart", { timeout: 110_000 }, async () => {
+it("sticky mode loses the killed node's sessions once: re-pinned, nobody is sent back to it after its restart", { timeout: 110_000 }, async () => {
   const dir = path.join(out, 'sticky');
   const r = await runCli([...base, '--mode', 'sticky', '--duration', '30s', '--out', dir], 100_000);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
@@ -117,13 +117,12 @@ it("sticky mode loses the killed node's sessions, and the same users lose theirs
   // The restarted node was back early enough for nginx to send it traffic before the end...
   expect(sticky.readyAtS).not.toBeNull();
   expect(sticky.endS - sticky.readyAtS!).toBeGreaterThanOrEqual(LIMITS.returnWithinS);
-  // ...and then the same users lost their sessions a second time, each once, answered by it: their
-  // route cookie leads back there, and it does not have the sessions they re-created elsewhere.
-  const after = sticky.losses.filter((l) => l.t >= sticky.readyAtS!);
-  expect(sticky.sessionsLostAfterRestart).toBe(held);
-  expect(after.every((l) => l.answeredBy === sticky.killedNode)).toBe(true);
-  expect(after.map((l) => l.vu).sort()).toEqual(during.map((l) => l.vu).sort());
-  expect(sticky.sessionsLost).toBe(2 * held);
+  // ...and nobody lost a session again: each route cookie was re-pinned to the node that answered
+  // during the outage, where the re-created session lives (HAProxy's `cookie insert` behaviour).
+  expect(sticky.sessionsLostAfterRestart).toBe(0);
+  expect(sticky.sessionsLost).toBe(held);
+  // The restarted node is in the pool again, but its old clients stay where they are.
+  expect(sticky.shareAfterRestart).not.toBeNull();
   // Each loss is followed by one new login (unless it came in the run's last moments).
   expect(sticky.sessionsTotal).toBeLessThanOrEqual(VUS + sticky.sessionsLost);
   expect(sticky.sessionsTotal).toBeGreaterThanOrEqual(VUS + sticky.sessionsLostDuringOutage);
