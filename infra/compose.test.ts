@@ -512,11 +512,12 @@ describe('the nginx entrypoint, rendered for real', () => {
   // server names while parsing. So for `nginx -t` the same entrypoint renders without
   // SERVER_PARAMS and with loopback addresses in place of the names; the resolver line, the
   // maps, the hash and everything in nginx.conf are checked as they are.
-  it.each(['shared', 'sticky'])('nginx -t accepts nginx.conf with what the entrypoint renders (%s)', (mode) => {
+  it.each(['shared', 'sticky', 'database', 'cookie', 'jwt'])('nginx -t accepts nginx.conf with what the entrypoint renders (%s)', (mode) => {
     const env = { ...composeNginxEnv({ SESSION_MODE: mode }), SERVER_PARAMS: '', APP_HOST: '127.0.0.1', APP_REPLICA_PREFIX: '127.0.0.' };
     const r = runEntrypoint(env);
     expect(r.status, r.stderr).toBe(0);
-    expect(serverLines(r.upstream)).toHaveLength(mode === 'shared' ? 1 : 3);
+    // Sticky: the pool (3 lines) and one upstream per replica (its line and 2 backups).
+    expect(serverLines(r.upstream)).toHaveLength(mode === 'sticky' ? 3 + 3 * 3 : 1);
     const t = nginxTest(r.dir);
     expect(t.output).toContain('test is successful');
     expect(t.status, t.output).toBe(0);
