@@ -44,8 +44,20 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.spread.rps[1]).toBeGreaterThanOrEqual(r.rps);
       expect(r.spread.ratioToLimit[0]).toBeGreaterThan(0);
       expect(r.spread.ratioToLimit[0]).toBeLessThanOrEqual(r.spread.ratioToLimit[1]);
+      expect([r.rpsMin, r.rpsMax]).toEqual(r.spread.rps);
+      // CPU per request, from /proc: every request passes nginx and a node, so both cost something;
+      // Redis only where the configuration uses it (sticky: 0; the limit, GET /api/ping: ~0).
+      expect(r.nodeCpuUsPerRequest, `${config}/${operation} node CPU`).toBeGreaterThan(0);
+      expect(r.nginxCpuUsPerRequest, `${config}/${operation} nginx CPU`).toBeGreaterThan(0);
+      expect(r.loadGeneratorCpuUsPerRequest, `${config}/${operation} wrk CPU`).toBeGreaterThan(0);
+      expect(r.spread.nodeCpuUs[0]).toBeLessThanOrEqual(r.nodeCpuUsPerRequest);
+      expect(r.spread.nodeCpuUs[1]).toBeGreaterThanOrEqual(r.nodeCpuUsPerRequest);
+      if (config === 'sticky') expect(r.redisCpuUsPerRequest).toBe(0);
+      if ((config === 'shared' || config === 'textbook') && operation !== 'read') expect(r.redisCpuUsPerRequest, `${config}/${operation} Redis CPU`).toBeGreaterThan(0);
     }
   }
+  // A login hashes a password (scrypt): it costs a node far more CPU than a read.
+  expect(get('shared', 'login').nodeCpuUsPerRequest).toBeGreaterThan(5 * get('shared', 'read').nodeCpuUsPerRequest);
   console.log(
     `bench: commands per request ${report.results
       .filter((r) => r.redisCommandsByName)

@@ -37,7 +37,23 @@ export function markdown(r: BenchReport): string {
       const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
       const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
       lines.push(
-        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.spread.rps[0]}–${x.spread.rps[1]}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.errors} |`,
+        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.errors} |`,
+      );
+    }
+    lines.push('');
+    // CPU per request: the physical cost, which moves far less than req/s on a shared machine.
+    const limit = r.results.find((x) => x.config === 'limit' && x.operation === op);
+    lines.push(
+      'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
+      '',
+      '| configuration | nodes | × limit (nodes) | nginx | Redis | wrk |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
+    for (const x of r.results.filter((x) => x.operation === op)) {
+      const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
+      const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? (x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2) : '–';
+      lines.push(
+        `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.loadGeneratorCpuUsPerRequest} |`,
       );
     }
     lines.push('');
@@ -88,7 +104,7 @@ export function markdown(r: BenchReport): string {
 export function table(r: BenchReport): string {
   const rows = r.results.map(
     (x) =>
-      `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`,
+      `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s (${x.rpsMin}–${x.rpsMax})  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  CPU µs/req node ${x.nodeCpuUsPerRequest} nginx ${x.nginxCpuUsPerRequest} redis ${x.redisCpuUsPerRequest}  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`,
   );
   const m = r.redisBytesPerSession;
   rows.push(`bytes/session: textbook ${m.textbook}, shared ${m.shared} (${m.ratio}×)   scaling 1/2/3 nodes: ${r.scaling['1']}/${r.scaling['2']}/${r.scaling['3']} req/s`);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, up, type ClusterState } from '../cluster.js';
+import { cpuSnapshot, withDescendants } from '../lib/cpu.js';
 import { freePort } from '../lib/ports.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
@@ -33,8 +34,20 @@ export interface Result {
   /** Redis commands the nodes *sent* per request (each node's redis_commands_total: a script call is one EVALSHA), by name. */
   redisCommandsSentByName: Record<string, number> | null;
   redisCommandsSentPerRequest: number | null;
-  /** The lowest and highest of the rounds: req/s, and the ratio to the limit measured in the same round. */
-  spread: { rps: [number, number]; ratioToLimit: [number, number] };
+  /** The lowest and highest req/s of the rounds. */
+  rpsMin: number;
+  rpsMax: number;
+  /**
+   * CPU time per request of each class of process, in microseconds (utime + stime from /proc over
+   * the measured window, divided by the requests served; median over rounds; 0 where the class is
+   * not used): the physical cost, which moves far less with a noisy machine than req/s does.
+   */
+  nodeCpuUsPerRequest: number;
+  nginxCpuUsPerRequest: number;
+  redisCpuUsPerRequest: number;
+  loadGeneratorCpuUsPerRequest: number;
+  /** The lowest and highest of the rounds: req/s, the ratio to the limit measured in the same round, and each CPU figure. */
+  spread: { rps: [number, number]; ratioToLimit: [number, number]; nodeCpuUs: [number, number]; nginxCpuUs: [number, number]; redisCpuUs: [number, number] };
   errors: number;
 }
 
@@ -83,6 +96,13 @@ interface Target {
   redis: Redis | null;
   cookieFile: string;
 }
+
+/** The processes of each class in a target (nginx: master and workers). */
+function processClasses(t: Target): Record<CpuClass, number[]> {
+  const of = (kind: string) => t.state.parts.filter((p) => p.kind === kind).map((p) => p.pid);
+  return { node: of('app'), nginx: of('nginx').flatMap(withDescendants), redis: of('redis') };
+}
+type CpuClass = 'node' | 'nginx' | 'redis';
 
 async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string): Promise<Target> {
   const dir = path.join(work, name);
@@ -212,23 +232,29 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const samples = new Map<
       string,
-      Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; round: number }>
+      Array<
+        WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; cpu: Record<CpuClass, number>; round: number }
+      >
     >();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {
         // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
         const sentBefore = m.target.redis ? await sentStats(m.target.state) : null;
         const before = m.target.redis ? await commandStats(m.target.redis) : null;
+        const classes = processClasses(m.target);
+        const cpuBefore = cpuSnapshot(classes);
         const res = await m.run();
+        const cpuAfter = cpuSnapshot(classes);
         const after = m.target.redis ? await commandStats(m.target.redis) : null;
+        const cpu = Object.fromEntries(Object.keys(classes).map((c) => [c, (cpuAfter[c]! - cpuBefore[c]!) / res.requests])) as Record<CpuClass, number>;
         const sentAfter = m.target.redis ? await sentStats(m.target.state) : null;
         const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
         const sentByName = sentBefore === null || sentAfter === null ? null : commandsBetween(sentBefore, sentAfter, res.requests);
         const commands = byName === null ? null : total(byName);
         const key = `${m.config}/${m.operation}`;
-        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, round: r }]);
+        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, cpu, round: r }]);
         say(
-          `round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`,
+          `round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  CPU µs/req node ${cpu.node.toFixed(0)} nginx ${cpu.nginx.toFixed(0)} redis ${cpu.redis.toFixed(0)}${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`,
         );
       }
     }
@@ -250,9 +276,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const sentByName = medianByName((s) => s.sentByName);
       // Each round's ratio against the limit measured in the same round: the spread of the result.
       const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
+      const range = (vs: number[], r: (n: number) => number = Math.round): [number, number] => [r(Math.min(...vs)), r(Math.max(...vs))];
+      const cpu = (c: CpuClass) => xs.map((s) => s.cpu[c]);
       const spread = {
-        rps: [Math.round(Math.min(...xs.map((s) => s.rps))), Math.round(Math.max(...xs.map((s) => s.rps)))] as [number, number],
-        ratioToLimit: [round2(Math.min(...ratios)), round2(Math.max(...ratios))] as [number, number],
+        rps: range(xs.map((s) => s.rps)),
+        ratioToLimit: range(ratios, round2),
+        nodeCpuUs: range(cpu('node')),
+        nginxCpuUs: range(cpu('nginx')),
+        redisCpuUs: range(cpu('redis')),
       };
       results.push({
         config,
@@ -265,6 +296,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         redisCommandsByName: byName,
         redisCommandsSentByName: sentByName,
         redisCommandsSentPerRequest: sentByName ? round2(total(sentByName)) : null,
+        rpsMin: spread.rps[0],
+        rpsMax: spread.rps[1],
+        nodeCpuUsPerRequest: Math.round(median(cpu('node'))),
+        nginxCpuUsPerRequest: Math.round(median(cpu('nginx'))),
+        redisCpuUsPerRequest: Math.round(median(cpu('redis'))),
+        loadGeneratorCpuUsPerRequest: Math.round(median(xs.map((s) => s.cpuUs / s.requests))),
         spread,
         errors: xs.reduce((a, s) => a + s.errors, 0),
       });

@@ -14,6 +14,8 @@ export interface WrkResult {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU time wrk itself used (user + system), microseconds: the load generator's cost. */
+  cpuUs: number;
 }
 
 const LUA = {
@@ -58,7 +60,19 @@ function toMs(value: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 }
 
-export function parseWrk(out: string): WrkResult {
+/** bash's `times` after wrk: its second line is the children's user and system time, e.g. `0m1.250s 0m0.310s`. */
+function parseTimes(out: string): number {
+  const lines = out.trim().split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
+  const children = lines.at(-1);
+  if (!children) return NaN;
+  return children
+    .trim()
+    .split(' ')
+    .map((t) => /^(\d+)m([\d.]+)s$/.exec(t)!)
+    .reduce((us, m) => us + (Number(m[1]) * 60 + Number(m[2])) * 1e6, 0);
+}
+
+export function parseWrk(out: string): Omit<WrkResult, 'cpuUs'> {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const p50Ms = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -86,6 +100,7 @@ export async function runWrk(opts: {
   fs.writeFileSync(script, LUA[opts.kind]);
   const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users?.first ?? 1), String(opts.users?.count ?? 100)];
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '--timeout', '5s', '-s', script, opts.url, '--', ...scriptArgs];
-  const { stdout } = await promisify(execFile)(requireWrk(), args, { timeout: (opts.seconds + 30) * 1000 });
-  return parseWrk(stdout);
+  // Run under bash so that `times` can report wrk's CPU time once it has exited.
+  const { stdout } = await promisify(execFile)('bash', ['-c', '"$0" "$@"; status=$?; times; exit $status', requireWrk(), ...args], { timeout: (opts.seconds + 30) * 1000 });
+  return { ...parseWrk(stdout), cpuUs: parseTimes(stdout) };
 }
