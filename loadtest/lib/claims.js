@@ -59,12 +59,13 @@ export function lossesPerVu({ mode, kill }) {
 /**
  * k6 thresholds for a run. `vus` is the profile's (peak) number of VUs: every one of them must log
  * in at least once, since a run in which nobody logs in has empty metrics, and empty metrics pass.
- * `kill`: a node is killed during the run; `restart`: and started again.
+ * `kill`: a node is killed during the run (whether it is started again changes nothing: a sticky
+ * user is lost once either way, see lossesPerVu).
  *
  * What k6 cannot hold (it does not know which node was killed, what it held, nor when): the
  * experiment's judge() below holds the rest.
  */
-export function k6Thresholds({ mode, kill, restart, vus }) {
+export function k6Thresholds({ mode, kill, vus }) {
   const t = {
     // Identity and counters are all-or-nothing: a session continues correctly or is gone (401).
     'checks{check:identity}': ['rate==1'],

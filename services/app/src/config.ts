@@ -163,7 +163,6 @@ const schema = z
     }
   });
 
-
 export interface Config {
   env: 'production' | 'development' | 'test';
   nodeId: string;

@@ -80,7 +80,7 @@ describe('the route cookie', () => {
     expect(routeCookie(await fetch(shared.url + '/api/me'))).toBeUndefined();
   });
 
-  it("re-pins a client to the node that answered while its own was down, and keeps it there when that node is back", async () => {
+  it('re-pins a client to the node that answered while its own was down, and keeps it there when that node is back', async () => {
     const client = new Client(sticky.url);
     expect((await client.login('user7')).status).toBe(200);
     const home = client.cookies.get('scroute')!;

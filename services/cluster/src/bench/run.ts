@@ -232,9 +232,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const samples = new Map<
       string,
-      Array<
-        WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; cpu: Record<CpuClass, number>; round: number }
-      >
+      Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; cpu: Record<CpuClass, number>; round: number }>
     >();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {

@@ -62,7 +62,10 @@ function toMs(value: string): number {
 
 /** bash's `times` after wrk: its second line is the children's user and system time, e.g. `0m1.250s 0m0.310s`. */
 function parseTimes(out: string): number {
-  const lines = out.trim().split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
+  const lines = out
+    .trim()
+    .split('\n')
+    .filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
   const children = lines.at(-1);
   if (!children) return NaN;
   return children
