@@ -33,12 +33,12 @@ export interface TestNode {
 }
 
 /** One node, in this process, listening on a free port (port 0), against a real Redis. */
-export async function startNode(env: Record<string, string | undefined>): Promise<TestNode> {
+export async function startNode(env: Record<string, string | undefined>, opts: { waitForRedis?: boolean } = {}): Promise<TestNode> {
   const config = parseConfig({ SESSION_SECRETS: SECRET_A, LOG_LEVEL: 'silent', TRUST_PROXY: 'false', PORT: '0', ...env });
   const logger = pino({ level: 'silent' });
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
   const redis = config.mode === 'shared' ? openRedisClients(config, logger, metrics) : null;
-  if (redis) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
+  if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
   const handle = createApp(config, { redis, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);
   const internal = http.createServer(handle.internal);

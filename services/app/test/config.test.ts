@@ -33,6 +33,10 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...base, COOKIE_SECURE: 'false' }).cookie.secure).toBe(false);
     expect(parseConfig({ ...base, COOKIE_SECURE: 'true' }).cookie).toEqual({ secure: true, name: '__Host-sid' });
     expect(fails({ COOKIE_SECURE: 'maybe' })).toMatch(/^invalid configuration: COOKIE_SECURE /);
+    // "false" means false (z.coerce.boolean would make it true), and the default is on.
+    expect(parseConfig(base).redis.autoPipelining).toBe(true);
+    expect(parseConfig({ ...base, REDIS_AUTO_PIPELINING: 'false' }).redis.autoPipelining).toBe(false);
+    expect(fails({ REDIS_AUTO_PIPELINING: 'sometimes' })).toMatch(/^invalid configuration: REDIS_AUTO_PIPELINING must be one of true\/false/);
   });
 
   it('splits secrets (first signs), refuses short ones outside development, and never prints them', () => {

@@ -1,7 +1,8 @@
+import { sign } from 'cookie-signature';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { waitFor } from '../../../testkit/ports.js';
+import { freePort, waitFor } from '../../../testkit/ports.js';
 import { Client } from '../../../testkit/client.js';
-import { startNode, type TestNode } from '../../../testkit/node.js';
+import { SECRET_A, startNode, type TestNode } from '../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
 // Redis dies under a shared-mode node: fast 503s with Retry-After, then recovery without a restart.
@@ -44,4 +45,29 @@ it('answers 503 + Retry-After within about a second while Redis is down, and rec
   expect((await again.login('user1')).status).toBe(200);
   expect((await again.get('/api/me')).body.requests).toBe(1);
   expect(await node.metrics.registry.getSingleMetricAsString('session_cluster_session_store_errors_total')).toMatch(/operation="get",node="outage"} [1-9]/);
+});
+
+it('a node whose Redis was never reachable answers 503 at once on every Redis path, scripts included (auto-pipelining on and off)', async () => {
+  // ioredis #1511: with auto-pipelining and no offline queue, a custom command (our Lua scripts)
+  // sent before the first connection could wait forever. Every path must fail fast instead.
+  const nowhere = `redis://127.0.0.1:${await freePort()}/0`;
+  for (const pipelining of ['true', 'false']) {
+    const lonely = await startNode({ REDIS_URL: nowhere, NODE_ID: `lonely-${pipelining}`, REDIS_AUTO_PIPELINING: pipelining }, { waitForRedis: false });
+    try {
+      const c = new Client(lonely.url);
+      for (const call of [
+        () => c.login('user3'),
+        () => c.get('/api/me', { cookie: `sid=${encodeURIComponent('s:' + sign('a-validly-signed-session-id', SECRET_A))}` }),
+        () => c.login('user4'),
+      ]) {
+        const started = Date.now();
+        const r = await call();
+        expect(r.status, `auto-pipelining ${pipelining}`).toBe(503);
+        expect(Date.now() - started).toBeLessThan(1500);
+      }
+      expect((await fetch(lonely.internalUrl + '/readyz')).status).toBe(503);
+    } finally {
+      await lonely.close();
+    }
+  }
 });

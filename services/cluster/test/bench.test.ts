@@ -56,6 +56,13 @@ it('measures every configuration side by side and holds the deterministic target
       if ((config === 'shared' || config === 'textbook') && operation !== 'read') expect(r.redisCpuUsPerRequest, `${config}/${operation} Redis CPU`).toBeGreaterThan(0);
     }
   }
+  // The A/B row: the same shared cluster without auto-pipelining sends the same commands (it changes how they are written, not which).
+  for (const operation of ['read', 'me']) {
+    const off = get('shared-no-pipelining', operation);
+    expect(off, `shared-no-pipelining/${operation}`).toBeDefined();
+    expect(off.errors).toBe(0);
+    expect(off.nodeCpuUsPerRequest).toBeGreaterThan(0);
+  }
   // A login hashes a password (scrypt): it costs a node far more CPU than a read.
   expect(get('shared', 'login').nodeCpuUsPerRequest).toBeGreaterThan(5 * get('shared', 'read').nodeCpuUsPerRequest);
   console.log(
@@ -84,6 +91,7 @@ it('measures every configuration side by side and holds the deterministic target
   // Commands *sent* by the nodes (their redis_commands_total; a script call is one EVALSHA): a read
   // sends one GETEX, a counted write one EVALSHA more, a login three (reserve, SET, index-and-settle).
   about(get('shared', 'read').redisCommandsSentByName, { getex: 1 });
+  about(get('shared-no-pipelining', 'read').redisCommandsSentByName, { getex: 1 });
   about(get('shared', 'me').redisCommandsSentByName, { getex: 1, evalsha: 1 }, 0.15); // a compare-and-set re-sent on conflict (wrk shares sessions across connections)
   // (Requests still in flight when wrk stops send commands but are not counted: with 1 s runs and
   // ~150 logins/s that adds up to ~0.1 per request, hence the wider tolerance.)

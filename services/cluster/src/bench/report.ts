@@ -1,4 +1,4 @@
-import type { BenchReport } from './run.js';
+import { AB, type BenchReport, type ConfigName } from './run.js';
 
 const OP_TITLES = { read: 'Authenticated read — `GET /api/cart`', me: '`GET /api/me` (reads, and writes its request counter)', login: 'Login — `POST /api/login`' } as const;
 const CONFIG_TITLES = {
@@ -6,7 +6,8 @@ const CONFIG_TITLES = {
   textbook: 'textbook (resave + saveUninitialized, connect-redis defaults)',
   shared: 'shared: this project, Redis store',
   sticky: 'sticky: this project, memory store + nginx affinity',
-} as const;
+  'shared-no-pipelining': 'A/B: shared without ioredis auto-pipelining',
+} as const satisfies Record<ConfigName, string>;
 
 /** "getex 1, set 0.5": Redis commands by name, largest first. */
 const byName = (m: Record<string, number>) =>
@@ -58,6 +59,24 @@ export function markdown(r: BenchReport): string {
     }
     lines.push('');
   }
+  lines.push('## What each optimisation buys (A/B)', '');
+  lines.push(
+    "Each optimisation switched off on an otherwise identical shared cluster, in the same interleaved rounds: a difference counts only where the rounds' ranges do not overlap.",
+    '',
+    '| optimisation | operation | req/s on (rounds) | req/s off (rounds) | node CPU µs/request on (rounds) | off (rounds) |',
+    '|---|---|---:|---:|---:|---:|',
+  );
+  for (const [config, ab] of Object.entries(AB)) {
+    for (const op of ['read', 'me'] as const) {
+      const on = r.results.find((x) => x.config === 'shared' && x.operation === op);
+      const off = r.results.find((x) => x.config === config && x.operation === op);
+      if (!on || !off) continue;
+      lines.push(
+        `| ${ab.optimisation} | ${op} | ${on.rps} (${on.rpsMin}–${on.rpsMax}) | ${off.rps} (${off.rpsMin}–${off.rpsMax}) | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) |`,
+      );
+    }
+  }
+  lines.push('');
   const m = r.redisBytesPerSession;
   lines.push('## Redis memory per stored session', '');
   lines.push(
@@ -89,9 +108,16 @@ export function markdown(r: BenchReport): string {
   );
   if (r.storedSessions.length) {
     lines.push('## Cost of a read by number of stored sessions', '');
-    lines.push('| sessions in Redis | req/s | Redis commands / request | one scrape of every node |', '|---:|---:|---:|---:|');
+    lines.push(
+      `One shared cluster per level, filled once; the levels measured in ${r.settings.rounds} interleaved rounds (median, and the rounds' range).`,
+      '',
+      '| sessions in Redis | req/s (rounds: min–max) | Redis commands / request | one scrape of every node |',
+      '|---:|---:|---:|---:|',
+    );
     for (const s of r.storedSessions)
-      lines.push(`| ${s.keys.toLocaleString('en')} | ${s.rps} | ${s.redisCommandsPerRequest} (${byName(s.redisCommandsByName)}) | ${byName(s.scrapeCommands) || 'no command'} |`);
+      lines.push(
+        `| ${s.keys.toLocaleString('en')} | ${s.rps} (${s.rpsMin}–${s.rpsMax}) | ${s.redisCommandsPerRequest} (${byName(s.redisCommandsByName)}) | ${byName(s.scrapeCommands) || 'no command'} |`,
+      );
     lines.push(
       '',
       'A read is one `GETEX` by key: O(1) in the number of keys. Nothing on the request path (or a scrape) scans the keyspace: the commands above are all there are.',

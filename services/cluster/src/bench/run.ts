@@ -17,7 +17,16 @@ import { runWrk, requireWrk, type WrkResult } from './wrk.js';
  * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
  * figure is the median over the rounds.
  */
-export type ConfigName = 'limit' | 'textbook' | 'shared' | 'sticky';
+export type ConfigName = 'limit' | 'textbook' | 'shared' | 'sticky' | AbConfig;
+
+/**
+ * One optimisation each, switched off on an otherwise identical shared cluster, measured in the
+ * same interleaved rounds as everything else: the A/B rows of docs/benchmarks.md (what it buys).
+ */
+export const AB = {
+  'shared-no-pipelining': { optimisation: 'ioredis auto-pipelining', env: { REDIS_AUTO_PIPELINING: 'false' } },
+} as const;
+type AbConfig = keyof typeof AB;
 export type Operation = 'read' | 'me' | 'login';
 
 export interface Result {
@@ -68,7 +77,10 @@ export interface BenchReport {
   storedSessions: Array<{
     stored: number;
     keys: number;
+    /** Median over the rounds, and the rounds' lowest and highest. */
     rps: number;
+    rpsMin: number;
+    rpsMax: number;
     redisCommandsPerRequest: number;
     redisCommandsByName: Record<string, number>;
     scrapeCommands: Record<string, number>;
@@ -104,7 +116,7 @@ function processClasses(t: Target): Record<CpuClass, number[]> {
 }
 type CpuClass = 'node' | 'nginx' | 'redis';
 
-async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string): Promise<Target> {
+async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string, env: Record<string, string> = {}): Promise<Target> {
   const dir = path.join(work, name);
   const state = await up({
     dir,
@@ -113,7 +125,7 @@ async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky
     port: await freePort(),
     monitoring: false,
     demoUsers: USERS,
-    nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000' },
+    nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000', ...env },
   });
   const redisPart = state.parts.find((p) => p.kind === 'redis');
   const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
@@ -214,6 +226,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     targets.sticky = await startTarget('sticky', 3, 'sticky', 'tuned', work);
     targets.shared1 = await startTarget('shared-1', 1, 'shared', 'tuned', work);
     targets.shared2 = await startTarget('shared-2', 2, 'shared', 'tuned', work);
+    for (const [name, ab] of Object.entries(AB)) targets[name] = await startTarget(name, 3, 'shared', 'tuned', work, ab.env);
 
     const matrix: Array<{ config: ConfigName; operation: Operation; target: Target; run: () => Promise<WrkResult> }> = [];
     const readOps: Array<[Operation, string]> = [
@@ -225,6 +238,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const t = targets[config]!;
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
       matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
+    }
+    for (const config of Object.keys(AB) as AbConfig[]) {
+      const t = targets[config]!;
+      for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
     }
 
     say('warm-up');
@@ -332,27 +349,45 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       '3': Math.round((await wrk(targets.shared!, 'get', '/api/cart')).rps),
     };
 
+    // One shared cluster per level, each filled once, measured in interleaved rounds (level by
+    // level within a round), so that a noisy moment hurts every level alike.
     const storedSessions: BenchReport['storedSessions'] = [];
+    const levels: Array<{ level: number; target: Target; runs: Array<{ rps: number; byName: Record<string, number> }> }> = [];
     for (const level of opts.storedLevels) {
-      say(`stored sessions: filling Redis to ${level.toLocaleString('en')} sessions`);
-      await fillTo(targets.shared.redis!, level);
-      const redis = targets.shared.redis!;
-      const before = await commandStats(redis);
-      const res = await wrk(targets.shared, 'get', '/api/cart');
-      const after = await commandStats(redis);
-      const byName = commandsBetween(before, after, res.requests);
+      say(`stored sessions: a shared cluster with ${level.toLocaleString('en')} sessions in Redis`);
+      const target = (targets[`stored${level}`] = await startTarget(`stored-${level}`, 3, 'shared', 'tuned', work));
+      await fillTo(target.redis!, level);
+      levels.push({ level, target, runs: [] });
+    }
+    for (let r = 1; r <= opts.rounds && levels.length; r++) {
+      for (const l of levels) {
+        const redis = l.target.redis!;
+        const before = await commandStats(redis);
+        const res = await wrk(l.target, 'get', '/api/cart');
+        const after = await commandStats(redis);
+        l.runs.push({ rps: res.rps, byName: commandsBetween(before, after, res.requests) });
+        say(`round ${r}/${opts.rounds}  ${l.level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
+      }
+    }
+    for (const l of levels) {
+      const redis = l.target.redis!;
       // One scrape of every node's metrics, as Prometheus does: what it costs Redis.
-      for (const p of targets.shared.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
-      const scrapeCommands = commandsBetween(after, await commandStats(redis));
+      const before = await commandStats(redis);
+      for (const p of l.target.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
+      const scrapeCommands = commandsBetween(before, await commandStats(redis));
+      const byName: Record<string, number> = {};
+      for (const name of new Set(l.runs.flatMap((x) => Object.keys(x.byName)))) byName[name] = round2(median(l.runs.map((x) => x.byName[name] ?? 0)));
+      const rps = l.runs.map((x) => x.rps);
       storedSessions.push({
-        stored: level,
+        stored: l.level,
         keys: await redis.dbsize(),
-        rps: Math.round(res.rps),
+        rps: Math.round(median(rps)),
+        rpsMin: Math.round(Math.min(...rps)),
+        rpsMax: Math.round(Math.max(...rps)),
         redisCommandsPerRequest: round2(total(byName)),
         redisCommandsByName: byName,
         scrapeCommands,
       });
-      say(`  ${level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
     }
 
     say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
@@ -377,4 +412,4 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   }
 }
 
-const order = (c: ConfigName) => ['limit', 'textbook', 'shared', 'sticky'].indexOf(c);
+const order = (c: ConfigName) => ['limit', 'textbook', 'shared', 'sticky', ...Object.keys(AB)].indexOf(c);
