@@ -9,13 +9,13 @@ import { parseDurationS } from './duration.js';
  * a one-line message that names the variable (see ConfigError).
  */
 
-const bool = (name: string) =>
+const bool = () =>
   z
     .string()
     .trim()
     .toLowerCase()
     .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v), {
-      message: `${name} must be one of true/false/1/0/yes/no/on/off`,
+      message: 'must be one of true/false/1/0/yes/no/on/off',
     })
     .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 
@@ -113,7 +113,7 @@ const schema = z
       .trim()
       .regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'must be a comma-separated list of host:port (the Sentinels)')
       .optional(),
-    REDIS_AUTO_PIPELINING: bool('REDIS_AUTO_PIPELINING').default(true),
+    REDIS_AUTO_PIPELINING: bool().default(true),
     REDIS_WAIT_REPLICAS: int(0, 10).default(0),
     REDIS_WAIT_TIMEOUT_MS: int(1, 10000).default(100),
     REDIS_SENTINEL_NAME: z
@@ -125,7 +125,7 @@ const schema = z
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
     SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
-    COOKIE_SECURE: bool('COOKIE_SECURE').default(false),
+    COOKIE_SECURE: bool().default(false),
     TRUST_PROXY: trustProxy.default(['loopback']),
     DEMO_USERS: int(0, 100000).default(1000),
     LOGIN_MAX_FAILURES: int(1, 1000).default(5),
