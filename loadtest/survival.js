@@ -28,9 +28,10 @@ export const options = {
   // (Per request below: `timeout` is a request parameter, not a global option.)
 };
 
-// 401 is an expected answer (a lost session is counted in sessions_lost, not as an HTTP failure);
-// http_req_failed then means exactly: 5xx, network errors and unexpected 4xx.
-http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 401));
+// 401 is an expected answer (a lost session is counted in sessions_lost, not as an HTTP failure),
+// and so is 501 (NOT_IN_MODE: a mode without a cart says so, once per VU, see notInMode);
+// http_req_failed then means exactly: 5xx other than 501, network errors and unexpected 4xx.
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 401, 501));
 
 const sessionsLost = new Counter('sessions_lost');
 const sessionsStarted = new Counter('sessions_started');
@@ -49,7 +50,18 @@ const JSON_HEADERS = { 'Content-Type': 'application/json' };
 const SKUS = ['apple', 'bread', 'cheese', 'dates', 'eggs', 'flour', 'grapes', 'honey'];
 
 /** This VU's session (each VU has its own JS runtime, so module state is per VU). */
-let session = null; // { user, loginAt, requests, cartCount, csrf, node }
+let session = null; // { user, loginAt, requests, cartCount, csrf, token, node }
+
+/**
+ * What the mode can do, learnt from its answers (the same script runs every mode): a login that
+ * answers `accessToken` is a bearer token (jwt mode: sent as Authorization, no CSRF token); a
+ * cart answering 501 NOT_IN_MODE, or /api/me without a request counter, is a mode that keeps no
+ * such state, and those operations are left out of this VU's mix.
+ */
+const can = { cart: true, counter: true };
+
+/** The credential headers of this VU's session: a bearer token, or nothing (cookies travel in k6's jar). */
+const auth = () => (session && session.token ? { Authorization: `Bearer ${session.token}` } : {});
 
 const servedBy = (res) => res.headers['X-Served-By'] || res.headers['x-served-by'] || '';
 
@@ -106,7 +118,7 @@ function login() {
     timeout: '10s',
   });
   const b = answer(res, 'login', 200);
-  if (!b || b.user !== username || !b.csrfToken) {
+  if (!b || b.user !== username || !(b.csrfToken || b.accessToken)) {
     if (b) failed(res, 'login');
     sleep(0.5); // back off; the next iteration tries again
     return;
@@ -114,7 +126,7 @@ function login() {
   const node = servedBy(res);
   loginDuration.add(res.timings.duration);
   sessionsStarted.add(1, { node });
-  session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, node };
+  session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, token: b.accessToken, node };
 }
 
 /**
@@ -135,19 +147,21 @@ function lost(kind, answeredBy) {
 }
 
 function readMe() {
-  const res = http.get(`${BASE}/api/me`, { tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
+  const res = http.get(`${BASE}/api/me`, { headers: auth(), tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
   const b = answer(res, 'read', 200);
   if (!b) return;
+  if (b.requests === undefined || b.requests === null) can.counter = false;
   const ok = check(b, {
     identity: (x) => x.user === session.user && x.loginAt === session.loginAt,
-    counters: (x) => typeof x.requests === 'number' && x.requests > session.requests,
+    ...(can.counter && { counters: (x) => typeof x.requests === 'number' && x.requests > session.requests }),
   });
   checked(res, 'read', ok, `me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
   session.requests = Math.max(session.requests, b.requests || 0);
 }
 
 function readCart() {
-  const res = http.get(`${BASE}/api/cart`, { tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
+  const res = http.get(`${BASE}/api/cart`, { headers: auth(), tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
+  if (notInMode(res)) return;
   const b = answer(res, 'read', 200);
   if (!b) return;
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
@@ -158,10 +172,11 @@ function readCart() {
 function addToCart() {
   const sku = SKUS[Math.floor(Math.random() * SKUS.length)];
   const res = http.post(`${BASE}/api/cart/items`, JSON.stringify({ sku, qty: 1 }), {
-    headers: { ...JSON_HEADERS, 'X-CSRF-Token': session.csrf },
+    headers: { ...JSON_HEADERS, ...(session.csrf && { 'X-CSRF-Token': session.csrf }), ...auth() },
     tags: { name: 'POST /api/cart/items', kind: 'write' },
     timeout: '10s',
   });
+  if (notInMode(res)) return;
   const b = answer(res, 'write', 201);
   if (!b) return;
   // The cart only grows (a line stops at 99). A POST that failed mid-flight may have been applied,
@@ -169,6 +184,15 @@ function addToCart() {
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
   checked(res, 'write', ok, `add: count went from ${session.cartCount} to ${b.count}`);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
+}
+
+/** A 501 NOT_IN_MODE: this mode keeps no cart; leave it out of the mix (not a failure). */
+function notInMode(res) {
+  if (res.status !== 501) return false;
+  const b = body(res);
+  if (!b || !b.error || b.error.code !== 'NOT_IN_MODE') return false;
+  can.cart = false;
+  return true;
 }
 
 export default function () {
@@ -180,7 +204,7 @@ export default function () {
   if (!session) login();
   else {
     const r = Math.random();
-    if (r < 0.6) readMe();
+    if (r < 0.6 || !can.cart) readMe();
     else if (r < 0.7) readCart();
     else addToCart();
   }
