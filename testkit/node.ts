@@ -7,7 +7,7 @@ import { createApp, type AppHandle } from '../services/app/src/app.js';
 import { parseConfig, type Config } from '../services/app/src/config.js';
 import { createMetrics, type Metrics } from '../services/app/src/metrics.js';
 import { openRedisClients } from '../services/app/src/redis.js';
-import type { RedisClients } from '../services/app/src/session/layer.js';
+import { needsRedis, type RedisClients } from '../services/app/src/session/layer.js';
 import { createDemoDirectory, type UserDirectory } from '../services/app/src/users.js';
 import { freePort, waitFor } from '../services/cluster/src/lib/ports.js';
 
@@ -37,7 +37,7 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
   const config = parseConfig({ SESSION_SECRETS: SECRET_A, LOG_LEVEL: 'silent', TRUST_PROXY: 'false', PORT: '0', ...env });
   const logger = pino({ level: 'silent' });
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
-  const redis = config.mode === 'shared' ? openRedisClients(config, logger, metrics) : null;
+  const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
   if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
   const handle = createApp(config, { redis, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);

@@ -19,7 +19,7 @@ import { createSessionLayer, type RedisClients, type SessionLayer } from './sess
 import type { UserDirectory } from './users.js';
 
 export interface AppDeps {
-  /** Required in shared mode; unused in sticky mode. */
+  /** Required in the modes that use Redis (session/layer.ts, needsRedis); null otherwise. */
   redis: RedisClients | null;
   users: UserDirectory;
   logger: Logger;
@@ -78,10 +78,15 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   api.use(requireJsonBody);
   api.use(express.json({ limit: '8kb', strict: true }));
   api.use(sessions.middleware);
-  const guard = { requireUser: requireUser({ absoluteTimeoutS: config.session.absoluteTimeoutS, metrics: deps.metrics }), requireCsrf: requireCsrf(config.secrets) };
-  const common = { nodeId: config.nodeId, cookieName: config.cookie.name, secrets: config.secrets, metrics: deps.metrics, ...guard };
+  const can = sessions.capabilities;
+  // CSRF protects ambient credentials (cookies); a bearer token is never sent by a browser on its own.
+  const guard = {
+    requireUser: requireUser({ absoluteTimeoutS: config.session.absoluteTimeoutS, metrics: deps.metrics }),
+    requireCsrf: can.csrf ? requireCsrf(config.secrets) : skip,
+  };
+  const common = { nodeId: config.nodeId, mode: config.mode, can, cookieName: config.cookie.name, secrets: config.secrets, metrics: deps.metrics, ...guard };
   // Each concern registers its routes on this one router (no nested routers), hottest first.
-  meRoutes(api, { ...common, mode: config.mode });
+  meRoutes(api, common);
   cartRoutes(api, common);
   authRoutes(api, {
     ...common,
@@ -112,6 +117,8 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     close: sessions.close,
   };
 }
+
+const skip: express.RequestHandler = (_req, _res, next) => next();
 
 /** Pages revalidate on every load (so a deploy shows at once); scripts and styles are cached for an hour. */
 function revalidateHtml(res: express.Response, file: string): void {

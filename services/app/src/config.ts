@@ -122,6 +122,7 @@ const schema = z
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -')
       .default('sessions'),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
+    JWT_ACCESS_TTL: duration.default(900),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
     SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
@@ -202,6 +203,8 @@ export interface Config {
     profile: 'tuned' | 'textbook';
   };
   cookie: { secure: boolean; name: string };
+  /** jwt mode: how long an access token is valid (there is no refresh token: log in again). */
+  jwt: { accessTtlS: number };
   trustProxy: boolean | number | string[];
   demoUsers: number;
   loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number; maxFailuresPerAccount: number };
@@ -293,6 +296,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       profile: e.SESSION_PROFILE,
     },
     cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
+    jwt: { accessTtlS: e.JWT_ACCESS_TTL },
     trustProxy: e.TRUST_PROXY,
     demoUsers: e.DEMO_USERS,
     loginLimits: {

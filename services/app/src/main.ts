@@ -7,6 +7,7 @@ import { ConfigError, parseConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { openRedisClients } from './redis.js';
+import { needsRedis } from './session/layer.js';
 import { createDemoDirectory } from './users.js';
 
 /**
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
 
-  const redis = config.mode === 'shared' ? openRedisClients(config, logger, metrics) : null;
+  const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
 
   // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
   const users = createDemoDirectory(config.demoUsers);

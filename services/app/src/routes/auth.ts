@@ -1,4 +1,4 @@
-import type { IRouter } from 'express';
+import type { IRouter, RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
@@ -6,7 +6,7 @@ import type { LoginResult, Metrics } from '../metrics.js';
 import type { Gate } from '../http/gate.js';
 import { csrfToken } from '../session/csrf.js';
 import type { DeviceCookies } from '../session/device.js';
-import { currentUser, destroy, regenerate, requireCsrf, requireUser, sameOrigin, save } from '../session/guard.js';
+import { currentUser, destroy, regenerate, sameOrigin, save } from '../session/guard.js';
 import type { SessionLayer } from '../session/layer.js';
 import type { UserDirectory } from '../users.js';
 
@@ -26,6 +26,9 @@ interface AuthDeps {
   hashing: Gate;
   devices: DeviceCookies;
   metrics: Metrics;
+  requireUser: RequestHandler;
+  /** The mode's CSRF check (none for a bearer token). */
+  requireCsrf: RequestHandler;
 }
 
 const RESULTS: Partial<Record<string, LoginResult>> = { VALIDATION: 'invalid', BAD_CREDENTIALS: 'bad_credentials', RATE_LIMITED: 'rate_limited', BUSY: 'busy' };
@@ -64,20 +67,21 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
       d.metrics.sessionsCreated.inc();
       d.metrics.logins.inc({ result: 'ok' });
       d.devices.issue(res, user);
-      res.json({ user, node: d.nodeId, loginAt: now, csrfToken: csrfToken(d.secrets[0]!, req.sessionID) });
+      const extra = d.sessions.loginAnswer ? await d.sessions.loginAnswer(req) : {};
+      res.json({ user, node: d.nodeId, loginAt: now, ...(d.sessions.capabilities.csrf && { csrfToken: csrfToken(d.secrets[0]!, req.sessionID) }), ...extra });
     } catch (err) {
       d.metrics.logins.inc({ result: loginResult(err) });
       throw err;
     }
   });
 
-  router.post('/logout', sameOrigin(), requireUser(d), requireCsrf(d.secrets), async (req, res) => {
+  router.post('/logout', sameOrigin(), d.requireUser, d.requireCsrf, async (req, res) => {
     const user = currentUser(req);
     const sid = req.sessionID;
     await destroy(req);
     await d.sessions.index.remove(user, sid);
     d.metrics.sessionsDestroyed.inc({ reason: 'logout' });
-    res.clearCookie(d.cookieName, { path: '/' });
+    if (d.sessions.capabilities.csrf) res.clearCookie(d.cookieName, { path: '/' });
     res.json({ ok: true });
   });
 }

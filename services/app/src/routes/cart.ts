@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
 import { save } from '../session/guard.js';
+import type { Capabilities } from '../session/layer.js';
 import { CART_MAX_LINES as MAX_LINES, CART_MAX_QTY as MAX_QTY, type CartItem } from '../session/types.js';
 
 const AddItem = z.strictObject({
@@ -13,7 +14,14 @@ const AddItem = z.strictObject({
 const view = (items: CartItem[]) => ({ items, count: items.reduce((n, i) => n + i.qty, 0) });
 
 /** A cart held in the session: GET /api/cart, POST /api/cart/items. */
-export function cartRoutes(router: IRouter, d: { requireUser: RequestHandler; requireCsrf: RequestHandler }): void {
+export function cartRoutes(router: IRouter, d: { mode: string; can: Capabilities; requireUser: RequestHandler; requireCsrf: RequestHandler }): void {
+  if (!d.can.state) {
+    // jwt: the token carries the identity only; a cart would be server state this mode does not keep.
+    router.all(['/cart', '/cart/items'], d.requireUser, () => {
+      throw new AppError('NOT_IN_MODE', `${d.mode} mode keeps no state beyond the identity in the token: there is no cart.`);
+    });
+    return;
+  }
   router.get('/cart', d.requireUser, (req, res) => {
     res.json(view(req.session.cart ?? []));
   });

@@ -1,22 +1,28 @@
-import type { IRouter } from 'express';
+import type { IRouter, RequestHandler } from 'express';
 import { csrfToken } from '../session/csrf.js';
 import { save } from '../session/guard.js';
-import type { RequestHandler } from 'express';
+import type { Capabilities } from '../session/layer.js';
 
-/** GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes. */
-export function meRoutes(router: IRouter, d: { nodeId: string; secrets: string[]; mode: string; requireUser: RequestHandler }): void {
+/**
+ * GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes.
+ * A mode that keeps no state beyond the identity (jwt) answers without the counter, and a mode
+ * without an ambient credential without a CSRF token.
+ */
+export function meRoutes(router: IRouter, d: { nodeId: string; secrets: string[]; mode: string; can: Capabilities; requireUser: RequestHandler }): void {
   router.get('/me', d.requireUser, async (req, res) => {
     const s = req.session;
-    s.requests = (s.requests ?? 0) + 1;
-    await save(req); // stored before it is acknowledged (see session/guard.ts, save)
+    if (d.can.state) {
+      s.requests = (s.requests ?? 0) + 1;
+      await save(req); // stored before it is acknowledged (see session/guard.ts, save)
+    }
     res.json({
       user: s.user,
       node: d.nodeId,
       mode: d.mode,
       loginAt: s.loginAt,
       createdOn: s.node,
-      requests: s.requests,
-      csrfToken: csrfToken(d.secrets[0]!, req.sessionID),
+      ...(d.can.state && { requests: s.requests }),
+      ...(d.can.csrf && { csrfToken: csrfToken(d.secrets[0]!, req.sessionID) }),
     });
   });
 }

@@ -1,12 +1,13 @@
 import type { IRouter, RequestHandler } from 'express';
 import { currentUser, destroy } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
+import type { Capabilities } from '../session/layer.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 
 /** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
 export function sessionsRoutes(
   router: IRouter,
-  d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string },
+  d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string; can: Capabilities },
 ): void {
   router.get('/sessions', d.requireUser, async (req, res) => {
     const list = await d.index.list(currentUser(req));
@@ -25,11 +26,11 @@ export function sessionsRoutes(
   });
   router.delete('/sessions', d.requireUser, d.requireCsrf, async (req, res) => {
     const ended = await d.index.endAll(currentUser(req));
-    d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
+    if (ended !== null) d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
     // This request's own session was among them; make sure express-session cannot write it back
     // (it would, with the textbook profile's resave).
     await destroy(req);
-    res.clearCookie(d.cookieName, { path: '/' });
+    if (d.can.csrf) res.clearCookie(d.cookieName, { path: '/' });
     // `scope` says how far "everywhere" reaches: every node (shared) or only the node that
     // answered (sticky: each node knows only its own sessions).
     res.json({ ended, scope: d.index.scope });

@@ -1,9 +1,11 @@
 import type { Store } from 'express-session';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Config, SessionMode } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { LoginAttempt, LoginLimiter } from './login-limiter.js';
+import { cookieLayer } from './modes/cookie.js';
+import { jwtLayer } from './modes/jwt.js';
 import { sharedLayer } from './modes/shared.js';
 import { stickyLayer } from './modes/sticky.js';
 import type { UserSessionIndex } from './user-index.js';
@@ -23,8 +25,28 @@ export interface LayerDeps {
   metrics: Metrics;
 }
 
+/** What an architecture can do; routes that need more answer 501 NOT_IN_MODE, naming the mode. */
+export interface Capabilities {
+  /** Keeps state beyond the identity (the request counter, the cart). */
+  state: boolean;
+  /** Lists a user's sessions (GET /api/sessions). */
+  listSessions: boolean;
+  /** Ends all of a user's sessions (DELETE /api/sessions). */
+  endAll: boolean;
+  /** The credential is ambient (a cookie): state-changing requests need the CSRF token. */
+  csrf: boolean;
+  /** After logout, a copy of the credential taken before it is refused. */
+  revokesStolenCredential: boolean;
+}
+
+/** Sessions kept on the server (shared, sticky, database): everything, and logout revokes. */
+export const SERVER_SESSIONS: Capabilities = { state: true, listSessions: true, endAll: true, csrf: true, revokesStolenCredential: true };
+
 export interface SessionLayer {
   middleware: RequestHandler;
+  capabilities: Capabilities;
+  /** Fields a successful login adds to its answer (jwt: the access token). */
+  loginAnswer?(req: Request): Promise<Record<string, unknown>>;
   /** The express-session store, in the modes that keep sessions on the server through one. */
   store: Store | null;
   index: UserSessionIndex;
@@ -52,9 +74,12 @@ const MODES: Record<SessionMode, (config: Config, deps: LayerDeps) => SessionLay
   shared: sharedLayer,
   sticky: stickyLayer,
   database: notBuilt,
-  cookie: notBuilt,
-  jwt: notBuilt,
+  cookie: cookieLayer,
+  jwt: jwtLayer,
 };
+
+/** The modes that need Redis connections (main.ts and the tests open them only for these). */
+export const needsRedis = (mode: SessionMode): boolean => mode === 'shared' || mode === 'jwt';
 
 function notBuilt(config: Config): SessionLayer {
   throw new Error(`SESSION_MODE ${config.mode} is not built yet`);

@@ -49,8 +49,8 @@ export interface UserSessionIndex {
   add(user: string, sid: string, createdAt: number, settle?: Settlement): Promise<string[]>;
   remove(user: string, sid: string): Promise<void>;
   list(user: string): Promise<SessionSummary[]>;
-  /** Ends every session of the user; returns how many live sessions there were. */
-  endAll(user: string): Promise<number>;
+  /** Ends every session of the user; returns how many live sessions there were (null: not counted, as for stateless tokens). */
+  endAll(user: string): Promise<number | null>;
 }
 
 interface IndexOptions {

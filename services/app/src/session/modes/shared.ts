@@ -3,7 +3,7 @@ import type { Store } from 'express-session';
 import type { Config } from '../../config.js';
 import { dbOf } from '../../redis.js';
 import { codecFor, expressSession } from '../express.js';
-import type { LayerDeps, SessionLayer } from '../layer.js';
+import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
 import { createLoginLimiter } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
 import { SharedSessionStore } from '../shared-store.js';
@@ -43,6 +43,7 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
 
   return {
+    capabilities: SERVER_SESSIONS,
     middleware: expressSession(config, store, textbook),
     store,
     index,

@@ -1,6 +1,6 @@
 import type { Config } from '../../config.js';
 import { codecFor, expressSession } from '../express.js';
-import type { LayerDeps, SessionLayer } from '../layer.js';
+import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
 import { LocalSessionStore } from '../local-store.js';
 import { createLoginLimiter } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
@@ -16,6 +16,7 @@ export function stickyLayer(config: Config, { metrics }: LayerDeps): SessionLaye
   metrics.setUserIndexSource(() => index.stats);
   metrics.setActiveSessionsSource(() => store.size);
   return {
+    capabilities: SERVER_SESSIONS,
     middleware: expressSession(config, store),
     store,
     index,

@@ -1,0 +1,40 @@
+import type { Config } from '../../config.js';
+import { clientSession } from '../client-session.js';
+import { jwtCredential } from '../jwt.js';
+import type { LayerDeps, SessionLayer } from '../layer.js';
+import { createLoginLimiter } from '../login-limiter.js';
+import { noIndex } from './client-index.js';
+
+/**
+ * jwt: a signed bearer token (jwt.ts) carries the identity; any node verifies it with the shared
+ * secrets, so a node failure loses nothing. Redis holds only what revocation needs (a denylist
+ * entry per logout, a cut-off per "log out everywhere") and the login limiter. No cookie is
+ * involved, so CSRF does not apply: a browser never attaches an Authorization header by itself.
+ * The request counter and the cart are server state this mode does not keep: 501 NOT_IN_MODE.
+ */
+export function jwtLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+  if (!redis) throw new Error('jwt mode needs Redis clients (revocation and the login limiter)');
+  const credential = jwtCredential({ secrets: config.secrets, ttlS: config.jwt.accessTtlS, redis: redis.aux });
+  metrics.setActiveSessionsSource(() => 0);
+  return {
+    middleware: clientSession(credential),
+    capabilities: { state: false, listSessions: false, endAll: true, csrf: false, revokesStolenCredential: true },
+    loginAnswer: async (req) => {
+      const s = req.session;
+      return credential.issue(req.sessionID, s.user!, s.loginAt!, s.node!);
+    },
+    store: null,
+    index: noIndex('jwt', (user) => credential.voidAll(user)),
+    anonymousSessionsStored: false,
+    commitLogin: async (_user, _sid, _at, attempt) => {
+      await attempt.succeeded();
+      return [];
+    },
+    limiter: createLoginLimiter(config.loginLimits, redis.aux),
+    ready: async () => {
+      const pings = await Promise.allSettled([redis.aux.ping()]);
+      return pings.every((p) => p.status === 'fulfilled');
+    },
+    close: () => {},
+  };
+}
