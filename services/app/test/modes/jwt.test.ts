@@ -84,7 +84,7 @@ describe('the contract with a bearer token', () => {
     const { body } = await login(a, 'user2');
     for (const r of [await call(a, '/api/cart', body.accessToken), await call(a, '/api/cart/items', body.accessToken, { method: 'POST', body: '{"sku":"a","qty":1}' })]) {
       expect(r.status).toBe(501);
-      expect((await r.json()).error).toMatchObject({ code: 'NOT_IN_MODE', message: expect.stringMatching(/^jwt mode/) });
+      expect(((await r.json()) as { error: unknown }).error).toMatchObject({ code: 'NOT_IN_MODE', message: expect.stringMatching(/^jwt mode/) });
     }
     expect((await call(a, '/api/sessions', body.accessToken)).status).toBe(501);
   });
@@ -176,7 +176,7 @@ describe('attacks on the token', () => {
       const r = await me(a, body.accessToken);
       expect(r.status).toBe(503);
       expect(r.headers.get('retry-after')).toBe('1');
-      expect((await r.json()).error.code).toBe('STORE_UNAVAILABLE');
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('STORE_UNAVAILABLE');
     } finally {
       await redis.restart();
     }
