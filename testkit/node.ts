@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createApp, type AppHandle } from '../services/app/src/app.js';
 import { parseConfig, type Config } from '../services/app/src/config.js';
 import { createMetrics, type Metrics } from '../services/app/src/metrics.js';
+import { openDatabase } from '../services/app/src/db.js';
 import { openRedisClients } from '../services/app/src/redis.js';
 import { needsRedis, type RedisClients } from '../services/app/src/session/layer.js';
 import { createDemoDirectory, type UserDirectory } from '../services/app/src/users.js';
@@ -39,7 +40,8 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
   const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
   if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
-  const handle = createApp(config, { redis, users: testUsers(), logger, metrics });
+  const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
+  const handle = createApp(config, { redis, pg, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);
   const internal = http.createServer(handle.internal);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -60,6 +62,7 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
       }
       handle.close();
       if (redis) await Promise.allSettled([redis.sessions.quit(), redis.aux.quit()]);
+      await pg?.end().catch(() => {});
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { requestContext } from './http/context.js';
@@ -21,6 +22,8 @@ import type { UserDirectory } from './users.js';
 export interface AppDeps {
   /** Required in the modes that use Redis (session/layer.ts, needsRedis); null otherwise. */
   redis: RedisClients | null;
+  /** database mode's PostgreSQL pool; null or absent otherwise. */
+  pg?: Pool | null;
   users: UserDirectory;
   logger: Logger;
   metrics: Metrics;
@@ -47,7 +50,7 @@ export interface AppHandle {
 export function createApp(config: Config, deps: AppDeps): AppHandle {
   const app = express();
   let draining = false;
-  const sessions = createSessionLayer(config, { redis: deps.redis, metrics: deps.metrics });
+  const sessions = createSessionLayer(config, { redis: deps.redis, pg: deps.pg ?? null, metrics: deps.metrics });
 
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);

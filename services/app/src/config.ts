@@ -121,6 +121,12 @@ const schema = z
       .trim()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -')
       .default('sessions'),
+    DATABASE_URL: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must look like postgres://user@host:port/database')
+      .default('postgres://postgres@127.0.0.1:5432/postgres'),
+    DATABASE_TIMEOUT_MS: int(50, 60000).default(1000),
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     JWT_ACCESS_TTL: duration.default(900),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
@@ -203,6 +209,8 @@ export interface Config {
     profile: 'tuned' | 'textbook';
   };
   cookie: { secure: boolean; name: string };
+  /** database mode: PostgreSQL, and how long a statement (or getting a connection) may take before it fails (503). */
+  database: { url: string; timeoutMs: number };
   /** jwt mode: how long an access token is valid (there is no refresh token: log in again). */
   jwt: { accessTtlS: number };
   trustProxy: boolean | number | string[];
@@ -297,6 +305,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     },
     cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
     jwt: { accessTtlS: e.JWT_ACCESS_TTL },
+    database: { url: e.DATABASE_URL, timeoutMs: e.DATABASE_TIMEOUT_MS },
     trustProxy: e.TRUST_PROXY,
     demoUsers: e.DEMO_USERS,
     loginLimits: {

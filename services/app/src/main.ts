@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { openDatabase } from './db.js';
 import { openRedisClients } from './redis.js';
 import { needsRedis } from './session/layer.js';
 import { createDemoDirectory } from './users.js';
@@ -46,12 +47,13 @@ async function main(): Promise<void> {
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
 
   const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
+  const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
 
   // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
   const users = createDemoDirectory(config.demoUsers);
 
   const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
-  const node = createApp(config, { redis, users, logger, metrics, publicDir });
+  const node = createApp(config, { redis, pg, users, logger, metrics, publicDir });
 
   const server = http.createServer(node.app);
   server.keepAliveTimeout = KEEP_ALIVE_MS;
@@ -94,7 +96,7 @@ async function main(): Promise<void> {
       clearTimeout(deadline);
       metricsServer.close();
       node.close();
-      await Promise.allSettled(Object.values(redis ?? {}).map((c) => c.quit()));
+      await Promise.allSettled([...Object.values(redis ?? {}).map((c) => c.quit()), pg?.end()]);
       logger.info('drained; exiting');
       logger.flush(() => process.exit(0));
     });

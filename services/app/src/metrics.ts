@@ -19,6 +19,8 @@ export interface Metrics {
   logins: Counter<'result'>;
   /** Commands this node sent to Redis, by connection role and command (a script call counts once, as EVALSHA). */
   redisCommands: Counter<'connection' | 'command'>;
+  /** Statements this node sent to PostgreSQL (database mode), by statement name. */
+  dbQueries: Counter<'statement'>;
   storeObserver: StoreObserver;
   /** Registers the collector of the active-sessions gauge (store-specific, cheap: never a SCAN). */
   setActiveSessionsSource(source: () => Promise<number> | number): void;
@@ -79,6 +81,12 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     labelNames: ['connection', 'command'] as const,
     registers: [registry],
   });
+  const dbQueries = new Counter({
+    name: `${PREFIX}db_queries_total`,
+    help: 'Statements this node sent to PostgreSQL (database mode), by statement name (a fixed set, never a key).',
+    labelNames: ['statement'] as const,
+    registers: [registry],
+  });
   const logins = new Counter({ name: `${PREFIX}logins_total`, help: 'Login attempts by result.', labelNames: ['result'] as const, registers: [registry] });
   for (const op of ['get', 'set', 'touch', 'destroy'] as const) {
     storeErrors.inc({ operation: op }, 0);
@@ -136,6 +144,7 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     sessionsDestroyed,
     logins,
     redisCommands,
+    dbQueries,
     storeObserver,
     setActiveSessionsSource(source) {
       activeSource = source;

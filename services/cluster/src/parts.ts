@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { startProcess, tail, which } from './lib/process.js';
  * detached (their own process group) with output to `<dir>/logs/<name>.log`, so they outlive
  * the `cluster up --detach` that started them and are found again through state.json.
  */
-export type PartKind = 'redis' | 'sentinel' | 'app' | 'nginx' | 'prometheus' | 'nginx-exporter' | 'redis-exporter';
+export type PartKind = 'redis' | 'sentinel' | 'postgres' | 'app' | 'nginx' | 'prometheus' | 'nginx-exporter' | 'redis-exporter';
 
 export interface PartSpec {
   name: string;
@@ -36,6 +37,7 @@ export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
   redis: { bin: 'redis-server', pkg: 'redis-server' },
   // Sentinel is redis-server in sentinel mode (what Debian's redis-sentinel package runs).
   sentinel: { bin: 'redis-server', pkg: 'redis-server' },
+  postgres: { bin: 'postgres', pkg: 'postgresql' },
   app: { bin: 'node', pkg: 'nodejs' },
   nginx: { bin: 'nginx', pkg: 'nginx-light' },
   prometheus: { bin: 'prometheus', pkg: 'prometheus' },
@@ -45,6 +47,7 @@ export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
 
 export function resolveBinary(kind: PartKind): string {
   if (kind === 'app') return process.execPath;
+  if (kind === 'postgres') return postgresBin('postgres');
   const { bin, pkg } = PACKAGES[kind];
   const found = which(bin);
   if (!found) throw new Error(`${kind}: ${bin} is not installed (Debian package ${pkg}; scripts/setup.sh installs it as root)`);
@@ -108,8 +111,57 @@ export function sentinelSpec(opts: { index: number; port: number; dir: string; p
   };
 }
 
+/**
+ * Debian's PostgreSQL server binaries are not on PATH (/usr/lib/postgresql/<version>/bin): the
+ * newest installed version's.
+ */
+export function postgresBin(name: 'postgres' | 'initdb'): string {
+  const root = '/usr/lib/postgresql';
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', name))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (!newest) throw new Error(`postgres: ${name} not found under ${root}; install it with: apt-get install postgresql (scripts/setup.sh does this as root)`);
+  return path.join(root, newest, 'bin', name);
+}
+
+/** PostgreSQL refuses to run as root: as root, its processes run as the `postgres` user (Debian's package creates it). */
+function asPostgresUser(command: string, args: string[]): { command: string; args: string[] } {
+  if (process.getuid?.() !== 0) return { command, args };
+  return { command: 'setpriv', args: ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args] };
+}
+
+/**
+ * database mode's PostgreSQL: its own cluster (initdb) in `dir`, on a loopback port, trust
+ * authentication on loopback only (no password in the demo; the URL names the user). `fast`
+ * (tests only) turns fsync off: a test needs no durability across a machine crash, only across a
+ * killed process (commits still reach the kernel before they are acknowledged).
+ */
+export function postgresSpec(opts: { port: number; dir: string; fast?: boolean }): PartSpec {
+  const data = path.join(opts.dir, 'data');
+  if (!fs.existsSync(path.join(data, 'PG_VERSION'))) {
+    fs.mkdirSync(data, { recursive: true, mode: 0o700 });
+    if (process.getuid?.() === 0) {
+      fs.chmodSync(opts.dir, 0o711); // the postgres user must be able to reach its data directory
+      execFileSync('chown', ['-R', 'postgres:postgres', data]);
+    }
+    const initdb = asPostgresUser(postgresBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    execFileSync(initdb.command, initdb.args, { stdio: 'pipe' });
+  }
+  const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${data}`, '-c', 'max_connections=200', ...(opts.fast ? ['-c', 'fsync=off'] : [])];
+  const run = asPostgresUser(postgresBin('postgres'), ['-D', data, '-p', String(opts.port), ...settings]);
+  return {
+    name: 'postgres',
+    kind: 'postgres',
+    command: run.command,
+    args: run.args,
+    env: {},
+    port: opts.port,
+    url: `postgres://postgres@127.0.0.1:${opts.port}/postgres`,
+    health: { type: 'tcp' },
+  };
+}
+
 /** A part that answers HTTP on 127.0.0.1:port; `healthPath` proves it is up. */
-function httpPart(kind: Exclude<PartKind, 'redis' | 'sentinel'>, port: number, args: string[], healthPath: string, extra: Partial<PartSpec> = {}): PartSpec {
+function httpPart(kind: Exclude<PartKind, 'redis' | 'sentinel' | 'postgres'>, port: number, args: string[], healthPath: string, extra: Partial<PartSpec> = {}): PartSpec {
   return { name: kind, kind, command: resolveBinary(kind), args, env: {}, port, url: `http://127.0.0.1:${port}`, health: { type: 'http', path: healthPath }, ...extra };
 }
 

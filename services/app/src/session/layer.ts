@@ -1,10 +1,12 @@
 import type { Store } from 'express-session';
 import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import type { Config, SessionMode } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { LoginAttempt, LoginLimiter } from './login-limiter.js';
 import { cookieLayer } from './modes/cookie.js';
+import { databaseLayer } from './modes/database.js';
 import { jwtLayer } from './modes/jwt.js';
 import { sharedLayer } from './modes/shared.js';
 import { stickyLayer } from './modes/sticky.js';
@@ -22,6 +24,8 @@ export interface RedisClients {
 /** What a mode may be given (each mode says which it needs; main.ts opens only those). */
 export interface LayerDeps {
   redis: RedisClients | null;
+  /** database mode's PostgreSQL pool. */
+  pg?: Pool | null;
   metrics: Metrics;
 }
 
@@ -73,17 +77,13 @@ export { SESSION_PREFIX } from './modes/shared.js';
 const MODES: Record<SessionMode, (config: Config, deps: LayerDeps) => SessionLayer> = {
   shared: sharedLayer,
   sticky: stickyLayer,
-  database: notBuilt,
+  database: databaseLayer,
   cookie: cookieLayer,
   jwt: jwtLayer,
 };
 
 /** The modes that need Redis connections (main.ts and the tests open them only for these). */
 export const needsRedis = (mode: SessionMode): boolean => mode === 'shared' || mode === 'jwt';
-
-function notBuilt(config: Config): SessionLayer {
-  throw new Error(`SESSION_MODE ${config.mode} is not built yet`);
-}
 
 export function createSessionLayer(config: Config, deps: LayerDeps): SessionLayer {
   return MODES[config.mode](config, deps);
