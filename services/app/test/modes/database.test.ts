@@ -15,7 +15,8 @@ beforeAll(async () => {
   db = await startTestPostgres();
   sql = new pg.Pool({ connectionString: db.url, max: 2 });
   sql.on('error', () => {}); // its idle connections break when the test kills PostgreSQL
-  [a, b] = await Promise.all(['db-a', 'db-b'].map((id) => startNode({ SESSION_MODE: 'database', DATABASE_URL: db.url, NODE_ID: id, SESSION_IDLE_TIMEOUT: '30' })));
+  const start = (id: string) => startNode({ SESSION_MODE: 'database', DATABASE_URL: db.url, NODE_ID: id, SESSION_IDLE_TIMEOUT: '30' });
+  [a, b] = await Promise.all([start('db-a'), start('db-b')]);
   await waitFor('both nodes ready (schema created)', async () => (await Promise.all([a, b].map((n) => fetch(n.internalUrl + '/readyz')))).every((r) => r.status === 200), 15_000);
 }, 90_000);
 afterAll(async () => {
