@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { down, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
+import { down, removeRun, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
 import { freePort } from '../services/cluster/src/lib/ports.js';
 import { Client } from './client.js';
 
@@ -15,7 +15,7 @@ export async function startCluster(opts: UpOptions = {}): Promise<ClusterState &
     ...state,
     async stop() {
       await down(dir);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeRun(dir);
     },
   };
 }

@@ -11,8 +11,10 @@ export const LIMITS: Limits;
 export type FailureClass = 'network' | '5xx' | '4xx';
 export function failureClass(status: number | string): FailureClass;
 
+export type Mode = 'shared' | 'sticky' | 'database' | 'cookie' | 'jwt';
+
 export interface RunSettings {
-  mode: 'shared' | 'sticky';
+  mode: Mode;
   kill: boolean;
   restart: boolean;
 }
@@ -42,7 +44,7 @@ export interface LossEvent {
 
 /** What judge() reads: a subset of the experiment's RunSummary. */
 export interface JudgeInput {
-  mode: 'shared' | 'sticky';
+  mode: Mode;
   vus: number;
   /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items). */
   requestsByKind: { read: number; write: number; login: number };

@@ -1,11 +1,12 @@
 // Where and how a script runs, from k6's -e/environment variables. No other module reads __ENV.
 //   BASE_URL     the cluster's one way in (nginx); default http://127.0.0.1:8080 (compose: http://nginx:8080)
-//   MODE         shared | sticky: which claims the thresholds hold the run to (lib/thresholds.js)
+//   MODE         shared | sticky | database | cookie | jwt: which claims the thresholds hold the run to
+//                (lib/thresholds.js; every mode but sticky must lose nothing)
 //   USER_OFFSET  VU n logs in as user<n + USER_OFFSET>, so two runs can use disjoint demo users
 //   KILL         1 = a node is killed during the run (the experiment sets it; EXPECT_LOSS=1 is the old
 //                name): the failures a dying node causes are allowed, and sticky mode must lose sessions
-//   RESTART      with KILL=1: 1 (default) = the node is started again, 0 = it stays down; sticky
-//                mode's users of that node then lose their sessions a second time (lib/claims.js)
+//   RESTART      with KILL=1: 1 (default) = the node is started again, 0 = it stays down (either way a
+//                sticky user is lost at most once: the route cookie is re-pinned, lib/claims.js)
 //   PROFILE      smoke | load | soak | experiment (lib/profiles.js)
 //   DURATION, VUS  the experiment profile's length and size
 //   SUMMARY_PATH where handleSummary writes its JSON (default summary.json)
@@ -25,9 +26,9 @@ function flag(name, fallback) {
   throw new Error(`${name} must be 1 or 0, got "${__ENV[name]}"`);
 }
 
-const MODES = ['shared', 'sticky'];
+const MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'];
 const mode = (__ENV.MODE || 'shared').toLowerCase();
-if (!MODES.includes(mode)) throw new Error(`MODE must be shared or sticky, got "${__ENV.MODE}"`);
+if (!MODES.includes(mode)) throw new Error(`MODE must be one of ${MODES.join(', ')}, got "${__ENV.MODE}"`);
 
 export const config = Object.freeze({
   baseUrl: (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, ''),

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SESSION_MODES, type SessionMode } from '@session-cluster/app/config';
 import { freePort, isListening, waitFor } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import {
@@ -12,6 +13,7 @@ import {
   launch,
   nginxExporterSpec,
   nginxSpec,
+  postgresSpec,
   prometheusSpec,
   redisExporterSpec,
   redisSpec,
@@ -36,7 +38,11 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const DEFAULT_DIR = path.join(REPO_ROOT, '.run', 'cluster');
 const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
 
-export type Mode = 'shared' | 'sticky';
+export type Mode = SessionMode;
+export const MODES: readonly Mode[] = SESSION_MODES;
+
+/** Which store parts a mode needs: Redis for shared and jwt (revocation, limiter), PostgreSQL for database. */
+const storeOf = (mode: Mode): 'redis' | 'postgres' | null => (mode === 'shared' || mode === 'jwt' ? 'redis' : mode === 'database' ? 'postgres' : null);
 
 export interface UpOptions {
   dir?: string;
@@ -177,8 +183,11 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const kinds: PartKind[] = ['nginx'];
   const store = opts.store ?? 'single';
   if (store !== 'single' && store !== 'sentinel') throw new Error(`--store must be single or sentinel, got ${store}`);
-  if (mode === 'shared') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
-  if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(mode === 'shared' ? (['redis-exporter'] as const) : []));
+  if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`);
+  if (store !== 'single' && mode !== 'shared') throw new Error(`--store ${store} applies to shared mode only (${mode} mode)`);
+  if (storeOf(mode) === 'redis') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
+  if (storeOf(mode) === 'postgres') kinds.push('postgres');
+  if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(storeOf(mode) === 'redis' ? (['redis-exporter'] as const) : []));
   for (const k of kinds) resolveBinary(k);
   if (!fs.existsSync(APP_ENTRY)) throw new Error(`app: ${APP_ENTRY} is missing; run \`npm run build\` first`);
 
@@ -192,7 +201,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     startedAt: new Date().toISOString(),
     settings,
     logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
-    ...(mode === 'shared' && { redisPersistence: opts.redisPersistence ?? 'aof', store }),
+    ...(storeOf(mode) === 'redis' && { redisPersistence: opts.redisPersistence ?? 'aof', store }),
     parts: [],
   };
   const started = async (spec: PartSpec) => {
@@ -207,10 +216,13 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     fs.mkdirSync(path.join(dir, 'redis'), { recursive: true });
     let redisUrl = 'redis://127.0.0.1:1/0';
     const storeEnv: Record<string, string> = {};
-    if (mode === 'shared' && store === 'single') {
+    if (storeOf(mode) === 'postgres') {
+      const postgres = await started(postgresSpec({ port: await freePort(), dir: path.join(dir, 'postgres') }));
+      storeEnv.DATABASE_URL = postgres.url;
+    } else if (storeOf(mode) === 'redis' && store === 'single') {
       const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), opts.redisPersistence ?? 'aof'));
       redisUrl = `${redis.url}/0`;
-    } else if (mode === 'shared') {
+    } else if (storeOf(mode) === 'redis') {
       // A primary, two replicas following it, and three Sentinels watching it (parts.ts).
       const persistence = opts.redisPersistence ?? 'aof';
       const redisDir = (i: number) => {
@@ -329,7 +341,9 @@ async function primaryPart(state: ClusterState): Promise<PartState> {
 
 /** True if `pid` is still the process we started for `part` (pids get reused). */
 function owns(part: PartState): boolean {
-  return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(part.command));
+  // A part started through `setpriv` (PostgreSQL as its own user, parts.ts) becomes the program it execs.
+  const program = part.command === 'setpriv' ? part.args[part.args.indexOf('--') + 1]! : part.command;
+  return isAlive(part.pid) && cmdline(part.pid).includes(path.basename(program));
 }
 
 export async function ps(
@@ -407,13 +421,28 @@ export async function start(name: string, opts: { dir?: string; onProgress?: (li
 }
 
 /** Stops every part this cluster started (and nothing else), last started first. */
+/**
+ * Deletes a run folder that is down, and what it links to outside itself (PostgreSQL's data, when
+ * it had to live under the system temp directory: parts.ts). For throw-away runs (tests, the
+ * experiment, the benchmark); a kept run folder keeps its data for the next `up`.
+ */
+export function removeRun(dir: string): void {
+  const link = path.join(dir, 'postgres', 'data');
+  try {
+    if (fs.lstatSync(link).isSymbolicLink()) fs.rmSync(fs.realpathSync(link), { recursive: true, force: true });
+  } catch {
+    /* no PostgreSQL in this run */
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
 export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void = () => {}): Promise<void> {
   const state = readState(dir);
   if (!state) return;
   keepLogsBounded(state);
   // In waves, front to back: monitoring, the load balancer, the nodes (together: each drains), the store.
   // Sentinels before the servers they watch, so stopping the primary starts no failover.
-  const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['sentinel'], ['redis']];
+  const waves: PartKind[][] = [['prometheus', 'nginx-exporter', 'redis-exporter'], ['nginx'], ['app'], ['sentinel'], ['redis', 'postgres']];
   for (const wave of waves) {
     await Promise.all(
       state.parts

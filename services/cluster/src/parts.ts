@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { isListening, waitFor } from './lib/ports.js';
@@ -136,13 +137,20 @@ function asPostgresUser(command: string, args: string[]): { command: string; arg
  * killed process (commits still reach the kernel before they are acknowledged).
  */
 export function postgresSpec(opts: { port: number; dir: string; fast?: boolean }): PartSpec {
-  const data = path.join(opts.dir, 'data');
-  if (!fs.existsSync(path.join(data, 'PG_VERSION'))) {
-    fs.mkdirSync(data, { recursive: true, mode: 0o700 });
+  // As root the server runs as `postgres`, which must be able to reach its data directory: a run
+  // folder may sit under a private directory (a 0700 temp folder, /root), so the data then lives
+  // in a folder of its own under the system temp directory, linked from the run folder as `data`.
+  const link = path.join(opts.dir, 'data');
+  fs.mkdirSync(opts.dir, { recursive: true });
+  if (!fs.existsSync(link)) {
     if (process.getuid?.() === 0) {
-      fs.chmodSync(opts.dir, 0o711); // the postgres user must be able to reach its data directory
-      execFileSync('chown', ['-R', 'postgres:postgres', data]);
-    }
+      const own = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-postgres-data-'));
+      execFileSync('chown', ['postgres:postgres', own]);
+      fs.symlinkSync(own, link);
+    } else fs.mkdirSync(link, { mode: 0o700 });
+  }
+  const data = fs.realpathSync(link);
+  if (!fs.existsSync(path.join(data, 'PG_VERSION'))) {
     const initdb = asPostgresUser(postgresBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
     execFileSync(initdb.command, initdb.args, { stdio: 'pipe' });
   }

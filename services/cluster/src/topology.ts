@@ -29,7 +29,7 @@ export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', prometheus: 'p
  * SESSION_SECRETS (per node locally; compose: the container name (services/app/docker-entrypoint.mjs), 3000, 9100, a secret file).
  * TRUST_PROXY names the proxy: loopback locally, the compose network (uniquelocal) in compose.
  */
-export function nodeEnvironment(opts: { mode: 'shared' | 'sticky'; redisUrl: string; demoUsers: number }): Record<string, string> {
+export function nodeEnvironment(opts: { mode: string; redisUrl: string; demoUsers: number }): Record<string, string> {
   return {
     SESSION_MODE: opts.mode,
     REDIS_URL: opts.redisUrl,

@@ -257,6 +257,7 @@ describe('analysis', () => {
       k6Exit: { code: 99, signal: null },
       summary: { metrics },
       series,
+      probe: { revokesStolenCredential: true, stateBytesPerRequest: 91, serverBytesPerSession: 136 },
       files: { html: '/x/k6-shared.html', json: file, summary: '/x/s.json', log: '/x/k6.log', logs: '/x/logs' },
     };
     const run = summarizeRun(outcome);
@@ -268,6 +269,10 @@ describe('analysis', () => {
       sessionsLost: 1,
       sessionsLostDuringOutage: 1,
       endS: 2,
+      restartToReadyS: null,
+      revokesStolenCredential: true,
+      stateBytesPerRequest: 91,
+      serverBytesPerSession: 136,
     });
     expect(run.k6.thresholdsPassed).toBe(false);
     expect(run.claim.held).toBe(false);

@@ -1,21 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { type Mode, REPO_ROOT } from '../cluster.js';
+import { type Mode, MODES, REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';
 import { machine, type Summary, spreadOf, summarizeRun, textTable, writeReport } from './report.js';
 import { Aborted, type RunOutcome, runFailover } from './run.js';
 
 /**
- * npm run experiment -- failover [--mode shared|sticky|both] [--nodes 3] [--duration 60s]
+ * npm run experiment -- failover [--mode shared|sticky|database|cookie|jwt|both|all] [--nodes 3] [--duration 60s]
  *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--monitoring] [--repeat N]
  *
  * Exit codes (lib/cli.ts, the same for every tool): 0 every claim held; 1 a claim did not hold or
  * the experiment could not run; 2 a usage error; 130 interrupted.
  */
 const USAGE = `usage: npm run experiment -- failover [options]
-  --mode shared|sticky|both   which session mode(s) to run, one after the other (default both)
+  --mode MODE                 shared, sticky, database, cookie or jwt; both (shared and sticky;
+                              the default) or all (the five): run one after the other
   --nodes N                   session nodes behind nginx (default 3)
   --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
   --kill-at 20s               SIGKILL one node this long into the load (>= duration: no kill)
@@ -46,8 +47,8 @@ async function main(argv: string[]): Promise<number> {
   const [verb] = positionals;
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
-  const modes: Mode[] = values.mode === 'both' ? ['shared', 'sticky'] : values.mode === 'shared' || values.mode === 'sticky' ? [values.mode] : [];
-  if (!modes.length) throw new UsageError(`--mode must be shared, sticky or both, got "${values.mode}"`);
+  const modes: Mode[] = values.mode === 'all' ? [...MODES] : values.mode === 'both' ? ['shared', 'sticky'] : MODES.filter((m) => m === values.mode);
+  if (!modes.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all, got "${values.mode}"`);
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
   const repeat = intOption('repeat', values.repeat, 1, 1, 50);

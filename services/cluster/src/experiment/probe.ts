@@ -1,3 +1,8 @@
+import { createCodec, SESSION_PREFIX } from '@session-cluster/app/session';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { ClusterState, Mode } from '../cluster.js';
+
 /**
  * What a run measures about the credential itself, by acting as one more user through the load
  * balancer after the load: the bytes of session state a client sends with every request, and
@@ -20,7 +25,12 @@ const parseSetCookies = (res: Response) =>
     .map((c) => c.split(';')[0]!)
     .filter((pair) => !/=$/.test(pair));
 
-export async function probeCredential(url: string, user: { username: string; password: string }): Promise<CredentialProbe> {
+export async function probeCredential(
+  url: string,
+  user: { username: string; password: string },
+  /** Runs while the session is live (before the logout): what it occupies on the server. */
+  measure: (credential: CredentialProbe['credential']) => Promise<number | null> = async () => null,
+): Promise<CredentialProbe & { serverBytesPerSession: number | null }> {
   const login = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) });
   if (login.status !== 200) throw new Error(`probe: login as ${user.username} answered ${login.status}`);
   const body = (await login.json()) as { accessToken?: string; csrfToken?: string };
@@ -32,6 +42,7 @@ export async function probeCredential(url: string, user: { username: string; pas
   const headers = { [credential.header]: credential.value };
   const me = await fetch(`${url}/api/me`, { headers });
   if (me.status !== 200) throw new Error(`probe: the credential did not work before logout (${me.status})`);
+  const serverBytesPerSession = await measure(credential);
   // Logout with the credential (and the CSRF token a cookie session needs).
   const logout = await fetch(`${url}/api/logout`, {
     method: 'POST',
@@ -45,6 +56,7 @@ export async function probeCredential(url: string, user: { username: string; pas
     stateBytesPerRequest: Buffer.byteLength(`${credential.header === 'cookie' ? 'Cookie' : 'Authorization'}: ${credential.value}`),
     revokesStolenCredential: replays.every((s) => s === 401),
     credential,
+    serverBytesPerSession,
   };
 }
 
@@ -54,4 +66,42 @@ export function sessionIdOf(cookieHeader: string): string | null {
   if (!m) return null;
   const value = decodeURIComponent(m[1]!);
   return value.startsWith('s:') ? value.slice(2, value.lastIndexOf('.')) : null;
+}
+
+/**
+ * Bytes one logged-in session occupies on the server, in the mode's own terms: Redis's MEMORY
+ * USAGE of its key (shared), PostgreSQL's size of its row (database), the serialized session a
+ * sticky node keeps in memory (its heap adds object overhead on top), and 0 where nothing is
+ * stored per session (cookie; jwt stores only a denylist entry after a logout).
+ */
+export async function serverBytesOf(mode: Mode, state: ClusterState, credential: CredentialProbe['credential']): Promise<number | null> {
+  const sid = credential.header === 'cookie' ? sessionIdOf(credential.value) : null;
+  if (mode === 'cookie' || mode === 'jwt') return 0;
+  if (mode === 'sticky') {
+    const codec = createCodec({ path: '/', httpOnly: true, secure: false, sameSite: 'lax' });
+    const me = (await (await fetch(`${state.url}/api/me`, { headers: { cookie: credential.value } })).json()) as { user: string; loginAt: number; createdOn: string; requests: number };
+    return Buffer.byteLength(codec.stringify({ cookie: codec.defaultCookie(), user: me.user, loginAt: me.loginAt, node: me.createdOn, requests: me.requests, cart: [] } as never));
+  }
+  if (!sid) return null;
+  if (mode === 'shared') {
+    const part = state.parts.find((p) => p.kind === 'redis');
+    if (!part) return null;
+    const redis = new Redis({ host: '127.0.0.1', port: part.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await redis.connect();
+      return Number(await redis.call('MEMORY', 'USAGE', `${SESSION_PREFIX}${sid}`, 'SAMPLES', '0')) || null;
+    } finally {
+      redis.disconnect();
+    }
+  }
+  const part = state.parts.find((p) => p.kind === 'postgres');
+  if (!part) return null;
+  const sql = new pg.Client({ connectionString: part.url });
+  try {
+    await sql.connect();
+    const r = await sql.query('SELECT pg_column_size(s.*) AS bytes FROM sessions s WHERE sid = $1', [sid]);
+    return (r.rows[0] as { bytes: number } | undefined)?.bytes ?? null;
+  } finally {
+    await sql.end();
+  }
 }

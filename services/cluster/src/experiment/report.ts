@@ -28,6 +28,14 @@ export interface RunSummary extends JudgeInput {
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
+  /** Seconds from `start` of the killed node to its readiness (null: no restart, or it did not come back). */
+  restartToReadyS: number | null;
+  /** A copy of the credential taken before logout is refused after it (the probe, probe.ts). */
+  revokesStolenCredential: boolean | null;
+  /** Bytes of session state a client sends with every request: the Cookie header, or Authorization: Bearer. */
+  stateBytesPerRequest: number | null;
+  /** Bytes one session occupies on the server (0 where nothing is stored). */
+  serverBytesPerSession: number | null;
   shareBeforeKill: Record<string, number>;
   /** From the kill until the restarted node is ready (or the end). */
   shareAfterKill: Record<string, number>;
@@ -146,6 +154,10 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     p50Ms: round(dur.med ?? 0),
     p95Ms: round(dur['p(95)'] ?? 0),
     p99Ms: round(dur['p(99)'] ?? 0),
+    restartToReadyS: r.readyWall !== null && r.restartWall !== null ? round((r.readyWall - r.restartWall) / 1000) : null,
+    revokesStolenCredential: r.probe?.revokesStolenCredential ?? null,
+    stateBytesPerRequest: r.probe?.stateBytesPerRequest ?? null,
+    serverBytesPerSession: r.probe?.serverBytesPerSession ?? null,
     killedNode: r.killedNode,
     killedNodeSessions: r.killedNode && r.mode === 'sticky' ? (r.sessionsHeld[r.killedNode] ?? null) : null,
     killedNodeServedBeforeKill: r.killedNode && killAtS !== null ? s.served.filter((x) => x.node === r.killedNode && x.t < killAtS).length : null,
@@ -173,7 +185,25 @@ export function summarizeRun(r: RunOutcome): RunSummary {
 
 const pct = (v: number | undefined) => (v === undefined ? '-' : `${Math.round(v * 100)}%`);
 
-const HEAD = ['mode', 'nodes', 'VUs', 'requests', 'failed (r/w/login)', 'sessions', 'lost (outage/after restart)', 'p50 ms', 'p95 ms', 'p99 ms', 'killed (held)', 'claim'];
+const HEAD = [
+  'mode',
+  'nodes',
+  'VUs',
+  'requests',
+  'failed (r/w/login)',
+  'sessions',
+  'lost (outage/after restart)',
+  'p50 ms',
+  'p95 ms',
+  'p99 ms',
+  'killed (held)',
+  'restart→ready s',
+  'logout revokes a stolen copy',
+  'state B/request',
+  'server B/session',
+  'claim',
+];
+const yesNo = (v: boolean | null) => (v === null ? '?' : v ? 'yes' : 'no');
 
 function row(r: RunSummary): string[] {
   return [
@@ -188,6 +218,10 @@ function row(r: RunSummary): string[] {
     String(r.p95Ms),
     String(r.p99Ms),
     r.killedNode ? `${r.killedNode}${r.killedNodeSessions !== null ? ` (${r.killedNodeSessions})` : ''} @${r.killAtS?.toFixed(1)}s` : 'none',
+    r.restartToReadyS === null ? '-' : String(r.restartToReadyS),
+    yesNo(r.revokesStolenCredential),
+    r.stateBytesPerRequest === null ? '?' : String(r.stateBytesPerRequest),
+    r.serverBytesPerSession === null ? '?' : String(r.serverBytesPerSession),
     r.claim.held ? 'held' : 'NOT HELD',
   ];
 }
@@ -208,7 +242,7 @@ export function markdown(s: Summary): string {
   md.push('# Failover experiment', '');
   md.push(`Generated ${s.generatedAt} by \`${s.command}\` on ${s.machine.cpus} CPU(s), Node ${s.machine.node}, k6 ${s.machine.k6}.`, '');
   md.push(
-    'Each run starts its own local cluster (nginx in front of the nodes; Redis in shared mode), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.',
+    'Each run starts its own local cluster (nginx in front of the nodes; Redis for shared and jwt, PostgreSQL for database), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.',
     '',
   );
   md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);

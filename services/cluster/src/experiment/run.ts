@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { down, kill, REPO_ROOT, start, up, type ClusterState, type Mode } from '../cluster.js';
+import { down, kill, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode } from '../cluster.js';
 import { freePort } from '../lib/ports.js';
 import { tail } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
 import { startK6 } from './k6.js';
+import { probeCredential, serverBytesOf } from './probe.js';
 
 export const SURVIVAL_SCRIPT = path.join(REPO_ROOT, 'loadtest', 'survival.js');
 
@@ -53,6 +54,8 @@ export interface RunOutcome {
   k6Exit: { code: number | null; signal: string | null };
   summary: K6Summary;
   series: Series;
+  /** The credential, measured after the load by one more user (probe.ts); null if the probe could not run. */
+  probe: { revokesStolenCredential: boolean; stateBytesPerRequest: number; serverBytesPerSession: number | null } | null;
   files: { html: string; json: string; summary: string; log: string; logs: string };
 }
 
@@ -130,6 +133,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   let readyWall: number | null = null;
   let sessionsHeld: Record<string, number | null> = {};
   let k6Exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  let probe: RunOutcome['probe'] = null;
   const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
   o.signal.addEventListener('abort', stopK6, { once: true });
   try {
@@ -140,7 +144,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       nodes: o.nodes,
       port: await freePort(),
       monitoring: o.monitoring,
-      demoUsers: o.vus, // user1..userVUS; every extra user is password hashing at start-up
+      demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
       // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
       nodeEnv: { LOG_LEVEL: 'info' },
     });
@@ -226,6 +230,17 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     }
     await proc.exited;
     o.say(`${label}: ${at()}  k6 done (exit ${k6Exit.code ?? k6Exit.signal}${k6Exit.code === 99 ? ': a threshold failed' : ''})`);
+    // One more user, after the load: the credential's size, what it occupies on the server, and
+    // whether a copy taken before logout still works after it.
+    const extra = o.vus + 1;
+    try {
+      const mode = o.mode;
+      const p = await probeCredential(state.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(mode, state, c));
+      probe = { revokesStolenCredential: p.revokesStolenCredential, stateBytesPerRequest: p.stateBytesPerRequest, serverBytesPerSession: p.serverBytesPerSession };
+      o.say(`${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`);
+    } catch (err) {
+      o.say(`${label}: probe failed: ${(err as Error).message}`);
+    }
   } catch (err) {
     if (k6) await k6.stop('SIGTERM', 10_000);
     throw err;
@@ -234,14 +249,14 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     await down(runDir).catch((err: Error) => o.say(`${label}: teardown: ${err.message}`));
     fs.rmSync(files.logs, { recursive: true, force: true });
     if (fs.existsSync(path.join(runDir, 'logs'))) fs.cpSync(path.join(runDir, 'logs'), files.logs, { recursive: true });
-    fs.rmSync(runDir, { recursive: true, force: true });
+    removeRun(runDir);
     o.say(`${label}: cluster down`);
   }
 
   if (!fs.existsSync(files.summary)) throw new Error(`k6 wrote no summary (exit ${k6Exit.code ?? k6Exit.signal}):\n${tail(files.log)}`);
   const summary = JSON.parse(fs.readFileSync(files.summary, 'utf8')) as K6Summary;
   const series = await readSeries(files.json);
-  return { mode: o.mode, label, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, files };
+  return { mode: o.mode, label, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, probe, files };
 }
 
 export { Aborted };

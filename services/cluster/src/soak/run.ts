@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { type ClusterState, down, type Mode, up } from '../cluster.js';
+import { type ClusterState, down, type Mode, removeRun, up } from '../cluster.js';
 import { signal } from '../lib/pids.js';
 import { freePort } from '../lib/ports.js';
 import { Driver, percentile } from './driver.js';
@@ -316,7 +316,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       fs.rmSync(o.logsDir, { recursive: true, force: true });
       fs.cpSync(path.join(runDir, 'logs'), o.logsDir, { recursive: true });
     }
-    fs.rmSync(runDir, { recursive: true, force: true });
+    removeRun(runDir);
     o.say(`${o.mode}: cluster down`);
   }
 }
