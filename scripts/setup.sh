@@ -40,6 +40,8 @@ declare -A PKG=(
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [chromium]=chromium
   [wrk]=wrk
+  # database mode (PostgreSQL 15 on Debian 12; its server binaries live in /usr/lib/postgresql/<v>/bin).
+  [pg_ctlcluster]=postgresql
   # The live compose test (infra/compose-live.test.ts): a private engine and stand-in images.
   [dockerd]=docker.io
   [debootstrap]=debootstrap

@@ -45,6 +45,11 @@ const ui = {
 const state = {
   me: /** @type {null | {user: string, mode: string, loginAt: number, createdOn: string, requests: number}} */ (null),
   csrf: /** @type {string | null} */ (null),
+  /**
+   * jwt mode's access token: in this variable only, never in localStorage or sessionStorage (any
+   * script on the origin could read those; a variable dies with the page). A reload logs out.
+   */
+  token: /** @type {string | null} */ (null),
   /** The node that answered the latest request (any request). */
   lastNode: /** @type {string | null} */ (null),
   /** Last STRIP_SIZE requests: {node, method, path, status}. */
@@ -77,6 +82,7 @@ async function api(method, path, body, { anonymousOk = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
   let res;
   try {
     res = await fetch(path, {
@@ -167,6 +173,9 @@ function formatDuration(ms) {
 const MODE_EXPLAIN = {
   shared: 'sessions in Redis: any node can answer',
   sticky: "sessions in one node's memory: you stay on that node",
+  database: 'sessions in PostgreSQL: any node can answer',
+  cookie: 'the whole session sealed in your cookie: nothing on the server',
+  jwt: 'a signed token in this page’s memory: any node verifies it; no cart, no counter',
 };
 
 function renderSession() {
@@ -184,7 +193,7 @@ function renderSession() {
   ui.mode.textContent = me.mode;
   ui.mode.dataset.mode = me.mode;
   ui.modeExplain.textContent = MODE_EXPLAIN[me.mode] ?? '';
-  ui.requests.textContent = String(me.requests);
+  ui.requests.textContent = me.requests === undefined || me.requests === null ? '—' : String(me.requests);
   ui.createdOn.textContent = me.createdOn ?? '—';
   renderAge();
 }
@@ -248,7 +257,8 @@ function renderStrip() {
   });
 }
 
-function renderCart(cart, node) {
+/** The cart, or why there is none (`unavailable`: the mode keeps no cart, in the server's words). */
+function renderCart(cart, node, unavailable) {
   const items = cart?.items ?? [];
   ui.cartItems.replaceChildren(
     ...items.map((it) => {
@@ -267,7 +277,7 @@ function renderCart(cart, node) {
   if (!items.length) {
     const li = document.createElement('li');
     li.className = 'muted empty';
-    li.textContent = cart ? 'The cart is empty.' : 'Log in to use the cart.';
+    li.textContent = unavailable ?? (cart ? 'The cart is empty.' : 'Log in to use the cart.');
     ui.cartItems.append(li);
   }
   ui.cartCount.textContent = String(cart?.count ?? 0);
@@ -291,6 +301,7 @@ function sessionLost(reply) {
   }
   state.me = null;
   state.csrf = null;
+  state.token = null;
   renderSession();
   showAlert(text);
   ui.username.focus();
@@ -321,6 +332,7 @@ async function refreshMe(doing = 'loading the session', opts) {
 
 async function refreshCart() {
   const r = await api('GET', '/api/cart');
+  if (r.status === 501) return renderCart(null, null, r.data?.error?.message);
   if (!r.ok) return failed(r, 'loading the cart');
   renderCart(r.data, r.node);
 }
@@ -362,6 +374,7 @@ async function login(event) {
       return;
     }
     state.csrf = r.data?.csrfToken ?? null;
+    state.token = r.data?.accessToken ?? null;
     // Provisional facts until /api/me answers, so a 401 right after login still reads as a lost session.
     state.me = { user: r.data?.user ?? username, mode: '', loginAt: r.data?.loginAt ?? Date.now(), createdOn: r.data?.node ?? r.node ?? '', requests: 0 };
     ui.password.value = '';
@@ -381,6 +394,7 @@ async function logout() {
     if (!r.ok && r.status !== 401) return showAlert(describeFailure(r, 'logging out'));
     state.me = null;
     state.csrf = null;
+    state.token = null;
     renderSession();
     clearMessages();
     showStatus('Logged out.');
@@ -411,6 +425,8 @@ async function sendBurst() {
 async function addToCart(sku, qty) {
   await exclusive(async () => {
     const r = await api('POST', '/api/cart/items', { sku, qty });
+    if (r.status === 501) return showAlert(r.data?.error?.message ?? 'This session mode keeps no cart.');
+    if (r.status === 413) return showAlert(r.data?.error?.message ?? 'The cart no longer fits in the session cookie.');
     if (!r.ok) return failed(r, 'adding to the cart');
     clearMessages();
     renderCart(r.data, r.node);

@@ -196,3 +196,51 @@ describe('the demo page in a browser', () => {
     await page.context().close();
   });
 });
+
+describe('the demo page in the other modes', () => {
+  // One small cluster per mode, started in its test: the same page, the same steps.
+  it.each(['database', 'cookie', 'jwt'] as const)(
+    '%s mode: the page shows the mode, works through a node kill, and keeps the credential where the mode says',
+    async (mode) => {
+      const cluster = await startCluster({ mode, nodes: 2 });
+      try {
+        const { page, errors } = await openPage(cluster.url);
+        await logIn(page, 'alice', 'alice-password');
+        expect(await text(page, 'mode')).toBe(mode);
+        await sendTen(page);
+        expect(new Set(await stripNodes(page, 10)).size).toBe(2); // any node serves this session
+        if (mode === 'jwt') {
+          // No counter and no cart in this mode, said on the page, and the token only in memory.
+          expect(await text(page, 'request-count')).toBe('—');
+          await page.getByRole('button', { name: '+ Tea' }).click();
+          await expect.poll(() => text(page, 'alert')).toMatch(/^jwt mode keeps no state/);
+          const stored = await page.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie');
+          expect(stored).not.toMatch(/eyJ/);
+        } else {
+          expect(await requestCount(page)).toBeGreaterThanOrEqual(10);
+          await page.getByRole('button', { name: '+ Tea' }).click();
+          await expect.poll(() => text(page, 'cart-count')).toBe('1');
+        }
+        const victim = await text(page, 'served-by');
+        await kill(victim, { dir: cluster.dir, signal: 'KILL' });
+        await sendTen(page);
+        expect(await text(page, 'send-progress')).toMatch(/^Done/);
+        expect(await page.getByTestId('session').isVisible()).toBe(true);
+        await page.reload();
+        if (mode === 'jwt') {
+          // The token lived in the page's memory: a reload is a logout.
+          await page.getByTestId('login-form').waitFor({ state: 'visible' });
+        } else {
+          await page.getByTestId('session').waitFor({ state: 'visible' });
+          await expect.poll(() => text(page, 'cart-count')).toBe('1');
+        }
+        await screenshot(page, `browser-${mode}`);
+        expect(errors).toEqual([]);
+        await page.context().close();
+      } finally {
+        await cluster.stop();
+      }
+    },
+    90_000,
+  );
+});

@@ -129,6 +129,32 @@ it("sticky mode loses the killed node's sessions once: re-pinned, nobody is sent
   report(dir, sticky);
 });
 
+it('database, cookie and jwt: the same script and fault lose nothing, and each run measures its credential', { timeout: 200_000 }, async () => {
+  const dir = path.join(out, 'others');
+  const r = await runCli([...base, '--mode', 'database,cookie,jwt', '--duration', '14s', '--out', dir], 190_000);
+  if (r.code !== 0) console.log(r.stdout, r.stderr);
+  expect(r.code).toBe(0); // every claim held
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary;
+  expect(summary.runs.map((x) => x.mode)).toEqual(['database', 'cookie', 'jwt']);
+  const byMode = Object.fromEntries(summary.runs.map((x) => [x.mode, x]));
+  for (const run of summary.runs) {
+    common(r, run);
+    expect(run.sessionsLost, run.mode).toBe(0);
+    expect(run.sessionsTotal, run.mode).toBe(VUS);
+    expect(run.restartToReadyS, run.mode).toBeGreaterThan(0);
+    expect(run.stateBytesPerRequest, run.mode).toBeGreaterThan(0);
+  }
+  // The probe user: logout revokes a stolen copy wherever the server keeps state to revoke.
+  expect([byMode.database!.revokesStolenCredential, byMode.cookie!.revokesStolenCredential, byMode.jwt!.revokesStolenCredential]).toEqual([true, false, true]);
+  expect(byMode.database!.serverBytesPerSession).toBeGreaterThan(50);
+  expect([byMode.cookie!.serverBytesPerSession, byMode.jwt!.serverBytesPerSession]).toEqual([0, 0]);
+  // The state travels with the request where nothing is stored: a sealed cookie or a token is
+  // several times the size of a session id's cookie.
+  expect(byMode.cookie!.stateBytesPerRequest!).toBeGreaterThan(1.5 * byMode.database!.stateBytesPerRequest!);
+  expect(byMode.jwt!.stateBytesPerRequest!).toBeGreaterThan(1.5 * byMode.database!.stateBytesPerRequest!);
+  expect(fs.readFileSync(path.join(dir, 'summary.md'), 'utf8')).toMatch(/\| logout revokes a stolen copy \|/);
+});
+
 /** The report: summary.md with a table and the run's SVG, and k6's HTML report. */
 function report(dir: string, run: RunSummary) {
   const md = fs.readFileSync(path.join(dir, 'summary.md'), 'utf8');

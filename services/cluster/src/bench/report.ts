@@ -6,6 +6,9 @@ const CONFIG_TITLES = {
   textbook: 'textbook (resave + saveUninitialized, connect-redis defaults)',
   shared: 'shared: this project, Redis store',
   sticky: 'sticky: this project, memory store + nginx affinity',
+  database: 'database: this project, PostgreSQL store',
+  cookie: 'cookie: the session sealed in the cookie',
+  jwt: 'jwt: bearer token (read = `GET /api/me`)',
   'shared-no-pipelining': 'A/B: shared without ioredis auto-pipelining',
 } as const satisfies Record<ConfigName, string>;
 
@@ -31,14 +34,14 @@ export function markdown(r: BenchReport): string {
   for (const op of ['read', 'me', 'login'] as const) {
     lines.push(`## ${OP_TITLES[op]}`, '');
     lines.push(
-      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms | Redis commands sent / request | executed (incl. inside scripts) | errors |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms | Redis commands sent / request | executed (incl. inside scripts) | PostgreSQL statements / request | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const x of r.results.filter((x) => x.operation === op)) {
       const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
       const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
       lines.push(
-        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.errors} |`,
+        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.dbQueriesPerRequest ?? '–'}${x.dbQueriesByName ? ` (${byName(x.dbQueriesByName)})` : ''} | ${x.errors} |`,
       );
     }
     lines.push('');

@@ -17,7 +17,10 @@ import { runWrk, requireWrk, type WrkResult } from './wrk.js';
  * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
  * figure is the median over the rounds.
  */
-export type ConfigName = 'limit' | 'textbook' | 'shared' | 'sticky' | AbConfig;
+export type ConfigName = 'limit' | 'textbook' | ModeConfig | AbConfig;
+/** Every session mode, on the same nodes, the same wrk settings, in the same rounds. */
+const MODE_CONFIGS = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
+type ModeConfig = (typeof MODE_CONFIGS)[number];
 
 /**
  * One optimisation each, switched off on an otherwise identical shared cluster, measured in the
@@ -43,6 +46,9 @@ export interface Result {
   /** Redis commands the nodes *sent* per request (each node's redis_commands_total: a script call is one EVALSHA), by name. */
   redisCommandsSentByName: Record<string, number> | null;
   redisCommandsSentPerRequest: number | null;
+  /** Statements the nodes sent to PostgreSQL per request (database mode; their db_queries_total), by name, and in all. */
+  dbQueriesByName: Record<string, number> | null;
+  dbQueriesPerRequest: number | null;
   /** The lowest and highest req/s of the rounds. */
   rpsMin: number;
   rpsMax: number;
@@ -106,6 +112,7 @@ const LOGIN_USERS = { first: SESSIONS + 1, count: USERS - SESSIONS };
 interface Target {
   state: ClusterState;
   redis: Redis | null;
+  /** One line per logged-in session: the header that carries its credential (`Cookie: …` or `Authorization: Bearer …`). */
   cookieFile: string;
 }
 
@@ -116,7 +123,7 @@ function processClasses(t: Target): Record<CpuClass, number[]> {
 }
 type CpuClass = 'node' | 'nginx' | 'redis';
 
-async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky', profile: 'tuned' | 'textbook', work: string, env: Record<string, string> = {}): Promise<Target> {
+async function startTarget(name: string, nodes: number, mode: ModeConfig, profile: 'tuned' | 'textbook', work: string, env: Record<string, string> = {}): Promise<Target> {
   const dir = path.join(work, name);
   const state = await up({
     dir,
@@ -138,12 +145,13 @@ async function startTarget(name: string, nodes: number, mode: 'shared' | 'sticky
       body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
     });
     if (!res.ok) throw new Error(`${name}: login user${i} failed with ${res.status}`);
-    lines.push(
-      res.headers
-        .getSetCookie()
-        .map((c) => c.split(';')[0])
-        .join('; '),
-    );
+    const body = (await res.json()) as { accessToken?: string };
+    const cookies = res.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .filter((c) => !c!.startsWith('device='))
+      .join('; ');
+    lines.push(body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`);
   }
   const cookieFile = path.join(dir, 'cookies.txt');
   fs.writeFileSync(cookieFile, lines.join('\n') + '\n');
@@ -158,12 +166,13 @@ async function commandStats(redis: Redis): Promise<Record<string, number>> {
   return out;
 }
 
-/** Commands every node of a cluster has sent to Redis, by name (from their metrics). */
-async function sentStats(state: ClusterState): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
+/** What every node of a cluster has sent to its store, by name (from their metrics): Redis commands, PostgreSQL statements. */
+async function sentStats(state: ClusterState): Promise<{ redis: Record<string, number>; db: Record<string, number> }> {
+  const out = { redis: {} as Record<string, number>, db: {} as Record<string, number> };
   for (const p of state.parts.filter((x) => x.kind === 'app')) {
     const text = await (await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`)).text();
-    for (const m of text.matchAll(/^session_cluster_redis_commands_total\{[^}]*command="([^"]+)"[^}]*\} (\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+    for (const m of text.matchAll(/^session_cluster_redis_commands_total\{[^}]*command="([^"]+)"[^}]*\} (\S+)$/gm)) out.redis[m[1]!] = (out.redis[m[1]!] ?? 0) + Number(m[2]);
+    for (const m of text.matchAll(/^session_cluster_db_queries_total\{[^}]*statement="([^"]+)"[^}]*\} (\S+)$/gm)) out.db[m[1]!] = (out.db[m[1]!] ?? 0) + Number(m[2]);
   }
   return out;
 }
@@ -223,7 +232,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
     targets.shared = await startTarget('shared', 3, 'shared', 'tuned', work);
     targets.textbook = await startTarget('textbook', 3, 'shared', 'textbook', work);
-    targets.sticky = await startTarget('sticky', 3, 'sticky', 'tuned', work);
+    for (const mode of MODE_CONFIGS.filter((m) => m !== 'shared')) targets[mode] = await startTarget(mode, 3, mode, 'tuned', work);
     targets.shared1 = await startTarget('shared-1', 1, 'shared', 'tuned', work);
     targets.shared2 = await startTarget('shared-2', 2, 'shared', 'tuned', work);
     for (const [name, ab] of Object.entries(AB)) targets[name] = await startTarget(name, 3, 'shared', 'tuned', work, ab.env);
@@ -234,9 +243,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       ['me', '/api/me'],
     ];
     matrix.push({ config: 'limit', operation: 'read', target: targets.shared, run: () => wrk(targets.shared!, 'get', '/api/ping', false) });
-    for (const config of ['textbook', 'shared', 'sticky'] as const) {
+    for (const config of ['textbook', ...MODE_CONFIGS] as const) {
       const t = targets[config]!;
-      for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
+      // jwt keeps no cart (501): its authenticated read is GET /api/me, which writes nothing there.
+      for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', config === 'jwt' ? '/api/me' : p) });
       matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
     }
     for (const config of Object.keys(AB) as AbConfig[]) {
@@ -249,12 +259,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const samples = new Map<
       string,
-      Array<WrkResult & { commands: number | null; byName: Record<string, number> | null; sentByName: Record<string, number> | null; cpu: Record<CpuClass, number>; round: number }>
+      Array<
+        WrkResult & {
+          commands: number | null;
+          byName: Record<string, number> | null;
+          sentByName: Record<string, number> | null;
+          dbByName: Record<string, number> | null;
+          cpu: Record<CpuClass, number>;
+          round: number;
+        }
+      >
     >();
     for (let r = 1; r <= opts.rounds; r++) {
       for (const m of matrix) {
         // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
-        const sentBefore = m.target.redis ? await sentStats(m.target.state) : null;
+        const sentBefore = await sentStats(m.target.state);
         const before = m.target.redis ? await commandStats(m.target.redis) : null;
         const classes = processClasses(m.target);
         const cpuBefore = cpuSnapshot(classes);
@@ -262,12 +281,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         const cpuAfter = cpuSnapshot(classes);
         const after = m.target.redis ? await commandStats(m.target.redis) : null;
         const cpu = Object.fromEntries(Object.keys(classes).map((c) => [c, (cpuAfter[c]! - cpuBefore[c]!) / res.requests])) as Record<CpuClass, number>;
-        const sentAfter = m.target.redis ? await sentStats(m.target.state) : null;
+        const sentAfter = await sentStats(m.target.state);
         const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
-        const sentByName = sentBefore === null || sentAfter === null ? null : commandsBetween(sentBefore, sentAfter, res.requests);
+        const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
+        const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
         const commands = byName === null ? null : total(byName);
         const key = `${m.config}/${m.operation}`;
-        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, cpu, round: r }]);
+        samples.set(key, [...(samples.get(key) ?? []), { ...res, commands, byName, sentByName, dbByName, cpu, round: r }]);
         say(
           `round ${r}/${opts.rounds}  ${key.padEnd(14)} ${res.rps.toFixed(0).padStart(7)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  CPU µs/req node ${cpu.node.toFixed(0)} nginx ${cpu.nginx.toFixed(0)} redis ${cpu.redis.toFixed(0)}${commands === null ? '' : `  ${commands.toFixed(2)} Redis cmd/req`}${res.errors ? `  errors ${res.errors}` : ''}`,
         );
@@ -289,6 +309,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       };
       const byName = medianByName((s) => s.byName);
       const sentByName = medianByName((s) => s.sentByName);
+      const dbByName = medianByName((s) => s.dbByName);
       // Each round's ratio against the limit measured in the same round: the spread of the result.
       const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
       const range = (vs: number[], r: (n: number) => number = Math.round): [number, number] => [r(Math.min(...vs)), r(Math.max(...vs))];
@@ -311,6 +332,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         redisCommandsByName: byName,
         redisCommandsSentByName: sentByName,
         redisCommandsSentPerRequest: sentByName ? round2(total(sentByName)) : null,
+        dbQueriesByName: dbByName,
+        dbQueriesPerRequest: dbByName ? round2(total(dbByName)) : null,
         rpsMin: spread.rps[0],
         rpsMax: spread.rps[1],
         nodeCpuUsPerRequest: Math.round(median(cpu('node'))),
@@ -327,7 +350,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     say('concurrent writes kept: 100 simultaneous GET /api/me and 40 cart adds on one session');
     const concurrentWrites: BenchReport['concurrentWrites'] = [];
-    for (const config of ['textbook', 'shared', 'sticky'] as const) {
+    for (const config of ['textbook', 'shared', 'sticky', 'database', 'cookie'] as const) {
       const runs: ConcurrentWrites[] = [];
       // Logins use the login users (never a read session); each round a fresh session.
       for (let r = 0; r < opts.rounds; r++) runs.push(await measureConcurrentWrites(targets[config]!.state.url, LOGIN_USERS.first + r));
@@ -412,4 +435,4 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   }
 }
 
-const order = (c: ConfigName) => ['limit', 'textbook', 'shared', 'sticky', ...Object.keys(AB)].indexOf(c);
+const order = (c: ConfigName) => ['limit', 'textbook', ...MODE_CONFIGS, ...Object.keys(AB)].indexOf(c);

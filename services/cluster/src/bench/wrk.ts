@@ -6,7 +6,8 @@ import { which } from '../lib/process.js';
 
 /**
  * wrk (Debian's package) as the load generator: the same connections, threads and duration for
- * every configuration. Small Lua scripts rotate session cookies (reads) or demo users (logins).
+ * every configuration. Small Lua scripts rotate credentials (reads: a `Cookie` or `Authorization`
+ * header per session) or demo users (logins).
  */
 export interface WrkResult {
   requests: number;
@@ -20,16 +21,21 @@ export interface WrkResult {
 
 const LUA = {
   get: `
-local cookies, path, i = {}, "/", 0
+local creds, path, i = {}, "/", 0
 function init(args)
   path = args[1]
-  if args[2] then for line in io.lines(args[2]) do cookies[#cookies + 1] = line end end
-  i = math.random(0, math.max(#cookies, 1))
+  if args[2] then
+    for line in io.lines(args[2]) do
+      local name, value = line:match("^([^:]+):%s*(.*)$")
+      if name then creds[#creds + 1] = { [name] = value } end
+    end
+  end
+  i = math.random(0, math.max(#creds, 1))
 end
 function request()
-  if #cookies == 0 then return wrk.format("GET", path) end
-  i = i % #cookies + 1
-  return wrk.format("GET", path, { Cookie = cookies[i] })
+  if #creds == 0 then return wrk.format("GET", path) end
+  i = i % #creds + 1
+  return wrk.format("GET", path, creds[i])
 end
 `,
   login: `

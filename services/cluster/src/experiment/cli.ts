@@ -15,7 +15,7 @@ import { Aborted, type RunOutcome, runFailover } from './run.js';
  * the experiment could not run; 2 a usage error; 130 interrupted.
  */
 const USAGE = `usage: npm run experiment -- failover [options]
-  --mode MODE                 shared, sticky, database, cookie or jwt; both (shared and sticky;
+  --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
   --nodes N                   session nodes behind nginx (default 3)
   --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
@@ -47,8 +47,12 @@ async function main(argv: string[]): Promise<number> {
   const [verb] = positionals;
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
-  const modes: Mode[] = values.mode === 'all' ? [...MODES] : values.mode === 'both' ? ['shared', 'sticky'] : MODES.filter((m) => m === values.mode);
-  if (!modes.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all, got "${values.mode}"`);
+  const modes: Mode[] = [];
+  for (const m of values.mode!.split(',').map((x) => x.trim())) {
+    const chosen = m === 'all' ? [...MODES] : m === 'both' ? (['shared', 'sticky'] as Mode[]) : MODES.filter((x) => x === m);
+    if (!chosen.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all (or a comma-separated list), got "${values.mode}"`);
+    modes.push(...chosen.filter((x) => !modes.includes(x)));
+  }
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
   const repeat = intOption('repeat', values.repeat, 1, 1, 50);

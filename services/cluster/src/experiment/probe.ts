@@ -79,7 +79,12 @@ export async function serverBytesOf(mode: Mode, state: ClusterState, credential:
   if (mode === 'cookie' || mode === 'jwt') return 0;
   if (mode === 'sticky') {
     const codec = createCodec({ path: '/', httpOnly: true, secure: false, sameSite: 'lax' });
-    const me = (await (await fetch(`${state.url}/api/me`, { headers: { cookie: credential.value } })).json()) as { user: string; loginAt: number; createdOn: string; requests: number };
+    const me = (await (await fetch(`${state.url}/api/me`, { headers: { cookie: credential.value } })).json()) as {
+      user: string;
+      loginAt: number;
+      createdOn: string;
+      requests: number;
+    };
     return Buffer.byteLength(codec.stringify({ cookie: codec.defaultCookie(), user: me.user, loginAt: me.loginAt, node: me.createdOn, requests: me.requests, cart: [] } as never));
   }
   if (!sid) return null;

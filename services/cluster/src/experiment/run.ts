@@ -237,7 +237,9 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       const mode = o.mode;
       const p = await probeCredential(state.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(mode, state, c));
       probe = { revokesStolenCredential: p.revokesStolenCredential, stateBytesPerRequest: p.stateBytesPerRequest, serverBytesPerSession: p.serverBytesPerSession };
-      o.say(`${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`);
+      o.say(
+        `${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`,
+      );
     } catch (err) {
       o.say(`${label}: probe failed: ${(err as Error).message}`);
     }
@@ -256,7 +258,23 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   if (!fs.existsSync(files.summary)) throw new Error(`k6 wrote no summary (exit ${k6Exit.code ?? k6Exit.signal}):\n${tail(files.log)}`);
   const summary = JSON.parse(fs.readFileSync(files.summary, 'utf8')) as K6Summary;
   const series = await readSeries(files.json);
-  return { mode: o.mode, label, nodes: o.nodes, vus: o.vus, durationS: o.durationS, killedNode, killWall, restartWall, readyWall, sessionsHeld, k6Exit, summary, series, probe, files };
+  return {
+    mode: o.mode,
+    label,
+    nodes: o.nodes,
+    vus: o.vus,
+    durationS: o.durationS,
+    killedNode,
+    killWall,
+    restartWall,
+    readyWall,
+    sessionsHeld,
+    k6Exit,
+    summary,
+    series,
+    probe,
+    files,
+  };
 }
 
 export { Aborted };
