@@ -33,7 +33,7 @@ it('measures every configuration side by side and holds the deterministic target
   const report = JSON.parse(stdout) as BenchReport;
   const get = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation)!;
 
-  for (const config of ['limit', 'textbook', 'shared', 'sticky']) {
+  for (const config of ['limit', 'textbook', 'shared', 'sticky', 'database', 'cookie', 'jwt']) {
     for (const operation of ['read', 'me', 'login']) {
       const r = get(config, operation);
       expect(r, `${config}/${operation}`).toBeDefined();
@@ -52,7 +52,7 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.loadGeneratorCpuUsPerRequest, `${config}/${operation} wrk CPU`).toBeGreaterThan(0);
       expect(r.spread.nodeCpuUs[0]).toBeLessThanOrEqual(r.nodeCpuUsPerRequest);
       expect(r.spread.nodeCpuUs[1]).toBeGreaterThanOrEqual(r.nodeCpuUsPerRequest);
-      if (config === 'sticky') expect(r.redisCpuUsPerRequest).toBe(0);
+      if (['sticky', 'database', 'cookie'].includes(config)) expect(r.redisCpuUsPerRequest, `${config}/${operation}: no Redis`).toBe(0);
       if ((config === 'shared' || config === 'textbook') && operation !== 'read') expect(r.redisCpuUsPerRequest, `${config}/${operation} Redis CPU`).toBeGreaterThan(0);
     }
   }
@@ -97,9 +97,21 @@ it('measures every configuration side by side and holds the deterministic target
   // ~150 logins/s that adds up to ~0.1 per request, hence the wider tolerance.)
   about(get('shared', 'login').redisCommandsSentByName, { evalsha: 2, set: 1 }, 0.3);
   expect(get('shared', 'login').redisCommandsSentPerRequest).toBeLessThan(get('textbook', 'login').redisCommandsSentPerRequest!);
+  // The other modes' store traffic per request: database one statement per read (and one more for a
+  // counted write); jwt one Redis MGET (the denylist and the per-user cut-off); cookie nothing at all.
+  about(get('database', 'read').dbQueriesByName, { session_read: 1 });
+  about(get('database', 'me').dbQueriesByName, { session_read: 1, session_cas: 1 }, 0.15);
+  about(get('jwt', 'read').redisCommandsSentByName, { mget: 1 });
+  for (const operation of ['read', 'me']) {
+    expect(get('cookie', operation).redisCommandsSentByName, `cookie/${operation}`).toBeNull();
+    expect(get('cookie', operation).dbQueriesByName, `cookie/${operation}`).toBeNull();
+  }
   // Concurrent writes on one session: this project keeps every acknowledged one; the textbook does not.
   const writes = Object.fromEntries(report.concurrentWrites.map((w) => [w.config, w]));
-  for (const config of ['shared', 'sticky']) {
+  // In cookie mode every write answered with a whole cookie, and the browser keeps the last: one each.
+  expect(writes.cookie!.counter).toMatchObject({ acknowledged: 100, kept: 1 });
+  expect(writes.cookie!.cartLines).toMatchObject({ acknowledged: 40, kept: 1 });
+  for (const config of ['shared', 'sticky', 'database']) {
     expect(writes[config]!.counter.kept, config).toBe(writes[config]!.counter.acknowledged);
     expect(writes[config]!.cartLines.kept, config).toBe(writes[config]!.cartLines.acknowledged);
   }
