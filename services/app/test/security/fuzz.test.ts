@@ -6,7 +6,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client } from '../../../../testkit/client.js';
 import { SECRET_A, startNode, type TestNode } from '../../../../testkit/node.js';
 import { raw } from '../../../../testkit/raw.js';
+import { waitFor } from '../../../../testkit/ports.js';
 import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
+import { startTestPostgres, type TestPostgres } from '../../../../testkit/postgres.js';
+import pg from 'pg';
 
 // Hostile input against a node backed by real Redis: random and malformed cookies, *validly
 // signed* cookies for unknown, logged-out and expired ids, signatures, JSON bodies, compressed
@@ -14,7 +17,12 @@ import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 // and static files under every spelling). No crash, no 500, no hang, no session adopted, nothing
 // internal served, and the node keeps serving a valid session afterwards. Every case must run:
 // the count is asserted, and FUZZ_RUNS below the floor is refused rather than passing on nothing.
-let redis: TestRedis;
+//
+// The store under the node: shared mode's Redis, or database mode's PostgreSQL (FUZZ_STORE=database,
+// set by fuzz-database.test.ts): the same hostile cookies against both server-side stores.
+const STORE = process.env.FUZZ_STORE === 'database' ? 'database' : 'shared';
+let redis: TestRedis | undefined;
+let postgres: TestPostgres | undefined;
 let node: TestNode;
 let victim: Client;
 let ran = 0;
@@ -28,11 +36,26 @@ const signed = (id: string) => `sid=${encodeURIComponent(`s:${sign(id, SECRET_A)
 
 beforeAll(async () => {
   if (!Number.isInteger(RUNS) || RUNS < FLOOR) throw new Error(`FUZZ_RUNS must be a whole number of at least ${FLOOR}; got ${process.env.FUZZ_RUNS}`);
-  redis = await startTestRedis();
-  node = await startNode({ REDIS_URL: redis.url, NODE_ID: 'fuzz', LOGIN_MAX_FAILURES: '1000', LOGIN_MAX_FAILURES_PER_CLIENT: '100000', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000' });
+  const limits = { LOGIN_MAX_FAILURES: '1000', LOGIN_MAX_FAILURES_PER_CLIENT: '100000', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000' };
+  let forget: (sid: string) => Promise<unknown>;
+  let closeStore: () => Promise<unknown>;
+  if (STORE === 'database') {
+    postgres = await startTestPostgres();
+    node = await startNode({ SESSION_MODE: 'database', DATABASE_URL: postgres.url, NODE_ID: 'fuzz', ...limits });
+    await waitFor('the schema', async () => (await fetch(node.internalUrl + '/readyz')).status === 200, 15_000);
+    const sql = new pg.Client({ connectionString: postgres.url });
+    await sql.connect();
+    forget = (sid) => sql.query('DELETE FROM sessions WHERE sid = $1', [sid]);
+    closeStore = () => sql.end();
+  } else {
+    redis = await startTestRedis();
+    node = await startNode({ REDIS_URL: redis.url, NODE_ID: 'fuzz', ...limits });
+    const sessions = new Redis(redis.url);
+    forget = (sid) => sessions.del(`s:${sid}`);
+    closeStore = async () => sessions.disconnect();
+  }
   victim = new Client(node.url);
   await victim.login('user1');
-  const sessions = new Redis(redis.url);
   for (let i = 0; i < 5; i++) {
     signedIds.unknown.push(`unknown-${i}-${'x'.repeat(20)}`);
     const out = new Client(node.url);
@@ -42,13 +65,14 @@ beforeAll(async () => {
     const gone = new Client(node.url);
     await gone.login(`user${i + 7}`);
     signedIds.expired.push(sidOf(gone));
-    await sessions.del(`s:${sidOf(gone)}`); // what an idle expiry leaves: a valid signature, no session
+    await forget(sidOf(gone)); // what an idle expiry leaves: a valid signature, no session
   }
-  sessions.disconnect();
+  await closeStore();
 });
 afterAll(async () => {
   await node?.close();
   await redis?.stop();
+  await postgres?.stop();
 });
 
 const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=%.'.split('')), maxLength: 80 });
