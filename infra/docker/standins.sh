@@ -55,6 +55,7 @@ target_of() {
   local repo=${1%:*}
   case "$repo" in
     redis) echo redis ;;
+    postgres) echo postgres ;;
     nginx) echo nginx ;;
     prom/prometheus) echo prometheus ;;
     */nginx-prometheus-exporter) echo nginx-exporter ;;
@@ -66,7 +67,7 @@ target_of() {
 }
 targets=()
 for image in "$@"; do
-  t=$(target_of "$image") || die "no stand-in for $image (infra/docker/standins/Dockerfile has: redis nginx prometheus nginx-exporter redis-exporter k6 node)"
+  t=$(target_of "$image") || die "no stand-in for $image (infra/docker/standins/Dockerfile has: redis postgres nginx prometheus nginx-exporter redis-exporter k6 node)"
   targets+=("$t")
   case "$t" in
     k6) [ -x "$k6_bin" ] || die "the k6 stand-in copies this machine's k6, and there is none on PATH (scripts/setup.sh builds it; or set K6_BIN)" ;;
