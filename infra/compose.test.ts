@@ -381,7 +381,7 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(services.postgres!.profiles).toEqual(['database']);
     for (const [name, svc] of Object.entries(services)) if (name !== 'k6' && name !== 'postgres') expect(svc.profiles, name).toBeUndefined();
     // database mode's nodes find it by its service name; nothing publishes its port.
-    expect(envOf(services.app).DATABASE_URL).toBe('postgres://postgres@postgres:5432/postgres');
+    expect(envOf(services.app!).DATABASE_URL).toBe('postgres://postgres@postgres:5432/postgres');
     expect(services.postgres!.ports).toBeUndefined();
     expect(services.postgres!.volumes).toContain('postgres-data:/var/lib/postgresql/data');
     expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro');

@@ -39,6 +39,9 @@ const continuity = new Rate('session_continuity');
 const requestsByNode = new Counter('requests_by_node');
 const loginDuration = new Trend('login_duration', true);
 const failedRequests = new Counter('failed_requests');
+// A session write answered 2xx that a later read of the same session did not show (a counter or
+// the cart went back): what a store that loses acknowledged writes costs (lib/claims.js).
+const acknowledgedWritesLost = new Counter('acknowledged_writes_lost');
 // A VU that lost more sessions than its share allows (lib/claims.js lossesPerVu): in sticky mode
 // only the users of the killed node lose theirs, once, and once more after its restart.
 const lostBeyondShare = new Counter('sessions_lost_beyond_share');
@@ -156,6 +159,7 @@ function readMe() {
     ...(can.counter && { counters: (x) => typeof x.requests === 'number' && x.requests > session.requests }),
   });
   checked(res, 'read', ok, `me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
+  if (can.counter && typeof b.requests === 'number' && b.requests <= session.requests) acknowledgedWritesLost.add(session.requests - b.requests + 1);
   session.requests = Math.max(session.requests, b.requests || 0);
 }
 
@@ -166,6 +170,7 @@ function readCart() {
   if (!b) return;
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
   checked(res, 'read', ok, `cart: count went from ${session.cartCount} to ${b.count}`);
+  if (typeof b.count === 'number' && b.count < session.cartCount) acknowledgedWritesLost.add(session.cartCount - b.count);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
 }
 
@@ -195,16 +200,26 @@ function notInMode(res) {
   return true;
 }
 
+/** A route that needs no session (GET /api/ping): a store outage must never fail it. */
+function ping() {
+  const res = http.get(`${BASE}/api/ping`, { tags: { name: 'GET /api/ping', kind: 'noSession' }, timeout: '10s' });
+  const node = servedBy(res);
+  if (node) requestsByNode.add(1, { node });
+  if (res.status !== 200) failedRequests.add(1, { kind: 'noSession', status: String(res.status), class: failureClass(res.status), vu: String(exec.vu.idInTest) });
+}
+
 export default function () {
   // Every metric the thresholds and dashboards name exists even if nothing is ever lost or failed,
   // and keeps getting samples: Prometheus remote write sends a series only for the periods in
   // which it had samples, and rate()/increase() need at least two.
   sessionsLost.add(0);
   failedRequests.add(0);
+  acknowledgedWritesLost.add(0);
   if (!session) login();
   else {
     const r = Math.random();
-    if (r < 0.6 || !can.cart) readMe();
+    if (r < 0.1) ping();
+    else if (r < 0.6 || !can.cart) readMe();
     else if (r < 0.7) readCart();
     else addToCart();
   }

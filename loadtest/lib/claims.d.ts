@@ -12,6 +12,9 @@ export type FailureClass = 'network' | '5xx' | '4xx';
 export function failureClass(status: number | string): FailureClass;
 
 export type Mode = 'shared' | 'sticky' | 'database' | 'cookie' | 'jwt';
+export type Fault = 'node-kill' | 'node-term' | 'redis-restart' | 'redis-primary-kill';
+export const STORE_FAULTS: readonly Fault[];
+export function isStoreFault(fault: string): boolean;
 
 export interface RunSettings {
   mode: Mode;
@@ -19,7 +22,7 @@ export interface RunSettings {
   restart: boolean;
 }
 export function lossesPerVu(s: Pick<RunSettings, 'mode' | 'kill'>): number;
-export function k6Thresholds(s: RunSettings & { vus: number }): Record<string, string[]>;
+export function k6Thresholds(s: RunSettings & { vus: number; fault?: Fault }): Record<string, string[]>;
 
 /** One failed request (failed_requests), seconds since k6's first sample. */
 export interface FailureEvent {
@@ -45,9 +48,15 @@ export interface LossEvent {
 /** What judge() reads: a subset of the experiment's RunSummary. */
 export interface JudgeInput {
   mode: Mode;
+  /** What was done at killAtS (default node-kill). */
+  fault?: Fault;
+  /** Seconds from the first to the last failed session write around the fault (store faults). */
+  writeOutageS?: number;
+  /** Session writes answered 2xx that a later read did not show (counter or cart went back). */
+  acknowledgedWritesLost?: number;
   vus: number;
-  /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items). */
-  requestsByKind: { read: number; write: number; login: number };
+  /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items, noSession = GET /api/ping). */
+  requestsByKind: { read: number; write: number; login: number; noSession?: number };
   sessionsTotal: number;
   sessionsLost: number;
   /** Checks on identity/counters that failed: a session that continued, but wrongly. */

@@ -38,6 +38,15 @@ export const LIMITS = Object.freeze({
   returnWithinS: 7,
 });
 
+/**
+ * Faults of the shared store rather than of a node: Redis SIGKILLed and started again, or the
+ * Sentinel primary SIGKILLed. Every node is alive throughout, so every failure must be a node's
+ * own JSON 503 + Retry-After for a session request (never nginx's 502), and a route that needs no
+ * session (`kind: noSession`, GET /api/ping) must never fail.
+ */
+export const STORE_FAULTS = Object.freeze(['redis-restart', 'redis-primary-kill']);
+export const isStoreFault = (fault) => STORE_FAULTS.includes(fault);
+
 /** The worst class of a failed request's status: network (0), 5xx or 4xx. */
 export function failureClass(status) {
   const s = Number(status);
@@ -65,7 +74,7 @@ export function lossesPerVu({ mode, kill }) {
  * What k6 cannot hold (it does not know which node was killed, what it held, nor when): the
  * experiment's judge() below holds the rest.
  */
-export function k6Thresholds({ mode, kill, vus }) {
+export function k6Thresholds({ mode, kill, vus, fault = 'node-kill' }) {
   const t = {
     // Identity and counters are all-or-nothing: a session continues correctly or is gone (401).
     'checks{check:identity}': ['rate==1'],
@@ -81,6 +90,18 @@ export function k6Thresholds({ mode, kill, vus }) {
     t.failed_requests = ['count==0'];
     t.sessions_lost = ['count==0'];
     t.session_continuity = ['rate==1'];
+    return t;
+  }
+  if (isStoreFault(fault)) {
+    // Session requests answer 503 while the store is away (no bound: that is the outage), but never
+    // a 502, and nothing that needs no session fails. With AOF a restart loses no session; a
+    // primary kill may lose what the replicas had not received yet (reported, not judged), and so
+    // may acknowledged writes of the last second: the counter check is reported, not held.
+    delete t['checks{check:counters}'];
+    t['failed_requests{kind:noSession}'] = ['count==0'];
+    t['failed_requests{status:502}'] = ['count==0'];
+    t['failed_requests{class:network}'] = ['count==0'];
+    if (fault === 'redis-restart') t.sessions_lost = ['count==0'];
     return t;
   }
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
@@ -137,7 +158,7 @@ function failureProblems(r) {
 function k6Problems(r) {
   const problems = [];
   if (r.k6.exitCode !== 0) problems.push(`k6 exited with ${r.k6.exitCode}${r.k6.exitCode === 99 ? ' (a threshold failed)' : ''}`);
-  const expected = k6Thresholds({ mode: r.mode, kill: r.killedNode !== null, restart: r.restartAtS !== null, vus: r.vus });
+  const expected = k6Thresholds({ mode: r.mode, kill: r.killedNode !== null, restart: r.restartAtS !== null, vus: r.vus, fault: r.fault });
   const missing = [];
   for (const [metric, sources] of Object.entries(expected)) for (const s of sources) if (!(r.k6.thresholds[metric]?.[s] !== undefined)) missing.push(`${metric}: ${s}`);
   if (missing.length) problems.push(`k6 did not run the threshold(s) ${missing.join('; ')}`);
@@ -160,6 +181,7 @@ export function judge(r) {
   const problems = [];
   if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed (a session continued wrongly)`);
 
+  if (isStoreFault(r.fault)) return judgeStoreFault(r);
   if (r.killedNode === null) {
     if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
     if (r.failures.length > 0) problems.push(`${r.failures.length} request(s) failed`);
@@ -212,6 +234,29 @@ export function judge(r) {
       `failures as in shared mode`,
     problems,
     `${during.length} lost during the outage (${r.killedNode} held ${held})` + (r.readyAtS !== null ? ', 0 after its restart' : '') + `; 0 lost on other nodes`,
+  );
+}
+
+/**
+ * A store fault: every failure a JSON 503 from a live node (never a 502 or a network error), within
+ * the outage (from the kill until `killWindowS` after the store is back), nothing needing no
+ * session failed, and with AOF no session lost across a Redis restart.
+ */
+function judgeStoreFault(r) {
+  const problems = [...k6Problems(r)];
+  const back = r.readyAtS ?? r.endS;
+  const notOwn = r.failures.filter((f) => f.status !== '503');
+  if (notOwn.length) problems.push(`${notOwn.length} failure(s) other than a node's 503 (${[...new Set(notOwn.map((f) => f.status))].join(', ')})`);
+  const noSession = r.failures.filter((f) => f.kind === 'noSession');
+  if (noSession.length) problems.push(`${noSession.length} request(s) that need no session failed`);
+  const outside = r.failures.filter((f) => f.t < r.killAtS - LIMITS.killSlackS || f.t > back + LIMITS.killWindowS);
+  if (outside.length) problems.push(`${outside.length} failure(s) outside the outage (first at ${outside[0].t.toFixed(1)}s)`);
+  if (r.fault === 'redis-restart' && r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost across the Redis restart`);
+  return verdict(
+    `${r.fault} of ${r.killedNode}: session requests answer a node's 503 while the store is away, never a 502; nothing that needs no session fails` +
+      (r.fault === 'redis-restart' ? '; no session lost (AOF)' : '; sessions lost are reported'),
+    problems,
+    `${r.failures.length} session request(s) answered 503 during ${r.writeOutageS ?? 0} s of failed writes; 0 failed without a session; ${r.sessionsLost} session(s) lost, ${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost`,
   );
 }
 

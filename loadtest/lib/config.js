@@ -7,6 +7,8 @@
 //                name): the failures a dying node causes are allowed, and sticky mode must lose sessions
 //   RESTART      with KILL=1: 1 (default) = the node is started again, 0 = it stays down (either way a
 //                sticky user is lost at most once: the route cookie is re-pinned, lib/claims.js)
+//   FAULT        node-kill (default) | node-term | redis-restart | redis-primary-kill: what KILL=1
+//                does (the experiment's --fault); a store fault is held to its own claims (lib/claims.js)
 //   PROFILE      smoke | load | soak | experiment (lib/profiles.js)
 //   DURATION, VUS  the experiment profile's length and size
 //   SUMMARY_PATH where handleSummary writes its JSON (default summary.json)
@@ -27,6 +29,9 @@ function flag(name, fallback) {
 }
 
 const MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'];
+const FAULTS = ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'];
+const fault = (__ENV.FAULT || 'node-kill').toLowerCase();
+if (!FAULTS.includes(fault)) throw new Error(`FAULT must be one of ${FAULTS.join(', ')}, got "${__ENV.FAULT}"`);
 const mode = (__ENV.MODE || 'shared').toLowerCase();
 if (!MODES.includes(mode)) throw new Error(`MODE must be one of ${MODES.join(', ')}, got "${__ENV.MODE}"`);
 
@@ -36,6 +41,7 @@ export const config = Object.freeze({
   userOffset: intEnv('USER_OFFSET', 0),
   kill: flag('KILL', flag('EXPECT_LOSS', false)),
   restart: flag('RESTART', true),
+  fault,
   profile: (__ENV.PROFILE || 'smoke').toLowerCase(),
   duration: __ENV.DURATION || '60s',
   vus: intEnv('VUS', 20),

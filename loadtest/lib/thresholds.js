@@ -7,5 +7,5 @@ import { k6Thresholds } from './claims.js';
 import { peakVus } from './profiles.js';
 
 export function thresholds(c = config) {
-  return k6Thresholds({ mode: c.mode, kill: c.kill, restart: c.restart, vus: peakVus(c.profile) });
+  return k6Thresholds({ mode: c.mode, kill: c.kill, restart: c.restart, fault: c.fault, vus: peakVus(c.profile) });
 }

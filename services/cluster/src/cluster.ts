@@ -334,7 +334,7 @@ export async function redisRole(port: number, timeoutMs = 1000): Promise<'primar
 }
 
 /** The Redis part that is primary right now (`kill redis-primary`). */
-async function primaryPart(state: ClusterState): Promise<PartState> {
+export async function primaryPart(state: ClusterState): Promise<PartState> {
   for (const p of state.parts.filter((x) => x.kind === 'redis' && owns(x))) if ((await redisRole(p.port)) === 'primary') return p;
   throw new Error('no running Redis reports itself primary');
 }

@@ -155,6 +155,25 @@ it('database, cookie and jwt: the same script and fault lose nothing, and each r
   expect(fs.readFileSync(path.join(dir, 'summary.md'), 'utf8')).toMatch(/\| logout revokes a stolen copy \|/);
 });
 
+it('a Redis restart under load: session requests answer 503, nothing needing no session fails, no session lost (AOF)', { timeout: 120_000 }, async () => {
+  const dir = path.join(out, 'redis-restart');
+  const r = await runCli(['failover', '--fault', 'redis-restart', '--kill-at', '6s', '--restart-after', '3s', '--vus', '6', '--duration', '16s', '--out', dir], 110_000);
+  if (r.code !== 0) console.log(r.stdout, r.stderr);
+  expect(r.code).toBe(0); // the claim held
+  const run = (JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary).runs[0]!;
+  console.log(`redis-restart: ${run.failedRequests} failed (${JSON.stringify(run.failedByKind)}), write outage ${run.writeOutageS} s, ${run.sessionsLost} lost; ${run.claim.why}`);
+  expect(run).toMatchObject({ mode: 'shared', fault: 'redis-restart', store: 'single', redisPersistence: 'aof', killedNode: 'redis', sessionsLost: 0 });
+  expect(run.failedByKind.noSession).toBe(0);
+  expect(run.requestsByKind.noSession).toBeGreaterThan(0); // the route that needs no session was exercised
+  // The outage was felt (session requests failed, as 503s) and bounded: writes failed for about
+  // the 3 s Redis was away, plus reconnecting.
+  expect(run.failedRequests).toBeGreaterThan(0);
+  expect(run.failures.every((f) => f.status === '503')).toBe(true);
+  expect(run.writeOutageS).toBeGreaterThan(1);
+  expect(run.writeOutageS).toBeLessThan(3 + LIMITS.killWindowS);
+  expect(run.claim).toMatchObject({ held: true, problems: [] });
+});
+
 /** The report: summary.md with a table and the run's SVG, and k6's HTML report. */
 function report(dir: string, run: RunSummary) {
   const md = fs.readFileSync(path.join(dir, 'summary.md'), 'utf8');

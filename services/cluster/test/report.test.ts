@@ -245,6 +245,9 @@ describe('analysis', () => {
     expect(k6Thresholds({ metrics })['sessions_lost']).toEqual({ 'count==0': false });
     const outcome: RunOutcome = {
       mode: 'shared',
+      fault: 'node-kill',
+      store: 'single',
+      redisPersistence: 'aof',
       label: 'shared',
       nodes: 2,
       vus: 4,

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { type Mode, MODES, REPO_ROOT } from '../cluster.js';
-import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
+import { type Mode, MODES, REPO_ROOT, type Store } from '../cluster.js';
+import type { RedisPersistence } from '../parts.js';
+import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
+import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { k6Version, resolveK6 } from './k6.js';
 import { machine, type Summary, spreadOf, summarizeRun, textTable, writeReport } from './report.js';
 import { Aborted, type RunOutcome, runFailover } from './run.js';
@@ -17,6 +19,12 @@ import { Aborted, type RunOutcome, runFailover } from './run.js';
 const USAGE = `usage: npm run experiment -- failover [options]
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
+  --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
+                              node-term (SIGTERM: it drains), redis-restart (SIGKILL Redis, start it
+                              again after --restart-after), redis-primary-kill (SIGKILL the Sentinel
+                              primary; needs --store sentinel). Store faults run in shared mode.
+  --store single|sentinel     shared mode's store topology (default single)
+  --redis-persistence aof|off Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
   --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
   --kill-at 20s               SIGKILL one node this long into the load (>= duration: no kill)
@@ -32,7 +40,10 @@ const say = (line: string): void => void process.stdout.write(`[experiment] ${li
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseOptions(argv, {
-    mode: { type: 'string', default: 'both' },
+    mode: { type: 'string' },
+    fault: { type: 'string' },
+    store: { type: 'string' },
+    'redis-persistence': { type: 'string' },
     nodes: { type: 'string' },
     duration: { type: 'string', default: '60s' },
     'kill-at': { type: 'string', default: '20s' },
@@ -47,12 +58,21 @@ async function main(argv: string[]): Promise<number> {
   const [verb] = positionals;
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
+  const fault = choiceOption<Fault>('fault', values.fault, ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'], 'node-kill');
+  const store = choiceOption<Store>('store', values.store, ['single', 'sentinel'], 'single');
+  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], ['aof', 'off'], 'aof');
+  if (fault === 'redis-primary-kill' && store !== 'sentinel')
+    throw new UsageError('--fault redis-primary-kill needs --store sentinel (a single Redis has no primary to fail over from)');
+  // A store fault is a fault of shared mode's Redis: that is the mode it runs in unless told otherwise.
+  const modeOption = values.mode ?? (isStoreFault(fault) || store !== 'single' ? 'shared' : 'both');
   const modes: Mode[] = [];
-  for (const m of values.mode!.split(',').map((x) => x.trim())) {
+  for (const m of modeOption.split(',').map((x) => x.trim())) {
     const chosen = m === 'all' ? [...MODES] : m === 'both' ? (['shared', 'sticky'] as Mode[]) : MODES.filter((x) => x === m);
-    if (!chosen.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all (or a comma-separated list), got "${values.mode}"`);
+    if (!chosen.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all (or a comma-separated list), got "${modeOption}"`);
     modes.push(...chosen.filter((x) => !modes.includes(x)));
   }
+  if ((isStoreFault(fault) || store !== 'single') && modes.some((m) => m !== 'shared'))
+    throw new UsageError(`--fault ${fault} and --store ${store} apply to shared mode (its Redis); got --mode ${modeOption}`);
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
   const repeat = intOption('repeat', values.repeat, 1, 1, 50);
@@ -95,7 +115,24 @@ async function main(argv: string[]): Promise<number> {
       const label = repeat > 1 ? `${mode}-${i}` : mode;
       say(`${label}: starting ${nodes} nodes`);
       outcomes.push(
-        await runFailover({ mode, label, nodes, durationS, killAtS, restartAfterS, vus, killNode, outDir, k6, monitoring: values.monitoring!, say, signal: controller.signal }),
+        await runFailover({
+          mode,
+          fault,
+          store,
+          redisPersistence,
+          label,
+          nodes,
+          durationS,
+          killAtS,
+          restartAfterS,
+          vus,
+          killNode,
+          outDir,
+          k6,
+          monitoring: values.monitoring!,
+          say,
+          signal: controller.signal,
+        }),
       );
     }
   }

@@ -19,7 +19,10 @@ export interface RunSummary extends JudgeInput {
   durationS: number;
   requests: number;
   failedRequests: number;
-  failedByKind: { read: number; write: number; login: number };
+  failedByKind: { read: number; write: number; login: number; noSession: number };
+  /** The store under the run (shared mode: single Redis or Sentinel) and Redis persistence (null without Redis). */
+  store: string;
+  redisPersistence: string | null;
   /** Lost between the kill and the restarted node's readiness (or the end), and after that. */
   sessionsLostDuringOutage: number;
   sessionsLostAfterRestart: number;
@@ -123,7 +126,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const readyAtS = rel(r.readyWall);
   // The outage lasts from the kill until the restarted node is ready (or the end of the run).
   const outageEnd = readyAtS ?? end + 1;
-  const failedByKind = { read: 0, write: 0, login: 0 };
+  const failedByKind = { read: 0, write: 0, login: 0, noSession: 0 };
   for (const f of s.failures) if (f.kind in failedByKind) failedByKind[f.kind as keyof typeof failedByKind]++;
   const lostByNode: Record<string, number> = {};
   for (const l of s.losses) lostByNode[l.node] = (lostByNode[l.node] ?? 0) + 1;
@@ -133,15 +136,23 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const thresholdsPassed = Object.values(thresholds).every((x) => Object.values(x).every(Boolean));
   const byTime = <T extends { t: number }>(xs: T[]) => [...xs].sort((a, b) => a.t - b.t).map((x) => ({ ...x, t: round(x.t, 3) }));
 
+  // Failed session writes around the fault: from the first to the last (0: none failed).
+  const failedWrites = s.failures.filter((f) => f.kind === 'write').map((f) => f.t);
+  const writeOutageS = failedWrites.length ? round(Math.max(...failedWrites) - Math.min(...failedWrites), 1) : 0;
   const run: RunSummary = {
     mode: r.mode,
+    fault: r.fault,
+    store: r.store,
+    redisPersistence: r.redisPersistence,
+    writeOutageS,
+    acknowledgedWritesLost: count('acknowledged_writes_lost'),
     label: r.label,
     nodes: r.nodes,
     vus: r.vus,
     durationS: r.durationS,
     requests: count('http_reqs'),
     failedRequests: count('failed_requests'),
-    requestsByKind: { read: s.requestsByKind.read ?? 0, write: s.requestsByKind.write ?? 0, login: s.requestsByKind.login ?? 0 },
+    requestsByKind: { read: s.requestsByKind.read ?? 0, write: s.requestsByKind.write ?? 0, login: s.requestsByKind.login ?? 0, noSession: s.requestsByKind.noSession ?? 0 },
     failedByKind,
     sessionsTotal: count('sessions_started'),
     sessionsLost: count('sessions_lost'),
@@ -187,10 +198,11 @@ const pct = (v: number | undefined) => (v === undefined ? '-' : `${Math.round(v 
 
 const HEAD = [
   'mode',
+  'fault',
   'nodes',
   'VUs',
   'requests',
-  'failed (r/w/login)',
+  'failed (read/write/login/no-session)',
   'sessions',
   'lost (outage/after restart)',
   'p50 ms',
@@ -208,10 +220,11 @@ const yesNo = (v: boolean | null) => (v === null ? '?' : v ? 'yes' : 'no');
 function row(r: RunSummary): string[] {
   return [
     r.label,
+    `${r.fault}${r.fault?.startsWith('redis') ? ` (${r.store}, ${r.redisPersistence})` : ''}`,
     String(r.nodes),
     String(r.vus),
     String(r.requests),
-    `${r.failedRequests} (${r.failedByKind.read}/${r.failedByKind.write}/${r.failedByKind.login})`,
+    `${r.failedRequests} (${r.failedByKind.read}/${r.failedByKind.write}/${r.failedByKind.login}/${r.failedByKind.noSession})`,
     String(r.sessionsTotal),
     `${r.sessionsLost} (${r.sessionsLostDuringOutage}/${r.sessionsLostAfterRestart})`,
     String(r.p50Ms),

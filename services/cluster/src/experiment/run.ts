@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { down, kill, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode } from '../cluster.js';
+import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
+import type { RedisPersistence } from '../parts.js';
+import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
 import { freePort } from '../lib/ports.js';
 import { tail } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
@@ -12,6 +14,11 @@ export const SURVIVAL_SCRIPT = path.join(REPO_ROOT, 'loadtest', 'survival.js');
 
 export interface FailoverOptions {
   mode: Mode;
+  /** What happens at killAtS (default node-kill: SIGKILL of a node). */
+  fault?: Fault;
+  /** Shared mode's store topology and persistence (cluster up --store, --redis-persistence). */
+  store?: Store;
+  redisPersistence?: RedisPersistence;
   nodes: number;
   durationS: number;
   /** Seconds into the load; a kill at or after the end means no kill (a baseline run). */
@@ -39,6 +46,9 @@ export interface K6Summary {
 
 export interface RunOutcome {
   mode: Mode;
+  fault: Fault;
+  store: Store;
+  redisPersistence: RedisPersistence | null;
   /** mode, or mode-N when runs repeat (file names). */
   label: string;
   nodes: number;
@@ -115,6 +125,7 @@ function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions:
  */
 export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   const label = o.label ?? o.mode;
+  const fault: Fault = o.fault ?? 'node-kill';
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-experiment-${o.mode}-`));
   const files = {
     html: path.join(o.outDir, `k6-${label}.html`),
@@ -147,6 +158,8 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
       // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
       nodeEnv: { LOG_LEVEL: 'info' },
+      ...(o.store && { store: o.store }),
+      ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
     });
     o.say(`${label}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
     if (o.signal.aborted) throw new Aborted();
@@ -166,6 +179,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
         VUS: String(o.vus),
         // The claims k6 holds the run to (loadtest/lib/claims.js): a kill, and a restart after it.
         KILL: willKill ? '1' : '0',
+        FAULT: fault,
         RESTART: willRestart ? '1' : '0',
         SUMMARY_PATH: files.summary,
       },
@@ -197,11 +211,19 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       if (exited) throw new Error(`k6 exited early (code ${k6Exit.code}):\n${tail(files.log)}`);
       const load = await loads(state);
       sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
-      killedNode = pickVictim(o.mode, o.killNode, load, names);
-      killWall = Date.now();
-      await kill(killedNode, { dir: runDir, signal: 'KILL' });
-      const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
-      o.say(`${label}: ${at()}  SIGKILL ${killedNode} (${held})`);
+      if (isStoreFault(fault)) {
+        // The store, not a node: Redis (single), or whichever Redis is primary right now (Sentinel).
+        killedNode = fault === 'redis-primary-kill' ? (await primaryPart(state)).name : 'redis';
+        killWall = Date.now();
+        await kill(killedNode, { dir: runDir, signal: 'KILL' });
+        o.say(`${label}: ${at()}  SIGKILL ${killedNode} (${fault})`);
+      } else {
+        killedNode = pickVictim(o.mode, o.killNode, load, names);
+        killWall = Date.now();
+        await kill(killedNode, { dir: runDir, signal: fault === 'node-term' ? 'TERM' : 'KILL' });
+        const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
+        o.say(`${label}: ${at()}  ${fault === 'node-term' ? 'SIGTERM' : 'SIGKILL'} ${killedNode} (${held})`);
+      }
 
       if (willRestart) {
         await abortableSleep(killWall + o.restartAfterS! * 1000 - Date.now(), o.signal);
@@ -260,6 +282,9 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   const series = await readSeries(files.json);
   return {
     mode: o.mode,
+    fault,
+    store: o.store ?? 'single',
+    redisPersistence: o.mode === 'shared' || o.mode === 'jwt' ? (o.redisPersistence ?? 'aof') : null,
     label,
     nodes: o.nodes,
     vus: o.vus,
