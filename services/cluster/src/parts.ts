@@ -63,12 +63,19 @@ export function resolveBinary(kind: PartKind): string {
  */
 export type RedisPersistence = 'aof' | 'off';
 
-export function redisSpec(port: number, dir: string, persistence: RedisPersistence = 'off', opts: { name?: string; replicaOf?: number; replicated?: boolean } = {}): PartSpec {
+export function redisSpec(
+  port: number,
+  dir: string,
+  persistence: RedisPersistence = 'off',
+  opts: { name?: string; replicaOf?: number; replicated?: boolean; clusterNodeTimeoutMs?: number } = {},
+): PartSpec {
   const durability = persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
   // A replica follows the primary; every server of a replicated store syncs without waiting to batch
   // replicas (diskless sync's 5 s default delay would leave a new replica empty that long).
   const replica = opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [];
   if (opts.replicated) replica.push('--repl-diskless-sync-delay', '0');
+  // A Redis Cluster node (redis-cluster.ts): its cluster state in <dir>/nodes.conf, so a restarted node rejoins as itself.
+  if (opts.clusterNodeTimeoutMs) replica.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(opts.clusterNodeTimeoutMs));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, ...replica, '--dir', dir, '--protected-mode', 'yes'];
   return { name: opts.name ?? 'redis', kind: 'redis', command: resolveBinary('redis'), args, env: {}, port, url: `redis://127.0.0.1:${port}`, health: { type: 'tcp' } };
 }
