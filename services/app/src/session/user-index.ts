@@ -64,16 +64,17 @@ interface IndexOptions {
   codec: Pick<SessionCodec, 'parse'>;
 }
 
-// KEYS[1] index, then login-limiter counters to settle (ARGV[8] of them to delete, the rest to
-// decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix, clearCount,
-// schedule key, when the user's index is next due (ms), user. (The schedule and limiter keys live
-// in the same database as the index; key names computed in the script are fine on one Redis.)
+// KEYS[1] index, KEYS[2] the schedule (idx-due), then login-limiter counters to settle (ARGV[8] of
+// them to delete, the rest to decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb,
+// sessionPrefix, clearCount, when the user's index is next due (ms), user. Every key is in KEYS but
+// the members' session keys, which only the index knows: they share its hash tag (keys.ts).
+
 // Returns the ids evicted while alive.
 const ADD = `
 local idx, sid = KEYS[1], ARGV[1]
 local clear = tonumber(ARGV[8] or '0')
-for i = 2, #KEYS do
-  if i - 1 <= clear then
+for i = 3, #KEYS do
+  if i - 2 <= clear then
     redis.call('DEL', KEYS[i])
   elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
     redis.call('DECR', KEYS[i])
@@ -100,7 +101,7 @@ if over > 0 then
   redis.call('SELECT', auxDb)
 end
 redis.call('EXPIRE', idx, ARGV[4])
-redis.call('ZADD', ARGV[9], ARGV[10], ARGV[11])
+redis.call('ZADD', KEYS[2], ARGV[9], ARGV[10])
 return evicted
 `;
 
@@ -201,7 +202,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
 
   async add(user: string, sid: string, createdAt: number, settle: Settlement = { clear: [], release: [] }): Promise<string[]> {
     const o = this.opts;
-    const keys = [this.key(user), ...settle.clear, ...settle.release];
+    const keys = [this.key(user), dueKey(userTag(o.layout, user)), ...settle.clear, ...settle.release];
     try {
       const due = Date.now() + o.idleTimeoutS * 1000; // no session of the user can have expired before
       return await this.aux.indexAdd(
@@ -215,7 +216,6 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         o.auxDb,
         this.sessionPrefix,
         settle.clear.length,
-        dueKey(userTag(o.layout, user)),
         due,
         user,
       );
