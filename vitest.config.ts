@@ -10,6 +10,7 @@ const HEAVY = [
   'services/cluster/test/monitoring.test.ts',
   'services/cluster/test/soak.test.ts',
   'services/cluster/test/store-sentinel.test.ts',
+  'services/cluster/test/store-redis-cluster.test.ts',
   'infra/compose-live.test.ts',
 ];
 

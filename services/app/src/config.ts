@@ -114,6 +114,11 @@ const schema = z
       .regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'must be a comma-separated list of host:port (the Sentinels)')
       .optional(),
     REDIS_AUTO_PIPELINING: bool().default(true),
+    REDIS_CLUSTER_NODES: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'must be a comma-separated list of host:port (Redis Cluster nodes to discover the cluster from)')
+      .optional(),
     REDIS_WAIT_REPLICAS: int(0, 10).default(0),
     REDIS_WAIT_TIMEOUT_MS: int(1, 10000).default(100),
     REDIS_SENTINEL_NAME: z
@@ -151,6 +156,13 @@ const schema = z
     }
     if (env.REDIS_WAIT_REPLICAS > 0 && env.REDIS_WAIT_TIMEOUT_MS >= env.REDIS_COMMAND_TIMEOUT_MS) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_WAIT_TIMEOUT_MS'], message: 'must be shorter than REDIS_COMMAND_TIMEOUT_MS (WAIT blocks the connection that long)' });
+    }
+    if (env.REDIS_CLUSTER_NODES && env.REDIS_SENTINELS) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'cannot be combined with REDIS_SENTINELS (one store topology at a time)' });
+    }
+    if (env.REDIS_CLUSTER_NODES && env.REDIS_WAIT_REPLICAS > 0) {
+      // WAIT counts the replicas of the connection that wrote; the Cluster client would send it to some other node.
+      ctx.addIssue({ code: 'custom', path: ['REDIS_WAIT_REPLICAS'], message: 'is not supported with REDIS_CLUSTER_NODES yet' });
     }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
@@ -196,6 +208,8 @@ export interface Config {
     waitReplicas: number;
     waitTimeoutMs: number;
     sentinel?: { name: string; sentinels: Array<{ host: string; port: number }> };
+    /** Redis Cluster: the nodes to discover it from (db 0, keys laid out by hash slot: session/keys.ts). */
+    cluster?: { nodes: Array<{ host: string; port: number }> };
   };
   session: {
     idleTimeoutS: number;
@@ -287,15 +301,8 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       autoPipelining: e.REDIS_AUTO_PIPELINING,
       waitReplicas: e.REDIS_WAIT_REPLICAS,
       waitTimeoutMs: e.REDIS_WAIT_TIMEOUT_MS,
-      ...(e.REDIS_SENTINELS && {
-        sentinel: {
-          name: e.REDIS_SENTINEL_NAME,
-          sentinels: e.REDIS_SENTINELS.split(',').map((hp) => {
-            const i = hp.lastIndexOf(':');
-            return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
-          }),
-        },
-      }),
+      ...(e.REDIS_SENTINELS && { sentinel: { name: e.REDIS_SENTINEL_NAME, sentinels: hostPorts(e.REDIS_SENTINELS) } }),
+      ...(e.REDIS_CLUSTER_NODES && { cluster: { nodes: hostPorts(e.REDIS_CLUSTER_NODES) } }),
     },
     session: {
       idleTimeoutS: e.SESSION_IDLE_TIMEOUT,
@@ -319,4 +326,12 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
     version: e.APP_VERSION,
   };
+}
+
+/** `host:port,host:port` (validated above) as a list. */
+function hostPorts(list: string): Array<{ host: string; port: number }> {
+  return list.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+  });
 }

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -43,6 +43,47 @@ export function createRedisClient(
   return new Redis(target.toString(), options);
 }
 
+/**
+ * A Redis Cluster client with the same fail-fast behaviour: no offline queue, the command
+ * timeout, every command (reads too) on the primary that owns the slot, so a read sees the
+ * latest write, and slot-map refreshes bounded by the command timeout. When a primary dies its
+ * slots fail fast until a replica is promoted; ioredis follows the MOVED replies and refreshes its
+ * slot map. Scripts defined with defineCommand are sent as EVALSHA to the node owning their first
+ * key, and on NOSCRIPT (a node that never saw them, a promoted replica) resent as EVAL.
+ *
+ * It is returned as `Redis`: Cluster implements the same command interface, and every command the
+ * store, index and limiter send on a request path touches one slot (session/keys.ts). What does
+ * not carry over, and is not used with it: SELECT of a non-zero db, WAIT (config.ts refuses the
+ * combination), DBSIZE (see activeSessions) and SCAN (the store's length/all, never on a request path).
+ */
+export function createClusterClient(nodes: Array<{ host: string; port: number }>, opts: { commandTimeoutMs: number; name: string }): Redis {
+  const cluster = new Cluster(nodes, {
+    enableOfflineQueue: false,
+    scaleReads: 'master',
+    lazyConnect: true,
+    clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    slotsRefreshTimeout: opts.commandTimeoutMs,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 4,
+    redisOptions: {
+      connectionName: opts.name,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+    },
+  });
+  return cluster as unknown as Redis;
+}
+
+/** Keys held by the store: DBSIZE on one Redis; on a Cluster, the sum over its primaries. */
+export async function keyCount(client: Redis): Promise<number> {
+  if (!(client instanceof Cluster)) return client.dbsize();
+  const sizes = await Promise.all((client as Cluster).nodes('master').map((n) => n.dbsize()));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
 /** The logical database a redis:// URL names (the path), 0 if none. */
 export function dbOf(url: string): number {
   const path = new URL(url).pathname.replace(/^\//, '');
@@ -57,10 +98,17 @@ export function dbOf(url: string): number {
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
   const opts = { commandTimeoutMs: config.redis.commandTimeoutMs, sentinel: config.redis.sentinel, autoPipelining: config.redis.autoPipelining };
-  const clients: RedisClients = {
-    sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
-    aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
-  };
+  const cluster = config.redis.cluster;
+  const clients: RedisClients = cluster
+    ? {
+        // One database: the key layout (session/keys.ts) keeps the sessions and the rest apart.
+        sessions: createClusterClient(cluster.nodes, { ...opts, name: `${config.nodeId}-sessions` }),
+        aux: createClusterClient(cluster.nodes, { ...opts, name: `${config.nodeId}-aux` }),
+      }
+    : {
+        sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
+        aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
+      };
   for (const [role, client] of Object.entries(clients)) {
     if (metrics) countCommands(client, role, metrics);
     let down = false;
@@ -83,8 +131,9 @@ export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logge
  */
 function countCommands(client: Redis, role: string, metrics: Pick<Metrics, 'redisCommands'>): void {
   const send = client.sendCommand.bind(client);
-  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: Parameters<Redis['sendCommand']>[1]) => {
+  // Every argument is passed on: a Cluster client's pipeline adds a third (the node to send to).
+  client.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], ...rest: unknown[]) => {
     metrics.redisCommands.inc({ connection: role, command: command.name.toLowerCase() });
-    return send(command, stream);
+    return (send as (...args: unknown[]) => ReturnType<Redis['sendCommand']>)(command, ...rest);
   }) as Redis['sendCommand'];
 }

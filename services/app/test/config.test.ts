@@ -29,6 +29,21 @@ describe('parseConfig', () => {
     expect(fails({ TRUST_PROXY: 'true' })).toMatch(/^invalid configuration: TRUST_PROXY /);
   });
 
+  it('REDIS_CLUSTER_NODES: a host:port list, not with Sentinels, not with WAIT', () => {
+    expect(parseConfig({ ...base, REDIS_CLUSTER_NODES: '127.0.0.1:7001,redis-2:7002' }).redis.cluster).toEqual({
+      nodes: [
+        { host: '127.0.0.1', port: 7001 },
+        { host: 'redis-2', port: 7002 },
+      ],
+    });
+    expect(parseConfig(base).redis.cluster).toBeUndefined();
+    expect(fails({ REDIS_CLUSTER_NODES: 'redis://127.0.0.1:7001' })).toMatch(/^invalid configuration: REDIS_CLUSTER_NODES /);
+    expect(fails({ REDIS_CLUSTER_NODES: '127.0.0.1:7001', REDIS_SENTINELS: '127.0.0.1:26379' })).toMatch(/REDIS_CLUSTER_NODES cannot be combined with REDIS_SENTINELS/);
+    expect(fails({ REDIS_CLUSTER_NODES: '127.0.0.1:7001', REDIS_WAIT_REPLICAS: '1', REDIS_COMMAND_TIMEOUT_MS: '500' })).toMatch(
+      /REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES/,
+    );
+  });
+
   it('parses booleans strictly: "false" is false, "maybe" is an error', () => {
     expect(parseConfig({ ...base, COOKIE_SECURE: 'false' }).cookie.secure).toBe(false);
     expect(parseConfig({ ...base, COOKIE_SECURE: 'true' }).cookie).toEqual({ secure: true, name: '__Host-sid' });

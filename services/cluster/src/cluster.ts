@@ -24,6 +24,7 @@ import {
   type PartState,
   type RedisPersistence,
 } from './parts.js';
+import { CLUSTER_NODE_TIMEOUT_MS, createCluster } from './redis-cluster.js';
 import { localPrometheusConfig } from './prometheus-config.js';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
 import { validateNodeEnvironment } from './lib/node-settings.js';
@@ -62,11 +63,12 @@ export interface UpOptions {
   logMaxBytes?: number;
   /** Shared mode's Redis: append-only file fsynced every second (default) or none (parts.ts). */
   redisPersistence?: RedisPersistence;
-  /** Shared mode's store topology: one Redis (default), or a primary, two replicas and three Sentinels. */
+  /** Shared mode's store topology: one Redis (default); a primary, two replicas and three Sentinels; or a Redis Cluster of 3 primaries + 3 replicas. */
   store?: Store;
 }
 
-export type Store = 'single' | 'sentinel';
+export const STORES = ['single', 'sentinel', 'redis-cluster'] as const;
+export type Store = (typeof STORES)[number];
 
 export interface ClusterState {
   dir: string;
@@ -182,7 +184,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   if (await isListening(port)) throw new Error(`nginx: port ${port} on 127.0.0.1 is already in use; choose another with --port`);
   const kinds: PartKind[] = ['nginx'];
   const store = opts.store ?? 'single';
-  if (store !== 'single' && store !== 'sentinel') throw new Error(`--store must be single or sentinel, got ${store}`);
+  if (!STORES.includes(store)) throw new Error(`--store must be one of ${STORES.join(', ')}, got ${store}`);
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`);
   if (store !== 'single' && mode !== 'shared') throw new Error(`--store ${store} applies to shared mode only (${mode} mode)`);
   if (storeOf(mode) === 'redis') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
@@ -222,6 +224,19 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     } else if (storeOf(mode) === 'redis' && store === 'single') {
       const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), opts.redisPersistence ?? 'aof'));
       redisUrl = `${redis.url}/0`;
+    } else if (storeOf(mode) === 'redis' && store === 'redis-cluster') {
+      // Six cluster-mode servers joined into 3 primaries + 3 replicas (redis-cluster.ts).
+      const persistence = opts.redisPersistence ?? 'aof';
+      const servers: PartState[] = [];
+      for (let i = 1; i <= 6; i++) {
+        const d = path.join(dir, `redis-${i}`);
+        fs.mkdirSync(d, { recursive: true });
+        servers.push(await started(redisSpec(await freePort(), d, persistence, { name: `redis-${i}`, replicated: true, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS })));
+      }
+      say('joining redis-1..6 into a Redis Cluster (3 primaries, 3 replicas)');
+      await createCluster(servers.map((p) => p.port));
+      redisUrl = `${servers[0]!.url}/0`; // unused by the nodes: the Cluster client finds every server from REDIS_CLUSTER_NODES
+      storeEnv.REDIS_CLUSTER_NODES = servers.map((p) => `127.0.0.1:${p.port}`).join(',');
     } else if (storeOf(mode) === 'redis') {
       // A primary, two replicas following it, and three Sentinels watching it (parts.ts).
       const persistence = opts.redisPersistence ?? 'aof';
@@ -404,6 +419,8 @@ export async function start(name: string, opts: { dir?: string; onProgress?: (li
     validateNodeEnvironment({ ...spec.env, SESSION_SECRETS: secrets });
     spec.env = { ...spec.env, SESSION_SECRETS: secrets };
   }
+  // A Redis Cluster server needs nothing of this: its nodes.conf (in its own dir) makes it rejoin as
+  // itself, and a former primary whose slots moved to its replica comes back as that one's replica.
   if (part.kind === 'redis' && state.store === 'sentinel') {
     // A Redis that comes back joins as a replica of whichever server is primary now; started as it
     // was first (perhaps the primary), it would claim to be primary until the Sentinels demote it.

@@ -27,7 +27,7 @@ describe('usage errors: exit 2, naming the option, nothing started', () => {
     ['cluster', ['up', '--port', '0'], /--port must be a whole number from 1 to 65535, got "0"/],
     ['cluster', ['up', '--port', '65536'], /--port must be a whole number from 1 to 65535, got "65536"/],
     ['cluster', ['up', '--nodes', 'three'], /--nodes must be a whole number from 1 to 32, got "three"/],
-    ['cluster', ['up', '--mode', 'both'], /--mode must be one of shared, sticky, got "both"/],
+    ['cluster', ['up', '--mode', 'both'], /--mode must be one of shared, sticky, database, cookie, jwt, got "both"/],
     ['cluster', ['up', '--frobnicate'], /Unknown option '--frobnicate'/],
     ['cluster', ['up', '--env', 'NOPE=1'], /--env NOPE: not a node setting; the settings are SESSION_IDLE_TIMEOUT/],
     ['cluster', ['up', '--env', 'PORT=9000'], /--env PORT: set by the cluster runner/],

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import session, { type Store } from 'express-session';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config.js';
@@ -14,8 +15,10 @@ export function sessionCookie(config: Config) {
 export const codecFor = (config: Config): SessionCodec => createCodec(sessionCookie(config));
 
 /** express-session over a store, as every store-backed mode runs it. */
-export function expressSession(config: Config, store: Store, textbook = false): RequestHandler {
+export function expressSession(config: Config, store: Store, textbook = false, idFor?: (user: string) => string): RequestHandler {
   return session({
+    // A login that regenerates with `loginUser` set gets an id for that user (keys.ts, Redis Cluster).
+    ...(idFor && { genid: (req) => (req.loginUser === undefined ? uid() : idFor(req.loginUser)) }),
     name: config.cookie.name,
     secret: config.secrets,
     store,
@@ -28,3 +31,6 @@ export function expressSession(config: Config, store: Store, textbook = false): 
     cookie: sessionCookie(config),
   });
 }
+
+/** express-session's own default id: 24 random bytes, base64url (uid-safe). */
+const uid = () => randomBytes(24).toString('base64url');

@@ -63,6 +63,11 @@ export interface SessionLayer {
   /** True when anonymous sessions are stored (the textbook profile): then every login must regenerate its id. */
   anonymousSessionsStored: boolean;
   /**
+   * True when a logged-in session's id must carry its user's hash tag (Redis Cluster, keys.ts):
+   * then every login regenerates its id, for the user it logs in (`loginUser` on the request).
+   */
+  sessionIdsCarryUser?: boolean;
+  /**
    * Whether the store answers right now (readiness): a PING on each connection, bounded by the
    * command timeout. A connection's status alone is not enough: a hung Redis (SIGSTOP, a stalled
    * host) keeps the TCP connection "ready" while every command times out.

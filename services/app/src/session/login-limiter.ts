@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { AppError, storeUnavailable } from '../errors.js';
+import { type KeyLayout, tagOf, userTag } from './keys.js';
 
 /**
  * Brute-force protection for login (OWASP Authentication and Credential Stuffing cheat sheets).
@@ -23,7 +24,18 @@ import { AppError, storeUnavailable } from '../errors.js';
  * run (the hash queue was full).
  *
  * Shared mode counts in Redis, so the budgets hold across every node, at one script call per
- * login plus one on success. Sticky mode counts in this node's memory: an attacker spread over N
+ * login plus one on success.
+ *
+ * On Redis Cluster (key layout `slots`, keys.ts) one script can only touch one hash slot. The
+ * user's budgets (username+client, account; or the device) carry the user's tag and are reserved
+ * together by one script; the client address's budget has a tag of its own and is reserved by a
+ * second script, *after* the first. If the second refuses, the first reservation is handed back
+ * (decremented). Each budget is still checked and counted atomically before the hash, so N
+ * simultaneous guesses can never get more than any budget hashed; the only cost is that for the
+ * few milliseconds between the two steps a refused attempt holds one unit of the user's budgets,
+ * which can only refuse another attempt early, never admit one too many. On success the user's
+ * counters are cleared in the index script (same tag) and the address's is handed back by one
+ * more command (`settlement.elsewhere`). Sticky mode counts in this node's memory: an attacker spread over N
  * nodes gets N times the budget, one of the costs of sticky sessions (README).
  */
 export interface LoginLimiter {
@@ -49,6 +61,8 @@ export interface LoginAttempt {
 export interface Settlement {
   clear: string[];
   release: string[];
+  /** What cannot ride in the caller's script (another hash slot, on Redis Cluster): run it after. */
+  elsewhere?: () => Promise<void>;
 }
 
 export interface LimiterOptions {
@@ -156,7 +170,26 @@ function memoryCounters(): Counters {
   };
 }
 
-export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): LoginLimiter {
+/**
+ * Reserves `groups` one after another (each atomically, see above); if one refuses, hands back the
+ * groups already reserved and returns its wait.
+ */
+async function reserveInOrder(counters: Counters, groups: Budget[][], windowS: number): Promise<number> {
+  for (let i = 0; i < groups.length; i++) {
+    const waitMs = await counters.reserve(groups[i]!, windowS);
+    if (waitMs > 0) {
+      for (const done of groups.slice(0, i))
+        await counters.settle(
+          [],
+          done.map((b) => b.key),
+        );
+      return waitMs;
+    }
+  }
+  return 0;
+}
+
+export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null, layout: KeyLayout = 'databases'): LoginLimiter {
   const counters = redis ? redisCounters(redis) : memoryCounters();
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
@@ -169,33 +202,58 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null): L
     reserve: ({ username, client, device }) =>
       guard(async () => {
         const name = username.toLowerCase().slice(0, 64);
+        const t = userTag(layout, name);
         const budgets: Budget[] = device
-          ? [{ key: `rl:d:${device}`, max: opts.maxFailures, clearedOnSuccess: true }]
+          ? [{ key: `rl:${t}d:${device}`, max: opts.maxFailures, clearedOnSuccess: true }]
           : [
-              { key: `rl:uc:${name}:${client}`, max: opts.maxFailures, clearedOnSuccess: true },
-              { key: `rl:u:${name}`, max: opts.maxFailuresPerAccount, clearedOnSuccess: true },
-              { key: `rl:c:${client}`, max: opts.maxFailuresPerClient, clearedOnSuccess: false },
+              { key: `rl:${t}uc:${name}:${client}`, max: opts.maxFailures, clearedOnSuccess: true },
+              { key: `rl:${t}u:${name}`, max: opts.maxFailuresPerAccount, clearedOnSuccess: true },
+              { key: layout === 'slots' ? `rl:{c:${client}}` : `rl:c:${client}`, max: opts.maxFailuresPerClient, clearedOnSuccess: false },
             ];
-        const waitMs = await counters.reserve(budgets, opts.windowS);
+        // One group per hash tag, the user's first: one group (one script) in the databases layout.
+        const groups: Budget[][] = [];
+        for (const b of budgets) {
+          const group = groups.find((g) => tagOf(g[0]!.key) === tagOf(b.key));
+          if (group) group.push(b);
+          else groups.push([b]);
+        }
+        const waitMs = await reserveInOrder(counters, groups, opts.windowS);
         if (waitMs > 0) throw new AppError('RATE_LIMITED', undefined, { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) });
         const keys = (pick: (b: Budget) => boolean) => budgets.filter(pick).map((b) => b.key);
+        // What the caller's (index) script can settle: the keys on the user's tag; the rest after it.
+        const own = (b: Budget) => tagOf(b.key) === t;
+        const away = keys((b) => !own(b));
         return {
-          settlement: { clear: keys((b) => b.clearedOnSuccess), release: keys((b) => !b.clearedOnSuccess) },
+          settlement: {
+            clear: keys((b) => own(b) && b.clearedOnSuccess),
+            release: keys((b) => own(b) && !b.clearedOnSuccess),
+            ...(away.length > 0 && {
+              elsewhere: () =>
+                guard(() =>
+                  counters.settle(
+                    keys((b) => !own(b) && b.clearedOnSuccess),
+                    keys((b) => !own(b) && !b.clearedOnSuccess),
+                  ),
+                ),
+            }),
+          },
           failed: async () => {},
           succeeded: () =>
-            guard(() =>
-              counters.settle(
-                keys((b) => b.clearedOnSuccess),
-                keys((b) => !b.clearedOnSuccess),
-              ),
-            ),
+            guard(async () => {
+              for (const group of groups)
+                await counters.settle(
+                  group.filter((b) => b.clearedOnSuccess).map((b) => b.key),
+                  group.filter((b) => !b.clearedOnSuccess).map((b) => b.key),
+                );
+            }),
           cancelled: () =>
-            guard(() =>
-              counters.settle(
-                [],
-                keys(() => true),
-              ),
-            ),
+            guard(async () => {
+              for (const group of groups)
+                await counters.settle(
+                  [],
+                  group.map((b) => b.key),
+                );
+            }),
         };
       }),
   };

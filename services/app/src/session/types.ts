@@ -22,3 +22,10 @@ declare module 'express-session' {
     cart: CartItem[];
   }
 }
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Set by a login just before it regenerates the session id, on Redis Cluster (session/keys.ts): the id is made for this user. */
+    loginUser?: string;
+  }
+}

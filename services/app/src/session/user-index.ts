@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { LocalSessionStore } from './local-store.js';
+import { allTags, type KeyLayout, userTag } from './keys.js';
 import type { Settlement } from './login-limiter.js';
 
 /**
@@ -24,9 +25,10 @@ import type { Settlement } from './login-limiter.js';
  * expire (its TTL) or, with none left, deletes the index and the schedule. A dead member is thus
  * gone within one sweep interval of its session's expiry, not an absolute timeout later.
  *
- * The sessions and the index live in two logical databases of one Redis (session/layer.ts), so
- * the scripts SELECT between them (a Redis Cluster deployment would put both in db 0 under one
- * hash tag per user instead).
+ * On one Redis the sessions and the index live in two logical databases (session/layer.ts), so
+ * the scripts SELECT between them; on Redis Cluster both are in db 0 (SELECT 0 is allowed there)
+ * and every key a script touches shares the user's hash tag (session/keys.ts), the schedule too
+ * (`idx-due:{T}`, one per shard, each swept in turn).
  *
  * Sticky mode keeps the same index in this node's memory, beside the sessions themselves, and
  * forgets an entry as soon as the store drops it (store event `gone`). It knows only this node's
@@ -55,21 +57,24 @@ export interface UserSessionIndex {
 
 interface IndexOptions {
   maxPerUser: number;
+  /** Key layout (keys.ts): `databases` on one Redis, `slots` on Redis Cluster. */
+  layout: KeyLayout;
   idleTimeoutS: number;
   absoluteTimeoutS: number;
   codec: Pick<SessionCodec, 'parse'>;
 }
 
-// KEYS[1] index, then login-limiter counters to settle (ARGV[8] of them to delete, the rest to
-// decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb, sessionPrefix, clearCount,
-// schedule key, when the user's index is next due (ms), user. (The schedule and limiter keys live
-// in the same database as the index; key names computed in the script are fine on one Redis.)
+// KEYS[1] index, KEYS[2] the schedule (idx-due), then login-limiter counters to settle (ARGV[8] of
+// them to delete, the rest to decrement); ARGV: sid, createdAt, maxPerUser, ttlS, sessionsDb, auxDb,
+// sessionPrefix, clearCount, when the user's index is next due (ms), user. Every key is in KEYS but
+// the members' session keys, which only the index knows: they share its hash tag (keys.ts).
+
 // Returns the ids evicted while alive.
 const ADD = `
 local idx, sid = KEYS[1], ARGV[1]
 local clear = tonumber(ARGV[8] or '0')
-for i = 2, #KEYS do
-  if i - 1 <= clear then
+for i = 3, #KEYS do
+  if i - 2 <= clear then
     redis.call('DEL', KEYS[i])
   elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
     redis.call('DECR', KEYS[i])
@@ -96,7 +101,7 @@ if over > 0 then
   redis.call('SELECT', auxDb)
 end
 redis.call('EXPIRE', idx, ARGV[4])
-redis.call('ZADD', ARGV[9], ARGV[10], ARGV[11])
+redis.call('ZADD', KEYS[2], ARGV[9], ARGV[10])
 return evicted
 `;
 
@@ -131,8 +136,8 @@ return {#due, pruned, deleted}
 
 // KEYS[1] index; ARGV: sessionsDb, auxDb, sessionPrefix. Returns how many sessions existed.
 const INDEX_PREFIX = 'idx:';
-/** The janitor's schedule: user -> when their index must next be checked (epoch ms). */
-const DUE_KEY = 'idx-due';
+/** The janitor's schedule: user -> when their index must next be checked (epoch ms); one per shard tag. */
+const dueKey = (tag: string) => (tag ? `idx-due:${tag}` : 'idx-due');
 
 const END_ALL = `
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -169,7 +174,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
   }
 
   private key(user: string): string {
-    return `${INDEX_PREFIX}${user}`;
+    return `${INDEX_PREFIX}${userTag(this.opts.layout, user)}${user}`;
   }
 
   /**
@@ -180,12 +185,14 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     const o = this.opts;
     const total = { checked: 0, pruned: 0, deleted: 0 };
     try {
-      for (let round = 0; round < maxRounds; round++) {
-        const [checked, pruned, deleted] = await this.aux.indexSweep(DUE_KEY, Date.now(), limit, o.sessionsDb, o.auxDb, this.sessionPrefix, INDEX_PREFIX);
-        total.checked += checked;
-        total.pruned += pruned;
-        total.deleted += deleted;
-        if (checked < limit) break;
+      for (const tag of allTags(o.layout)) {
+        for (let round = 0; round < maxRounds; round++) {
+          const [checked, pruned, deleted] = await this.aux.indexSweep(dueKey(tag), Date.now(), limit, o.sessionsDb, o.auxDb, this.sessionPrefix, INDEX_PREFIX + tag);
+          total.checked += checked;
+          total.pruned += pruned;
+          total.deleted += deleted;
+          if (checked < limit) break;
+        }
       }
       return total;
     } catch (err) {
@@ -195,7 +202,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
 
   async add(user: string, sid: string, createdAt: number, settle: Settlement = { clear: [], release: [] }): Promise<string[]> {
     const o = this.opts;
-    const keys = [this.key(user), ...settle.clear, ...settle.release];
+    const keys = [this.key(user), dueKey(userTag(o.layout, user)), ...settle.clear, ...settle.release];
     try {
       const due = Date.now() + o.idleTimeoutS * 1000; // no session of the user can have expired before
       return await this.aux.indexAdd(
@@ -209,7 +216,6 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         o.auxDb,
         this.sessionPrefix,
         settle.clear.length,
-        DUE_KEY,
         due,
         user,
       );

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
-import { type Mode, MODES, REPO_ROOT, type Store } from '../cluster.js';
+import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
@@ -22,8 +22,8 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
                               node-term (SIGTERM: it drains), redis-restart (SIGKILL Redis, start it
                               again after --restart-after), redis-primary-kill (SIGKILL the Sentinel
-                              primary; needs --store sentinel). Store faults run in shared mode.
-  --store single|sentinel     shared mode's store topology (default single)
+                              primary; needs --store sentinel or redis-cluster). Store faults run in shared mode.
+  --store single|sentinel|redis-cluster   shared mode's store topology (default single)
   --redis-persistence aof|off Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
   --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
@@ -59,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
   const fault = choiceOption<Fault>('fault', values.fault, ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'], 'node-kill');
-  const store = choiceOption<Store>('store', values.store, ['single', 'sentinel'], 'single');
+  const store = choiceOption<Store>('store', values.store, STORES, 'single');
   const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], ['aof', 'off'], 'aof');
   if (fault === 'redis-primary-kill' && store !== 'sentinel')
     throw new UsageError('--fault redis-primary-kill needs --store sentinel (a single Redis has no primary to fail over from)');

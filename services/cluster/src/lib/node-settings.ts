@@ -44,6 +44,7 @@ const RUNNER_KEYS: Record<string, string> = {
   REDIS_URL: 'the runner starts its own Redis',
   REDIS_SENTINELS: 'use --store sentinel',
   REDIS_SENTINEL_NAME: 'use --store sentinel',
+  REDIS_CLUSTER_NODES: 'use --store redis-cluster',
   SESSION_SECRETS: 'set SESSION_SECRETS in the environment of `cluster up`, or let the runner keep one in its folder',
   SESSION_SECRETS_FILE: 'set SESSION_SECRETS in the environment of `cluster up`',
 };

@@ -1,7 +1,8 @@
 import { RedisStore } from 'connect-redis';
 import type { Store } from 'express-session';
 import type { Config } from '../../config.js';
-import { dbOf } from '../../redis.js';
+import { dbOf, keyCount } from '../../redis.js';
+import { type KeyLayout, sessionIdFor } from '../keys.js';
 import { codecFor, expressSession } from '../express.js';
 import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
 import { createLoginLimiter } from '../login-limiter.js';
@@ -19,8 +20,11 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   if (!redis) throw new Error('shared mode needs Redis clients');
   const codec = codecFor(config);
   const idleTimeoutS = config.session.idleTimeoutS;
-  const sessionsDb = dbOf(config.redis.url);
-  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb: sessionsDb + 1 };
+  // Redis Cluster: one database, keys grouped by hash slot (keys.ts); else two logical databases.
+  const layout: KeyLayout = config.redis.cluster ? 'slots' : 'databases';
+  const sessionsDb = layout === 'slots' ? 0 : dbOf(config.redis.url);
+  const auxDb = layout === 'slots' ? 0 : sessionsDb + 1;
+  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb, layout };
   const textbook = config.session.profile === 'textbook';
 
   let store: Store;
@@ -40,17 +44,25 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   const every = Math.min(60, Math.max(5, idleTimeoutS / 4)) * 1000;
   const janitor = setInterval(() => void index.sweep().catch(() => {}), every * (0.8 + Math.random() * 0.4));
   janitor.unref();
-  metrics.setActiveSessionsSource(() => redis.sessions.dbsize());
+  // The active-session gauge: DBSIZE of the sessions' database; on a Cluster the sum of DBSIZE over
+  // the primaries, which also counts the index and limiter keys (an upper bound: one database there).
+  metrics.setActiveSessionsSource(() => keyCount(redis.sessions));
 
   return {
     capabilities: SERVER_SESSIONS,
-    middleware: expressSession(config, store, textbook),
+    middleware: expressSession(config, store, textbook, layout === 'slots' ? (user) => sessionIdFor(layout, user) : undefined),
     store,
     index,
     anonymousSessionsStored: textbook,
     // The index add and the limiter settlement are one script.
-    commitLogin: (user, sid, at, attempt) => index.add(user, sid, at, attempt.settlement),
-    limiter: createLoginLimiter(config.loginLimits, redis.aux),
+    // On a Cluster the address's budget is in another slot: settled right after (login-limiter.ts).
+    commitLogin: async (user, sid, at, attempt) => {
+      const evicted = await index.add(user, sid, at, attempt.settlement);
+      await attempt.settlement.elsewhere?.();
+      return evicted;
+    },
+    limiter: createLoginLimiter(config.loginLimits, redis.aux, layout),
+    sessionIdsCarryUser: layout === 'slots',
     ready: async () => {
       const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
       return pings.every((p) => p.status === 'fulfilled');
