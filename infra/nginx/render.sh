@@ -36,6 +36,15 @@ pool_end() {
   echo "}"
 }
 address() { echo "${1#*=}"; }
+# The resolver (compose) and the `app` upstream: every node, least connections first.
+pool() {
+  if [ -n "${RESOLVER:-}" ]; then echo "resolver ${RESOLVER} valid=5s ipv6=off;"; fi
+  echo "upstream app {"
+  echo "  zone app 64k;"
+  echo "  least_conn;"
+  for s in "$@"; do server_line "$(address "$s")"; done
+  pool_end
+}
 
 mkdir -p "$out" "$out/tmp"
 
@@ -47,12 +56,7 @@ case "$mode" in
       echo '# Any node serves any request: one pool, no route cookie.'
       echo 'map $request_id $backend { default app; }'
       echo 'map $request_id $route_cookie { default ""; }'
-      [ -n "${RESOLVER:-}" ] && echo "resolver ${RESOLVER} valid=5s ipv6=off;"
-      echo "upstream app {"
-      echo "  zone app 64k;"
-      echo "  least_conn;"
-      for s in "$@"; do server_line "$(address "$s")"; done
-      pool_end
+      pool "$@"
     } > "$out/upstream.conf.tmp"
     ;;
   sticky)
@@ -90,12 +94,7 @@ case "$mode" in
       printf '%s\n' '  "~^[^|]*\|$"       "";' '  "~^([^|]+)\|\1$"  "";'
       echo '  default "scroute=$upstream_http_x_served_by; Path=/; HttpOnly; SameSite=Lax";'
       echo '}'
-      [ -n "${RESOLVER:-}" ] && echo "resolver ${RESOLVER} valid=5s ipv6=off;"
-      echo "upstream app {"
-      echo "  zone app 64k;"
-      echo "  least_conn;"
-      for s in "$@"; do server_line "$(address "$s")"; done
-      pool_end
+      pool "$@"
       i=0
       for s in "$@"; do
         i=$((i + 1))
