@@ -29,14 +29,13 @@ export interface LayerDeps {
   metrics: Metrics;
 }
 
-/** What an architecture can do; routes that need more answer 501 NOT_IN_MODE, naming the mode. */
+/**
+ * What an architecture can do; routes that need more answer 501 NOT_IN_MODE, naming the mode.
+ * (Listing and ending a user's sessions are the mode's index's to refuse: modes/client-index.ts.)
+ */
 export interface Capabilities {
   /** Keeps state beyond the identity (the request counter, the cart). */
   state: boolean;
-  /** Lists a user's sessions (GET /api/sessions). */
-  listSessions: boolean;
-  /** Ends all of a user's sessions (DELETE /api/sessions). */
-  endAll: boolean;
   /** The credential is ambient (a cookie): state-changing requests need the CSRF token. */
   csrf: boolean;
   /** After logout, a copy of the credential taken before it is refused. */
@@ -44,7 +43,7 @@ export interface Capabilities {
 }
 
 /** Sessions kept on the server (shared, sticky, database): everything, and logout revokes. */
-export const SERVER_SESSIONS: Capabilities = { state: true, listSessions: true, endAll: true, csrf: true, revokesStolenCredential: true };
+export const SERVER_SESSIONS: Capabilities = { state: true, csrf: true, revokesStolenCredential: true };
 
 export interface SessionLayer {
   middleware: RequestHandler;

@@ -17,7 +17,7 @@ export function cookieLayer(config: Config, { metrics }: LayerDeps): SessionLaye
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
-    capabilities: { state: true, listSessions: false, endAll: false, csrf: true, revokesStolenCredential: false },
+    capabilities: { state: true, csrf: true, revokesStolenCredential: false },
     store: null,
     index: noIndex('cookie'),
     anonymousSessionsStored: false,

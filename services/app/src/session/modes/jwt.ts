@@ -18,7 +18,7 @@ export function jwtLayer(config: Config, { redis, metrics }: LayerDeps): Session
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
-    capabilities: { state: false, listSessions: false, endAll: true, csrf: false, revokesStolenCredential: true },
+    capabilities: { state: false, csrf: false, revokesStolenCredential: true },
     loginAnswer: async (req) => {
       const s = req.session;
       return credential.issue(req.sessionID, s.user!, s.loginAt!, s.node!);
