@@ -41,7 +41,7 @@ function common(r: { stdout: string }, run: RunSummary) {
   expect(r.stdout).toMatch(new RegExp(`${run.mode}: k6 started`));
   expect(r.stdout).toMatch(new RegExp(`${run.mode}: t=\\d+\\.\\ds {2}SIGKILL app-\\d`));
   expect(r.stdout).toMatch(/starting app-\d again/);
-  expect(r.stdout).toMatch(/mode\s+nodes\s+VUs\s+requests/);
+  expect(r.stdout).toMatch(/mode\s+fault\s+nodes\s+VUs\s+requests/);
   console.log(
     `${run.mode}: ${run.requests} requests, ${run.failedRequests} failed, ${run.sessionsLost} lost (${run.sessionsLostDuringOutage} during the outage, ${run.sessionsLostAfterRestart} after), p95 ${run.p95Ms} ms; killed ${run.killedNode} at ${run.killAtS}s, ready again at ${run.readyAtS}s; share ${JSON.stringify(run.shareBeforeKill)} -> ${JSON.stringify(run.shareAfterKill)}; claim: ${run.claim.why}`,
   );
@@ -177,7 +177,7 @@ it('a Redis restart under load: session requests answer 503, nothing needing no 
 /** The report: summary.md with a table and the run's SVG, and k6's HTML report. */
 function report(dir: string, run: RunSummary) {
   const md = fs.readFileSync(path.join(dir, 'summary.md'), 'utf8');
-  expect(md).toMatch(/\| mode \| nodes \| VUs \| requests \|/);
+  expect(md).toMatch(/\| mode \| fault \| nodes \| VUs \| requests \|/);
   expect(md).toContain(`](${run.files.plot})`);
   const svg = fs.readFileSync(path.join(dir, run.files.plot), 'utf8');
   expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
