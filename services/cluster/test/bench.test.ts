@@ -100,7 +100,11 @@ it('measures every configuration side by side and holds the deterministic target
   // The other modes' store traffic per request: database one statement per read (and one more for a
   // counted write); jwt one Redis MGET (the denylist and the per-user cut-off); cookie nothing at all.
   about(get('database', 'read').dbQueriesByName, { session_read: 1 });
-  about(get('database', 'me').dbQueriesByName, { session_read: 1, session_cas: 1 }, 0.15);
+  // wrk sends one session's requests on several connections at once: a compare-and-set that loses
+  // re-reads the row (session_current) and tries again, a few in a hundred.
+  const { session_current: conflicts = 0, ...dbMe } = get('database', 'me').dbQueriesByName ?? {};
+  about(dbMe, { session_read: 1, session_cas: 1 }, 0.3);
+  expect(conflicts).toBeLessThanOrEqual(0.3);
   about(get('jwt', 'read').redisCommandsSentByName, { mget: 1 });
   for (const operation of ['read', 'me']) {
     expect(get('cookie', operation).redisCommandsSentByName, `cookie/${operation}`).toBeNull();
