@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill, ps, start } from '../src/cluster.js';
 import { Client, loginMany, startCluster } from '../../../testkit/cluster.js';
+import { waitFor } from '../../../testkit/ports.js';
 
 // Redis high availability: a primary, two replicas and three Sentinels (`cluster up --store
 // sentinel`), nodes following the primary through ioredis's Sentinel support. The primary is
@@ -61,7 +62,15 @@ it('a primary killed under load: writes resume on a new primary within seconds, 
   expect(outageS).toBeLessThan(25);
   expect(pings.every((s) => s === 200)).toBe(true);
 
-  const r = await roles();
+  // The topology settles: one new primary, the other server its replica. Writes resume as soon as
+  // one replica is promoted; the Sentinels reconfigure the other one just after (within seconds).
+  let r = await roles();
+  await waitFor(
+    'one primary and one replica among redis-2 and redis-3',
+    async () => ((r = await roles()), [r['redis-2'], r['redis-3']].sort().join() === 'primary,replica'),
+    15_000,
+    200,
+  );
   expect(r['redis-1']).toBe('down');
   expect([r['redis-2'], r['redis-3']].sort()).toEqual(['primary', 'replica']);
   // Every session is on the new primary; its counter is where the client last saw it acknowledged
