@@ -40,7 +40,21 @@ it('drains on SIGTERM: in-flight requests complete, then the process exits 0', a
   const inflight = Array.from({ length: 4 }, () =>
     fetch(base + '/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'alice-password' }) }),
   );
-  await new Promise((r) => setTimeout(r, 60));
+  // In flight means: the node has them. Each login reserves its attempt in Redis (one EVALSHA on
+  // the aux connection) before it hashes, so four of those say all four are being served (a fixed
+  // sleep raced the connects on a loaded machine and signalled a node that had not accepted them).
+  await waitFor(
+    'four logins in flight',
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const m =
+        /^session_cluster_redis_commands_total\{[^}]*connection="aux"[^}]*command="evalsha"[^}]*\} (\d+)/m.exec(text) ??
+        /^session_cluster_redis_commands_total\{[^}]*command="evalsha"[^}]*connection="aux"[^}]*\} (\d+)/m.exec(text);
+      return Number(m?.[1] ?? 0) >= 4;
+    },
+    10_000,
+    10,
+  );
   child.kill('SIGTERM');
   const replies = await Promise.all(inflight);
   expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
