@@ -4,6 +4,7 @@ import path from 'node:path';
 import { launch, postgresSpec, type PartState } from '../services/cluster/src/parts.js';
 import { freePort, sleep } from '../services/cluster/src/lib/ports.js';
 import { signal, terminate, waitGone } from '../services/cluster/src/lib/pids.js';
+import { retrying } from './ports.js';
 
 /** A real PostgreSQL on a free loopback port in a temp directory (fsync off: tests need no crash durability). */
 export interface TestPostgres {
@@ -30,15 +31,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       await sleep(300); // its backends notice the postmaster's death and exit
     },
     async restart() {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          part = await start();
-          return;
-        } catch (err) {
-          if (attempt > 30) throw err;
-          await sleep(200);
-        }
-      }
+      part = await retrying(start, 31, 200);
     },
     async stop() {
       await terminate(part.pid);

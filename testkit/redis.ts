@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, sleep } from '../services/cluster/src/lib/ports.js';
+import { freePort } from '../services/cluster/src/lib/ports.js';
 import { signal, terminate, waitGone } from '../services/cluster/src/lib/pids.js';
 import { launch, redisSpec, type PartState } from '../services/cluster/src/parts.js';
+import { retrying } from './ports.js';
 
 /** A real redis-server on a free loopback port, in its own temp directory, started as the cluster starts it. */
 export interface TestRedis {
@@ -29,15 +30,7 @@ export async function startTestRedis(): Promise<TestRedis> {
       await waitGone(part.pid, 5_000);
     },
     async restart() {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          part = await start();
-          return;
-        } catch (err) {
-          if (attempt > 20) throw err;
-          await sleep(100);
-        }
-      }
+      part = await retrying(start, 21, 100);
     },
     async stop() {
       await terminate(part.pid);
