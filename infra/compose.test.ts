@@ -361,7 +361,10 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(nginxEnv.STATUS_LISTEN).toBe(String(CONTAINER_PORTS.nginxStatus));
     expect(services.nginx!.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.nginx}/lb/healthz`);
     expect(services['nginx-exporter']!.command.join(' ')).toContain(`--nginx.scrape-uri=http://nginx:${CONTAINER_PORTS.nginxStatus}/stub_status`);
-    expect(envOf(services['redis-exporter']!).REDIS_ADDR).toBe(`redis://redis:${CONTAINER_PORTS.redis}`);
+    // The exporter scrapes what Prometheus names (multi-target); Prometheus names the store's servers.
+    expect(envOf(services['redis-exporter']!).REDIS_ADDR).toBe('');
+    expect(envOf(services.prometheus!).REDIS_TARGETS).toBe(`redis:${CONTAINER_PORTS.redis}`);
+    expect(envOf(services.prometheus!).REDIS_EXPORTER).toBe(`redis-exporter:${CONTAINER_PORTS.redisExporter}`);
     expect(services.prometheus!.command).toContain('--web.enable-remote-write-receiver');
     const k6 = envOf(services.k6!);
     expect(k6.BASE_URL).toBe(`http://nginx:${CONTAINER_PORTS.nginx}`);

@@ -8,13 +8,24 @@ import { localPrometheusConfig } from '../../services/cluster/src/prometheus-con
 import { renderNginx } from '../../services/cluster/src/cluster.js';
 import { terminate } from '../../services/cluster/src/lib/pids.js';
 import { freePort, waitFor } from '../../services/cluster/src/lib/ports.js';
-import { launch, nginxExporterSpec, nginxSpec, prometheusSpec, redisExporterSpec, redisSpec, type PartSpec, type PartState } from '../../services/cluster/src/parts.js';
+import {
+  launch,
+  nginxExporterSpec,
+  nginxSpec,
+  prometheusSpec,
+  redisExporterSpec,
+  redisSpec,
+  sentinelSpec,
+  type PartSpec,
+  type PartState,
+} from '../../services/cluster/src/parts.js';
 import { evaluatePanels, instantQuery, isK6Expression, panelExpressions } from './panels.js';
 
 /**
  * evaluatePanels against a real Prometheus (Debian's, on a free loopback port) configured by
  * localPrometheusConfig from infra/prometheus/prometheus.yml, scraping a real Redis through
- * prometheus-redis-exporter, a real nginx through prometheus-nginx-exporter, and itself. No session
+ * prometheus-redis-exporter (a primary with AOF, its replica and a Sentinel watching them, as
+ * `--store sentinel` has, one of each), a real nginx through prometheus-nginx-exporter, and itself. No session
  * node runs here: the app panels are proven by the cluster integration test, after real load.
  * This test proves the evaluation itself (0 series for a missing metric, > 0 for a present one,
  * errors for invalid PromQL), that every dashboard expression is valid PromQL to Prometheus, and
@@ -25,6 +36,9 @@ const COMPOSE_CONFIG = path.resolve(here, '../prometheus/prometheus.yml');
 
 let tmp: string;
 let promUrl: string;
+/** The primary's and its replica's ports: the dashboards name the replica by it. */
+let redisPort: number;
+let replicaPort: number;
 const parts: PartState[] = [];
 
 async function scalar(expr: string): Promise<number> {
@@ -48,20 +62,21 @@ function redisSet(port: number, key: string): Promise<void> {
 // with the project's own nginx.conf; only the session nodes are missing.
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'panels-'));
-  const [redisPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode] = (await Promise.all(Array.from({ length: 7 }, () => freePort()))) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  let sentinelPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode: number;
+  [redisPort, replicaPort, sentinelPort, redisExpPort, nginxPort, nginxStatusPort, nginxExpPort, promPort, noNode] = (await Promise.all(
+    Array.from({ length: 9 }, () => freePort()),
+  )) as [number, number, number, number, number, number, number, number, number];
   const start = async (spec: PartSpec) => parts.push(await launch(spec, tmp));
 
-  await start(redisSpec(redisPort, tmp));
+  const dirOf = (name: string) => {
+    fs.mkdirSync(path.join(tmp, name));
+    return path.join(tmp, name);
+  };
+  await start(redisSpec(redisPort, dirOf('redis-1'), 'aof', { name: 'redis-1', replicated: true }));
   await redisSet(redisPort, 'sess:panels-test');
-  await start(redisExporterSpec({ port: redisExpPort, redisPort }));
+  await start(redisSpec(replicaPort, dirOf('redis-2'), 'aof', { name: 'redis-2', replicaOf: redisPort, replicated: true }));
+  await start(sentinelSpec({ index: 1, port: sentinelPort, dir: path.join(tmp, 'sentinel-1'), primaryPort: redisPort }));
+  await start(redisExporterSpec({ port: redisExpPort }));
   // An upstream with no node behind it: nginx serves its own /lb/healthz and stub_status.
   const confDir = path.join(tmp, 'nginx');
   renderNginx({ confDir, mode: 'shared', port: nginxPort, statusPort: nginxStatusPort, servers: [`127.0.0.1:${noNode}`] });
@@ -75,7 +90,11 @@ beforeAll(async () => {
     {
       app: [{ target: `127.0.0.1:${promPort}`, labels: { node: 'stand-in-1' } }],
       nginx: [`127.0.0.1:${nginxExpPort}`],
-      redis: [`127.0.0.1:${redisExpPort}`],
+      redis: [
+        { target: `127.0.0.1:${redisPort}`, labels: { redis: 'redis-1', exporter: `127.0.0.1:${redisExpPort}` } },
+        { target: `127.0.0.1:${replicaPort}`, labels: { redis: 'redis-2', exporter: `127.0.0.1:${redisExpPort}` } },
+      ],
+      sentinel: [{ target: `127.0.0.1:${sentinelPort}`, labels: { redis: 'sentinel-1', exporter: `127.0.0.1:${redisExpPort}` } }],
       prometheus: [`127.0.0.1:${promPort}`],
     },
     path.join(tmp, 'targets'),
@@ -86,8 +105,10 @@ beforeAll(async () => {
   await start(prometheusSpec({ port: promPort, configFile: path.join(tmp, 'prometheus.yml'), dataDir: path.join(tmp, 'tsdb') }));
   promUrl = `http://127.0.0.1:${promPort}`;
 
-  // Every target scraped successfully, then enough samples for rate() over 30 s (two or more).
-  await waitFor('all four targets up', async () => (await scalar('sum(up)')) === 4, 30_000, 250);
+  // Every target scraped successfully (the replica in sync, the Sentinel seeing it), then enough
+  // samples for rate() over 30 s (two or more).
+  await waitFor('all six targets up', async () => (await scalar('sum(up)')) === 6, 30_000, 250);
+  await waitFor('the replica in sync and seen by the Sentinel', async () => (await scalar('sum(redis_sentinel_master_ok_slaves) + sum(redis_master_link_up)')) === 2, 30_000, 250);
   for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/lb/healthz`).then((r) => r.text());
   await waitFor(
     'rate() over nginx and redis counters',
@@ -122,21 +143,21 @@ describe('evaluatePanels against a real Prometheus', () => {
     );
     const res = await evaluatePanels(promUrl, { skipK6: false, dashboardsDir: dir });
     const by = Object.fromEntries(res.map((r) => [r.panel, r]));
-    expect(by.up).toMatchObject({ series: 4, expr: 'up{job=~".+", instance=~".+"}' });
+    expect(by.up).toMatchObject({ series: 6, expr: 'up{job=~".+", instance=~".+"}' });
     expect(by.up!.error).toBeUndefined();
     expect(by.missing).toMatchObject({ series: 0 });
     expect(by.missing!.error).toBeUndefined();
     expect(by.invalid!.series).toBe(0);
     expect(by.invalid!.error).toMatch(/bad_data|parse error/);
     expect(by.nested).toMatchObject({ series: 1 });
-    // The values, not only the series: four targets, each up.
-    expect(by.nested!.samples.map((s) => s.value)).toEqual([4]);
-    expect(by.up!.samples.map((s) => s.value)).toEqual([1, 1, 1, 1]);
+    // The values, not only the series: six targets, each up.
+    expect(by.nested!.samples.map((s) => s.value)).toEqual([6]);
+    expect(by.up!.samples.map((s) => s.value)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(by.missing!.samples).toEqual([]);
     expect(by.k6).toMatchObject({ series: 0 });
     // A variable set narrows the selection like Grafana's picker does.
     const onlyRedis = await evaluatePanels(promUrl, { skipK6: true, dashboardsDir: dir, variables: { job: 'redis' } });
-    expect(onlyRedis.find((r) => r.panel === 'up')).toMatchObject({ series: 1, expr: 'up{job=~"redis", instance=~".+"}' });
+    expect(onlyRedis.find((r) => r.panel === 'up')).toMatchObject({ series: 2, expr: 'up{job=~"redis", instance=~".+"}' });
     // skipK6 leaves out the k6 expression and nothing else.
     expect(onlyRedis.map((r) => r.panel)).toEqual(['up', 'missing', 'invalid', 'nested']);
   });
@@ -164,14 +185,28 @@ describe('evaluatePanels against a real Prometheus', () => {
         panel,
       ).toBe(true);
     }
-    // And the numbers they show: four targets up of four; Redis and nginx up; the one key this
-    // test wrote, in db0.
+    // And the numbers they show: six targets up of six; Redis and nginx up; the one key this
+    // test wrote, in db0, counted once (the replica's copy is not a second key).
     const one = (panel: string, refId = 'A') => res.find((r) => r.panel === panel && r.refId === refId)!.samples.map((s) => s.value);
-    expect(one('Nodes up', 'A')).toEqual([4]);
-    expect(one('Nodes up', 'B')).toEqual([4]);
+    const byLabel = (panel: string, label: string, refId = 'A') =>
+      Object.fromEntries(res.find((r) => r.panel === panel && r.refId === refId)!.samples.map((s) => [s.labels[label], s.value]));
+    expect(one('Nodes up', 'A')).toEqual([6]);
+    expect(one('Nodes up', 'B')).toEqual([6]);
     expect(one('Redis up')).toEqual([1]);
     expect(one('nginx up')).toEqual([1]);
     expect(res.find((r) => r.panel === 'Redis keys by database')!.samples.map((s) => [s.labels.db, s.value])).toEqual([['db0', 1]]);
+    // The store's topology: one primary, one replica, none down, no failover; AOF on both, no
+    // persistence error; the replica's lag from its primary; the Sentinel sees the primary and 1 replica.
+    expect([one('Redis servers by role', 'A'), one('Redis servers by role', 'B'), one('Redis servers by role', 'C')]).toEqual([[1], [1], [0]]);
+    expect(one('Primaries lost or demoted in range')).toEqual([0]);
+    expect(one('Persistence errors')).toEqual([0]);
+    expect(byLabel('Persistence per Redis', 'redis')).toEqual({ 'redis-1': 1, 'redis-2': 1 });
+    expect(byLabel('Role per Redis', 'redis')).toEqual({ 'redis-1': 1, 'redis-2': 0 });
+    const lag = res.find((r) => r.panel === 'Replication lag (bytes behind the primary)')!.samples;
+    expect(lag.map((s) => [s.labels.redis, s.labels.slave_port])).toEqual([['redis-1', String(replicaPort)]]);
+    expect(lag[0]!.value).toBeGreaterThanOrEqual(0);
+    expect(byLabel('Sentinels: the primary they agree on', 'master_address')).toEqual({ [`127.0.0.1:${redisPort}`]: 1 });
+    expect(byLabel('Sentinels: the primary they agree on', 'master_address', 'B')).toEqual({ [`127.0.0.1:${redisPort}`]: 1 });
     // No session node and no k6 here: their panels are empty, as they must be (no false positives).
     const appOnly = res.filter((r) => r.template.includes('session_cluster_') && !r.template.includes('nginx_'));
     expect(appOnly.length).toBeGreaterThan(20);

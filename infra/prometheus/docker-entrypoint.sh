@@ -19,6 +19,10 @@
 # Runs in the official image (busybox sh and wget) and in the stand-in (Debian's dash and wget).
 # Environment: APP_REPLICA_PREFIX (session-cluster-app-), APP_METRICS_PORT (9100),
 # SD_DIR (/prometheus/file_sd, in the data volume: writable by the image's user), SD_INTERVAL (5).
+# The store's servers are fixed by the compose files, not discovered: REDIS_TARGETS and
+# SENTINEL_TARGETS (space-separated host:port; default redis:6379 and none) become the `redis`
+# and `sentinel` jobs' targets, each scraped through REDIS_EXPORTER (redis-exporter:9121), named
+# by its host (prometheus.yml says how).
 # Arguments: Prometheus' own, passed on by exec.
 set -eu
 prefix=${APP_REPLICA_PREFIX:-session-cluster-app-}
@@ -67,6 +71,22 @@ discover() {
     sleep "$interval"
   done
 }
+
+# The `redis` / `sentinel` jobs' file: one target per host:port, labelled with its host and the exporter.
+write_store_targets() { # file targets
+  {
+    printf '['
+    sep=''
+    for t in $2; do
+      printf '%s\n  {"targets": ["%s"], "labels": {"redis": "%s", "exporter": "%s"}}' "$sep" "$t" "${t%:*}" "${REDIS_EXPORTER:-redis-exporter:9121}"
+      sep=','
+    done
+    printf '\n]\n'
+  } > "$dir/$1.tmp"
+  mv "$dir/$1.tmp" "$dir/$1"
+}
+write_store_targets redis.json "${REDIS_TARGETS-redis:6379}"
+write_store_targets sentinel.json "${SENTINEL_TARGETS-}"
 
 # An empty target list first, so the job exists from the start.
 [ -e "$dir/app.json" ] || write_targets ''

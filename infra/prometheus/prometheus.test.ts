@@ -28,7 +28,8 @@ function promtool(...args: string[]): { ok: boolean; output: string } {
 const localTargets = {
   app: [{ target: '127.0.0.1:41001', labels: { node: 'app-1' } }, { target: '127.0.0.1:41002', labels: { node: 'app-2' } }, '127.0.0.1:41003'],
   nginx: ['127.0.0.1:41113'],
-  redis: ['127.0.0.1:41121'],
+  redis: [{ target: '127.0.0.1:46379', labels: { redis: 'redis', exporter: '127.0.0.1:41121' } }],
+  sentinel: [],
   prometheus: ['127.0.0.1:49090'],
 };
 
@@ -71,7 +72,18 @@ describe('the compose config (infra/prometheus/prometheus.yml)', () => {
     // The nodes' own `node` label must survive as `node` (not exported_node) on every series.
     expect(job(JOBS.app).honor_labels).toBe(true);
     expect(job(JOBS.nginx).static_configs).toEqual([{ targets: [`nginx-exporter:${CONTAINER_PORTS.nginxExporter}`] }]);
-    expect(job(JOBS.redis).static_configs).toEqual([{ targets: [`redis-exporter:${CONTAINER_PORTS.redisExporter}`] }]);
+    // The store: each Redis (and each Sentinel) a target of its own, scraped through the one
+    // exporter in multi-target mode (/scrape?target=redis://host:port), instance = its address.
+    for (const store of [JOBS.redis, JOBS.sentinel]) {
+      expect(job(store).file_sd_configs).toEqual([{ files: [`/prometheus/file_sd/${store}.json`], refresh_interval: '5s' }]);
+      expect(job(store).metrics_path).toBe('/scrape');
+      expect(job(store).relabel_configs).toEqual([
+        { source_labels: ['__address__'], target_label: '__param_target', replacement: 'redis://$1' },
+        { source_labels: ['__address__'], target_label: 'instance' },
+        { source_labels: ['exporter'], target_label: '__address__' },
+        { action: 'labeldrop', regex: 'exporter' },
+      ]);
+    }
     expect(job(JOBS.prometheus).static_configs).toEqual([{ targets: [`localhost:${CONTAINER_PORTS.prometheus}`] }]);
   });
 
@@ -99,7 +111,7 @@ describe('localPrometheusConfig (services/cluster/src/prometheus-config.ts)', ()
       Object.keys(files)
         .map((f) => path.basename(f))
         .sort(),
-    ).toEqual(['app.json', 'nginx.json', 'prometheus.json', 'redis.json']);
+    ).toEqual(['app.json', 'nginx.json', 'prometheus.json', 'redis.json', 'sentinel.json']);
   });
 
   it('keeps globals, job names and job settings, and swaps only the discovery for file_sd', () => {
@@ -122,7 +134,8 @@ describe('localPrometheusConfig (services/cluster/src/prometheus-config.ts)', ()
       { targets: ['127.0.0.1:41002'], labels: { node: 'app-2' } },
       { targets: ['127.0.0.1:41003'] },
     ]);
-    expect(JSON.parse(files[path.join(dir, 'redis.json')]!)).toEqual([{ targets: ['127.0.0.1:41121'] }]);
+    expect(JSON.parse(files[path.join(dir, 'redis.json')]!)).toEqual([{ targets: ['127.0.0.1:46379'], labels: { exporter: '127.0.0.1:41121', redis: 'redis' } }]);
+    expect(JSON.parse(files[path.join(dir, 'sentinel.json')]!)).toEqual([]);
   });
 
   it('keeps relabel rules, intervals and other settings of any job, and replaces every kind of discovery', () => {

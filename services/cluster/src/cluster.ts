@@ -25,7 +25,7 @@ import {
   type RedisPersistence,
 } from './parts.js';
 import { CLUSTER_NODE_TIMEOUT_MS, createCluster } from './redis-cluster.js';
-import { localPrometheusConfig } from './prometheus-config.js';
+import { localPrometheusConfig, type JobTargets } from './prometheus-config.js';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from './lib/logs.js';
 import { validateNodeEnvironment } from './lib/node-settings.js';
 import { JOBS, nodeEnvironment } from './topology.js';
@@ -142,7 +142,7 @@ export function renderNginx(opts: { confDir: string; mode: Mode; port: number; s
   }
 }
 
-function prometheusConfig(dir: string, targets: Record<keyof typeof JOBS, string[]>): string {
+function prometheusConfig(dir: string, targets: Record<keyof typeof JOBS, JobTargets>): string {
   const promDir = path.join(dir, 'prometheus');
   const targetsDir = path.join(promDir, 'targets');
   fs.mkdirSync(targetsDir, { recursive: true });
@@ -276,15 +276,19 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
 
     if (monitoring) {
       const exporters: PartSpec[] = [nginxExporterSpec({ port: await freePort(), statusPort })];
-      const redisPart = state.parts.find((p) => p.kind === 'redis'); // with Sentinel: redis-1, the first primary
-      if (redisPart) exporters.push(redisExporterSpec({ port: await freePort(), redisPort: redisPart.port }));
+      const stores = state.parts.filter((p) => p.kind === 'redis' || p.kind === 'sentinel');
+      if (stores.length) exporters.push(redisExporterSpec({ port: await freePort() }));
       await Promise.all(exporters.map(started));
       const promPort = await freePort();
       const hostOf = (s: { url: string }) => new URL(s.url).host;
+      // One exporter, every Redis and Sentinel its own target (prometheus.yml: the `redis` job).
+      const viaExporter = (kind: PartKind) =>
+        stores.filter((p) => p.kind === kind).map((p) => ({ target: `127.0.0.1:${p.port}`, labels: { redis: p.name, exporter: hostOf(exporters[1]!) } }));
       const configFile = prometheusConfig(dir, {
         app: specs.map((s) => `127.0.0.1:${s.ports!.metrics}`),
         nginx: [hostOf(exporters[0]!)],
-        redis: exporters[1] ? [hostOf(exporters[1])] : [],
+        redis: viaExporter('redis'),
+        sentinel: viaExporter('sentinel'),
         prometheus: [`127.0.0.1:${promPort}`],
       });
       await started(prometheusSpec({ port: promPort, configFile, dataDir: path.join(dir, 'prometheus', 'data') }));

@@ -226,9 +226,14 @@ export function nginxExporterSpec(opts: { port: number; statusPort: number }): P
   return httpPart('nginx-exporter', opts.port, args, '/metrics', { url: `http://127.0.0.1:${opts.port}/metrics` });
 }
 
-export function redisExporterSpec(opts: { port: number; redisPort: number }): PartSpec {
-  const args = [`-redis.addr=redis://127.0.0.1:${opts.redisPort}`, `-web.listen-address=127.0.0.1:${opts.port}`];
-  return httpPart('redis-exporter', opts.port, args, '/metrics', { url: `http://127.0.0.1:${opts.port}/metrics` });
+/**
+ * prometheus-redis-exporter in multi-target mode: it scrapes no Redis of its own (no -redis.addr);
+ * Prometheus asks it for each Redis and Sentinel in turn (/scrape?target=redis://host:port), as the
+ * `redis` and `sentinel` jobs of infra/prometheus/prometheus.yml say.
+ */
+export function redisExporterSpec(opts: { port: number }): PartSpec {
+  const args = ['-redis.addr=', `-web.listen-address=127.0.0.1:${opts.port}`];
+  return httpPart('redis-exporter', opts.port, args, '/health', { url: `http://127.0.0.1:${opts.port}/scrape` });
 }
 
 /**

@@ -22,7 +22,7 @@ export const SERVICES = ['app', 'redis', 'nginx', 'prometheus', 'nginx-exporter'
 export const COMPOSE_ONLY_SERVICES = ['grafana', 'k6'] as const;
 
 /** Prometheus job names, identical in both paths (infra/prometheus/prometheus.yml). */
-export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', prometheus: 'prometheus' } as const;
+export const JOBS = { app: 'app', nginx: 'nginx', redis: 'redis', sentinel: 'sentinel', prometheus: 'prometheus' } as const;
 
 /**
  * Environment every node gets from the cluster, beyond NODE_ID, PORT, METRICS_PORT and

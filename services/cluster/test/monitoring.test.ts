@@ -15,11 +15,15 @@ import { Client, loginMany, startCluster } from '../../../testkit/cluster.js';
 // every panel through Prometheus's HTTP API. Each must return data, and the panels whose number
 // the run determines must show that number: nodes up 3, then 2 while one is dead, then 3 again;
 // the active sessions this test left; no session lost; no 5xx; the request rate k6 and nginx saw.
+// The store is the Sentinel topology (a primary, two replicas, three Sentinels), so that the store
+// panels (roles, replication lag, failovers, persistence, the Sentinels' view) have something to
+// show; after the load its primary is SIGKILLed, and every panel must still have data and show
+// the failover.
 let cluster: Awaited<ReturnType<typeof startCluster>>;
 let prom: string;
 const started = Date.now();
 beforeAll(async () => {
-  cluster = await startCluster({ mode: 'shared', nodes: 3, monitoring: true });
+  cluster = await startCluster({ mode: 'shared', store: 'sentinel', nodes: 3, monitoring: true });
   prom = cluster.parts.find((p) => p.kind === 'prometheus')!.url;
 });
 afterAll(async () => {
@@ -122,4 +126,43 @@ it('every panel has data after load and a failover, and the panels the run deter
     expect(n / k6Requests, who).toBeGreaterThan(0.5);
     expect(n / k6Requests, who).toBeLessThan(1.25);
   }
-}, 150_000);
+
+  // The store fails over. Before: redis-1 the primary, two replicas in sync, three Sentinels.
+  // (The store panels with every job selected: they are on the redis and sentinel jobs.)
+  const all = { variables: { job: '.+' } };
+  const roles = async () => Object.fromEntries((await panel('Role per Redis', all))[0]!.samples.map((s) => [s.labels.redis, s.value]));
+  const byRole = async () => Promise.all(['A', 'B', 'C'].map((ref) => value('Redis servers by role', ref, all)));
+  expect(await roles()).toEqual({ 'redis-1': 1, 'redis-2': 0, 'redis-3': 0 });
+  expect(await byRole()).toEqual([1, 2, 0]);
+  expect(await value('Primaries lost or demoted in range', 'A', all)).toBe(0);
+  await kill('redis-primary', { dir: cluster.dir });
+  const primaryKilled = Date.now();
+  await waitFor(
+    'Role per Redis to show redis-1 down and a replica promoted',
+    async () => {
+      const r = await roles();
+      return r['redis-1'] === -1 && r['redis-2']! + r['redis-3']! === 1;
+    },
+    30_000,
+    500,
+  );
+  console.log(`monitoring: Role per Redis showed the failover ${Date.now() - primaryKilled} ms after the primary kill`);
+  expect(await byRole()).toEqual([1, 1, 1]);
+  await start('redis-1', { dir: cluster.dir });
+  await waitFor('redis-1 to show as a replica of the new primary', async () => (await roles())['redis-1'] === 0, 30_000, 500);
+  const promoted = Object.entries(await roles()).find(([, v]) => v === 1)![0];
+  const promotedAddress = `127.0.0.1:${cluster.parts.find((p) => p.name === promoted)!.port}`;
+  await waitFor('the Sentinels to see two replicas of the new primary', async () => (await value('Sentinels: the primary they agree on', 'B', all)) === 2, 30_000, 500);
+  expect(await byRole()).toEqual([1, 2, 0]);
+  expect(await value('Primaries lost or demoted in range', 'A', all)).toBe(1);
+  expect(await value('Persistence errors', 'A', all)).toBe(0);
+  const sentinels = (await panel('Sentinels: the primary they agree on', all)).find((r) => r.refId === 'A')!.samples;
+  expect(sentinels.map((s) => [s.labels.master_address, s.value])).toEqual([[promotedAddress, 3]]);
+  const lag = (await panel('Replication lag (bytes behind the primary)', all))[0]!.samples;
+  expect(lag.map((s) => s.labels.redis).sort()).toEqual([promoted, promoted]);
+  expect(Object.values(Object.fromEntries((await panel('Persistence per Redis', all))[0]!.samples.map((s) => [s.labels.redis, s.value])))).toEqual([1, 1, 1]);
+
+  // And after it, still every panel has data.
+  const after = await evaluatePanels(prom, { skipK6: false });
+  expect(after.filter((r) => r.error || r.series === 0).map((r) => `${r.dashboard} / ${r.panel}: ${r.error ?? 'no series'} — ${r.expr}`)).toEqual([]);
+}, 210_000);
