@@ -112,7 +112,7 @@ beforeAll(async () => {
   for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${nginxPort}/lb/healthz`).then((r) => r.text());
   await waitFor(
     'rate() over nginx and redis counters',
-    async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total[30s]))')) === 2,
+    async () => (await scalar('count(rate(nginx_http_requests_total[30s])) + count(rate(redis_commands_processed_total{job="redis"}[30s]))')) === 3,
     30_000,
     500,
   );
