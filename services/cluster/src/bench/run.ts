@@ -23,13 +23,24 @@ const MODE_CONFIGS = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
 type ModeConfig = (typeof MODE_CONFIGS)[number];
 
 /**
- * One optimisation each, switched off on an otherwise identical shared cluster, measured in the
- * same interleaved rounds as everything else: the A/B rows of docs/benchmarks.md (what it buys).
+ * Shared-mode clusters beside the modes, each differing from one of them in one thing: a setting,
+ * or the store's topology. Measured in the same interleaved rounds as everything else.
  */
-export const AB = {
-  'shared-no-pipelining': { optimisation: 'ioredis auto-pipelining', env: { REDIS_AUTO_PIPELINING: 'false' } },
+export const VARIANTS = {
+  'shared-no-pipelining': { store: 'single', env: { REDIS_AUTO_PIPELINING: 'false' } },
+  'shared-sentinel': { store: 'sentinel', env: {} },
+  'shared-sentinel-wait': { store: 'sentinel', env: { REDIS_WAIT_REPLICAS: '1' } },
 } as const;
-type AbConfig = keyof typeof AB;
+type AbConfig = keyof typeof VARIANTS;
+
+/**
+ * The A/B rows of docs/benchmarks.md: what one change buys or costs, as two clusters identical but
+ * for it (`on` has it, `off` has not). `me` writes the session (its counter), `read` does not.
+ */
+export const AB: ReadonlyArray<{ change: string; on: ConfigName; off: ConfigName }> = [
+  { change: 'ioredis auto-pipelining', on: 'shared', off: 'shared-no-pipelining' },
+  { change: 'WAIT for 1 replica after each session write (`REDIS_WAIT_REPLICAS=1`, Sentinel store)', on: 'shared-sentinel-wait', off: 'shared-sentinel' },
+];
 export type Operation = 'read' | 'me' | 'login';
 
 export interface Result {
@@ -123,18 +134,27 @@ function processClasses(t: Target): Record<CpuClass, number[]> {
 }
 type CpuClass = 'node' | 'nginx' | 'redis';
 
-async function startTarget(name: string, nodes: number, mode: ModeConfig, profile: 'tuned' | 'textbook', work: string, env: Record<string, string> = {}): Promise<Target> {
+async function startTarget(
+  name: string,
+  nodes: number,
+  mode: ModeConfig,
+  profile: 'tuned' | 'textbook',
+  work: string,
+  env: Record<string, string> = {},
+  store: 'single' | 'sentinel' = 'single',
+): Promise<Target> {
   const dir = path.join(work, name);
   const state = await up({
     dir,
     nodes,
     mode,
+    store,
     port: await freePort(),
     monitoring: false,
     demoUsers: USERS,
     nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000', ...env },
   });
-  const redisPart = state.parts.find((p) => p.kind === 'redis');
+  const redisPart = state.parts.find((p) => p.kind === 'redis'); // with Sentinel: redis-1, the primary (no fault during a bench)
   const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
   // Log in SESSIONS users through nginx; keep each one's cookies (the session, and in sticky mode the route).
   const lines: string[] = [];
@@ -235,7 +255,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     for (const mode of MODE_CONFIGS.filter((m) => m !== 'shared')) targets[mode] = await startTarget(mode, 3, mode, 'tuned', work);
     targets.shared1 = await startTarget('shared-1', 1, 'shared', 'tuned', work);
     targets.shared2 = await startTarget('shared-2', 2, 'shared', 'tuned', work);
-    for (const [name, ab] of Object.entries(AB)) targets[name] = await startTarget(name, 3, 'shared', 'tuned', work, ab.env);
+    for (const [name, v] of Object.entries(VARIANTS)) targets[name] = await startTarget(name, 3, 'shared', 'tuned', work, v.env, v.store);
 
     const matrix: Array<{ config: ConfigName; operation: Operation; target: Target; run: () => Promise<WrkResult> }> = [];
     const readOps: Array<[Operation, string]> = [
@@ -249,7 +269,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', config === 'jwt' ? '/api/me' : p) });
       matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
     }
-    for (const config of Object.keys(AB) as AbConfig[]) {
+    for (const config of Object.keys(VARIANTS) as AbConfig[]) {
       const t = targets[config]!;
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
     }
@@ -435,4 +455,4 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   }
 }
 
-const order = (c: ConfigName) => ['limit', 'textbook', ...MODE_CONFIGS, ...Object.keys(AB)].indexOf(c);
+const order = (c: ConfigName) => ['limit', 'textbook', ...MODE_CONFIGS, ...Object.keys(VARIANTS)].indexOf(c);
