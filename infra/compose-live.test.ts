@@ -34,6 +34,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ENGINE = path.join(ROOT, 'infra/docker/engine.sh');
 const STANDINS = path.join(ROOT, 'infra/docker/standins.sh');
 const NO_GRAFANA = 'infra/docker/compose.no-grafana.yml';
+const SENTINEL = 'docker-compose.sentinel.yml';
 const SECRET = path.join(ROOT, 'infra/secrets/session_secrets');
 const PROJECT = 'session-cluster';
 const APP_IMAGE = 'session-cluster-app:local';
@@ -49,6 +50,8 @@ let dockerHost = process.env.COMPOSE_TEST_DOCKER_HOST ?? '';
 let ownEngine = false;
 let createdSecret = false;
 const composeFiles = ['-f', 'docker-compose.yml'];
+/** Layered over the others by a describe block (the Sentinel topology), and removed after it. */
+let extraComposeFiles: string[] = [];
 const ports = { lb: 0, prometheus: 0, grafana: 0 };
 let lb = '';
 let prom = '';
@@ -99,7 +102,7 @@ function must(r: Run, what: string): string {
 
 const docker = (args: string[], timeoutMs?: number) => run('docker', args, { timeoutMs });
 const compose = (args: string[], vars: Record<string, string> = {}, timeoutMs?: number) =>
-  run('docker', ['compose', ...composeFiles, ...args], { env: composeVars(vars), timeoutMs });
+  run('docker', ['compose', ...composeFiles, ...extraComposeFiles, ...args], { env: composeVars(vars), timeoutMs });
 
 /** `docker compose ps --format json`: one object per line (compose >= 2.21) or one array. */
 function ps(vars: Record<string, string> = {}, all = false): Array<{ Name: string; Service: string; State: string; Health: string }> {
@@ -567,6 +570,85 @@ describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
       expect(servedBy(again)).not.toBe(victim);
     },
     3 * MIN,
+  );
+
+  it(
+    'docker compose down -v leaves nothing behind',
+    () => {
+      downAndCheck(vars);
+    },
+    3 * MIN,
+  );
+});
+
+// =============================================================================================
+describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-compose.sentinel.yml up', () => {
+  const vars = {};
+  const redisRole = (container: string) => must(docker(['exec', container, 'redis-cli', 'role']), `redis-cli role in ${container}`).split('\n')[0]!.trim();
+
+  beforeAll(async () => {
+    await newPorts();
+    extraComposeFiles = ['-f', SENTINEL];
+    must(compose(['up', '-d', '--build', '--wait', '--wait-timeout', '240'], vars, 8 * MIN), 'docker compose -f docker-compose.yml -f docker-compose.sentinel.yml up');
+  }, 10 * MIN);
+  afterAll(() => {
+    extraComposeFiles = [];
+  });
+
+  it(
+    'fails the primary over to a replica: sessions keep their state, writes resume within seconds, the old primary returns as a replica',
+    async () => {
+      expectAllHealthy(vars, [...services, 'redis-replica', 'sentinel']);
+      const primary = `${PROJECT}-redis-1`;
+      expect(redisRole(primary)).toBe('master');
+      for (const i of [1, 2]) expect(redisRole(`${PROJECT}-redis-replica-${i}`)).toBe('slave');
+      // Prometheus sees each Redis and each Sentinel by name, through the one exporter.
+      await until(
+        'Prometheus to scrape 3 Redis (1 primary) and 3 Sentinels',
+        60_000,
+        async () => ((await query('count(redis_instance_info{job="redis"})'))[0]?.value[1] === '3' && (await query('count(redis_sentinel_masters{job="sentinel"})'))[0]?.value[1] === '3') || undefined,
+      );
+      const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => loginAs(i + 1)));
+      const counts = await Promise.all(clients.map(async (c) => (await c.get('/api/me')).body.requests as number));
+      await sleep(1500); // replicated and on disk
+
+      must(docker(['kill', primary]), `docker kill ${primary}`);
+      const killed = Date.now();
+      // Writes (each GET /api/me counts) answer 503 + Retry-After until a replica is promoted, never 401.
+      await until(
+        'every session writing again after the failover',
+        60_000,
+        async () => {
+          const rs = await Promise.all(clients.map((c) => c.get('/api/me')));
+          for (const r of rs) expect([200, 503], JSON.stringify(r.body)).toContain(r.status);
+          return rs.every((r) => r.status === 200) || undefined;
+        },
+        200,
+      );
+      const resumedS = (Date.now() - killed) / 1000;
+      console.log(`compose sentinel: writes resumed ${resumedS.toFixed(1)} s after docker kill of the primary`);
+      expect(resumedS).toBeLessThan(30);
+      for (const [i, c] of clients.entries()) {
+        const r = await c.get('/api/me');
+        expect(r.status).toBe(200);
+        expect(r.body.requests, `user${i + 1}'s counter kept through the failover`).toBeGreaterThan(counts[i]!);
+      }
+      const promoted = [1, 2].map((i) => `${PROJECT}-redis-replica-${i}`).filter((c) => redisRole(c) === 'master');
+      expect(promoted).toHaveLength(1);
+
+      must(docker(['start', primary]), `docker start ${primary}`);
+      await until('the old primary to rejoin as a replica', 60_000, () => redisRole(primary) === 'slave' || undefined);
+      await until(
+        'the dashboards to show one primary, two replicas and the failover',
+        60_000,
+        async () => {
+          const roles = await query('max by (redis, role) (redis_instance_info{job="redis"})');
+          const primaries = roles.filter((r) => r.metric.role === 'master').map((r) => r.metric.redis);
+          return (primaries.length === 1 && primaries[0] === promoted[0] && roles.filter((r) => r.metric.role === 'slave').length === 2) || undefined;
+        },
+      );
+    },
+    5 * MIN,
   );
 
   it(

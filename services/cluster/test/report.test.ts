@@ -248,6 +248,7 @@ describe('analysis', () => {
       fault: 'node-kill',
       store: 'single',
       redisPersistence: 'aof',
+      nodeSettings: {},
       label: 'shared',
       nodes: 2,
       vus: 4,

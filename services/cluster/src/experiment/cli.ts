@@ -5,13 +5,14 @@ import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
+import { settingsFromFlags } from '../lib/node-settings.js';
 import { k6Version, resolveK6 } from './k6.js';
 import { machine, type Summary, spreadOf, summarizeRun, textTable, writeReport } from './report.js';
 import { Aborted, type RunOutcome, runFailover } from './run.js';
 
 /**
  * npm run experiment -- failover [--mode shared|sticky|database|cookie|jwt|both|all] [--nodes 3] [--duration 60s]
- *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--monitoring] [--repeat N]
+ *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--env KEY=VALUE]… [--monitoring] [--repeat N]
  *
  * Exit codes (lib/cli.ts, the same for every tool): 0 every claim held; 1 a claim did not hold or
  * the experiment could not run; 2 a usage error; 130 interrupted.
@@ -22,7 +23,7 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
                               node-term (SIGTERM: it drains), redis-restart (SIGKILL Redis, start it
                               again after --restart-after), redis-primary-kill (SIGKILL the Sentinel
-                              primary; needs --store sentinel or redis-cluster). Store faults run in shared mode.
+                              primary; needs --store sentinel). Store faults run in shared mode.
   --store single|sentinel|redis-cluster   shared mode's store topology (default single)
   --redis-persistence aof|off Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
@@ -31,6 +32,8 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --restart-after 10s         start it again this long after the kill ("never" or 0: stays down)
   --vus 20                    k6 virtual users: one user and one session each
   --kill-node busiest         which node: busiest (sticky: most sessions; shared: most requests) or app-N
+  --env KEY=VALUE             a node setting for every node (repeatable; as \`cluster up --env\`),
+                              e.g. --env REDIS_WAIT_REPLICAS=1; recorded in summary.json
   --monitoring                also start Prometheus and push k6's metrics to it (remote write)
   --repeat N                  run each mode N times, interleaved (shared, sticky, shared, ...), and
                               report each figure's spread (lowest-highest) per mode (default 1)
@@ -51,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
     vus: { type: 'string' },
     'kill-node': { type: 'string', default: 'busiest' },
     monitoring: { type: 'boolean', default: false },
+    env: { type: 'string', multiple: true },
     out: { type: 'string' },
     repeat: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -83,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
   if (durationS < 5) throw new UsageError('--duration must be at least 5s');
   const killNode = values['kill-node']!;
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
+  const nodeSettings = settingsFromFlags((values.env as string[] | undefined) ?? []);
   const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
   // Say what the run will and will not do before spending minutes on it.
   if (killAtS >= durationS)
@@ -130,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
           outDir,
           k6,
           monitoring: values.monitoring!,
+          nodeSettings,
           say,
           signal: controller.signal,
         }),

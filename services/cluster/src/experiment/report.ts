@@ -23,6 +23,8 @@ export interface RunSummary extends JudgeInput {
   /** The store under the run (shared mode: single Redis or Sentinel) and Redis persistence (null without Redis). */
   store: string;
   redisPersistence: string | null;
+  /** Node settings given with --env (e.g. REDIS_WAIT_REPLICAS=1). */
+  nodeSettings: Record<string, string>;
   /** Lost between the kill and the restarted node's readiness (or the end), and after that. */
   sessionsLostDuringOutage: number;
   sessionsLostAfterRestart: number;
@@ -144,6 +146,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     fault: r.fault,
     store: r.store,
     redisPersistence: r.redisPersistence,
+    nodeSettings: r.nodeSettings,
     writeOutageS,
     acknowledgedWritesLost: count('acknowledged_writes_lost'),
     label: r.label,
@@ -220,7 +223,9 @@ const yesNo = (v: boolean | null) => (v === null ? '?' : v ? 'yes' : 'no');
 function row(r: RunSummary): string[] {
   return [
     r.label,
-    `${r.fault}${r.fault?.startsWith('redis') ? ` (${r.store}, ${r.redisPersistence})` : ''}`,
+    `${r.fault}${r.fault?.startsWith('redis') ? ` (${r.store}, ${r.redisPersistence})` : ''}${Object.entries(r.nodeSettings ?? {})
+      .map(([k, v]) => ` ${k}=${v}`)
+      .join('')}`,
     String(r.nodes),
     String(r.vus),
     String(r.requests),

@@ -34,6 +34,8 @@ export interface FailoverOptions {
   k6: string;
   /** Also start Prometheus and push k6's metrics to it (experimental-prometheus-rw). */
   monitoring: boolean;
+  /** Node settings from --env (e.g. REDIS_WAIT_REPLICAS=1), on every node. */
+  nodeSettings?: Record<string, string>;
   say: (line: string) => void;
   signal: AbortSignal;
 }
@@ -49,6 +51,8 @@ export interface RunOutcome {
   fault: Fault;
   store: Store;
   redisPersistence: RedisPersistence | null;
+  /** The node settings given with --env ({} if none). */
+  nodeSettings: Record<string, string>;
   /** mode, or mode-N when runs repeat (file names). */
   label: string;
   nodes: number;
@@ -157,7 +161,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       monitoring: o.monitoring,
       demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
       // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
-      nodeEnv: { LOG_LEVEL: 'info' },
+      nodeEnv: { LOG_LEVEL: 'info', ...o.nodeSettings },
       ...(o.store && { store: o.store }),
       ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
     });
@@ -285,6 +289,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     fault,
     store: o.store ?? 'single',
     redisPersistence: o.mode === 'shared' || o.mode === 'jwt' ? (o.redisPersistence ?? 'aof') : null,
+    nodeSettings: o.nodeSettings ?? {},
     label,
     nodes: o.nodes,
     vus: o.vus,
