@@ -47,6 +47,8 @@ describe('usage errors: exit 2, naming the option, nothing started', () => {
     ['experiment', ['failover', '--vus', '0'], /--vus must be a whole number from 1 to 10000, got "0"/],
     ['experiment', ['failover', '--bogus'], /Unknown option '--bogus'/],
     ['experiment', ['chaos'], /unknown experiment "chaos"/],
+    ['experiment', ['failover', '--env', 'REDIS_WAIT_REPLICA=1'], /--env REDIS_WAIT_REPLICA: not a node setting/],
+    ['experiment', ['failover', '--env', 'REDIS_WAIT_REPLICAS'], /--env takes KEY=VALUE, got "REDIS_WAIT_REPLICAS"/],
     ['bench', ['--seconds', '1.5s'], /--seconds must be a duration/],
     ['bench', ['--rounds', '0'], /--rounds must be a whole number from 1 to 100, got "0"/],
     ['bench', ['--bogus'], /Unknown option '--bogus'/],
