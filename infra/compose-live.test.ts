@@ -584,7 +584,10 @@ describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
 // =============================================================================================
 describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-compose.sentinel.yml up', () => {
   const vars = {};
-  const redisRole = (container: string) => must(docker(['exec', container, 'redis-cli', 'role']), `redis-cli role in ${container}`).split('\n')[0]!.trim();
+  const redisRole = (container: string) =>
+    must(docker(['exec', container, 'redis-cli', 'role']), `redis-cli role in ${container}`)
+      .split('\n')[0]!
+      .trim();
 
   beforeAll(async () => {
     await newPorts();
@@ -606,7 +609,9 @@ describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-com
       await until(
         'Prometheus to scrape 3 Redis (1 primary) and 3 Sentinels',
         60_000,
-        async () => ((await query('count(redis_instance_info{job="redis"})'))[0]?.value[1] === '3' && (await query('count(redis_sentinel_masters{job="sentinel"})'))[0]?.value[1] === '3') || undefined,
+        async () =>
+          ((await query('count(redis_instance_info{job="redis"})'))[0]?.value[1] === '3' && (await query('count(redis_sentinel_masters{job="sentinel"})'))[0]?.value[1] === '3') ||
+          undefined,
       );
       const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => loginAs(i + 1)));
       const counts = await Promise.all(clients.map(async (c) => (await c.get('/api/me')).body.requests as number));
@@ -638,15 +643,11 @@ describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-com
 
       must(docker(['start', primary]), `docker start ${primary}`);
       await until('the old primary to rejoin as a replica', 60_000, () => redisRole(primary) === 'slave' || undefined);
-      await until(
-        'the dashboards to show one primary, two replicas and the failover',
-        60_000,
-        async () => {
-          const roles = await query('max by (redis, role) (redis_instance_info{job="redis"})');
-          const primaries = roles.filter((r) => r.metric.role === 'master').map((r) => r.metric.redis);
-          return (primaries.length === 1 && primaries[0] === promoted[0] && roles.filter((r) => r.metric.role === 'slave').length === 2) || undefined;
-        },
-      );
+      await until('the dashboards to show one primary, two replicas and the failover', 60_000, async () => {
+        const roles = await query('max by (redis, role) (redis_instance_info{job="redis"})');
+        const primaries = roles.filter((r) => r.metric.role === 'master').map((r) => r.metric.redis);
+        return (primaries.length === 1 && primaries[0] === promoted[0] && roles.filter((r) => r.metric.role === 'slave').length === 2) || undefined;
+      });
     },
     5 * MIN,
   );
