@@ -281,7 +281,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
       await Promise.all(exporters.map(started));
       const promPort = await freePort();
       const hostOf = (s: { url: string }) => new URL(s.url).host;
-      // One exporter, every Redis and Sentinel its own target (prometheus.yml: the `redis` job).
+      // One exporter, every Redis and Sentinel its own target (prometheus.yml: the `redis` and `sentinel` jobs).
       const viaExporter = (kind: PartKind) =>
         stores.filter((p) => p.kind === kind).map((p) => ({ target: `127.0.0.1:${p.port}`, labels: { redis: p.name, exporter: hostOf(exporters[1]!) } }));
       const configFile = prometheusConfig(dir, {

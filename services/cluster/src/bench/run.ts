@@ -17,7 +17,7 @@ import { runWrk, requireWrk, type WrkResult } from './wrk.js';
  * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
  * figure is the median over the rounds.
  */
-export type ConfigName = 'limit' | 'textbook' | ModeConfig | AbConfig;
+export type ConfigName = 'limit' | 'textbook' | ModeConfig | VariantConfig;
 /** Every session mode, on the same nodes, the same wrk settings, in the same rounds. */
 const MODE_CONFIGS = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
 type ModeConfig = (typeof MODE_CONFIGS)[number];
@@ -31,7 +31,7 @@ export const VARIANTS = {
   'shared-sentinel': { store: 'sentinel', env: {} },
   'shared-sentinel-wait': { store: 'sentinel', env: { REDIS_WAIT_REPLICAS: '1' } },
 } as const;
-type AbConfig = keyof typeof VARIANTS;
+type VariantConfig = keyof typeof VARIANTS;
 
 /**
  * The A/B rows of docs/benchmarks.md: what one change buys or costs, as two clusters identical but
@@ -269,7 +269,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', config === 'jwt' ? '/api/me' : p) });
       matrix.push({ config, operation: 'login', target: t, run: () => wrk(t, 'login') });
     }
-    for (const config of Object.keys(VARIANTS) as AbConfig[]) {
+    for (const config of Object.keys(VARIANTS) as VariantConfig[]) {
       const t = targets[config]!;
       for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrk(t, 'get', p) });
     }
