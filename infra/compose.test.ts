@@ -618,3 +618,53 @@ describe('infra/secrets/init.sh', () => {
     }
   });
 });
+
+describe('docker-compose.sentinel.yml, merged over docker-compose.yml as compose merges it', () => {
+  // `docker compose config` does the merge (no engine needed): what compose itself will run.
+  let merged: Doc;
+  beforeAll(() => {
+    const r = spawnSync('docker', ['compose', '-f', 'docker-compose.yml', '-f', 'docker-compose.sentinel.yml', 'config', '--format', 'json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' },
+    });
+    if (r.error || r.status !== 0) {
+      throw new Error(`docker compose config failed (scripts/setup.sh installs the docker CLI and builds the compose plugin): ${r.error?.message ?? r.stderr}`);
+    }
+    merged = JSON.parse(r.stdout) as Doc;
+  });
+  const sentinelConf = () => (merged.services.sentinel.entrypoint as string[]).join(' ');
+  const scaleOf = (service: string) => Number(merged.services[service].scale ?? merged.services[service].deploy?.replicas ?? 1);
+
+  it('adds two replicas of `redis` and three Sentinels watching it, with the local runner’s timings', () => {
+    expect(scaleOf('redis-replica')).toBe(2);
+    expect(scaleOf('sentinel')).toBe(3);
+    const replica = merged.services['redis-replica'].command as string[];
+    expect(replica.slice(replica.indexOf('--replicaof'), replica.indexOf('--replicaof') + 3)).toEqual(['--replicaof', 'redis', String(CONTAINER_PORTS.redis)]);
+    for (const cmd of [replica, merged.services.redis.command as string[]]) expect(cmd[cmd.indexOf('--appendonly') + 1]).toBe('yes');
+    const quorum = Number(/sentinel monitor sessions redis 6379 (\d+)/.exec(sentinelConf())?.[1]);
+    // A majority of the Sentinels must agree before a failover, and a majority can still be reached with one down.
+    expect(quorum).toBeGreaterThan(scaleOf('sentinel') / 2);
+    expect(quorum).toBeLessThan(scaleOf('sentinel'));
+    expect(sentinelConf()).toContain('sentinel resolve-hostnames yes');
+    expect(sentinelConf()).toContain('sentinel down-after-milliseconds sessions 1000');
+    expect(sentinelConf()).toContain('sentinel failover-timeout sessions 5000');
+  });
+
+  it('points the nodes at the Sentinels, by the name the Sentinels monitor, and starts them once the Sentinels are healthy', () => {
+    const app = merged.services.app;
+    expect(app.environment.REDIS_SENTINELS).toBe('sentinel:26379');
+    expect(sentinelConf()).toContain(`sentinel monitor ${app.environment.REDIS_SENTINEL_NAME} redis`);
+    expect(app.depends_on.sentinel.condition).toBe('service_healthy');
+    expect(merged.services['redis-replica'].depends_on.redis.condition).toBe('service_healthy');
+    expect(merged.services.sentinel.depends_on['redis-replica'].condition).toBe('service_healthy');
+    for (const s of ['redis-replica', 'sentinel']) expect(merged.services[s].healthcheck?.test, s).toBeDefined();
+  });
+
+  it('has Prometheus scrape every Redis and every Sentinel by container name (as many as the services scale to)', () => {
+    const env = merged.services.prometheus.environment as Record<string, string>;
+    const name = merged.name as string;
+    expect(env.REDIS_TARGETS!.split(/\s+/)).toEqual(['redis:6379', ...Array.from({ length: scaleOf('redis-replica') }, (_, i) => `${name}-redis-replica-${i + 1}:6379`)]);
+    expect(env.SENTINEL_TARGETS!.split(/\s+/)).toEqual(Array.from({ length: scaleOf('sentinel') }, (_, i) => `${name}-sentinel-${i + 1}:26379`));
+  });
+});
