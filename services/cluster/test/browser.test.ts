@@ -74,7 +74,14 @@ async function logIn(page: Page, username: string, password: string, submit: 'cl
   await page.getByLabel('Password', { exact: true }).fill(password);
   if (submit === 'enter') await page.getByLabel('Password', { exact: true }).press('Enter');
   else await page.getByRole('button', { name: 'Log in', exact: true }).click();
-  await page.getByTestId('session').waitFor({ state: 'visible' });
+  // A login is a scrypt hash: on two cores shared with the rest of the suite it can take seconds.
+  // If the page shows an error instead, that is the failure to report.
+  await page
+    .getByTestId('session')
+    .waitFor({ state: 'visible', timeout: 30_000 })
+    .catch(async (err: Error) => {
+      throw new Error(`login as ${username} did not show the session; the page's alert: "${await text(page, 'alert')}" (${err.message})`);
+    });
   await expect.poll(() => page.getByTestId('user').textContent()).toBe(username);
 }
 
@@ -105,7 +112,7 @@ async function screenshot(page: Page, name: string, docsName?: string): Promise<
   }
 }
 
-describe('the demo page in a browser', () => {
+describe('the demo page in a browser', { timeout: 60_000 }, () => {
   it('shared mode: requests spread over nodes, and the session and cart survive killing the serving node', async () => {
     const { page, errors } = await openPage(shared.url);
     await logIn(page, 'alice', 'alice-password');
@@ -197,7 +204,7 @@ describe('the demo page in a browser', () => {
   });
 });
 
-describe('the demo page in the other modes', () => {
+describe('the demo page in the other modes', { timeout: 60_000 }, () => {
   // One small cluster per mode, started in its test: the same page, the same steps.
   it.each(['database', 'cookie', 'jwt'] as const)(
     '%s mode: the page shows the mode, works through a node kill, and keeps the credential where the mode says',
