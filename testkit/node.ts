@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp, type AppHandle } from '../services/app/src/app.js';
 import { parseConfig, type Config } from '../services/app/src/config.js';
@@ -39,7 +40,7 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
   const logger = pino({ level: 'silent' });
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
   const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
-  if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => redis.sessions.status === 'ready' && redis.aux.status === 'ready', 5000, 20);
+  if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => Object.values(redis).every((c: Redis) => c.status === 'ready'), 5000, 20);
   const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
   const handle = createApp(config, { redis, pg, users: testUsers(), logger, metrics });
   const server = http.createServer(handle.app);
@@ -61,7 +62,7 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
         await new Promise<void>((r) => s.close(() => r()));
       }
       handle.close();
-      if (redis) await Promise.allSettled([redis.sessions.quit(), redis.aux.quit()]);
+      if (redis) await Promise.allSettled(Object.values(redis).map((c: Redis) => c.quit()));
       await pg?.end().catch(() => {});
     },
   };

@@ -10,6 +10,8 @@ import { retrying } from './ports.js';
 export interface TestRedis {
   port: number;
   url: string;
+  /** The server's process id (of the current process, after a restart). */
+  readonly pid: number;
   /** SIGKILL: the server dies as in a crash. */
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: no persistence). */
@@ -25,6 +27,9 @@ export async function startTestRedis(): Promise<TestRedis> {
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
+    get pid() {
+      return part.pid;
+    },
     async kill() {
       signal(part.pid, 'SIGKILL');
       await waitGone(part.pid, 5_000);

@@ -91,9 +91,10 @@ export function dbOf(url: string): number {
 }
 
 /**
- * The two connections of shared mode (see session/layer.ts): sessions in the URL's database,
- * the index and limiter in the next one. They connect in the background: until Redis answers,
- * readiness is 503 and session routes answer 503, and both recover on their own.
+ * The connections of shared mode (see session/layer.ts): sessions in the URL's database, the index
+ * and limiter in the next one, and with REDIS_WAIT_REPLICAS a third for session writes. They
+ * connect in the background: until Redis answers, readiness is 503 and session routes answer 503,
+ * and all recover on their own.
  */
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
@@ -108,6 +109,8 @@ export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logge
     : {
         sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
         aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
+        // WAIT holds its connection until a replica confirms: session writes get one of their own.
+        ...(config.redis.waitReplicas > 0 && { writes: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-writes`, db }) }),
       };
   for (const [role, client] of Object.entries(clients)) {
     if (metrics) countCommands(client, role, metrics);

@@ -40,6 +40,43 @@ it('with a replica up, every write is confirmed by it (one WAIT per write) and t
   r.disconnect();
 });
 
+it('a write waiting for its replica holds up no read on the node: the writes and their WAIT have a connection of their own (5 rounds)', async () => {
+  // A node whose WAIT lasts long enough to tell "queued behind it" (about 1 s) from "not" (ms).
+  const slow = await startNode({ REDIS_URL: primary.url, NODE_ID: 'slow', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '1000', REDIS_COMMAND_TIMEOUT_MS: '3000' });
+  const writer = new Client(slow.url);
+  expect((await writer.login('user5')).status).toBe(200);
+  const readers = await Promise.all(
+    [6, 7, 8, 9].map(async (n) => {
+      const c = new Client(slow.url);
+      expect((await c.login(`user${n}`)).status).toBe(200);
+      return c;
+    }),
+  );
+  const timed = async (p: Promise<{ status: number }>) => {
+    const t = performance.now();
+    const r = await p;
+    return { status: r.status, ms: performance.now() - t };
+  };
+  process.kill(replica.pid, 'SIGSTOP'); // the replica stops confirming: each WAIT runs to its timeout
+  try {
+    for (let round = 0; round < 5; round++) {
+      const sent = await waits(slow);
+      const write = timed(writer.get('/api/me'));
+      await waitFor('the write to be waiting for its replica', async () => (await waits(slow)) > sent, 900, 5);
+      const reads = await Promise.all(readers.map((c) => timed(c.get('/api/cart'))));
+      expect(reads.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(Math.max(...reads.map((r) => r.ms)), 'a read queued behind the WAIT').toBeLessThan(500);
+      const w = await write;
+      expect(w.status).toBe(503); // not confirmed, so not acknowledged
+      expect(w.ms).toBeGreaterThan(900);
+    }
+  } finally {
+    process.kill(replica.pid, 'SIGCONT');
+  }
+  await waitFor('the replica to confirm writes again', async () => (await writer.get('/api/me')).status === 200, 10_000, 100);
+  await slow.close();
+}, 60_000);
+
 it('with no replica confirming, a write is 503 (not acknowledged) within the wait timeout; without the knob it is acknowledged by the primary alone', async () => {
   const c = new Client(strict.url);
   expect((await c.login('user2')).status).toBe(200);
@@ -54,6 +91,10 @@ it('with no replica confirming, a write is 503 (not acknowledged) within the wai
   expect((await p.get('/api/me')).status).toBe(200);
   // Reads do not wait: an unmodified read still works on the strict node.
   expect((await c.get('/api/cart')).status).toBe(200);
+  // A logout is a write too: unconfirmed, it is not acknowledged (a failover could bring the session back).
+  const out = await c.post('/api/logout');
+  expect(out.status).toBe(503);
+  expect(out.body.error.code).toBe('STORE_UNAVAILABLE');
 });
 
 it('refuses a wait timeout that is not shorter than the command timeout, naming the variable', async () => {

@@ -19,6 +19,13 @@ export interface RedisClients {
   sessions: Redis;
   /** The per-user session index and the login limiter. */
   aux: Redis;
+  /**
+   * Only when session writes wait for replicas (REDIS_WAIT_REPLICAS): the connection that carries
+   * the session writes and their WAIT, in the sessions' database. WAIT confirms the writes of the
+   * connection it is sent on and holds that connection until the replicas answer; on a connection
+   * of their own, reads never queue behind it.
+   */
+  writes?: Redis;
 }
 
 /** What a mode may be given (each mode says which it needs; main.ts opens only those). */

@@ -52,6 +52,8 @@ interface CasRedis extends Redis {
  */
 export class SharedSessionStore extends RedisStore {
   private readonly queues = new Map<string, { tail: Promise<unknown>; latest?: string }>();
+  /** The connection session writes and deletes (and their WAIT) go on: the store's own unless durability names one. */
+  private readonly writer: Redis;
 
   constructor(
     private readonly redis: Redis,
@@ -61,13 +63,19 @@ export class SharedSessionStore extends RedisStore {
       codec: SessionCodec;
       observer: StoreObserver;
       merge: MergePolicy;
-      /** Acknowledge a write only once this many replicas have it (Redis WAIT), else 503; absent: do not wait. */
-      durability?: { replicas: number; timeoutMs: number };
+      /**
+       * Acknowledge a write or a delete only once this many replicas have it (Redis WAIT), else
+       * 503; absent: do not wait. `connection` carries the writes and their WAIT (which holds it
+       * until the replicas answer), so reads on the store's own connection never queue behind a
+       * WAIT; without one, the store's connection does.
+       */
+      durability?: { replicas: number; timeoutMs: number; connection?: Redis };
     },
   ) {
     // connect-redis's own serializer path is unused (every method that decodes is overridden here).
     super({ client: redis, prefix: opts.prefix, ttl: opts.idleTimeoutS, disableTouch: true });
-    if (!('sessionCas' in redis)) redis.defineCommand('sessionCas', { numberOfKeys: 1, lua: CAS });
+    this.writer = opts.durability?.connection ?? redis;
+    for (const client of new Set([redis, this.writer])) if (!('sessionCas' in client)) client.defineCommand('sessionCas', { numberOfKeys: 1, lua: CAS });
   }
 
   override async get(sid: string, cb?: StoreCallback<SessionData | null>): Promise<unknown> {
@@ -95,7 +103,7 @@ export class SharedSessionStore extends RedisStore {
       const base = loadedPayload(sess);
       if (base === undefined) {
         const raw = this.opts.codec.stringify(sess);
-        await this.redis.set(this.prefix + sid, raw, 'EX', ttl);
+        await this.writer.set(this.prefix + sid, raw, 'EX', ttl);
         await this.replicated();
         remember(sess, raw);
       } else {
@@ -125,7 +133,8 @@ export class SharedSessionStore extends RedisStore {
   override async destroy(sid: string, cb?: StoreCallback<null>): Promise<unknown> {
     const done = this.opts.observer.start('destroy');
     try {
-      await this.redis.del(this.prefix + sid);
+      await this.writer.del(this.prefix + sid);
+      await this.replicated(); // a logout a failover could undo is not acknowledged either
       done();
       return finish(null, null, cb);
     } catch (err) {
@@ -175,7 +184,7 @@ export class SharedSessionStore extends RedisStore {
         adopt(sess, merged, raw); // nothing changed: nothing to send
         return raw;
       }
-      const reply = await (this.redis as CasRedis).sessionCas(this.prefix + sid, expected, raw, ttl);
+      const reply = await (this.writer as CasRedis).sessionCas(this.prefix + sid, expected, raw, ttl);
       if (reply === 1) {
         await this.replicated();
         adopt(sess, merged, raw);
@@ -188,15 +197,15 @@ export class SharedSessionStore extends RedisStore {
   }
 
   /**
-   * With a durability setting: waits until enough replicas have every write of this connection
-   * (WAIT). Replication is asynchronous, so without it a primary killed right after acknowledging
+   * With a durability setting: waits until enough replicas have every write of the write
+   * connection (WAIT). Replication is asynchronous, so without it a primary killed right after acknowledging
    * a write can take the write with it; with it, a write is acknowledged only once a replica has
    * it, and answered 503 when none confirms in time (it may or may not survive: the client retries).
    */
   private async replicated(): Promise<void> {
     const d = this.opts.durability;
     if (!d || d.replicas <= 0) return;
-    const acked = await this.redis.wait(d.replicas, d.timeoutMs);
+    const acked = await this.writer.wait(d.replicas, d.timeoutMs);
     if (acked < d.replicas) throw storeUnavailable(new Error(`${acked} of ${d.replicas} replicas confirmed the write within ${d.timeoutMs} ms`));
   }
 

@@ -1,5 +1,6 @@
 import { RedisStore } from 'connect-redis';
 import type { Store } from 'express-session';
+import type { Redis } from 'ioredis';
 import type { Config } from '../../config.js';
 import { dbOf, keyCount } from '../../redis.js';
 import { type KeyLayout, sessionIdFor } from '../keys.js';
@@ -35,7 +36,8 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
     store = new RedisStore({ client: redis.sessions });
     index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
   } else {
-    const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } : undefined;
+    // The writes and their WAIT on a connection of their own (redis.ts): reads never queue behind a WAIT.
+    const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs, connection: redis.writes } : undefined;
     store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
     index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
   }
@@ -64,7 +66,7 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
     limiter: createLoginLimiter(config.loginLimits, redis.aux, layout),
     sessionIdsCarryUser: layout === 'slots',
     ready: async () => {
-      const pings = await Promise.allSettled([redis.sessions.ping(), redis.aux.ping()]);
+      const pings = await Promise.allSettled(Object.values(redis).map((c: Redis) => c.ping()));
       return pings.every((p) => p.status === 'fulfilled');
     },
     close: () => clearInterval(janitor),
