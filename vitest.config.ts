@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 const HEAVY = [
   'services/cluster/test/experiment.test.ts',
   'services/cluster/test/bench.test.ts',
+  'services/cluster/test/profile.test.ts',
   'services/cluster/test/monitoring.test.ts',
   'services/cluster/test/soak.test.ts',
   'services/cluster/test/store-sentinel.test.ts',

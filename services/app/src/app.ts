@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { requestContext } from './http/context.js';
 import { createGate } from './http/gate.js';
 import { errorHandler, notFound } from './http/errors.js';
-import { requireJsonBody } from './http/json.js';
+import { jsonBody } from './http/json.js';
 import type { Metrics } from './metrics.js';
 import { authRoutes } from './routes/auth.js';
 import { cartRoutes } from './routes/cart.js';
@@ -78,8 +78,7 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
   api.get('/ping', (_req, res) => {
     res.json({ node: config.nodeId });
   });
-  api.use(requireJsonBody);
-  api.use(express.json({ limit: '8kb', strict: true }));
+  api.use(jsonBody({ limit: '8kb' }));
   api.use(sessions.middleware);
   const can = sessions.capabilities;
   // CSRF protects ambient credentials (cookies); a bearer token is never sent by a browser on its own.

@@ -37,7 +37,7 @@ import { JOBS, nodeEnvironment } from './topology.js';
  */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_DIR = path.join(REPO_ROOT, '.run', 'cluster');
-const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
+export const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
 
 export type Mode = SessionMode;
 export const MODES: readonly Mode[] = SESSION_MODES;

@@ -68,6 +68,28 @@ describe('a corrupt compressed body is a 400 from the catalogue', () => {
   });
 });
 
+describe('the body gate: JSON or nothing', () => {
+  it('a bodiless POST (Content-Length: 0, no Content-Type) goes through; any body that is not JSON is 415; a body-less GET skips the parser', async () => {
+    const c = new Client(node.url);
+    await c.login('user4');
+    const headers = { cookie: c.cookieHeader(), 'x-csrf-token': c.csrf!, origin: node.url };
+    for (const [type, body, status] of [
+      ['text/plain', '{"sku":"a","qty":1}', 415],
+      ['application/x-www-form-urlencoded', 'sku=a&qty=1', 415],
+      [undefined, '{"sku":"a","qty":1}', 415],
+      ['application/json', '{"sku":"a","qty":1}', 201],
+    ] as const) {
+      const r = await raw(node.url, { method: 'POST', path: '/api/cart/items', headers: { ...headers, ...(type && { 'content-type': type }) }, body: Buffer.from(body) });
+      expect(r.status, `${type}`).toBe(status);
+    }
+    // Simultaneous bodiless reads on the session: each sees the line the JSON POST added.
+    const reads = await Promise.all(Array.from({ length: 10 }, () => c.get('/api/cart')));
+    expect(reads.map((r) => r.body.count)).toEqual(Array(10).fill(1));
+    const out = await raw(node.url, { method: 'POST', path: '/api/logout', headers: { ...headers, 'content-length': '0' } });
+    expect(out.status).toBe(200);
+  });
+});
+
 describe('same-origin check compares the scheme too', () => {
   it('an https Origin against an http request (and the reverse mismatch of host or port) is cross-site', async () => {
     const host = new URL(node.url).host;

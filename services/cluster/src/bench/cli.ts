@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
+import { profileMarkdown, runProfile } from './profile.js';
 import { markdown, table } from './report.js';
 import { runBench } from './run.js';
 
@@ -9,6 +10,8 @@ import { runBench } from './run.js';
  * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--connections 32] [--stored 1000,100000,1000000]
  *   [--memory-sessions 100000] [--no-doc]
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
+ * npm run bench -- --profile [--rounds 3] [--seconds 10] [--connections 8]: where a read's CPU goes (profile.ts),
+ * into docs/profile.md.
  * Exit codes (lib/cli.ts, the same for every tool): 0 done, 1 failed, 2 usage error.
  */
 const USAGE = `usage: npm run bench [-- options]
@@ -18,7 +21,10 @@ const USAGE = `usage: npm run bench [-- options]
   --connections 32 --threads 2
   --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)
   --memory-sessions 100000    sessions written for the bytes-per-session measurement
-  --no-doc                    do not rewrite docs/benchmarks.md`;
+  --no-doc                    do not rewrite docs/benchmarks.md (or docs/profile.md)
+  --profile                   instead: one node under node --cpu-prof, a read against the limit,
+                              self time by package per request (--rounds 3, --seconds 10s,
+                              --connections 8 by default), into docs/profile.md`;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -37,10 +43,12 @@ async function main(argv: string[]): Promise<number> {
     stored: { type: 'string', default: '1000,100000,1000000' },
     'memory-sessions': { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.profile) return profile(values);
   const report = await runBench({
     rounds: intOption('rounds', values.rounds, 3, 1, 100),
     seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
@@ -50,14 +58,29 @@ async function main(argv: string[]): Promise<number> {
     storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
     onProgress: log,
   });
-  if (!values['no-doc']) {
-    const doc = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-    fs.mkdirSync(path.dirname(doc), { recursive: true });
-    fs.writeFileSync(doc, markdown(report));
-    log(`wrote ${path.relative(REPO_ROOT, doc)}`);
-  }
+  if (!values['no-doc']) writeDoc('benchmarks.md', markdown(report));
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${table(report)}\n`);
   return EXIT.ok;
+}
+
+async function profile(values: { json?: boolean; rounds?: string; seconds?: string; connections?: string; 'no-doc'?: boolean }): Promise<number> {
+  const report = await runProfile({
+    rounds: intOption('rounds', values.rounds, 3, 1, 100),
+    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '10s')),
+    connections: intOption('connections', values.connections, 8, 1, 10_000),
+    onProgress: log,
+  });
+  const doc = profileMarkdown(report);
+  if (!values['no-doc']) writeDoc('profile.md', doc);
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : doc);
+  return EXIT.ok;
+}
+
+function writeDoc(name: string, text: string): void {
+  const doc = path.join(REPO_ROOT, 'docs', name);
+  fs.mkdirSync(path.dirname(doc), { recursive: true });
+  fs.writeFileSync(doc, text);
+  log(`wrote ${path.relative(REPO_ROOT, doc)}`);
 }
 
 runCli('bench', USAGE, () => main(process.argv.slice(2)));
