@@ -49,6 +49,13 @@ describe('usage errors: exit 2, naming the option, nothing started', () => {
     ['experiment', ['chaos'], /unknown experiment "chaos"/],
     ['experiment', ['failover', '--env', 'REDIS_WAIT_REPLICA=1'], /--env REDIS_WAIT_REPLICA: not a node setting/],
     ['experiment', ['failover', '--env', 'REDIS_WAIT_REPLICAS'], /--env takes KEY=VALUE, got "REDIS_WAIT_REPLICAS"/],
+    [
+      'experiment',
+      ['failover', '--fault', 'redis-restart', '--store', 'sentinel'],
+      /--fault redis-restart is the single Redis's fault; with --store sentinel use --fault redis-primary-kill/,
+    ],
+    ['experiment', ['failover', '--fault', 'redis-primary-kill'], /--fault redis-primary-kill needs --store sentinel or redis-cluster/],
+    ['bench', ['--profile', '--rounds', 'x'], /--rounds must be a whole number from 1 to 100, got "x"/],
     ['bench', ['--seconds', '1.5s'], /--seconds must be a duration/],
     ['bench', ['--rounds', '0'], /--rounds must be a whole number from 1 to 100, got "0"/],
     ['bench', ['--bogus'], /Unknown option '--bogus'/],

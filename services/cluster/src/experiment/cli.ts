@@ -22,8 +22,9 @@ const USAGE = `usage: npm run experiment -- failover [options]
                               the default) or all (the five): run one after the other
   --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
                               node-term (SIGTERM: it drains), redis-restart (SIGKILL Redis, start it
-                              again after --restart-after), redis-primary-kill (SIGKILL the Sentinel
-                              primary; needs --store sentinel). Store faults run in shared mode.
+                              again after --restart-after; --store single), redis-primary-kill
+                              (SIGKILL a primary: Sentinel's, or one of a Redis Cluster's three;
+                              --store sentinel or redis-cluster). Store faults run in shared mode.
   --store single|sentinel|redis-cluster   shared mode's store topology (default single)
   --redis-persistence aof|off Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
@@ -65,8 +66,10 @@ async function main(argv: string[]): Promise<number> {
   const fault = choiceOption<Fault>('fault', values.fault, ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'], 'node-kill');
   const store = choiceOption<Store>('store', values.store, STORES, 'single');
   const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], ['aof', 'off'], 'aof');
-  if (fault === 'redis-primary-kill' && store !== 'sentinel')
-    throw new UsageError('--fault redis-primary-kill needs --store sentinel (a single Redis has no primary to fail over from)');
+  if (fault === 'redis-primary-kill' && store === 'single')
+    throw new UsageError('--fault redis-primary-kill needs --store sentinel or redis-cluster (a single Redis has no replica to fail over to; its fault is redis-restart)');
+  if (fault === 'redis-restart' && store !== 'single')
+    throw new UsageError(`--fault redis-restart is the single Redis's fault; with --store ${store} use --fault redis-primary-kill`);
   // A store fault is a fault of shared mode's Redis: that is the mode it runs in unless told otherwise.
   const modeOption = values.mode ?? (isStoreFault(fault) || store !== 'single' ? 'shared' : 'both');
   const modes: Mode[] = [];
