@@ -17,7 +17,9 @@ beforeAll(async () => {
   await waitFor('replica in sync', async () => /master_link_status:up/.test(await r.info('replication')), 10_000);
   r.disconnect();
   [strict, plain] = await Promise.all([
-    startNode({ REDIS_URL: primary.url, NODE_ID: 'strict', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '200' }),
+    // A generous wait: on two cores busy with the rest of the suite, a replica's acknowledgement can
+    // take a few hundred ms (a 200 ms wait once answered a CI login 503).
+    startNode({ REDIS_URL: primary.url, NODE_ID: 'strict', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '1000', REDIS_COMMAND_TIMEOUT_MS: '3000' }),
     startNode({ REDIS_URL: primary.url, NODE_ID: 'plain' }),
   ]);
 });
@@ -41,13 +43,12 @@ it('with a replica up, every write is confirmed by it (one WAIT per write) and t
 });
 
 it('a write waiting for its replica holds up no read on the node: the writes and their WAIT have a connection of their own (5 rounds)', async () => {
-  // A node whose WAIT lasts long enough to tell "queued behind it" (about 1 s) from "not" (ms).
-  const slow = await startNode({ REDIS_URL: primary.url, NODE_ID: 'slow', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '1000', REDIS_COMMAND_TIMEOUT_MS: '3000' });
-  const writer = new Client(slow.url);
+  // The strict node's WAIT lasts long enough (1 s) to tell "queued behind it" from "not" (ms).
+  const writer = new Client(strict.url);
   expect((await writer.login('user5')).status).toBe(200);
   const readers = await Promise.all(
     [6, 7, 8, 9].map(async (n) => {
-      const c = new Client(slow.url);
+      const c = new Client(strict.url);
       expect((await c.login(`user${n}`)).status).toBe(200);
       return c;
     }),
@@ -60,12 +61,12 @@ it('a write waiting for its replica holds up no read on the node: the writes and
   process.kill(replica.pid, 'SIGSTOP'); // the replica stops confirming: each WAIT runs to its timeout
   try {
     for (let round = 0; round < 5; round++) {
-      const sent = await waits(slow);
+      const sent = await waits(strict);
       const write = timed(writer.get('/api/me'));
-      await waitFor('the write to be waiting for its replica', async () => (await waits(slow)) > sent, 900, 5);
+      await waitFor('the write to be waiting for its replica', async () => (await waits(strict)) > sent, 900, 5);
       const reads = await Promise.all(readers.map((c) => timed(c.get('/api/cart'))));
       expect(reads.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-      expect(Math.max(...reads.map((r) => r.ms)), 'a read queued behind the WAIT').toBeLessThan(500);
+      expect(Math.max(...reads.map((r) => r.ms)), 'a read queued behind the WAIT').toBeLessThan(700);
       const w = await write;
       expect(w.status).toBe(503); // not confirmed, so not acknowledged
       expect(w.ms).toBeGreaterThan(900);
@@ -74,7 +75,6 @@ it('a write waiting for its replica holds up no read on the node: the writes and
     process.kill(replica.pid, 'SIGCONT');
   }
   await waitFor('the replica to confirm writes again', async () => (await writer.get('/api/me')).status === 200, 10_000, 100);
-  await slow.close();
 }, 60_000);
 
 it('with no replica confirming, a write is 503 (not acknowledged) within the wait timeout; without the knob it is acknowledged by the primary alone', async () => {
@@ -87,7 +87,7 @@ it('with no replica confirming, a write is 503 (not acknowledged) within the wai
   const r = await c.get('/api/me');
   expect(r.status).toBe(503);
   expect(r.body.error.code).toBe('STORE_UNAVAILABLE');
-  expect(performance.now() - t).toBeLessThan(1500);
+  expect(performance.now() - t).toBeLessThan(2500); // the 1 s wait, not the 3 s command timeout
   expect((await p.get('/api/me')).status).toBe(200);
   // Reads do not wait: an unmodified read still works on the strict node.
   expect((await c.get('/api/cart')).status).toBe(200);
