@@ -14,10 +14,10 @@ import { runWrk } from './wrk.js';
  * `npm run bench -- --profile`: where one node's CPU goes on an authenticated read (`GET
  * /api/cart`, shared mode) against the no-session limit (`GET /api/ping`). One node, straight
  * (no nginx: only the node's own work), over a real redis-server, loaded by wrk on 127.0.0.1.
- * The node runs under `node --cpu-prof`, once per path; each profile's self time is summed by
- * where the code lives (an npm package, a file of the app, a Node core module, the garbage
- * collector) and divided by the requests served. The difference between the two columns is what
- * the session costs, and who spends it.
+ * A fresh node runs under `node --cpu-prof` for each path and round, the paths interleaved; the
+ * profiles' self time is summed by where the code lives (an npm package, a file of the app, a Node
+ * core module, the garbage collector) and divided by the requests served. The difference between
+ * the two columns is what the session costs, and who spends it.
  */
 export interface ProfileReport {
   generatedAt: string;
