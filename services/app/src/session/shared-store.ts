@@ -75,7 +75,7 @@ export class SharedSessionStore extends RedisStore {
     // connect-redis's own serializer path is unused (every method that decodes is overridden here).
     super({ client: redis, prefix: opts.prefix, ttl: opts.idleTimeoutS, disableTouch: true });
     this.writer = opts.durability?.connection ?? redis;
-    for (const client of new Set([redis, this.writer])) if (!('sessionCas' in client)) client.defineCommand('sessionCas', { numberOfKeys: 1, lua: CAS });
+    if (!('sessionCas' in this.writer)) this.writer.defineCommand('sessionCas', { numberOfKeys: 1, lua: CAS });
   }
 
   override async get(sid: string, cb?: StoreCallback<SessionData | null>): Promise<unknown> {

@@ -4,11 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { APP_ENTRY } from '../cluster.js';
 import { cpuMicros } from '../lib/cpu.js';
-import { signal, terminate, waitGone } from '../lib/pids.js';
+import { nodeLoad } from '../lib/node-metrics.js';
+import { terminate } from '../lib/pids.js';
 import { freePort } from '../lib/ports.js';
-import { appSpec, launch, redisSpec, type PartState } from '../parts.js';
+import { median } from '../lib/stats.js';
+import { appSpec, launch, redisSpec } from '../parts.js';
 import { nodeEnvironment } from '../topology.js';
-import { runWrk } from './wrk.js';
+import { runWrk, writeCredentials } from './wrk.js';
 
 /**
  * `npm run bench -- --profile`: where one node's CPU goes on an authenticated read (`GET
@@ -165,60 +167,23 @@ async function profileOnce(which: ProfiledPath, profileDir: string, o: { seconds
   });
   const node = await launch({ ...spec, args: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...spec.args] }, o.dir);
   try {
-    const cookieFile = await logIn(node, o.dir, 20);
+    const cookieFile = await writeCredentials(node.url, 20, path.join(o.dir, 'cookies.txt'));
     const wrk = (seconds: number) => runWrk({ url: node.url, kind: 'get', path: PATHS[which], cookieFile, seconds, connections: o.connections, threads: 1, workDir: o.dir });
     await wrk(1);
     const before = cpuMicros(node.pid);
     const run = await wrk(o.seconds);
     const cpuUsPerRequest = (cpuMicros(node.pid) - before) / run.requests;
     if (run.errors > 0) throw new Error(`${which}: ${run.errors} of ${run.requests} requests failed`);
-    const served = await servedRequests(node);
-    await stop(node); // SIGTERM drains and exits; --cpu-prof writes the profile on exit
+    const served = (await nodeLoad(node.ports!.metrics!)).requests;
+    if (served < run.requests) throw new Error(`${which}: the node counted ${served} requests, wrk sent ${run.requests}`);
+    await terminate(node.pid); // SIGTERM drains and exits; --cpu-prof writes the profile on exit
     const file = fs.existsSync(profileDir) ? fs.readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
     if (!file) throw new Error(`${which}: node --cpu-prof wrote no profile in ${profileDir}`);
     const profile = JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')) as CpuProfile;
     return { rps: run.rps, requests: run.requests, cpuUsPerRequest, served, selfUs: selfTimeByLocation(profile) };
   } finally {
-    await stop(node);
+    await terminate(node.pid);
   }
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-/** Logs in user1..userN on the node; one `Cookie:` line per session, as the wrk script reads them. */
-async function logIn(node: PartState, dir: string, users: number): Promise<string> {
-  const lines: string[] = [];
-  for (let i = 1; i <= users; i++) {
-    const res = await fetch(`${node.url}/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
-    });
-    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}`);
-    const sid = res.headers.getSetCookie().find((c) => c.startsWith('sid='));
-    if (!sid) throw new Error(`login user${i} set no session cookie`);
-    lines.push(`Cookie: ${sid.split(';')[0]}`);
-  }
-  const file = path.join(dir, 'cookies.txt');
-  fs.writeFileSync(file, lines.join('\n') + '\n');
-  return file;
-}
-
-/** Requests the node has answered, from its own http_requests_total. */
-async function servedRequests(node: PartState): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${node.ports!.metrics}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^session_cluster_http_requests_total\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
-  if (n === 0) throw new Error('the node counted no requests');
-  return n;
-}
-
-async function stop(node: PartState): Promise<void> {
-  if (!signal(node.pid, 'SIGTERM')) return;
-  if (!(await waitGone(node.pid, 15_000))) signal(node.pid, 'SIGKILL');
 }
 
 /** The rows summed by GROUPS (each location in the first group that takes it). */
@@ -235,7 +200,6 @@ export function groupRows(rows: ProfileReport['rows']): Array<{ name: string; li
 /** docs/profile.md. */
 export function profileMarkdown(r: ProfileReport, top = 25): string {
   const us = (n: number) => n.toFixed(1);
-  const total = (k: 'limitUs' | 'readUs') => r.rows.reduce((a, row) => a + row[k], 0);
   const cpu = (p: ProfileReport['paths'][ProfiledPath]) => `${Math.round(p.cpuUsPerRequest)} (${Math.round(p.cpuUsRange[0])}–${Math.round(p.cpuUsRange[1])})`;
   const ratios = r.cpuRatioByRound;
   const lines = [
@@ -251,7 +215,7 @@ export function profileMarkdown(r: ProfileReport, top = 25): string {
     '|---|---:|---:|---:|',
     `| requests/s (median) | ${Math.round(r.paths.limit.rps)} | ${Math.round(r.paths.read.rps)} | ${(r.paths.read.rps / r.paths.limit.rps).toFixed(2)} |`,
     `| node CPU µs/request from /proc (median; rounds min–max) | ${cpu(r.paths.limit)} | ${cpu(r.paths.read)} | ${(r.paths.read.cpuUsPerRequest / r.paths.limit.cpuUsPerRequest).toFixed(2)} (rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) |`,
-    `| profiled µs/request (self time, all code, pooled) | ${us(total('limitUs'))} | ${us(total('readUs'))} | ${(total('readUs') / total('limitUs')).toFixed(2)} |`,
+    `| profiled µs/request (self time, all code, pooled) | ${us(r.paths.limit.profiledUsPerRequest)} | ${us(r.paths.read.profiledUsPerRequest)} | ${(r.paths.read.profiledUsPerRequest / r.paths.limit.profiledUsPerRequest).toFixed(2)} |`,
     '',
     'What a read adds, µs per request, by who spends it:',
     '',

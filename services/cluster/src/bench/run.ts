@@ -7,9 +7,10 @@ import { Redis } from 'ioredis';
 import { down, up, type ClusterState } from '../cluster.js';
 import { cpuSnapshot, withDescendants } from '../lib/cpu.js';
 import { freePort } from '../lib/ports.js';
+import { median } from '../lib/stats.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
-import { runWrk, requireWrk, type WrkResult } from './wrk.js';
+import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 
 /**
  * `npm run bench`: every configuration side by side in one run, through nginx, 3 nodes each,
@@ -156,25 +157,10 @@ async function startTarget(
   });
   const redisPart = state.parts.find((p) => p.kind === 'redis'); // with Sentinel: redis-1, the primary (no fault during a bench)
   const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
-  // Log in SESSIONS users through nginx; keep each one's cookies (the session, and in sticky mode the route).
-  const lines: string[] = [];
-  for (let i = 1; i <= SESSIONS; i++) {
-    const res = await fetch(`${state.url}/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
-    });
-    if (!res.ok) throw new Error(`${name}: login user${i} failed with ${res.status}`);
-    const body = (await res.json()) as { accessToken?: string };
-    const cookies = res.headers
-      .getSetCookie()
-      .map((c) => c.split(';')[0])
-      .filter((c) => !c!.startsWith('device='))
-      .join('; ');
-    lines.push(body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`);
-  }
-  const cookieFile = path.join(dir, 'cookies.txt');
-  fs.writeFileSync(cookieFile, lines.join('\n') + '\n');
+  // Log in SESSIONS users through nginx; keep each one's credential (in sticky mode with the route cookie).
+  const cookieFile = await writeCredentials(state.url, SESSIONS, path.join(dir, 'cookies.txt')).catch((err: Error) => {
+    throw new Error(`${name}: ${err.message}`);
+  });
   return { state, redis, cookieFile };
 }
 
@@ -209,10 +195,6 @@ function commandsBetween(before: Record<string, number>, after: Record<string, n
 
 const total = (byName: Record<string, number>) => Object.values(byName).reduce((a, b) => a + b, 0);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
-};
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** Fills a shared cluster's Redis with filler sessions up to `total` keys (pipelined SETs). */

@@ -53,6 +53,32 @@ end
 `,
 };
 
+/**
+ * Logs in user1..userN at `url` and writes the file the `get` script rotates through: one line per
+ * session, the header that carries its credential (`Cookie: …` with every cookie but the device
+ * cookie, so sticky mode's route cookie too; or `Authorization: Bearer …` in jwt mode).
+ */
+export async function writeCredentials(url: string, users: number, file: string): Promise<string> {
+  const lines: string[] = [];
+  for (let i = 1; i <= users; i++) {
+    const res = await fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
+    });
+    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}`);
+    const body = (await res.json()) as { accessToken?: string };
+    const cookies = res.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .filter((c) => !c!.startsWith('device='))
+      .join('; ');
+    lines.push(body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`);
+  }
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
 export function requireWrk(): string {
   const bin = which('wrk');
   if (!bin) throw new Error('wrk is not installed: apt-get install wrk (scripts/setup.sh does this as root)');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
+import { nodeLoad } from '../lib/node-metrics.js';
 import { freePort } from '../lib/ports.js';
 import { tail } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
@@ -86,21 +87,6 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     const onAbort = () => (clearTimeout(timer), reject(new Aborted()));
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** One node's Prometheus text, reduced to the two numbers that pick the busiest node. */
-async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number }> {
-  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
-  const text = await res.text();
-  let sessions = 0;
-  let requests = 0;
-  for (const line of text.split('\n')) {
-    const m = /^session_cluster_(sessions_active|http_requests_total)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (!m) continue;
-    if (m[1] === 'sessions_active') sessions = Number(m[2]);
-    else requests += Number(m[2]);
-  }
-  return { sessions, requests };
 }
 
 /** Each node's load; null for a node whose metrics could not be read (never taken as "held 0"). */
