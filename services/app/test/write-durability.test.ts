@@ -77,6 +77,43 @@ it('a write waiting for its replica holds up no read on the node: the writes and
   await waitFor('the replica to confirm writes again', async () => (await writer.get('/api/me')).status === 200, 10_000, 100);
 }, 60_000);
 
+it('a login\'s index entry and "log out everywhere" are confirmed by the replica too: acknowledged, the ended sessions are gone from the replica (3 rounds, reads racing it); unconfirmed, it is 503', async () => {
+  const r = new Redis(replica.url, { db: 0 });
+  try {
+    for (let round = 0; round < 3; round++) {
+      const user = `user${10 + round}`;
+      const before = await waits(strict);
+      const devices = [new Client(strict.url), new Client(strict.url), new Client(strict.url)];
+      expect((await Promise.all(devices.map((c) => c.login(user)))).map((x) => x.status)).toEqual([200, 200, 200]);
+      expect(await waits(strict)).toBe(before + 6); // per login: the session's SET and the index entry
+      const sids = devices.map((c) => decodeURIComponent(c.cookies.get('sid')!).slice(2).split('.')[0]);
+      expect(await r.exists(...sids.map((sid) => `s:${sid}`))).toBe(3);
+      const sent = await waits(strict);
+      const [all, ...reads] = await Promise.all([devices[0]!.del('/api/sessions'), devices[1]!.get('/api/cart'), devices[2]!.get('/api/cart')]);
+      expect(all.status).toBe(200);
+      expect(await waits(strict)).toBe(sent + 2); // the script's deletes, then this request's own session (express-session's destroy)
+      expect(all.body.ended).toBe(3);
+      for (const read of reads) expect([200, 401]).toContain(read.status);
+      // Already on the replica when acknowledged: a failover now cannot bring any of them back.
+      expect(await r.exists(...sids.map((sid) => `s:${sid}`))).toBe(0);
+      for (const c of devices) expect((await c.get('/api/cart')).status).toBe(401);
+    }
+    // The replica stops confirming: "log out everywhere" is not acknowledged.
+    const a = new Client(strict.url);
+    expect((await a.login('user13')).status).toBe(200);
+    process.kill(replica.pid, 'SIGSTOP');
+    try {
+      const out = await a.del('/api/sessions');
+      expect(out.status).toBe(503);
+      expect(out.body.error.code).toBe('STORE_UNAVAILABLE');
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+  } finally {
+    r.disconnect();
+  }
+}, 60_000);
+
 it('with no replica confirming, a write is 503 (not acknowledged) within the wait timeout; without the knob it is acknowledged by the primary alone', async () => {
   const c = new Client(strict.url);
   expect((await c.login('user2')).status).toBe(200);

@@ -17,7 +17,7 @@ import './types.js';
 export interface RedisClients {
   /** Holds session keys only, so DBSIZE is the number of live sessions. */
   sessions: Redis;
-  /** The per-user session index and the login limiter. */
+  /** The per-user index and the login limiter (with REDIS_WAIT_REPLICAS, the index's WAIT too: once per login and per "log out everywhere"). */
   aux: Redis;
   /**
    * Only when session writes wait for replicas (REDIS_WAIT_REPLICAS): the connection that carries

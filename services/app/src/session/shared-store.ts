@@ -4,6 +4,7 @@ import type { SessionData } from 'express-session';
 import type { Redis } from 'ioredis';
 import { AppError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
+import { type Durability, replicated } from './durability.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
 import { adopt, createLoaded, fail, finish, loadedPayload, remember, type StoreCallback, ttlFor } from './snapshot.js';
@@ -69,7 +70,7 @@ export class SharedSessionStore extends RedisStore {
        * until the replicas answer), so reads on the store's own connection never queue behind a
        * WAIT; without one, the store's connection does.
        */
-      durability?: { replicas: number; timeoutMs: number; connection?: Redis };
+      durability?: Durability & { connection?: Redis };
     },
   ) {
     // connect-redis's own serializer path is unused (every method that decodes is overridden here).
@@ -196,17 +197,9 @@ export class SharedSessionStore extends RedisStore {
     throw storeUnavailable(new Error(`session write lost the compare-and-set ${MAX_ATTEMPTS} times`));
   }
 
-  /**
-   * With a durability setting: waits until enough replicas have every write of the write
-   * connection (WAIT). Replication is asynchronous, so without it a primary killed right after acknowledging
-   * a write can take the write with it; with it, a write is acknowledged only once a replica has
-   * it, and answered 503 when none confirms in time (it may or may not survive: the client retries).
-   */
-  private async replicated(): Promise<void> {
-    const d = this.opts.durability;
-    if (!d || d.replicas <= 0) return;
-    const acked = await this.writer.wait(d.replicas, d.timeoutMs);
-    if (acked < d.replicas) throw storeUnavailable(new Error(`${acked} of ${d.replicas} replicas confirmed the write within ${d.timeoutMs} ms`));
+  /** With a durability setting: every write of the write connection is on enough replicas, else 503 (durability.ts). */
+  private replicated(): Promise<void> {
+    return replicated(this.writer, this.opts.durability);
   }
 
   /** Runs saves of one session on this node one after another; `latest` is the payload the previous one stored. */

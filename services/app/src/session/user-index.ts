@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import { storeUnavailable } from '../errors.js';
+import { AppError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
+import { type Durability, replicated } from './durability.js';
 import type { LocalSessionStore } from './local-store.js';
 import { allTags, type KeyLayout, userTag } from './keys.js';
 import type { Settlement } from './login-limiter.js';
@@ -62,6 +63,13 @@ interface IndexOptions {
   idleTimeoutS: number;
   absoluteTimeoutS: number;
   codec: Pick<SessionCodec, 'parse'>;
+  /**
+   * REDIS_WAIT_REPLICAS (durability.ts): a login's index entry (with the sessions its cap evicted)
+   * and "log out everywhere" are acknowledged only once replicas have them, as the session writes
+   * are: else a failover could bring back sessions that were ended, or lose the entry "log out
+   * everywhere" needs to find a session. The WAIT goes on the aux connection that ran the script.
+   */
+  durability?: Durability;
 }
 
 // KEYS[1] index, KEYS[2] the schedule (idx-due), then login-limiter counters to settle (ARGV[8] of
@@ -149,6 +157,9 @@ redis.call('SELECT', ARGV[2])
 return ended
 `;
 
+/** A failure of Redis as STORE_UNAVAILABLE; one already in the catalogue (an unconfirmed WAIT) as it is. */
+const asStoreError = (err: unknown) => (err instanceof AppError ? err : storeUnavailable(err));
+
 interface IndexRedis extends Redis {
   indexAdd(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   indexEndAll(key: string, sessionsDb: number, auxDb: number, prefix: string): Promise<number>;
@@ -205,7 +216,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     const keys = [this.key(user), dueKey(userTag(o.layout, user)), ...settle.clear, ...settle.release];
     try {
       const due = Date.now() + o.idleTimeoutS * 1000; // no session of the user can have expired before
-      return await this.aux.indexAdd(
+      const evicted = await this.aux.indexAdd(
         keys.length,
         ...keys,
         sid,
@@ -219,8 +230,10 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         due,
         user,
       );
+      await replicated(this.aux, o.durability);
+      return evicted;
     } catch (err) {
-      throw storeUnavailable(err);
+      throw asStoreError(err);
     }
   }
 
@@ -264,9 +277,11 @@ export class RedisUserSessionIndex implements UserSessionIndex {
 
   async endAll(user: string): Promise<number> {
     try {
-      return await this.aux.indexEndAll(this.key(user), this.opts.sessionsDb, this.opts.auxDb, this.sessionPrefix);
+      const ended = await this.aux.indexEndAll(this.key(user), this.opts.sessionsDb, this.opts.auxDb, this.sessionPrefix);
+      await replicated(this.aux, this.opts.durability);
+      return ended;
     } catch (err) {
-      throw storeUnavailable(err);
+      throw asStoreError(err);
     }
   }
 }

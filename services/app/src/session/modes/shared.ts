@@ -25,8 +25,9 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   const layout: KeyLayout = config.redis.cluster ? 'slots' : 'databases';
   const sessionsDb = layout === 'slots' ? 0 : dbOf(config.redis.url);
   const auxDb = layout === 'slots' ? 0 : sessionsDb + 1;
-  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb, layout };
   const textbook = config.session.profile === 'textbook';
+  const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } : undefined;
+  const indexOpts = { maxPerUser: config.session.maxPerUser, idleTimeoutS, absoluteTimeoutS: config.session.absoluteTimeoutS, codec, sessionsDb, auxDb, layout, durability };
 
   let store: Store;
   let index: RedisUserSessionIndex;
@@ -37,8 +38,8 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
     index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
   } else {
     // The writes and their WAIT on a connection of their own (redis.ts): reads never queue behind a WAIT.
-    const durability = config.redis.waitReplicas > 0 ? { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs, connection: redis.writes } : undefined;
-    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability });
+    const writes = durability && { ...durability, connection: redis.writes };
+    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability: writes });
     index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
   }
   // The index janitor (user-index.ts): every node, every quarter of the idle timeout (5-60 s,
