@@ -14,6 +14,13 @@ export class Client {
 
   constructor(public base: string) {}
 
+  /** The session id inside the signed `sid` cookie (`s:<id>.<signature>`): the store's key without its prefix. */
+  sessionId(): string {
+    const raw = this.cookies.get('sid');
+    if (raw === undefined) throw new Error('this client holds no sid cookie');
+    return decodeURIComponent(raw).slice(2).split('.')[0]!;
+  }
+
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }

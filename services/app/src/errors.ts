@@ -41,3 +41,6 @@ export class AppError extends Error {
 
 /** The store could not be reached: 503 with Retry-After, never a hang or an anonymous fallback. */
 export const storeUnavailable = (cause: unknown) => new AppError('STORE_UNAVAILABLE', undefined, { retryAfterS: 1, cause });
+
+/** A failure on the way to a store: one already in the catalogue as it is (a session destroyed meanwhile, an unconfirmed WAIT), anything else STORE_UNAVAILABLE. */
+export const asStoreError = (err: unknown): AppError => (err instanceof AppError ? err : storeUnavailable(err));

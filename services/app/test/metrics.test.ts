@@ -18,7 +18,7 @@ afterAll(async () => {
 it('counts requests by route template, logins by result and the session store, with no user or session id in any label', async () => {
   const c = new Client(node.url);
   await c.login('user1');
-  const sid = decodeURIComponent(c.cookies.get('sid')!).slice(2).split('.')[0]!;
+  const sid = c.sessionId();
   await c.get('/api/me');
   await c.post('/api/cart/items', { sku: 'sku-1', qty: 1 });
   await c.get('/api/sessions?user=user1');

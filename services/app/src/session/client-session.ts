@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { SessionData } from 'express-session';
-import { AppError } from '../errors.js';
+import { asStoreError } from '../errors.js';
 
 /**
  * `req.session` for the modes whose state travels with the client (cookie, jwt): the same surface
@@ -33,7 +33,7 @@ export function clientSession(credential: ClientCredential): RequestHandler {
     try {
       loaded = await credential.read(req);
     } catch (err) {
-      return next(err instanceof AppError ? err : new AppError('STORE_UNAVAILABLE', undefined, { retryAfterS: 1, cause: err }));
+      return next(asStoreError(err));
     }
     let sid = loaded?.sid ?? newId();
     const session = Object.assign(Object.create(null) as Record<string, unknown>, loaded?.fields ?? {});

@@ -18,7 +18,7 @@ export interface Durability {
  * may or may not survive a failover, so it is not acknowledged. No durability setting: returns at once.
  */
 export async function replicated(connection: Redis, d: Durability | undefined): Promise<void> {
-  if (!d || d.replicas <= 0) return;
+  if (!d) return;
   const acked = await connection.wait(d.replicas, d.timeoutMs);
   if (acked < d.replicas) throw storeUnavailable(new Error(`${acked} of ${d.replicas} replicas confirmed the write within ${d.timeoutMs} ms`));
 }

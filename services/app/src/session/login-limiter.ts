@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { AppError, storeUnavailable } from '../errors.js';
+import { AppError, asStoreError } from '../errors.js';
 import { type KeyLayout, tagOf, userTag } from './keys.js';
 
 /**
@@ -195,7 +195,7 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null, la
     try {
       return await fn();
     } catch (err) {
-      throw err instanceof AppError ? err : storeUnavailable(err);
+      throw asStoreError(err);
     }
   };
   return {

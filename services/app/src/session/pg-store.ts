@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { Store, type SessionData } from 'express-session';
 import type { Pool } from 'pg';
-import { AppError, storeUnavailable } from '../errors.js';
+import { AppError, asStoreError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver } from './observer.js';
@@ -118,7 +118,7 @@ export class PgSessionStore extends Store {
       },
       (err: unknown) => {
         done(err);
-        finish(err instanceof AppError ? err : storeUnavailable(err), null, cb);
+        finish(asStoreError(err), null, cb);
       },
     );
   }

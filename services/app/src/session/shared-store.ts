@@ -2,7 +2,7 @@ import { RedisStore } from 'connect-redis';
 import type { Request } from 'express';
 import type { SessionData } from 'express-session';
 import type { Redis } from 'ioredis';
-import { AppError, storeUnavailable } from '../errors.js';
+import { AppError, asStoreError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import { type Durability, replicated } from './durability.js';
 import type { MergePolicy } from './merge.js';
@@ -105,7 +105,7 @@ export class SharedSessionStore extends RedisStore {
       if (base === undefined) {
         const raw = this.opts.codec.stringify(sess);
         await this.writer.set(this.prefix + sid, raw, 'EX', ttl);
-        await this.replicated();
+        await replicated(this.writer, this.opts.durability);
         remember(sess, raw);
       } else {
         await this.serialised(sid, (latest) => this.merge(sid, sess, base, latest ?? base, ttl));
@@ -114,7 +114,7 @@ export class SharedSessionStore extends RedisStore {
       return finish(null, null, cb);
     } catch (err) {
       done(err);
-      return finish(err instanceof AppError ? err : storeUnavailable(err), null, cb);
+      return finish(asStoreError(err), null, cb);
     }
   }
 
@@ -135,7 +135,7 @@ export class SharedSessionStore extends RedisStore {
     const done = this.opts.observer.start('destroy');
     try {
       await this.writer.del(this.prefix + sid);
-      await this.replicated(); // a logout a failover could undo is not acknowledged either
+      await replicated(this.writer, this.opts.durability); // a logout a failover could undo is not acknowledged either
       done();
       return finish(null, null, cb);
     } catch (err) {
@@ -187,7 +187,7 @@ export class SharedSessionStore extends RedisStore {
       }
       const reply = await (this.writer as CasRedis).sessionCas(this.prefix + sid, expected, raw, ttl);
       if (reply === 1) {
-        await this.replicated();
+        await replicated(this.writer, this.opts.durability);
         adopt(sess, merged, raw);
         return raw;
       }
@@ -195,11 +195,6 @@ export class SharedSessionStore extends RedisStore {
       expected = reply; // another node wrote first: merge into what it wrote
     }
     throw storeUnavailable(new Error(`session write lost the compare-and-set ${MAX_ATTEMPTS} times`));
-  }
-
-  /** With a durability setting: every write of the write connection is on enough replicas, else 503 (durability.ts). */
-  private replicated(): Promise<void> {
-    return replicated(this.writer, this.opts.durability);
   }
 
   /** Runs saves of one session on this node one after another; `latest` is the payload the previous one stored. */

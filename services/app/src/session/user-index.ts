@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { AppError, storeUnavailable } from '../errors.js';
+import { asStoreError, storeUnavailable } from '../errors.js';
 import type { SessionCodec } from './codec.js';
 import { type Durability, replicated } from './durability.js';
 import type { LocalSessionStore } from './local-store.js';
@@ -156,9 +156,6 @@ for _, m in ipairs(members) do ended = ended + redis.call('DEL', ARGV[3] .. m) e
 redis.call('SELECT', ARGV[2])
 return ended
 `;
-
-/** A failure of Redis as STORE_UNAVAILABLE; one already in the catalogue (an unconfirmed WAIT) as it is. */
-const asStoreError = (err: unknown) => (err instanceof AppError ? err : storeUnavailable(err));
 
 interface IndexRedis extends Redis {
   indexAdd(numKeys: number, ...args: Array<string | number>): Promise<string[]>;

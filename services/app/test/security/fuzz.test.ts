@@ -31,7 +31,6 @@ const FLOOR = 100;
 
 /** Validly signed session cookies whose ids must never be adopted. */
 const signedIds: { unknown: string[]; loggedOut: string[]; expired: string[] } = { unknown: [], loggedOut: [], expired: [] };
-const sidOf = (c: Client) => decodeURIComponent(c.cookies.get('sid')!).slice(2).split('.')[0]!;
 const signed = (id: string) => `sid=${encodeURIComponent(`s:${sign(id, SECRET_A)}`)}`;
 
 beforeAll(async () => {
@@ -60,12 +59,12 @@ beforeAll(async () => {
     signedIds.unknown.push(`unknown-${i}-${'x'.repeat(20)}`);
     const out = new Client(node.url);
     await out.login(`user${i + 2}`);
-    signedIds.loggedOut.push(sidOf(out));
+    signedIds.loggedOut.push(out.sessionId());
     await out.post('/api/logout');
     const gone = new Client(node.url);
     await gone.login(`user${i + 7}`);
-    signedIds.expired.push(sidOf(gone));
-    await forget(sidOf(gone)); // what an idle expiry leaves: a valid signature, no session
+    signedIds.expired.push(gone.sessionId());
+    await forget(gone.sessionId()); // what an idle expiry leaves: a valid signature, no session
   }
   await closeStore();
 });

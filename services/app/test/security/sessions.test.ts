@@ -89,7 +89,7 @@ describe('index hygiene (shared)', () => {
     const devices = Array.from({ length: 3 }, () => new Client(a.url));
     for (const d of devices) await d.login('user10');
     // Two of them expire (what an idle timeout leaves behind: an index member with no session).
-    for (const d of devices.slice(0, 2)) await db.del(`s:${decodeURIComponent(d.cookies.get('sid')!).slice(2).split('.')[0]}`);
+    for (const d of devices.slice(0, 2)) await db.del(`s:${d.sessionId()}`);
     const before = await evicted(a);
     const fresh = [new Client(b.url), new Client(a.url)];
     for (const d of fresh) await d.login('user10');
@@ -108,7 +108,7 @@ describe('index hygiene (shared)', () => {
     const db = sessions();
     const devices = [new Client(a.url), new Client(b.url)];
     for (const d of devices) await d.login('user11');
-    await db.del(`s:${decodeURIComponent(devices[1]!.cookies.get('sid')!).slice(2).split('.')[0]}`);
+    await db.del(`s:${devices[1]!.sessionId()}`);
     expect((await devices[0]!.del('/api/sessions')).body).toEqual({ ended: 1, scope: 'cluster' });
     db.disconnect();
   });

@@ -1,14 +1,18 @@
+const METRIC = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? ([-+0-9.eE]+|NaN)$/;
+
+/** Sums of each metric name in a Prometheus text page (labels ignored). */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = METRIC.exec(line);
+    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
 /** One node's Prometheus text (its internal port), reduced to its active sessions and the requests it has answered. */
 export async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number }> {
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
-  const text = await res.text();
-  let sessions = 0;
-  let requests = 0;
-  for (const line of text.split('\n')) {
-    const m = /^session_cluster_(sessions_active|http_requests_total)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (!m) continue;
-    if (m[1] === 'sessions_active') sessions = Number(m[2]);
-    else requests += Number(m[2]);
-  }
-  return { sessions, requests };
+  const m = parseMetrics(await res.text());
+  return { sessions: m.get('session_cluster_sessions_active') ?? 0, requests: m.get('session_cluster_http_requests_total') ?? 0 };
 }

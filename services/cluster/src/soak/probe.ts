@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { parseMetrics } from '../lib/node-metrics.js';
 
 /**
  * What the soak measures from outside, without touching the app: each node's metrics endpoint
@@ -29,18 +30,6 @@ export interface RedisSample {
   /** Members whose session key no longer exists. */
   indexMembersDead: number;
   usedMemoryBytes: number;
-}
-
-const METRIC = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? ([-+0-9.eE]+|NaN)$/;
-
-/** Sums of each metric name in a Prometheus text page (labels ignored). */
-export function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = METRIC.exec(line);
-    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
-  }
-  return out;
 }
 
 export async function sampleNode(metricsPort: number): Promise<NodeSample> {
