@@ -52,6 +52,12 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.loadGeneratorCpuUsPerRequest, `${config}/${operation} wrk CPU`).toBeGreaterThan(0);
       expect(r.spread.nodeCpuUs[0]).toBeLessThanOrEqual(r.nodeCpuUsPerRequest);
       expect(r.spread.nodeCpuUs[1]).toBeGreaterThanOrEqual(r.nodeCpuUsPerRequest);
+      expect(r.spread.p99Ms[0]).toBeLessThanOrEqual(r.p99Ms);
+      expect(r.spread.p99Ms[1]).toBeGreaterThanOrEqual(r.p99Ms);
+      // Node CPU against the limit's in the same round: the limit against itself is exactly 1.
+      expect(r.spread.nodeCpuRatioToLimit[0]).toBeGreaterThan(0);
+      expect(r.spread.nodeCpuRatioToLimit[0]).toBeLessThanOrEqual(r.spread.nodeCpuRatioToLimit[1]);
+      if (config === 'limit') expect(r.spread.nodeCpuRatioToLimit).toEqual([1, 1]);
       if (['sticky', 'database', 'cookie'].includes(config)) expect(r.redisCpuUsPerRequest, `${config}/${operation}: no Redis`).toBe(0);
       if ((config === 'shared' || config === 'textbook') && operation !== 'read') expect(r.redisCpuUsPerRequest, `${config}/${operation} Redis CPU`).toBeGreaterThan(0);
     }

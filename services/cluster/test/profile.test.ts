@@ -38,6 +38,14 @@ it('profiles a read against the limit and attributes the difference to the code 
   // Sorted by what the read adds.
   const adds = report.rows.map((r) => r.readUs - r.limitUs);
   expect(adds).toEqual([...adds].sort((a, b) => b - a));
+  // One set of rows per round, for the same locations; with one round, they are the pooled rows.
+  expect(report.rowsByRound).toHaveLength(1);
+  const byWhere = new Map(report.rowsByRound[0]!.map((r) => [r.where, r]));
+  expect(byWhere.size).toBe(report.rows.length);
+  for (const r of report.rows) {
+    expect(byWhere.get(r.where)!.readUs).toBeCloseTo(r.readUs, 6);
+    expect(byWhere.get(r.where)!.limitUs).toBeCloseTo(r.limitUs, 6);
+  }
 }, 120_000);
 
 it('names where code lives: a package (scoped too), a file of the app, a Node core module, the VM', () => {

@@ -35,6 +35,8 @@ export interface ProfileReport {
   cpuRatioByRound: number[];
   /** Self time per request by code location, µs, pooled over the rounds; sorted by what the read adds. */
   rows: Array<{ where: string; limitUs: number; readUs: number }>;
+  /** The same for each round alone (its limit profile against its read profile): the spread of `rows`. */
+  rowsByRound: Array<ProfileReport['rows']>;
 }
 export type ProfiledPath = 'limit' | 'read';
 const PATHS: Record<ProfiledPath, string> = { limit: '/api/ping', read: '/api/cart' };
@@ -124,14 +126,14 @@ export async function runProfile(opts: { rounds: number; seconds: number; connec
     await terminate(redis.pid);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  // Self time pooled over the rounds: all their microseconds over all the requests they served.
-  const pooled = (which: ProfiledPath) => {
-    const served = rounds[which].reduce((a, r) => a + r.served, 0);
+  // Self time per request: pooled over the rounds (all their microseconds over all the requests they served), and per round.
+  const perRequest = (rs: Round[]) => {
+    const served = rs.reduce((a, r) => a + r.served, 0);
     const out = new Map<string, number>();
-    for (const r of rounds[which]) for (const [where, us] of r.selfUs) out.set(where, (out.get(where) ?? 0) + us / served);
+    for (const r of rs) for (const [where, us] of r.selfUs) out.set(where, (out.get(where) ?? 0) + us / served);
     return out;
   };
-  const profiles = { limit: pooled('limit'), read: pooled('read') };
+  const profiles = { limit: perRequest(rounds.limit), read: perRequest(rounds.read) };
   const summary = (which: ProfiledPath) => {
     const cpu = rounds[which].map((r) => r.cpuUsPerRequest);
     return {
@@ -143,9 +145,9 @@ export async function runProfile(opts: { rounds: number; seconds: number; connec
     };
   };
   const locations = new Set([...profiles.limit.keys(), ...profiles.read.keys()]);
-  const rows = [...locations]
-    .map((where) => ({ where, limitUs: profiles.limit.get(where) ?? 0, readUs: profiles.read.get(where) ?? 0 }))
-    .sort((a, b) => b.readUs - b.limitUs - (a.readUs - a.limitUs));
+  const rowsOf = (p: typeof profiles) => [...locations].map((where) => ({ where, limitUs: p.limit.get(where) ?? 0, readUs: p.read.get(where) ?? 0 }));
+  const rows = rowsOf(profiles).sort((a, b) => b.readUs - b.limitUs - (a.readUs - a.limitUs));
+  const rowsByRound = rounds.read.map((read, i) => rowsOf({ limit: perRequest([rounds.limit[i]!]), read: perRequest([read]) }));
   return {
     generatedAt: new Date().toISOString(),
     command: `npm run bench -- --profile --rounds ${opts.rounds} --seconds ${opts.seconds} --connections ${opts.connections}`,
@@ -153,6 +155,7 @@ export async function runProfile(opts: { rounds: number; seconds: number; connec
     paths: { limit: summary('limit'), read: summary('read') },
     cpuRatioByRound: rounds.read.map((r, i) => r.cpuUsPerRequest / rounds.limit[i]!.cpuUsPerRequest),
     rows,
+    rowsByRound,
   };
 }
 
@@ -202,6 +205,8 @@ export function profileMarkdown(r: ProfileReport, top = 25): string {
   const us = (n: number) => n.toFixed(1);
   const cpu = (p: ProfileReport['paths'][ProfiledPath]) => `${Math.round(p.cpuUsPerRequest)} (${Math.round(p.cpuUsRange[0])}–${Math.round(p.cpuUsRange[1])})`;
   const ratios = r.cpuRatioByRound;
+  const byRound = r.rowsByRound.map(groupRows);
+  const totalAdds = byRound.map((round) => round.reduce((a, g) => a + g.readUs - g.limitUs, 0));
   const lines = [
     '# Where a read spends its CPU',
     '',
@@ -209,7 +214,7 @@ export function profileMarkdown(r: ProfileReport, top = 25): string {
     '',
     `- Command: \`${r.command}\``,
     `- When: ${r.generatedAt}`,
-    `- Method: one shared-mode node (no nginx) over a real redis-server, under \`node --cpu-prof\`; wrk with ${r.settings.connections} connections for ${r.settings.seconds} s per path, a fresh node process per path and round, ${r.settings.rounds} rounds interleaved (limit, read, limit, read…). Each profile also holds the 20 logins that made its cookies and a 1 s warm-up. Self time summed by where the code lives, pooled over the rounds, per request served. The profiler adds its own cost; compare the columns, not the absolute figures with \`npm run bench\`.`,
+    `- Method: one shared-mode node (no nginx) over a real redis-server, under \`node --cpu-prof\`; wrk with ${r.settings.connections} connections for ${r.settings.seconds} s per path, a fresh node process per path and round, ${r.settings.rounds} rounds interleaved (limit, read, limit, read…). Each profile also holds the 20 logins that made its cookies and a 1 s warm-up. Self time summed by where the code lives, per request served: pooled over the rounds, and for what a read adds, each round alone (its read profile against its own limit profile) for the range. The profiler adds its own cost; compare the columns, not the absolute figures with \`npm run bench\`.`,
     '',
     '| | limit: `GET /api/ping` | read: `GET /api/cart` | × limit |',
     '|---|---:|---:|---:|',
@@ -219,9 +224,13 @@ export function profileMarkdown(r: ProfileReport, top = 25): string {
     '',
     'What a read adds, µs per request, by who spends it:',
     '',
-    '| who | limit | read | read adds |',
-    '|---|---:|---:|---:|',
-    ...groupRows(r.rows).map((g) => `| ${g.name} | ${us(g.limitUs)} | ${us(g.readUs)} | ${us(g.readUs - g.limitUs)} |`),
+    '| who | limit | read | read adds (pooled) | read adds, rounds min–max |',
+    '|---|---:|---:|---:|---:|',
+    ...groupRows(r.rows).map((g, i) => {
+      const adds = byRound.map((round) => round[i]!.readUs - round[i]!.limitUs);
+      return `| ${g.name} | ${us(g.limitUs)} | ${us(g.readUs)} | ${us(g.readUs - g.limitUs)} | ${us(Math.min(...adds))}–${us(Math.max(...adds))} |`;
+    }),
+    `| all code | ${us(r.paths.limit.profiledUsPerRequest)} | ${us(r.paths.read.profiledUsPerRequest)} | ${us(r.paths.read.profiledUsPerRequest - r.paths.limit.profiledUsPerRequest)} | ${us(Math.min(...totalAdds))}–${us(Math.max(...totalAdds))} |`,
     '',
     `Self time per request, µs, by where the code lives; the ${top} locations that add the most to a read first:`,
     '',

@@ -36,14 +36,14 @@ export function markdown(r: BenchReport): string {
   for (const op of ['read', 'me', 'login'] as const) {
     lines.push(`## ${OP_TITLES[op]}`, '');
     lines.push(
-      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms | Redis commands sent / request | executed (incl. inside scripts) | PostgreSQL statements / request | errors |',
+      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms (rounds: min–max) | Redis commands sent / request | executed (incl. inside scripts) | PostgreSQL statements / request | errors |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const x of r.results.filter((x) => x.operation === op)) {
       const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
       const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
       lines.push(
-        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.dbQueriesPerRequest ?? '–'}${x.dbQueriesByName ? ` (${byName(x.dbQueriesByName)})` : ''} | ${x.errors} |`,
+        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} (${x.spread.p99Ms[0]}–${x.spread.p99Ms[1]}) | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.dbQueriesPerRequest ?? '–'}${x.dbQueriesByName ? ` (${byName(x.dbQueriesByName)})` : ''} | ${x.errors} |`,
       );
     }
     lines.push('');
@@ -52,12 +52,13 @@ export function markdown(r: BenchReport): string {
     lines.push(
       'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
       '',
-      '| configuration | nodes | × limit (nodes) | nginx | Redis | wrk |',
+      "| configuration | nodes | × limit (nodes; rounds: min–max, each against the same round's limit) | nginx | Redis | wrk |",
       '|---|---:|---:|---:|---:|---:|',
     );
     for (const x of r.results.filter((x) => x.operation === op)) {
       const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
-      const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? (x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2) : '–';
+      const [lo, hi] = x.spread.nodeCpuRatioToLimit;
+      const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
       lines.push(
         `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.loadGeneratorCpuUsPerRequest} |`,
       );
@@ -68,7 +69,7 @@ export function markdown(r: BenchReport): string {
   lines.push(
     "Two clusters identical but for one change, in the same interleaved rounds: a difference counts only where the rounds' ranges do not overlap. `read` (`GET /api/cart`) writes nothing; `me` (`GET /api/me`) writes the session (its counter) on every request.",
     '',
-    '| change | operation | req/s with it (rounds) | req/s without (rounds) | node CPU µs/request with (rounds) | without (rounds) | p99 ms with / without |',
+    '| change | operation | req/s with it (rounds) | req/s without (rounds) | node CPU µs/request with (rounds) | without (rounds) | p99 ms with (rounds) / without (rounds) |',
     '|---|---|---:|---:|---:|---:|---:|',
   );
   for (const ab of AB) {
@@ -77,7 +78,7 @@ export function markdown(r: BenchReport): string {
       const off = r.results.find((x) => x.config === ab.off && x.operation === op);
       if (!on || !off) continue;
       lines.push(
-        `| ${ab.change} | ${op} | ${on.rps} (${on.rpsMin}–${on.rpsMax}) | ${off.rps} (${off.rpsMin}–${off.rpsMax}) | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) | ${on.p99Ms} / ${off.p99Ms} |`,
+        `| ${ab.change} | ${op} | ${on.rps} (${on.rpsMin}–${on.rpsMax}) | ${off.rps} (${off.rpsMin}–${off.rpsMax}) | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) | ${on.p99Ms} (${on.spread.p99Ms[0]}–${on.spread.p99Ms[1]}) / ${off.p99Ms} (${off.spread.p99Ms[0]}–${off.spread.p99Ms[1]}) |`,
       );
     }
   }

@@ -73,8 +73,19 @@ export interface Result {
   nginxCpuUsPerRequest: number;
   redisCpuUsPerRequest: number;
   loadGeneratorCpuUsPerRequest: number;
-  /** The lowest and highest of the rounds: req/s, the ratio to the limit measured in the same round, and each CPU figure. */
-  spread: { rps: [number, number]; ratioToLimit: [number, number]; nodeCpuUs: [number, number]; nginxCpuUs: [number, number]; redisCpuUs: [number, number] };
+  /**
+   * The lowest and highest of the rounds: req/s, p99, each CPU figure, and the ratios to the limit
+   * measured in the same round (req/s; node CPU per request).
+   */
+  spread: {
+    rps: [number, number];
+    ratioToLimit: [number, number];
+    p99Ms: [number, number];
+    nodeCpuUs: [number, number];
+    nodeCpuRatioToLimit: [number, number];
+    nginxCpuUs: [number, number];
+    redisCpuUs: [number, number];
+  };
   errors: number;
 }
 
@@ -312,14 +323,23 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const byName = medianByName((s) => s.byName);
       const sentByName = medianByName((s) => s.sentByName);
       const dbByName = medianByName((s) => s.dbByName);
-      // Each round's ratio against the limit measured in the same round: the spread of the result.
-      const ratios = xs.map((s) => s.rps / limits.find((l) => l.round === s.round)!.rps);
+      // Each round's ratios against the limit measured in the same round: the spread of the result.
+      const limitOf = (s: (typeof xs)[number]) => limits.find((l) => l.round === s.round)!;
+      const ratios = xs.map((s) => s.rps / limitOf(s).rps);
       const range = (vs: number[], r: (n: number) => number = Math.round): [number, number] => [r(Math.min(...vs)), r(Math.max(...vs))];
       const cpu = (c: CpuClass) => xs.map((s) => s.cpu[c]);
       const spread = {
         rps: range(xs.map((s) => s.rps)),
         ratioToLimit: range(ratios, round2),
+        p99Ms: range(
+          xs.map((s) => s.p99Ms),
+          round2,
+        ),
         nodeCpuUs: range(cpu('node')),
+        nodeCpuRatioToLimit: range(
+          xs.map((s) => s.cpu.node / limitOf(s).cpu.node),
+          round2,
+        ),
         nginxCpuUs: range(cpu('nginx')),
         redisCpuUs: range(cpu('redis')),
       };
