@@ -50,7 +50,7 @@ export interface AppHandle {
 export function createApp(config: Config, deps: AppDeps): AppHandle {
   const app = express();
   let draining = false;
-  const sessions = createSessionLayer(config, { redis: deps.redis, pg: deps.pg ?? null, metrics: deps.metrics });
+  const sessions = createSessionLayer(config, { redis: deps.redis, pg: deps.pg ?? null, metrics: deps.metrics, logger: deps.logger });
 
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -98,12 +98,15 @@ export function createApp(config: Config, deps: AppDeps): AppHandle {
     hashing: createGate(config.hashing),
     devices: deviceCookies({ secrets: config.secrets, secure: config.cookie.secure }),
   });
-  sessionsRoutes(api, { ...common, index: sessions.index });
+  sessionsRoutes(api, { ...common, index: sessions.index, limiter: sessions.limiter });
   app.use('/api', api);
 
   // 3. The demo page (static, no session). After the API, so an API request never costs a
   //    filesystem lookup (profiled: before the API, its stat() was the largest single cost of a read).
-  if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '1h', index: 'index.html', setHeaders: revalidateHtml }));
+  //    No redirect for a directory without its slash: serve-static's answers with a Location that
+  //    echoes the request's path and query, and a 16 KiB query made a header too large for nginx's
+  //    buffer, which nginx counts as a failure of the node (nginx.conf, proxy_buffer_size).
+  if (deps.publicDir) app.use(express.static(deps.publicDir, { maxAge: '1h', index: 'index.html', redirect: false, setHeaders: revalidateHtml }));
 
   // 4. Everything else is a JSON 404; every error goes through the catalogue.
   app.use(notFound);

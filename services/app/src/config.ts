@@ -89,6 +89,18 @@ function estimatedBits(secret: string): number {
 export const SESSION_MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
 export type SessionMode = (typeof SESSION_MODES)[number];
 
+/**
+ * Where the login budgets are counted (LOGIN_LIMITER, session/login-limiter.ts): a store every node
+ * shares, so that they hold across the cluster. By default database mode's PostgreSQL and every
+ * other mode's Redis (sticky and cookie modes use it for this alone); `memory` is for one node only.
+ */
+export const LOGIN_LIMITERS = ['redis', 'postgres', 'memory'] as const;
+export type LoginLimiterKind = (typeof LOGIN_LIMITERS)[number];
+export const defaultLoginLimiter = (mode: SessionMode): LoginLimiterKind => (mode === 'database' ? 'postgres' : 'redis');
+
+/** The store a mode's nodes need with the default LOGIN_LIMITER: PostgreSQL for database mode, Redis for every other (sessions, revocations or login budgets). */
+export const storeOfMode = (mode: SessionMode): 'redis' | 'postgres' => (mode === 'database' ? 'postgres' : 'redis');
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['production', 'development', 'test']).default('production'),
@@ -138,12 +150,14 @@ const schema = z
     SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
     SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
     COOKIE_SECURE: bool().default(false),
+    COOKIE_MAX_BYTES: int(1024, 4096).default(4096),
     TRUST_PROXY: trustProxy.default(['loopback']),
     DEMO_USERS: int(0, 100000).default(1000),
     LOGIN_MAX_FAILURES: int(1, 1000).default(5),
     LOGIN_FAILURE_WINDOW: duration.default(900),
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100000).default(100),
     LOGIN_MAX_FAILURES_PER_ACCOUNT: int(1, 100000).default(50),
+    LOGIN_LIMITER: z.enum(LOGIN_LIMITERS).optional(),
     LOGIN_HASH_CONCURRENCY: int(1, 64).default(1),
     LOGIN_HASH_QUEUE: int(0, 10000).default(16),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -160,9 +174,18 @@ const schema = z
     if (env.REDIS_CLUSTER_NODES && env.REDIS_SENTINELS) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'cannot be combined with REDIS_SENTINELS (one store topology at a time)' });
     }
+    if (env.REDIS_CLUSTER_NODES && env.SESSION_MODE !== 'shared') {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: `applies to shared mode only (${env.SESSION_MODE} mode's scripts span hash slots)` });
+    }
     if (env.REDIS_CLUSTER_NODES && env.REDIS_WAIT_REPLICAS > 0) {
       // WAIT counts the replicas of the connection that wrote; the Cluster client would send it to some other node.
       ctx.addIssue({ code: 'custom', path: ['REDIS_WAIT_REPLICAS'], message: 'is not supported with REDIS_CLUSTER_NODES yet' });
+    }
+    if (env.LOGIN_LIMITER === 'postgres' && env.SESSION_MODE !== 'database') {
+      ctx.addIssue({ code: 'custom', path: ['LOGIN_LIMITER'], message: 'postgres applies to database mode only (its PostgreSQL)' });
+    }
+    if (env.LOGIN_LIMITER === 'memory' && (env.SESSION_MODE === 'shared' || env.SESSION_MODE === 'jwt')) {
+      ctx.addIssue({ code: 'custom', path: ['LOGIN_LIMITER'], message: `memory cannot be used in ${env.SESSION_MODE} mode, which counts its budgets in its own Redis` });
     }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
@@ -222,7 +245,11 @@ export interface Config {
      */
     profile: 'tuned' | 'textbook';
   };
-  cookie: { secure: boolean; name: string };
+  /**
+   * The session cookie. `maxBytes` bounds the sealed cookie (cookie mode): browsers drop a cookie
+   * over 4096 bytes; lower it when something between the browser and nginx holds smaller headers.
+   */
+  cookie: { secure: boolean; name: string; maxBytes: number };
   /** database mode: PostgreSQL, and how long a statement (or getting a connection) may take before it fails (503). */
   database: { url: string; timeoutMs: number };
   /** jwt mode: how long an access token is valid (there is no refresh token: log in again). */
@@ -230,6 +257,8 @@ export interface Config {
   trustProxy: boolean | number | string[];
   demoUsers: number;
   loginLimits: { maxFailures: number; windowS: number; maxFailuresPerClient: number; maxFailuresPerAccount: number };
+  /** Where the login budgets are counted (LOGIN_LIMITERS). */
+  loginLimiter: LoginLimiterKind;
   /** Password hashes at once on this node, and how many may wait (beyond: 503 BUSY). */
   hashing: { concurrency: number; queue: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -310,7 +339,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       maxPerUser: e.SESSIONS_PER_USER_MAX,
       profile: e.SESSION_PROFILE,
     },
-    cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid' },
+    cookie: { secure: e.COOKIE_SECURE, name: e.COOKIE_SECURE ? '__Host-sid' : 'sid', maxBytes: e.COOKIE_MAX_BYTES },
     jwt: { accessTtlS: e.JWT_ACCESS_TTL },
     database: { url: e.DATABASE_URL, timeoutMs: e.DATABASE_TIMEOUT_MS },
     trustProxy: e.TRUST_PROXY,
@@ -321,6 +350,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
       maxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
     },
+    loginLimiter: e.LOGIN_LIMITER ?? defaultLoginLimiter(e.SESSION_MODE),
     hashing: { concurrency: e.LOGIN_HASH_CONCURRENCY, queue: e.LOGIN_HASH_QUEUE },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,

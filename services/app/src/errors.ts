@@ -19,7 +19,7 @@ export const catalogue = {
   STORE_UNAVAILABLE: { status: 503, message: 'The session store is unavailable; try again shortly.' },
   DRAINING: { status: 503, message: 'This node is shutting down.' },
   BUSY: { status: 503, message: 'Too many logins in progress on this node; try again shortly.' },
-  SESSION_TOO_LARGE: { status: 413, message: 'The session would no longer fit in its cookie (4096 bytes); the change was not made.' },
+  SESSION_TOO_LARGE: { status: 413, message: 'The session would no longer fit in its cookie; the change was not made.' },
   NOT_IN_MODE: { status: 501, message: 'This session mode cannot do that.' },
   INTERNAL: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

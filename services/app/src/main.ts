@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApp } from './app.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
+import { publicServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { openDatabase } from './db.js';
@@ -15,9 +16,6 @@ import { createDemoDirectory } from './users.js';
  * The process: parse the environment once, build the node, listen, and drain on SIGTERM.
  * Exit codes: 0 after a clean drain, 1 for bad configuration or a failed start.
  */
-
-/** nginx keeps idle upstream connections for 60 s; Node must keep them longer, or nginx reuses a closed one (502). */
-const KEEP_ALIVE_MS = 65_000;
 
 function loadConfig(): Config {
   try {
@@ -46,7 +44,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
 
-  const redis = needsRedis(config.mode) ? openRedisClients(config, logger, metrics) : null;
+  const redis = needsRedis(config) ? openRedisClients(config, logger, metrics) : null;
   const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
 
   // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
@@ -55,10 +53,7 @@ async function main(): Promise<void> {
   const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
   const node = createApp(config, { redis, pg, users, logger, metrics, publicDir });
 
-  const server = http.createServer(node.app);
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.headersTimeout = KEEP_ALIVE_MS + 1000;
-  server.requestTimeout = 30_000;
+  const server = publicServer(node.app);
   // The internal port: /metrics, /healthz, /readyz. nginx never proxies it.
   const metricsServer = http.createServer(node.internal);
 

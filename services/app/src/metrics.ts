@@ -21,6 +21,8 @@ export interface Metrics {
   redisCommands: Counter<'connection' | 'command'>;
   /** Statements this node sent to PostgreSQL (database mode), by statement name. */
   dbQueries: Counter<'statement'>;
+  /** jwt mode: tokens refused because the store could not prove them unrevoked (its revocation data is gone or younger than the token). */
+  revocationUnprovable: Counter;
   storeObserver: StoreObserver;
   /** Registers the collector of the active-sessions gauge (store-specific, cheap: never a SCAN). */
   setActiveSessionsSource(source: () => Promise<number> | number): void;
@@ -87,6 +89,11 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     labelNames: ['statement'] as const,
     registers: [registry],
   });
+  const revocationUnprovable = new Counter({
+    name: `${PREFIX}revocation_unprovable_total`,
+    help: 'jwt mode: tokens refused because the store could not prove them unrevoked (its revocation data is gone or younger than the token: Redis restarted empty, replaced, flushed or failed over).',
+    registers: [registry],
+  });
   const logins = new Counter({ name: `${PREFIX}logins_total`, help: 'Login attempts by result.', labelNames: ['result'] as const, registers: [registry] });
   for (const op of ['get', 'set', 'touch', 'destroy'] as const) {
     storeErrors.inc({ operation: op }, 0);
@@ -145,6 +152,7 @@ export function createMetrics(info: { nodeId: string; mode: string; version: str
     logins,
     redisCommands,
     dbQueries,
+    revocationUnprovable,
     storeObserver,
     setActiveSessionsSource(source) {
       activeSource = source;

@@ -91,26 +91,29 @@ export function dbOf(url: string): number {
 }
 
 /**
- * The connections of shared mode (see session/layer.ts): sessions in the URL's database, the index
- * and limiter in the next one, and with REDIS_WAIT_REPLICAS a third for session writes. They
+ * A node's connections (see session/layer.ts): shared mode's sessions in the URL's database, the
+ * index and limiter in the next one (the other modes: only that one), and with REDIS_WAIT_REPLICAS
+ * a third for session writes. They
  * connect in the background: until Redis answers, readiness is 503 and session routes answer 503,
  * and all recover on their own.
  */
-export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
+export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId' | 'mode'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
+  // Only shared mode keeps sessions in Redis; every other mode that uses it needs the aux connection only.
+  const sessions = config.mode === 'shared';
   const opts = { commandTimeoutMs: config.redis.commandTimeoutMs, sentinel: config.redis.sentinel, autoPipelining: config.redis.autoPipelining };
   const cluster = config.redis.cluster;
   const clients: RedisClients = cluster
     ? {
         // One database: the key layout (session/keys.ts) keeps the sessions and the rest apart.
-        sessions: createClusterClient(cluster.nodes, { ...opts, name: `${config.nodeId}-sessions` }),
+        ...(sessions && { sessions: createClusterClient(cluster.nodes, { ...opts, name: `${config.nodeId}-sessions` }) }),
         aux: createClusterClient(cluster.nodes, { ...opts, name: `${config.nodeId}-aux` }),
       }
     : {
-        sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }),
+        ...(sessions && { sessions: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-sessions`, db }) }),
         aux: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-aux`, db: db + 1 }),
         // WAIT holds its connection until a replica confirms: session writes get one of their own.
-        ...(config.redis.waitReplicas > 0 && { writes: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-writes`, db }) }),
+        ...(sessions && config.redis.waitReplicas > 0 && { writes: createRedisClient(config.redis.url, { ...opts, name: `${config.nodeId}-writes`, db }) }),
       };
   for (const [role, client] of Object.entries(clients)) {
     if (metrics) countCommands(client, role, metrics);

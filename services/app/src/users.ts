@@ -26,17 +26,22 @@ const LOADTEST_NAME = /^user(\d+)$/;
 const costFor = (username: string): ScryptParams => (LOADTEST_NAME.test(username) ? COST.loadtest : COST.standard);
 
 export function createDemoDirectory(demoUsers: number): UserDirectory {
-  const named: Record<string, string> = { alice: 'alice-password', bob: 'bob-password' };
+  // A Map, never a plain object: `'constructor' in {}` is true (every Object.prototype key is).
+  const named = new Map([
+    ['alice', 'alice-password'],
+    ['bob', 'bob-password'],
+  ]);
   return createDirectory({
     size: 2 + demoUsers,
     password(username) {
-      if (username in named) return named[username]!;
+      const own = named.get(username);
+      if (own !== undefined) return own;
       const n = LOADTEST_NAME.exec(username)?.[1];
       if (n === undefined || n.startsWith('0')) return null;
       const i = Number(n);
       return i >= 1 && i <= demoUsers ? `pass${i}` : null;
     },
-    eager: Object.keys(named),
+    eager: [...named.keys()],
   });
 }
 
@@ -49,13 +54,15 @@ function createDirectory(source: { size: number; password(username: string): str
     if (plain === null) return null;
     const hash = hashPassword(plain, costFor(username));
     hashes.set(username, hash);
+    // A derivation that failed is not kept: the next attempt derives it again.
+    hash.catch(() => hashes.get(username) === hash && hashes.delete(username));
     return hash;
   };
   // One dummy hash per cost class, so an unknown user costs the same as a known one of the same shape.
   // Derived in the background from the start, like alice's and bob's.
   const dummies = { standard: hashPassword('not-a-password', COST.standard), loadtest: hashPassword('not-a-password', COST.loadtest) };
   const dummy = (username: string) => (LOADTEST_NAME.test(username) ? dummies.loadtest : dummies.standard);
-  for (const u of source.eager) void stored(u)?.catch(() => hashes.delete(u));
+  for (const u of source.eager) void stored(u)?.catch(() => {});
   return {
     size: source.size,
     async verify(username, password) {

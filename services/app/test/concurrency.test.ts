@@ -18,7 +18,7 @@ beforeAll(async () => {
     // Merge semantics, not the fail-fast path: a longer command timeout for a loaded machine.
     startNode({ REDIS_URL: redis.url, NODE_ID: 'a', REDIS_COMMAND_TIMEOUT_MS: '3000' }),
     startNode({ REDIS_URL: redis.url, NODE_ID: 'b', REDIS_COMMAND_TIMEOUT_MS: '3000' }),
-    startNode({ NODE_ID: 's', SESSION_MODE: 'sticky' }),
+    startNode({ NODE_ID: 's', SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory' }),
   ]);
 });
 afterAll(async () => {

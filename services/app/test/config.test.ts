@@ -46,7 +46,7 @@ describe('parseConfig', () => {
 
   it('parses booleans strictly: "false" is false, "maybe" is an error', () => {
     expect(parseConfig({ ...base, COOKIE_SECURE: 'false' }).cookie.secure).toBe(false);
-    expect(parseConfig({ ...base, COOKIE_SECURE: 'true' }).cookie).toEqual({ secure: true, name: '__Host-sid' });
+    expect(parseConfig({ ...base, COOKIE_SECURE: 'true' }).cookie).toEqual({ secure: true, name: '__Host-sid', maxBytes: 4096 });
     expect(fails({ COOKIE_SECURE: 'maybe' })).toMatch(/^invalid configuration: COOKIE_SECURE /);
     // "false" means false (z.coerce.boolean would make it true), and the default is on.
     expect(parseConfig(base).redis.autoPipelining).toBe(true);

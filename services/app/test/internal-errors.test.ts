@@ -18,7 +18,7 @@ let server: http.Server;
 let url: string;
 const logged: string[] = [];
 beforeAll(async () => {
-  const config = parseConfig({ SESSION_SECRETS: SECRET_A, SESSION_MODE: 'sticky', LOG_LEVEL: 'error', TRUST_PROXY: 'false' });
+  const config = parseConfig({ SESSION_SECRETS: SECRET_A, SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory', LOG_LEVEL: 'error', TRUST_PROXY: 'false' });
   const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
   const broken: UserDirectory = {
     size: 1,

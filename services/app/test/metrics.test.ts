@@ -60,11 +60,11 @@ it('counts requests by route template, logins by result and the session store, w
 it('reports active sessions from DBSIZE of the session database (no SCAN)', async () => {
   await new Client(node.url).login('user4');
   await new Client(node.url).login('user5');
-  const keys = await node.redis!.sessions.dbsize();
+  const keys = await node.redis!.sessions!.dbsize();
   const text = await node.metrics.registry.metrics();
   expect(Number(/^session_cluster_sessions_active\{node="metrics-node"\} (\d+)$/m.exec(text)?.[1])).toBe(keys);
   expect(keys).toBeGreaterThanOrEqual(2);
-  const stats = await node.redis!.sessions.info('commandstats');
+  const stats = await node.redis!.sessions!.info('commandstats');
   expect(stats).not.toMatch(/cmdstat_(scan|keys):/);
 });
 

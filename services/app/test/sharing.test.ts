@@ -12,8 +12,8 @@ beforeAll(async () => {
   [a, b, sa, sb] = await Promise.all([
     startNode({ REDIS_URL: redis.url, NODE_ID: 'shared-a' }),
     startNode({ REDIS_URL: redis.url, NODE_ID: 'shared-b' }),
-    startNode({ SESSION_MODE: 'sticky', NODE_ID: 'sticky-a' }),
-    startNode({ SESSION_MODE: 'sticky', NODE_ID: 'sticky-b' }),
+    startNode({ SESSION_MODE: 'sticky', NODE_ID: 'sticky-a', LOGIN_LIMITER: 'memory' }),
+    startNode({ SESSION_MODE: 'sticky', NODE_ID: 'sticky-b', LOGIN_LIMITER: 'memory' }),
   ]);
 });
 afterAll(async () => {

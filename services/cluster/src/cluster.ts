@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SESSION_MODES, type SessionMode } from '@session-cluster/app/config';
+import { SESSION_MODES, storeOfMode, type SessionMode } from '@session-cluster/app/config';
 import { freePort, isListening, waitFor } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import {
@@ -42,8 +42,8 @@ export const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
 export type Mode = SessionMode;
 export const MODES: readonly Mode[] = SESSION_MODES;
 
-/** Which store parts a mode needs: Redis for shared and jwt (revocation, limiter), PostgreSQL for database. */
-const storeOf = (mode: Mode): 'redis' | 'postgres' | null => (mode === 'shared' || mode === 'jwt' ? 'redis' : mode === 'database' ? 'postgres' : null);
+/** Which store parts a mode needs (the app's storeOfMode): PostgreSQL for database mode, Redis for every other (sessions, revocations, login budgets). */
+const storeOf = storeOfMode;
 
 export interface UpOptions {
   dir?: string;

@@ -37,6 +37,8 @@ const loginResult = (err: unknown): LoginResult => (err instanceof AppError && R
 /** POST /api/login and POST /api/logout. */
 export function authRoutes(router: IRouter, d: AuthDeps): void {
   router.post('/login', sameOrigin(), async (req, res) => {
+    // The answer carries a credential (a CSRF token, an access token) or says why none: never cached.
+    res.setHeader('Cache-Control', 'no-store');
     try {
       const body = parseBody(LoginBody, req.body);
       // One attempt is taken from the budget *before* the hash, atomically (session/login-limiter.ts).
@@ -46,7 +48,9 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
       try {
         user = await d.hashing.run(() => d.users.verify(body.username, body.password));
       } catch (err) {
-        await attempt.cancelled().catch(() => {});
+        // Handed back only when the hash never ran (the node was too busy to queue it). Any other
+        // failure stays counted: an input that breaks verification must not be a free guess.
+        if (err instanceof AppError && err.code === 'BUSY') await attempt.cancelled().catch(() => {});
         throw err;
       }
       if (!user) {

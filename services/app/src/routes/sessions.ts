@@ -2,12 +2,13 @@ import type { IRouter, RequestHandler } from 'express';
 import { currentUser, destroy } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
 import type { Capabilities } from '../session/layer.js';
+import type { LoginLimiter } from '../session/login-limiter.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 
 /** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
 export function sessionsRoutes(
   router: IRouter,
-  d: { index: UserSessionIndex; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string; can: Capabilities },
+  d: { index: UserSessionIndex; limiter: LoginLimiter; metrics: Metrics; requireUser: RequestHandler; requireCsrf: RequestHandler; cookieName: string; can: Capabilities },
 ): void {
   router.get('/sessions', d.requireUser, async (req, res) => {
     const list = await d.index.list(currentUser(req));
@@ -25,7 +26,10 @@ export function sessionsRoutes(
     });
   });
   router.delete('/sessions', d.requireUser, d.requireCsrf, async (req, res) => {
-    const ended = await d.index.endAll(currentUser(req));
+    const user = currentUser(req);
+    const ended = await d.index.endAll(user);
+    // The device cookies that logins left go with the sessions (session/device.ts).
+    await d.limiter.revokeDevices(user);
     if (ended !== null) d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
     // This request's own session was among them; make sure express-session cannot write it back
     // (it would, with the textbook profile's resave).

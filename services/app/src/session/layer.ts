@@ -2,6 +2,7 @@ import type { Store } from 'express-session';
 import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
+import type { Logger } from 'pino';
 import type { Config, SessionMode } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { LoginAttempt, LoginLimiter } from './login-limiter.js';
@@ -13,11 +14,15 @@ import { stickyLayer } from './modes/sticky.js';
 import type { UserSessionIndex } from './user-index.js';
 import './types.js';
 
-/** The Redis connections shared mode needs: sessions in one logical database, everything else in another. */
+/**
+ * A node's Redis connections (redis.ts opens those its configuration needs, `redisRoles`): shared
+ * mode's sessions in one logical database and everything else in the next; the other modes only
+ * the second (jwt's revocations, and the login budgets of every mode that counts them in Redis).
+ */
 export interface RedisClients {
-  /** Holds session keys only, so DBSIZE is the number of live sessions. */
-  sessions: Redis;
-  /** The per-user index and the login limiter (with REDIS_WAIT_REPLICAS, the index's WAIT too: once per login and per "log out everywhere"). */
+  /** Shared mode only. Holds session keys only, so DBSIZE is the number of live sessions. */
+  sessions?: Redis;
+  /** The login limiter, and shared mode's per-user index (with REDIS_WAIT_REPLICAS, the index's WAIT too: once per login and per "log out everywhere"), or jwt's revocations. */
   aux: Redis;
   /**
    * Only when session writes wait for replicas (REDIS_WAIT_REPLICAS): the connection that carries
@@ -34,6 +39,7 @@ export interface LayerDeps {
   /** database mode's PostgreSQL pool. */
   pg?: Pool | null;
   metrics: Metrics;
+  logger?: Logger;
 }
 
 /**
@@ -93,8 +99,8 @@ const MODES: Record<SessionMode, (config: Config, deps: LayerDeps) => SessionLay
   jwt: jwtLayer,
 };
 
-/** The modes that need Redis connections (main.ts and the tests open them only for these). */
-export const needsRedis = (mode: SessionMode): boolean => mode === 'shared' || mode === 'jwt';
+/** Whether a node needs Redis connections (main.ts and the tests open them only then): shared and jwt modes, and every limiter kept in Redis. */
+export const needsRedis = (config: Pick<Config, 'mode' | 'loginLimiter'>): boolean => config.mode === 'shared' || config.mode === 'jwt' || config.loginLimiter === 'redis';
 
 export function createSessionLayer(config: Config, deps: LayerDeps): SessionLayer {
   return MODES[config.mode](config, deps);

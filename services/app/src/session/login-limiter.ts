@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import { AppError, asStoreError } from '../errors.js';
 import { type KeyLayout, tagOf, userTag } from './keys.js';
 
@@ -35,13 +36,40 @@ import { type KeyLayout, tagOf, userTag } from './keys.js';
  * few milliseconds between the two steps a refused attempt holds one unit of the user's budgets,
  * which can only refuse another attempt early, never admit one too many. On success the user's
  * counters are cleared in the index script (same tag) and the address's is handed back by one
- * more command (`settlement.elsewhere`). Sticky mode counts in this node's memory: an attacker spread over N
- * nodes gets N times the budget, one of the costs of sticky sessions (README).
+ * more command (`settlement.elsewhere`).
+ *
+ * Where the counts live (LOGIN_LIMITER, config.ts) is always a store every node shares, so the
+ * budgets hold across the cluster whichever node nginx picks for each guess: Redis (shared and jwt
+ * modes' own; sticky and cookie modes use one for this alone), or PostgreSQL in database mode (two
+ * functions with the Lua scripts' semantics, one statement each). `memory` counts in the node's
+ * own memory: for one node only, since N nodes give an attacker N times every budget.
+ *
+ * "Log out everywhere" also revokes the user's device cookies: it stores a cut-off per user, and a
+ * device cookie issued before it is no longer trusted (`revokeDevices`).
  */
 export interface LoginLimiter {
-  /** Takes one attempt from every budget that applies; throws RATE_LIMITED (429 + Retry-After) when one is spent. */
-  reserve(who: { username: string; client: string; device?: string | null }): Promise<LoginAttempt>;
+  /**
+   * Takes one attempt from every budget that applies; throws RATE_LIMITED (429 + Retry-After) when
+   * one is spent. `device`: the device cookie the request presented for this username (device.ts).
+   */
+  reserve(who: { username: string; client: string; device?: TrustedDevice | null }): Promise<LoginAttempt>;
+  /** "Log out everywhere": the user's device cookies issued until now are no longer trusted. */
+  revokeDevices(username: string): Promise<void>;
+  /** Deletes expired counters, where the store does not expire them itself (PostgreSQL). */
+  prune(): Promise<void>;
 }
+
+/** A device cookie that verified for the username (device.ts): its id, and when it was issued (epoch ms). */
+export interface TrustedDevice {
+  id: string;
+  issuedAt: number;
+}
+
+/** Where the counters live: a store every node shares (redis, postgres), or this node's memory. */
+export type LimiterStore = { kind: 'redis'; redis: Redis; layout?: KeyLayout } | { kind: 'postgres'; pool: Pool; onQuery?: (statement: string) => void } | { kind: 'memory' };
+
+/** How long a device cookie lives (device.ts): a device cut-off is kept as long. */
+export const DEVICE_MAX_AGE_S = 180 * 86400;
 
 export interface LoginAttempt {
   /** The password was wrong: the reserved attempt stays counted. */
@@ -79,12 +107,16 @@ interface Budget {
   clearedOnSuccess: boolean;
 }
 
-/** The counters, in Redis or in memory; both atomic per call. */
+/** The counters, in Redis, PostgreSQL or memory; each call atomic. */
 interface Counters {
   /** Increments every key if none is at its max; else returns ms until the latest blocking window ends. */
   reserve(budgets: Budget[], windowS: number): Promise<number>;
   /** Deletes `clear` and decrements `release` (not below zero). */
   settle(clear: string[], release: string[]): Promise<void>;
+  /** A timestamp kept under `key` for `ttlS` (a device cut-off); null when there is none. */
+  mark(key: string): Promise<number | null>;
+  setMark(key: string, at: number, ttlS: number): Promise<void>;
+  prune(): Promise<void>;
 }
 
 const RESERVE = `
@@ -134,11 +166,104 @@ function redisCounters(redis: Redis): Counters {
       const keys = [...clear, ...release];
       if (keys.length) await r.loginSettle(keys.length, ...keys, clear.length);
     },
+    async mark(key) {
+      const v = await r.get(key);
+      return v === null ? null : Number(v);
+    },
+    async setMark(key, at, ttlS) {
+      await r.set(key, String(at), 'EX', ttlS);
+    },
+    prune: async () => {}, // keys expire by themselves
+  };
+}
+
+/**
+ * The PostgreSQL counters (database mode): one row per budget window, and two functions with the
+ * Lua scripts' semantics, each called as one statement (one transaction). `login_reserve` creates
+ * the missing rows and locks every row it needs in key order, so concurrent reserves queue on the
+ * rows they share and never deadlock; an expired window counts as empty, as an expired Redis key.
+ */
+export const LIMITER_SCHEMA = `
+CREATE TABLE IF NOT EXISTS login_budgets (
+  key      text PRIMARY KEY,
+  count    integer NOT NULL,
+  reset_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_budgets_reset ON login_budgets (reset_at);
+CREATE TABLE IF NOT EXISTS login_marks (
+  key     text PRIMARY KEY,
+  at      bigint NOT NULL,
+  expires timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION login_reserve(keys text[], maxes integer[], window_s integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  wait bigint := 0;
+  row record;
+BEGIN
+  INSERT INTO login_budgets (key, count, reset_at)
+    SELECT k, 0, clock_timestamp() FROM unnest(keys) AS k ORDER BY k
+    ON CONFLICT (key) DO NOTHING;
+  PERFORM 1 FROM login_budgets WHERE key = ANY (keys) ORDER BY key FOR UPDATE;
+  FOR row IN
+    SELECT b.count, b.reset_at, m.max FROM login_budgets b
+      JOIN unnest(keys, maxes) AS m(key, max) ON m.key = b.key
+  LOOP
+    IF row.reset_at > clock_timestamp() AND row.count >= row.max THEN
+      wait := greatest(wait, ceil(extract(epoch FROM row.reset_at - clock_timestamp()) * 1000)::bigint);
+    END IF;
+  END LOOP;
+  IF wait > 0 THEN
+    RETURN wait;
+  END IF;
+  UPDATE login_budgets SET
+      count = CASE WHEN reset_at > clock_timestamp() THEN count + 1 ELSE 1 END,
+      reset_at = CASE WHEN reset_at > clock_timestamp() THEN reset_at ELSE clock_timestamp() + make_interval(secs => window_s) END
+    WHERE key = ANY (keys);
+  RETURN 0;
+END $$;
+CREATE OR REPLACE FUNCTION login_settle(clear text[], release text[]) RETURNS void
+LANGUAGE sql AS $$
+  DELETE FROM login_budgets WHERE key = ANY (clear);
+  UPDATE login_budgets SET count = count - 1 WHERE key = ANY (release) AND count > 0 AND reset_at > clock_timestamp();
+$$;
+`;
+
+function pgCounters(pool: Pool, onQuery: (statement: string) => void = () => {}): Counters {
+  const query = async (name: string, text: string, values: unknown[]) => {
+    onQuery(name);
+    return (await pool.query({ name, text, values })).rows;
+  };
+  return {
+    async reserve(budgets, windowS) {
+      const rows = await query('login_reserve', 'SELECT login_reserve($1, $2, $3) AS wait', [budgets.map((b) => b.key), budgets.map((b) => b.max), windowS]);
+      return Number(rows[0].wait);
+    },
+    async settle(clear, release) {
+      if (clear.length + release.length) await query('login_settle', 'SELECT login_settle($1, $2)', [clear, release]);
+    },
+    async mark(key) {
+      const rows = await query('login_mark', 'SELECT at FROM login_marks WHERE key = $1 AND expires > now()', [key]);
+      return rows.length ? Number(rows[0].at) : null;
+    },
+    async setMark(key, at, ttlS) {
+      await query(
+        'login_set_mark',
+        `INSERT INTO login_marks (key, at, expires) VALUES ($1, $2, now() + make_interval(secs => $3))
+         ON CONFLICT (key) DO UPDATE SET at = EXCLUDED.at, expires = EXCLUDED.expires`,
+        [key, at, ttlS],
+      );
+    },
+    async prune() {
+      await query('login_prune', 'DELETE FROM login_budgets WHERE reset_at < now()', []);
+      await query('login_prune_marks', 'DELETE FROM login_marks WHERE expires < now()', []);
+    },
   };
 }
 
 function memoryCounters(): Counters {
   const windows = new Map<string, { count: number; resetAt: number }>();
+  const marks = new Map<string, { at: number; expires: number }>();
   const live = (key: string) => {
     const w = windows.get(key);
     if (w && w.resetAt <= Date.now()) windows.delete(key);
@@ -147,6 +272,7 @@ function memoryCounters(): Counters {
   // Bounded: expired windows are swept every minute.
   setInterval(() => {
     for (const key of windows.keys()) live(key);
+    for (const [key, m] of marks) if (m.expires <= Date.now()) marks.delete(key);
   }, 60_000).unref();
   return {
     async reserve(budgets, windowS) {
@@ -167,6 +293,15 @@ function memoryCounters(): Counters {
         if (w && w.count > 0) w.count--;
       }
     },
+    async mark(key) {
+      const m = marks.get(key);
+      if (m && m.expires <= Date.now()) marks.delete(key);
+      return marks.get(key)?.at ?? null;
+    },
+    async setMark(key, at, ttlS) {
+      marks.set(key, { at, expires: Date.now() + ttlS * 1000 });
+    },
+    prune: async () => {},
   };
 }
 
@@ -189,8 +324,10 @@ async function reserveInOrder(counters: Counters, groups: Budget[][], windowS: n
   return 0;
 }
 
-export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null, layout: KeyLayout = 'databases'): LoginLimiter {
-  const counters = redis ? redisCounters(redis) : memoryCounters();
+export function createLoginLimiter(opts: LimiterOptions, store: LimiterStore): LoginLimiter {
+  const counters = store.kind === 'redis' ? redisCounters(store.redis) : store.kind === 'postgres' ? pgCounters(store.pool, store.onQuery) : memoryCounters();
+  const layout: KeyLayout = (store.kind === 'redis' && store.layout) || 'databases';
+  const deviceCutoff = (name: string) => `rl:${userTag(layout, name)}dv:${name}`;
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -199,10 +336,22 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null, la
     }
   };
   return {
-    reserve: ({ username, client, device }) =>
+    revokeDevices: (username) =>
+      guard(async () => {
+        const name = username.toLowerCase().slice(0, 64);
+        await counters.setMark(deviceCutoff(name), Date.now(), DEVICE_MAX_AGE_S);
+      }),
+    prune: () => guard(() => counters.prune()),
+    reserve: ({ username, client, device: presented }) =>
       guard(async () => {
         const name = username.toLowerCase().slice(0, 64);
         const t = userTag(layout, name);
+        // A device cookie issued before the user's last "log out everywhere" is trusted no more.
+        let device: string | null = null;
+        if (presented) {
+          const cutoff = await counters.mark(deviceCutoff(name));
+          if (cutoff === null || presented.issuedAt > cutoff) device = presented.id;
+        }
         const budgets: Budget[] = device
           ? [{ key: `rl:${t}d:${device}`, max: opts.maxFailures, clearedOnSuccess: true }]
           : [
@@ -257,4 +406,24 @@ export function createLoginLimiter(opts: LimiterOptions, redis: Redis | null, la
         };
       }),
   };
+}
+
+/**
+ * The limiter on the store the configuration names (LOGIN_LIMITER): the mode's Redis connection for
+ * budgets (`aux`), database mode's pool, or this node's memory (one node only: said in the log).
+ */
+export function limiterFor(
+  config: { loginLimits: LimiterOptions; loginLimiter: 'redis' | 'postgres' | 'memory' },
+  stores: { redis?: Redis | null; pg?: Pool | null; layout?: KeyLayout; onQuery?: (statement: string) => void },
+): LoginLimiter {
+  switch (config.loginLimiter) {
+    case 'redis':
+      if (!stores.redis) throw new Error('LOGIN_LIMITER=redis needs a Redis connection');
+      return createLoginLimiter(config.loginLimits, { kind: 'redis', redis: stores.redis, layout: stores.layout });
+    case 'postgres':
+      if (!stores.pg) throw new Error('LOGIN_LIMITER=postgres needs a PostgreSQL pool');
+      return createLoginLimiter(config.loginLimits, { kind: 'postgres', pool: stores.pg, onQuery: stores.onQuery });
+    case 'memory':
+      return createLoginLimiter(config.loginLimits, { kind: 'memory' });
+  }
 }

@@ -25,7 +25,8 @@ import { replaceCookie, type ClientCredential, type SessionFields } from './clie
  * absolute timeout after the login. The tests and the README show it. Concurrent requests that
  * each change the session race in the browser: the last Set-Cookie wins (no merge is possible).
  */
-export const COOKIE_LIMIT_BYTES = 4096;
+/** What browsers keep of one cookie (name, value and attributes); RFC 6265 section 6.1's minimum. */
+export const BROWSER_COOKIE_LIMIT_BYTES = 4096;
 const TOUCH_AFTER_MS = 60_000;
 
 interface Sealed extends SessionFields {
@@ -39,6 +40,8 @@ export interface SealedCookieOptions {
   secrets: string[];
   secure: boolean;
   idleTimeoutS: number;
+  /** The largest cookie this node sends (COOKIE_MAX_BYTES); at most BROWSER_COOKIE_LIMIT_BYTES. */
+  maxBytes?: number;
 }
 
 const kidOf = (secret: string) => createHash('sha256').update(`kid:${secret}`).digest('base64url').slice(0, 8);
@@ -48,6 +51,7 @@ export function sealedCookie(opts: SealedCookieOptions): ClientCredential & { se
   const keys = new Map(opts.secrets.map((s) => [kidOf(s), keyOf(s)]));
   const sealKid = kidOf(opts.secrets[0]!);
   const aad = Buffer.from(opts.name);
+  const maxBytes = Math.min(opts.maxBytes ?? BROWSER_COOKIE_LIMIT_BYTES, BROWSER_COOKIE_LIMIT_BYTES);
   const attributes = `; Path=/; HttpOnly; SameSite=Lax${opts.secure ? '; Secure' : ''}`;
   const pattern = new RegExp(`(?:^|;\\s*)${opts.name.replace(/[^A-Za-z0-9_-]/g, '\\$&')}=(v1\\.[A-Za-z0-9_-]{8}\\.[A-Za-z0-9_-]{40,6000})(?:;|$)`);
 
@@ -81,7 +85,8 @@ export function sealedCookie(opts: SealedCookieOptions): ClientCredential & { se
     const cookie = `${opts.name}=${seal({ ...fields, sid, seen: Date.now() })}${attributes}`;
     // Browsers drop a cookie over 4096 bytes (name, value and attributes) without a word: refuse
     // the change instead, and leave the client's current cookie as it is.
-    if (Buffer.byteLength(cookie) > COOKIE_LIMIT_BYTES) throw new AppError('SESSION_TOO_LARGE');
+    if (Buffer.byteLength(cookie) > maxBytes)
+      throw new AppError('SESSION_TOO_LARGE', `The session would no longer fit in its cookie (${maxBytes} bytes); the change was not made.`);
     replaceCookie(res, opts.name, cookie);
   };
 

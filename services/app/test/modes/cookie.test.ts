@@ -10,10 +10,10 @@ let b: TestNode;
 let rotated: TestNode;
 beforeAll(async () => {
   [a, b, rotated] = await Promise.all([
-    startNode({ SESSION_MODE: 'cookie', NODE_ID: 'cookie-a' }),
-    startNode({ SESSION_MODE: 'cookie', NODE_ID: 'cookie-b' }),
+    startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-a' }),
+    startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-b' }),
     // After a rotation: a new first secret seals, the old one still opens.
-    startNode({ SESSION_MODE: 'cookie', NODE_ID: 'cookie-rotated', SESSION_SECRETS: `${SECRET_B},${SECRET_A}` }),
+    startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-rotated', SESSION_SECRETS: `${SECRET_B},${SECRET_A}` }),
   ]);
 });
 afterAll(async () => {

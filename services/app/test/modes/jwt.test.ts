@@ -44,7 +44,7 @@ const me = (node: TestNode, token: string | null) => call(node, '/api/me', token
 const keyOf = (secret: string) => new Uint8Array(hkdfSync('sha256', secret, 'session-cluster jwt', 'HS256 v1', 32));
 const kidOf = (secret: string) => createHash('sha256').update(`jwt-kid:${secret}`).digest('base64url').slice(0, 8);
 const sign = (claims: Record<string, unknown>, opts: { secret?: string; alg?: string; kid?: string; exp?: string | number; iss?: string; aud?: string } = {}) =>
-  new SignJWT({ loginAt: Date.now(), node: 'jwt-a', ...claims })
+  new SignJWT({ loginAt: Date.now(), issuedAt: Date.now(), node: 'jwt-a', ...claims })
     .setProtectedHeader({ alg: opts.alg ?? 'HS256', kid: opts.kid ?? kidOf(opts.secret ?? SECRET_A) })
     .setIssuer(opts.iss ?? JWT_ISSUER)
     .setAudience(opts.aud ?? JWT_AUDIENCE)

@@ -5,18 +5,21 @@ import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // Failed logins are limited per username+client and per client, across all nodes (Redis).
 let redis: TestRedis;
-let a: TestNode, b: TestNode, s1: TestNode;
+let a: TestNode, b: TestNode, s1: TestNode, s2: TestNode;
 beforeAll(async () => {
   redis = await startTestRedis();
   const env = { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_CLIENT: '8' };
-  [a, b, s1] = await Promise.all([
+  // The sticky nodes count in Redis too (LOGIN_LIMITER defaults to redis), in databases of their own.
+  const stickyRedis = redis.url.replace(/\/0$/, '/4');
+  [a, b, s1, s2] = await Promise.all([
     startNode({ ...env, REDIS_URL: redis.url, NODE_ID: 'a' }),
     startNode({ ...env, REDIS_URL: redis.url, NODE_ID: 'b' }),
-    startNode({ ...env, SESSION_MODE: 'sticky', NODE_ID: 's1' }),
+    startNode({ ...env, SESSION_MODE: 'sticky', REDIS_URL: stickyRedis, NODE_ID: 's1' }),
+    startNode({ ...env, SESSION_MODE: 'sticky', REDIS_URL: stickyRedis, NODE_ID: 's2' }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([a, b, s1].map((n) => n?.close()));
+  await Promise.all([a, b, s1, s2].map((n) => n?.close()));
   await redis?.stop();
 });
 
@@ -54,9 +57,9 @@ describe('shared mode', () => {
 });
 
 describe('sticky mode', () => {
-  it('limits per node (no shared store): the same rule, counted locally', async () => {
-    for (let i = 0; i < 3; i++) expect((await attempt(s1, 'user30', 'wrong')).status).toBe(401);
-    expect((await attempt(s1, 'user30', 'pass30')).status).toBe(429);
+  it("the sessions are each node's, the budgets are not: 3 failures spread over two nodes spend them on both", async () => {
+    for (let i = 0; i < 3; i++) expect((await attempt(i % 2 ? s2 : s1, 'user30', 'wrong')).status).toBe(401);
+    for (const n of [s1, s2]) expect((await attempt(n, 'user30', 'pass30')).status).toBe(429);
   });
 });
 

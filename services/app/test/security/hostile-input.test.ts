@@ -10,7 +10,7 @@ let redis: TestRedis;
 let node: TestNode, sticky: TestNode;
 beforeAll(async () => {
   redis = await startTestRedis();
-  [node, sticky] = await Promise.all([startNode({ REDIS_URL: redis.url, NODE_ID: 'h' }), startNode({ NODE_ID: 's', SESSION_MODE: 'sticky' })]);
+  [node, sticky] = await Promise.all([startNode({ REDIS_URL: redis.url, NODE_ID: 'h' }), startNode({ NODE_ID: 's', SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory' })]);
 });
 afterAll(async () => {
   await Promise.all([node?.close(), sticky?.close()]);

@@ -10,7 +10,11 @@ let a: TestNode, b: TestNode, sticky: TestNode;
 beforeAll(async () => {
   redis = await startTestRedis();
   const env = { REDIS_URL: redis.url, SESSION_IDLE_TIMEOUT: '2s', SESSION_ABSOLUTE_TIMEOUT: '4s' };
-  [a, b, sticky] = await Promise.all([startNode({ ...env, NODE_ID: 'a' }), startNode({ ...env, NODE_ID: 'b' }), startNode({ ...env, NODE_ID: 's', SESSION_MODE: 'sticky' })]);
+  [a, b, sticky] = await Promise.all([
+    startNode({ ...env, NODE_ID: 'a' }),
+    startNode({ ...env, NODE_ID: 'b' }),
+    startNode({ ...env, NODE_ID: 's', SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory' }),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([a, b, sticky].map((n) => n?.close()));

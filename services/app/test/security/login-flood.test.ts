@@ -4,12 +4,13 @@ import { startNode, type TestNode } from '../../../../testkit/node.js';
 
 // A login flood must not starve the node: password hashing is bounded (LOGIN_HASH_CONCURRENCY
 // at once, LOGIN_HASH_QUEUE waiting), the rest is refused at once with 503 BUSY + Retry-After,
-// and reads keep being served meanwhile. (Sticky mode: no Redis involved, only the node's CPU.)
+// and reads keep being served meanwhile. (Sticky mode, budgets in memory: no Redis involved, only the node's CPU.)
 let node: TestNode;
 beforeAll(async () => {
   node = await startNode({
     NODE_ID: 'flood',
     SESSION_MODE: 'sticky',
+    LOGIN_LIMITER: 'memory',
     LOGIN_HASH_CONCURRENCY: '1',
     LOGIN_HASH_QUEUE: '3',
     LOGIN_MAX_FAILURES: '1000',

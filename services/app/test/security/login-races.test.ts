@@ -14,7 +14,7 @@ beforeAll(async () => {
   [a, b, s1] = await Promise.all([
     startNode({ ...env, REDIS_URL: redis.url, NODE_ID: 'a' }),
     startNode({ ...env, REDIS_URL: redis.url, NODE_ID: 'b' }),
-    startNode({ ...env, SESSION_MODE: 'sticky', NODE_ID: 's1', LOGIN_MAX_FAILURES_PER_CLIENT: '1000' }),
+    startNode({ ...env, SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory', NODE_ID: 's1', LOGIN_MAX_FAILURES_PER_CLIENT: '1000' }),
   ]);
 });
 afterAll(async () => {
@@ -62,8 +62,9 @@ describe('no lock-out button (shared mode)', () => {
     // alice's browser logged in before the attack: it holds a device cookie.
     const alice = new Client(a.url);
     expect((await alice.login('user10')).status).toBe(200);
-    expect(alice.cookies.get('device')).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
+    expect(alice.cookies.get('device')).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[A-Za-z0-9_-]{43}$/);
     const setCookie = (await alice.login('user10')).headers.getSetCookie().find((c) => c.startsWith('device='))!;
+    expect(setCookie).toMatch(/; Path=\/api\/login;/); // sent to the login route only
     expect(setCookie).toMatch(/HttpOnly/);
     expect(setCookie).toMatch(/SameSite=Strict/);
 
@@ -91,9 +92,10 @@ describe('no lock-out button (shared mode)', () => {
   it('a forged or re-signed device cookie is ignored', async () => {
     const c = new Client(s1.url);
     await c.login('user13');
-    const [name, id, sig] = c.cookies.get('device')!.split('.') as [string, string, string];
+    const [name, id, issued, sig] = c.cookies.get('device')!.split('.') as [string, string, string, string];
     const other = Buffer.from('user14').toString('base64url');
-    for (const forged of [`${other}.${id}.${sig}`, `${name}.${id}.${'A'.repeat(43)}`, `${name}.${id}`, 'garbage']) {
+    const later = (Number.parseInt(issued, 36) + 60_000).toString(36); // a younger issue date, to outlive a revocation
+    for (const forged of [`${other}.${id}.${issued}.${sig}`, `${name}.${id}.${issued}.${'A'.repeat(43)}`, `${name}.${id}.${later}.${sig}`, `${name}.${id}.${sig}`, 'garbage']) {
       const f = new Client(s1.url);
       f.cookies.set('device', forged);
       // Trusted or not, a right password works; what matters is that a forged cookie never lifts a limit:

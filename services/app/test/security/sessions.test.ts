@@ -15,7 +15,7 @@ beforeAll(async () => {
   [a, b, sticky] = await Promise.all([
     startNode({ REDIS_URL: redis.url, NODE_ID: 'a', SESSIONS_PER_USER_MAX: '3' }),
     startNode({ REDIS_URL: redis.url, NODE_ID: 'b', SESSIONS_PER_USER_MAX: '3' }),
-    startNode({ NODE_ID: 's', SESSION_MODE: 'sticky', SESSIONS_PER_USER_MAX: '3' }),
+    startNode({ NODE_ID: 's', SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory', SESSIONS_PER_USER_MAX: '3' }),
   ]);
   aux = new Redis(redis.url.replace(/\/0$/, '/1'));
 });
@@ -116,7 +116,7 @@ describe('index hygiene (shared)', () => {
 
 describe('sticky mode', () => {
   it('the index forgets a session the moment the store drops it (logout, expiry, sweep): no per-user state outlives its sessions', async () => {
-    const node = await startNode({ NODE_ID: 'hyg', SESSION_MODE: 'sticky', SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '60' });
+    const node = await startNode({ NODE_ID: 'hyg', SESSION_MODE: 'sticky', LOGIN_LIMITER: 'memory', SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '60' });
     try {
       const clients = Array.from({ length: 6 }, () => new Client(node.url));
       await Promise.all(clients.map((c, i) => c.login(`user${12 + (i % 3)}`)));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { storeOfMode } from '@session-cluster/app/config';
 import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
@@ -274,7 +275,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     mode: o.mode,
     fault,
     store: o.store ?? 'single',
-    redisPersistence: o.mode === 'shared' || o.mode === 'jwt' ? (o.redisPersistence ?? 'aof') : null,
+    redisPersistence: storeOfMode(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
     nodeSettings: o.nodeSettings ?? {},
     label,
     nodes: o.nodes,

@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import { clientSession } from '../client-session.js';
 import type { LayerDeps, SessionLayer } from '../layer.js';
-import { createLoginLimiter } from '../login-limiter.js';
+import { limiterFor } from '../login-limiter.js';
 import { sealedCookie } from '../sealed-cookie.js';
 import { noIndex } from './client-index.js';
 
@@ -9,11 +9,17 @@ import { noIndex } from './client-index.js';
  * cookie: the whole session sealed in the cookie (sealed-cookie.ts); nothing on the server, so any
  * node serves any client and a node failure loses nothing. The price: logout cannot revoke a copy
  * of the cookie, sessions cannot be listed or ended together, the session must fit in 4 KB, and
- * concurrent changes race in the browser. With no shared store, the login limiter counts per node
- * (as in sticky mode: an attacker spread over N nodes gets N times the budget).
+ * concurrent changes race in the browser. The login budgets are the one thing kept on a server:
+ * in Redis (LOGIN_LIMITER), used for this alone, so they hold across the nodes.
  */
-export function cookieLayer(config: Config, { metrics }: LayerDeps): SessionLayer {
-  const credential = sealedCookie({ name: config.cookie.name, secrets: config.secrets, secure: config.cookie.secure, idleTimeoutS: config.session.idleTimeoutS });
+export function cookieLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+  const credential = sealedCookie({
+    name: config.cookie.name,
+    secrets: config.secrets,
+    secure: config.cookie.secure,
+    idleTimeoutS: config.session.idleTimeoutS,
+    maxBytes: config.cookie.maxBytes,
+  });
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
@@ -25,7 +31,7 @@ export function cookieLayer(config: Config, { metrics }: LayerDeps): SessionLaye
       await attempt.succeeded();
       return [];
     },
-    limiter: createLoginLimiter(config.loginLimits, null),
+    limiter: limiterFor(config, { redis: redis?.aux }),
     ready: async () => true,
     close: () => {},
   };

@@ -12,9 +12,19 @@ import { noIndex } from './client-index.js';
  * involved, so CSRF does not apply: a browser never attaches an Authorization header by itself.
  * The request counter and the cart are server state this mode does not keep: 501 NOT_IN_MODE.
  */
-export function jwtLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+export function jwtLayer(config: Config, { redis, metrics, logger }: LayerDeps): SessionLayer {
   if (!redis) throw new Error('jwt mode needs Redis clients (revocation and the login limiter)');
-  const credential = jwtCredential({ secrets: config.secrets, ttlS: config.jwt.accessTtlS, redis: redis.aux });
+  const credential = jwtCredential({
+    secrets: config.secrets,
+    ttlS: config.jwt.accessTtlS,
+    redis: redis.aux,
+    onUnprovable: () => metrics.revocationUnprovable.inc(),
+    onEpoch: (epoch) =>
+      logger?.warn(
+        { server: epoch.server, since: new Date(epoch.since).toISOString() },
+        'jwt: the revocation data begins now on this Redis server; tokens issued before are refused',
+      ),
+  });
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
@@ -30,7 +40,7 @@ export function jwtLayer(config: Config, { redis, metrics }: LayerDeps): Session
       await attempt.succeeded();
       return [];
     },
-    limiter: createLoginLimiter(config.loginLimits, redis.aux),
+    limiter: createLoginLimiter(config.loginLimits, { kind: 'redis', redis: redis.aux }),
     ready: async () => {
       const pings = await Promise.allSettled([redis.aux.ping()]);
       return pings.every((p) => p.status === 'fulfilled');

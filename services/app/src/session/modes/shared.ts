@@ -18,7 +18,8 @@ export const SESSION_PREFIX = 's:';
  * per-user index and the login limiter live in Redis too, so both hold across the cluster.
  */
 export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
-  if (!redis) throw new Error('shared mode needs Redis clients');
+  if (!redis?.sessions) throw new Error('shared mode needs Redis clients');
+  const sessions = redis.sessions;
   const codec = codecFor(config);
   const idleTimeoutS = config.session.idleTimeoutS;
   // Redis Cluster: one database, keys grouped by hash slot (keys.ts); else two logical databases.
@@ -34,13 +35,13 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   if (textbook) {
     // What tutorials teach: connect-redis with its defaults (prefix sess:, JSON with the cookie,
     // GET then EXPIRE on every read). Benchmarks only (config.ts).
-    store = new RedisStore({ client: redis.sessions });
-    index = new RedisUserSessionIndex(redis.sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
+    store = new RedisStore({ client: sessions });
+    index = new RedisUserSessionIndex(sessions, redis.aux, 'sess:', { ...indexOpts, codec: { parse: JSON.parse } });
   } else {
     // The writes and their WAIT on a connection of their own (redis.ts): reads never queue behind a WAIT.
     const writes = durability && { ...durability, connection: redis.writes };
-    store = new SharedSessionStore(redis.sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability: writes });
-    index = new RedisUserSessionIndex(redis.sessions, redis.aux, SESSION_PREFIX, indexOpts);
+    store = new SharedSessionStore(sessions, { prefix: SESSION_PREFIX, idleTimeoutS, codec, observer: metrics.storeObserver, merge: appMergePolicy, durability: writes });
+    index = new RedisUserSessionIndex(sessions, redis.aux, SESSION_PREFIX, indexOpts);
   }
   // The index janitor (user-index.ts): every node, every quarter of the idle timeout (5-60 s,
   // jittered so nodes do not run it in step). A failure (Redis down) waits for the next round.
@@ -49,7 +50,7 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   janitor.unref();
   // The active-session gauge: DBSIZE of the sessions' database; on a Cluster the sum of DBSIZE over
   // the primaries, which also counts the index and limiter keys (an upper bound: one database there).
-  metrics.setActiveSessionsSource(() => keyCount(redis.sessions));
+  metrics.setActiveSessionsSource(() => keyCount(sessions));
 
   return {
     capabilities: SERVER_SESSIONS,
@@ -64,7 +65,7 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
       await attempt.settlement.elsewhere?.();
       return evicted;
     },
-    limiter: createLoginLimiter(config.loginLimits, redis.aux, layout),
+    limiter: createLoginLimiter(config.loginLimits, { kind: 'redis', redis: redis.aux, layout }),
     sessionIdsCarryUser: layout === 'slots',
     ready: async () => {
       const pings = await Promise.allSettled(Object.values(redis).map((c: Redis) => c.ping()));

@@ -2,15 +2,17 @@ import type { Config } from '../../config.js';
 import { codecFor, expressSession } from '../express.js';
 import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
 import { LocalSessionStore } from '../local-store.js';
-import { createLoginLimiter } from '../login-limiter.js';
+import { limiterFor } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
 import { LocalUserSessionIndex } from '../user-index.js';
 
 /**
  * sticky: this node's memory (LocalSessionStore); the load balancer must route a client back
- * here. The index and the limiter are this node's too: they know only its own sessions and logins.
+ * here. The index is this node's too: it knows only its own sessions. The login budgets are not:
+ * they are counted in Redis (LOGIN_LIMITER), used for this alone, so they hold across the nodes
+ * (nginx spreads a newcomer's attempts over all of them).
  */
-export function stickyLayer(config: Config, { metrics }: LayerDeps): SessionLayer {
+export function stickyLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
   const store = new LocalSessionStore({ idleTimeoutS: config.session.idleTimeoutS, codec: codecFor(config), observer: metrics.storeObserver, merge: appMergePolicy });
   const index = new LocalUserSessionIndex(store, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
   metrics.setUserIndexSource(() => index.stats);
@@ -25,7 +27,8 @@ export function stickyLayer(config: Config, { metrics }: LayerDeps): SessionLaye
       await attempt.succeeded();
       return index.add(user, sid, at);
     },
-    limiter: createLoginLimiter(config.loginLimits, null),
+    limiter: limiterFor(config, { redis: redis?.aux }),
+    // Readiness is the sessions' store, this node's memory: a Redis outage costs logins (503), never reads.
     ready: async () => true,
     close: () => store.close(),
   };
