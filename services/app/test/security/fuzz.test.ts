@@ -75,6 +75,8 @@ afterAll(async () => {
   await postgres?.stop();
 });
 
+/** Every key of Object.prototype: a username looked up with `in` on a plain object once answered 500 for each. */
+const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
 const b64 = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=%.'.split('')), maxLength: 80 });
 const latin1 = (max: number) =>
   fc.string({
@@ -106,7 +108,10 @@ const bodyText = fc.oneof(
   fc.json({ maxDepth: 4 }),
   latin1(300),
   fc
-    .record({ username: fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string())), password: fc.oneof(fc.string(), fc.object()) })
+    .record({
+      username: fc.oneof(fc.string(), fc.constantFrom(...PROTOTYPE_KEYS), fc.integer(), fc.constant(null), fc.array(fc.string())),
+      password: fc.oneof(fc.string(), fc.object()),
+    })
     .map((o) => JSON.stringify(o)),
   fc.record({ sku: fc.oneof(fc.string(), fc.integer()), qty: fc.oneof(fc.integer(), fc.double(), fc.string()) }).map((o) => JSON.stringify(o)),
 );
@@ -197,6 +202,19 @@ it(`survives ${RUNS} hostile requests with no 500, no hang, no adopted session a
   expect(me.status).toBe(200);
   expect(me.body.user).toBe('user1');
 }, 240_000);
+
+it('every Object.prototype key as a username is an unknown user: 401 BAD_CREDENTIALS, never a 500', async () => {
+  expect(PROTOTYPE_KEYS).toEqual(expect.arrayContaining(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']));
+  for (const username of PROTOTYPE_KEYS) {
+    const r = await raw(node.url, {
+      method: 'POST',
+      path: '/api/login',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ username, password: 'x' })),
+    });
+    expect(`${username}: ${r.status} ${r.body}`).toBe(`${username}: 401 {"error":{"code":"BAD_CREDENTIALS","message":"Invalid username or password."}}`);
+  }
+}, 60_000);
 
 it('validly signed cookies for unknown, logged-out and expired ids are never adopted, on any route', async () => {
   for (const [kind, ids] of Object.entries(signedIds)) {
