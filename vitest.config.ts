@@ -12,6 +12,11 @@ const HEAVY = [
   'services/cluster/test/soak.test.ts',
   'services/cluster/test/store-sentinel.test.ts',
   'services/cluster/test/store-redis-cluster.test.ts',
+  // Attacks and guesses through nginx in every mode, with assertions that nothing fails meanwhile;
+  // Redis restarts and a Sentinel failover under jwt mode.
+  'services/cluster/test/edge-attacks.test.ts',
+  'services/cluster/test/login-budgets.test.ts',
+  'services/cluster/test/jwt-revocation.test.ts',
   'infra/compose-live.test.ts',
 ];
 

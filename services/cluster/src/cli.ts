@@ -3,14 +3,14 @@ import { DEFAULT_DIR, down, kill, type Mode, MODES, ps, readState, type Store, S
 import { choiceOption, EXIT, intOption, parseOptions, portOption, runCli, UsageError } from './lib/cli.js';
 import { DEFAULT_LOG_MAX_BYTES, followLogs, formatSize, parseSize } from './lib/logs.js';
 import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from './lib/node-settings.js';
-import type { RedisPersistence } from './parts.js';
+import { REDIS_PERSISTENCE, type RedisPersistence } from './parts.js';
 
 /**
  * npm run cluster -- <verb>. Exit codes (shared with experiment, bench and soak: lib/cli.ts):
  * 0 done, 1 failed, 2 usage error, 130 interrupted during start-up.
  */
 const USAGE = `usage: npm run cluster -- <verb> [options]
-  up [--nodes 3] [--mode shared|sticky|database|cookie|jwt] [--store single|sentinel|redis-cluster] [--port 8080] [--redis-persistence aof|off] [--detach] [--no-monitoring] [--demo-users 1000]
+  up [--nodes 3] [--mode shared|sticky|database|cookie|jwt] [--store single|sentinel|redis-cluster] [--port 8080] [--redis-persistence aof|aof-always|off] [--detach] [--no-monitoring] [--demo-users 1000]
      [--env KEY=VALUE]…  [--log-max-size 16M]
   ps [--json]
   kill <name> [--signal KILL|TERM]      take one part down (app-1…, redis, redis-primary, sentinel-1…, nginx, …)
@@ -31,7 +31,7 @@ const isAbort = (err: unknown) => (err as Error | undefined)?.name === 'AbortErr
 async function upVerb(dir: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const mode = choiceOption<Mode>('mode', values.mode as string | undefined, MODES, 'shared');
   const store = choiceOption<Store>('store', values.store as string | undefined, STORES, 'single');
-  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'] as string | undefined, ['aof', 'off'], 'aof');
+  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'] as string | undefined, REDIS_PERSISTENCE, 'aof');
   const nodes = intOption('nodes', values.nodes as string | undefined, 3, 1, 32);
   const port = portOption('port', values.port as string | undefined, 8080);
   const demoUsers = intOption('demo-users', values['demo-users'] as string | undefined, 1000, 0, 100_000);

@@ -186,7 +186,9 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const store = opts.store ?? 'single';
   if (!STORES.includes(store)) throw new Error(`--store must be one of ${STORES.join(', ')}, got ${store}`);
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`);
-  if (store !== 'single' && mode !== 'shared') throw new Error(`--store ${store} applies to shared mode only (${mode} mode)`);
+  // Sentinel serves every mode whose store is Redis; a Redis Cluster only shared mode (its keys are laid out by hash slot).
+  if (store === 'redis-cluster' && mode !== 'shared') throw new Error(`--store redis-cluster applies to shared mode only (${mode} mode)`);
+  if (store === 'sentinel' && storeOf(mode) !== 'redis') throw new Error(`--store sentinel applies to the modes that use Redis, not ${mode} mode (PostgreSQL)`);
   if (storeOf(mode) === 'redis') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
   if (storeOf(mode) === 'postgres') kinds.push('postgres');
   if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(storeOf(mode) === 'redis' ? (['redis-exporter'] as const) : []));

@@ -58,14 +58,16 @@ export function resolveBinary(kind: PartKind): string {
 /**
  * Redis persistence for the session store:
  * - `aof` (the cluster's default): every write is appended to a log that Redis fsyncs once a
- *   second (`appendfsync everysec`). A restart (SIGTERM or SIGKILL) replays it, so at most the
- *   last second of writes is lost on a crash and nothing on a clean stop. `always` would fsync
- *   every write (no loss window) at several times the write latency; a session store can afford
- *   to lose one second, not everybody's sessions. No RDB snapshots (`save ""`): they would only
- *   add a second, coarser copy.
+ *   second (`appendfsync everysec`). A restart (SIGTERM or SIGKILL) replays it: a process kill
+ *   usually loses nothing (Redis hands the log to the OS before it replies, unless a slow fsync
+ *   made it postpone that write), a machine crash up to the last second of acknowledged writes (a
+ *   logout's DEL among them). No RDB snapshots (`save ""`): they would only add a second, coarser copy.
+ * - `aof-always`: the same log, fsynced before every reply (`appendfsync always`): no loss window,
+ *   at a cost per write measured by `npm run bench -- --durability` (docs/durability.md).
  * - `off`: a cache of sessions; a restart logs everyone out.
  */
-export type RedisPersistence = 'aof' | 'off';
+export const REDIS_PERSISTENCE = ['aof', 'aof-always', 'off'] as const;
+export type RedisPersistence = (typeof REDIS_PERSISTENCE)[number];
 
 export function redisSpec(
   port: number,
@@ -73,7 +75,7 @@ export function redisSpec(
   persistence: RedisPersistence = 'off',
   opts: { name?: string; replicaOf?: number; replicated?: boolean; clusterNodeTimeoutMs?: number } = {},
 ): PartSpec {
-  const durability = persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'];
+  const durability = persistence === 'off' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', persistence === 'aof-always' ? 'always' : 'everysec'];
   // A replica follows the primary; every server of a replicated store syncs without waiting to batch
   // replicas (diskless sync's 5 s default delay would leave a new replica empty that long).
   const replica = opts.replicaOf ? ['--replicaof', '127.0.0.1', String(opts.replicaOf)] : [];

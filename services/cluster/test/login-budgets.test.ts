@@ -50,6 +50,32 @@ describe.each(SESSION_MODES)('%s mode, three nodes behind nginx', (mode) => {
     expect(nodes.size).toBe(3);
   }, 60_000);
 
+  it('a login answer is never cached; "log out everywhere" revokes the device cookies its logins left', async () => {
+    // The owner logs in from her browser: a device cookie (sent to the login route only).
+    const owner = new Client(cluster.url);
+    const first = await owner.login('user31');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('cache-control')).toBe('no-store');
+    expect(first.headers.getSetCookie().find((c) => c.startsWith('device='))).toMatch(/; Path=\/api\/login; /);
+    // An attacker on the same address spends user31's budget...
+    for (let i = 0; i < MAX_FAILURES; i++) expect((await login(cluster.url, 'user31', `guess-${i}`)).status).toBe(401);
+    expect((await login(cluster.url, 'user31', 'pass31')).status).toBe(429);
+    // ...but the owner's device is trusted: she logs in (and gets a fresh device cookie).
+    const again = await owner.login('user31');
+    expect(again.status).toBe(200);
+    const token = again.body.accessToken as string | undefined;
+    const everywhere = await owner.del('/api/sessions', token ? { authorization: `Bearer ${token}` } : {});
+    if (mode === 'cookie') {
+      // Nothing on the server to end: the request is refused, and the device stays trusted.
+      expect(everywhere.status).toBe(501);
+      expect((await owner.login('user31')).status).toBe(200);
+      return;
+    }
+    expect(everywhere.status).toBe(200);
+    // Every device cookie issued before it is trusted no more: the owner is held to the spent budget too.
+    expect((await owner.login('user31')).status).toBe(429);
+  }, 60_000);
+
   it('every Object.prototype key as a username is an unknown user: 401, never a 500, and counted', async () => {
     const names = Object.getOwnPropertyNames(Object.prototype);
     expect(names).toEqual(expect.arrayContaining(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']));

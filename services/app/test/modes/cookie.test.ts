@@ -77,6 +77,25 @@ describe('what the cookie cannot do', () => {
     expect(a.handle.sessions.capabilities.revokesStolenCredential).toBe(false);
   });
 
+  it('replaying an older cookie rolls the session back: the server cannot tell it from the current one (the weakness, shown)', async () => {
+    const c = new Client(a.url);
+    await c.login('user10');
+    const old = c.on(a.url); // a copy of the cookie right after login
+    for (let i = 0; i < 6; i++) await c.get('/api/me');
+    for (const sku of ['a', 'b', 'c']) expect((await c.post('/api/cart/items', { sku, qty: 1 })).status).toBe(201);
+    expect((await c.get('/api/cart')).body.count).toBe(3);
+    const before = (await c.get('/api/me')).body.requests;
+    // The replayed copy is the session as it was: the counter starts over, the cart is empty.
+    const replayed = await old.get('/api/me');
+    expect(replayed.status).toBe(200);
+    console.log(
+      `cookie mode: a replayed login cookie rolls the counter back from ${before} to ${replayed.body.requests} and the cart from 3 lines to ${(await old.get('/api/cart')).body.count}`,
+    );
+    expect(before).toBe(7);
+    expect(replayed.body.requests).toBe(1);
+    expect((await old.get('/api/cart')).body.count).toBe(0);
+  });
+
   it('concurrent changes race in the browser: each response carries a whole cookie and the last one wins', async () => {
     const c = new Client(a.url);
     await c.login('user5');

@@ -43,21 +43,22 @@ const me = (node: TestNode, token: string | null) => call(node, '/api/me', token
 /** The HS256 key a secret gives (as the node derives it), and its kid: for forging tokens in tests. */
 const keyOf = (secret: string) => new Uint8Array(hkdfSync('sha256', secret, 'session-cluster jwt', 'HS256 v1', 32));
 const kidOf = (secret: string) => createHash('sha256').update(`jwt-kid:${secret}`).digest('base64url').slice(0, 8);
-const sign = (claims: Record<string, unknown>, opts: { secret?: string; alg?: string; kid?: string; exp?: string | number; iss?: string; aud?: string } = {}) =>
+const sign = (claims: Record<string, unknown>, opts: { secret?: string; alg?: string; kid?: string; exp?: string | number; iss?: string; aud?: string; iat?: number } = {}) =>
   new SignJWT({ loginAt: Date.now(), issuedAt: Date.now(), node: 'jwt-a', ...claims })
     .setProtectedHeader({ alg: opts.alg ?? 'HS256', kid: opts.kid ?? kidOf(opts.secret ?? SECRET_A) })
     .setIssuer(opts.iss ?? JWT_ISSUER)
     .setAudience(opts.aud ?? JWT_AUDIENCE)
     .setSubject('user1')
     .setJti('forged-jti-000000000000')
-    .setIssuedAt()
+    .setIssuedAt(opts.iat)
     .setExpirationTime(opts.exp ?? '5m')
     .sign(keyOf(opts.secret ?? SECRET_A));
 
 describe('the contract with a bearer token', () => {
-  it('login answers {user, node, loginAt, accessToken, expiresIn} and no cookie; every node accepts the token', async () => {
+  it('login answers {user, node, loginAt, accessToken, expiresIn} and no cookie, never to be cached; every node accepts the token', async () => {
     const r = await login(a);
     expect(r.status).toBe(200);
+    expect(r.headers.get('cache-control')).toBe('no-store');
     expect(Object.keys(r.body).sort()).toEqual(['accessToken', 'expiresIn', 'loginAt', 'node', 'user']);
     expect(r.body.expiresIn).toBe(900);
     expect(r.headers.getSetCookie().filter((c) => c.startsWith('sid='))).toEqual([]);
@@ -130,6 +131,10 @@ describe('attacks on the token', () => {
       const r = await fetch(a.url + '/api/me', { headers: { authorization: header } });
       expect(r.status, header.slice(0, 20)).toBe(401);
     }
+    // Issued in the future beyond the allowed clock skew (5 s): refused; within it: accepted.
+    const at = Math.floor(Date.now() / 1000);
+    expect((await me(a, await sign({}, { iat: at + 60 }))).status).toBe(401);
+    expect((await me(a, await sign({}, { iat: at + 3 }))).status).toBe(200);
     // A token signed with the second secret (rotation): node a holds it, node b does not.
     const bySecondKey = await sign({}, { secret: SECRET_B });
     expect((await me(a, bySecondKey)).status).toBe(200);

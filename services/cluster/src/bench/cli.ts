@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
+import { durabilityMarkdown, runDurability } from './durability.js';
 import { profileMarkdown, runProfile } from './profile.js';
 import { markdown, table } from './report.js';
 import { runBench } from './run.js';
@@ -12,6 +13,8 @@ import { runBench } from './run.js';
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
  * npm run bench -- --profile [--rounds 3] [--seconds 10] [--connections 8]: where a read's CPU goes (profile.ts),
  * into docs/profile.md.
+ * npm run bench -- --durability [--rounds 3] [--seconds 5]: what a durable session write costs (durability.ts),
+ * into docs/durability.md.
  * Exit codes (lib/cli.ts, the same for every tool): 0 done, 1 failed, 2 usage error.
  */
 const USAGE = `usage: npm run bench [-- options]
@@ -24,7 +27,10 @@ const USAGE = `usage: npm run bench [-- options]
   --no-doc                    do not rewrite docs/benchmarks.md (or docs/profile.md)
   --profile                   instead: one node under node --cpu-prof, a read against the limit,
                               self time by package per request (--rounds 3, --seconds 10s,
-                              --connections 8 by default), into docs/profile.md`;
+                              --connections 8 by default), into docs/profile.md
+  --durability                instead: what closing everysec's loss window costs a session write
+                              (appendfsync always; WAIT for a replica), each configuration alone,
+                              into docs/durability.md`;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -44,11 +50,13 @@ async function main(argv: string[]): Promise<number> {
     'memory-sessions': { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    durability: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.profile) return profile(values);
+  if (values.durability) return durability(values);
   const report = await runBench({
     rounds: intOption('rounds', values.rounds, 3, 1, 100),
     seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
@@ -72,6 +80,20 @@ async function profile(values: { json?: boolean; rounds?: string; seconds?: stri
   });
   const doc = profileMarkdown(report);
   if (!values['no-doc']) writeDoc('profile.md', doc);
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : doc);
+  return EXIT.ok;
+}
+
+async function durability(values: { json?: boolean; rounds?: string; seconds?: string; connections?: string; threads?: string; 'no-doc'?: boolean }): Promise<number> {
+  const report = await runDurability({
+    rounds: intOption('rounds', values.rounds, 3, 1, 100),
+    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
+    connections: intOption('connections', values.connections, 32, 1, 10_000),
+    threads: intOption('threads', values.threads, 2, 1, 256),
+    onProgress: log,
+  });
+  const doc = durabilityMarkdown(report);
+  if (!values['no-doc']) writeDoc('durability.md', doc);
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : doc);
   return EXIT.ok;
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
 import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
-import type { RedisPersistence } from '../parts.js';
+import { REDIS_PERSISTENCE, type RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { settingsFromFlags } from '../lib/node-settings.js';
@@ -26,7 +26,7 @@ const USAGE = `usage: npm run experiment -- failover [options]
                               (SIGKILL a primary: Sentinel's, or one of a Redis Cluster's three;
                               --store sentinel or redis-cluster). Store faults run in shared mode.
   --store single|sentinel|redis-cluster   shared mode's store topology (default single)
-  --redis-persistence aof|off Redis persistence (default aof)
+  --redis-persistence aof|aof-always|off   Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
   --duration 60s              load length (90, 90s, 1m30s, 30m, 8h, 1d: the format of every duration)
   --kill-at 20s               SIGKILL one node this long into the load (>= duration: no kill)
@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
   const fault = choiceOption<Fault>('fault', values.fault, ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'], 'node-kill');
   const store = choiceOption<Store>('store', values.store, STORES, 'single');
-  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], ['aof', 'off'], 'aof');
+  const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], REDIS_PERSISTENCE, 'aof');
   if (fault === 'redis-primary-kill' && store === 'single')
     throw new UsageError('--fault redis-primary-kill needs --store sentinel or redis-cluster (a single Redis has no replica to fail over to; its fault is redis-restart)');
   if (fault === 'redis-restart' && store !== 'single')
