@@ -58,7 +58,9 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.spread.nodeCpuRatioToLimit[0]).toBeGreaterThan(0);
       expect(r.spread.nodeCpuRatioToLimit[0]).toBeLessThanOrEqual(r.spread.nodeCpuRatioToLimit[1]);
       if (config === 'limit') expect(r.spread.nodeCpuRatioToLimit).toEqual([1, 1]);
-      if (['sticky', 'database', 'cookie'].includes(config)) expect(r.redisCpuUsPerRequest, `${config}/${operation}: no Redis`).toBe(0);
+      if (config === 'database') expect(r.redisCpuUsPerRequest, `${config}/${operation}: no Redis`).toBe(0);
+      // Sticky and cookie modes keep only their login budgets in Redis: a read sends it nothing.
+      if ((config === 'sticky' || config === 'cookie') && operation !== 'login') expect(r.redisCommandsPerRequest, `${config}/${operation}: nothing sent to Redis`).toBe(0);
       if ((config === 'shared' || config === 'textbook') && operation !== 'read') expect(r.redisCpuUsPerRequest, `${config}/${operation} Redis CPU`).toBeGreaterThan(0);
     }
   }

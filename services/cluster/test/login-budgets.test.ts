@@ -38,6 +38,19 @@ describe.each(SESSION_MODES)('%s mode, three nodes behind nginx', (mode) => {
     }
   }, 60_000);
 
+  it('right and wrong passwords for the same users at once: every login is answered (200, 401 or 429), none fails, six rounds', async () => {
+    for (let round = 0; round < 6; round++) {
+      const users = [40, 41, 42].map((n) => `user${n + round * 3}`);
+      const attempts = users.flatMap((u) => [...Array(10).fill(u.replace('user', 'pass')), 'wrong-1', 'wrong-2', 'wrong-3'].map((p) => [u, p] as const));
+      const replies = await Promise.all(attempts.map(([u, p]) => login(cluster.url, u, p)));
+      const odd = replies
+        .map((r, i) => `${attempts[i]![1].startsWith('wrong') ? 'wrong' : 'right'} ${r.status} ${r.body?.error?.code ?? ''}`)
+        .filter((s) => !/^right 200|^wrong 401|^(right|wrong) 429 RATE_LIMITED/.test(s));
+      expect(odd, `round ${round}`).toEqual([]);
+      expect(replies.filter((r) => r.status === 200).length).toBeGreaterThan(0);
+    }
+  }, 60_000);
+
   it(`30 wrong guesses one after another: the first ${MAX_FAILURES} are checked, whichever node answers`, async () => {
     const statuses: number[] = [];
     const nodes = new Set<string>();

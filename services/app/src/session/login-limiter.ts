@@ -179,9 +179,9 @@ function redisCounters(redis: Redis): Counters {
 
 /**
  * The PostgreSQL counters (database mode): one row per budget window, and two functions with the
- * Lua scripts' semantics, each called as one statement (one transaction). `login_reserve` creates
- * the missing rows and locks every row it needs in key order, so concurrent reserves queue on the
- * rows they share and never deadlock; an expired window counts as empty, as an expired Redis key.
+ * Lua scripts' semantics, each called as one statement (one transaction). Both lock every row they
+ * need in key order (`login_reserve` creating the missing ones first), so concurrent logins queue on
+ * the rows they share and never deadlock; an expired window counts as empty, as an expired Redis key.
  */
 export const LIMITER_SCHEMA = `
 CREATE TABLE IF NOT EXISTS login_budgets (
@@ -223,10 +223,14 @@ BEGIN
   RETURN 0;
 END $$;
 CREATE OR REPLACE FUNCTION login_settle(clear text[], release text[]) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+  -- The rows in key order first, as login_reserve takes them: in any other order a settle and a
+  -- reserve of the same user (and every login shares its address's row) wait for each other.
+  PERFORM 1 FROM login_budgets WHERE key = ANY (clear || release) ORDER BY key FOR UPDATE;
   DELETE FROM login_budgets WHERE key = ANY (clear);
   UPDATE login_budgets SET count = count - 1 WHERE key = ANY (release) AND count > 0 AND reset_at > clock_timestamp();
-$$;
+END $$;
 `;
 
 function pgCounters(pool: Pool, onQuery: (statement: string) => void = () => {}): Counters {
