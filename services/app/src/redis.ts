@@ -93,9 +93,8 @@ export function dbOf(url: string): number {
 /**
  * A node's connections (see session/layer.ts): shared mode's sessions in the URL's database, the
  * index and limiter in the next one (the other modes: only that one), and with REDIS_WAIT_REPLICAS
- * a third for session writes. They
- * connect in the background: until Redis answers, readiness is 503 and session routes answer 503,
- * and all recover on their own.
+ * a third for session writes. They connect in the background: until Redis answers, readiness is
+ * 503 and session routes answer 503, and all recover on their own.
  */
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId' | 'mode'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);

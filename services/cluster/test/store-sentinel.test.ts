@@ -73,16 +73,20 @@ it('a primary killed under load: writes resume on a new primary within seconds, 
   );
   expect(r['redis-1']).toBe('down');
   expect([r['redis-2'], r['redis-3']].sort()).toEqual(['primary', 'replica']);
-  // Every session is on the new primary; its counter is where the client last saw it acknowledged
-  // (a write acknowledged in the moment before the kill can be lost: replication is asynchronous).
+  // Every session is on the new primary. A node can still be reconnecting (Sentinel closes the
+  // connections of a server it reconfigures; ioredis reconnects when the Sentinels announce the new
+  // primary): a JSON 503 is retried for up to 10 s, a 401 (a lost session) is not.
+  // Its counter is where the client last saw it acknowledged, or higher (a write applied whose reply
+  // died with the primary, or a retried read); lower means acknowledged writes were lost (replication
+  // is asynchronous: a write acknowledged in the moment before the kill can be), counted per client.
   let lost = 0;
   for (const c of clients) {
-    const me = await c.get('/api/me');
-    expect(me.status).toBe(200);
-    lost += acknowledged.get(c)! + 1 - me.body.requests;
+    let me = await c.get('/api/me');
+    for (const deadline = Date.now() + 10_000; me.status === 503 && Date.now() < deadline; me = await c.get('/api/me')) await new Promise((res) => setTimeout(res, 200));
+    expect(me.status, JSON.stringify(me.body)).toBe(200);
+    lost += Math.max(0, acknowledged.get(c)! + 1 - me.body.requests);
   }
   console.log(`sentinel failover: acknowledged writes lost: ${lost}`);
-  expect(lost).toBeGreaterThanOrEqual(0);
   expect(lost).toBeLessThanOrEqual(clients.length);
 
   // The old primary comes back as a replica of the new one, at once.

@@ -31,8 +31,10 @@ import type { ClientCredential } from './client-session.js';
  * cannot be proved unrevoked and is refused (fail closed: its user logs in again), counted in
  * `session_cluster_revocation_unprovable_total` and logged when the epoch begins. Every way of
  * losing the data either empties it (no epoch) or moves it to another server process (another run
- * id), so either starts a new epoch; the one write an epoch cannot see is one the same server
- * acknowledged and then lost without restarting, which a Redis server does not do.
+ * id), so either starts a new epoch; the one loss an epoch cannot see is on the same server
+ * process: an entry evicted under memory pressure (Redis must keep `maxmemory-policy noeviction`,
+ * its default) or a split brain, where a cut-off old primary keeps serving the nodes that still
+ * reach it.
  * Checking the epoch, the token's denial and its user's cut-off is one script call per request.
  */
 export const JWT_ISSUER = 'session-cluster';
