@@ -82,7 +82,7 @@ it('a primary killed under load: writes resume on a new primary within seconds, 
   let lost = 0;
   for (const c of clients) {
     let me = await c.get('/api/me');
-    for (const deadline = Date.now() + 10_000; me.status === 503 && Date.now() < deadline; me = await c.get('/api/me')) await new Promise((res) => setTimeout(res, 200));
+    await waitFor('a node to answer this session again', async () => me.status !== 503 || (me = await c.get('/api/me')).status !== 503, 10_000, 200).catch(() => {});
     expect(me.status, JSON.stringify(me.body)).toBe(200);
     lost += Math.max(0, acknowledged.get(c)! + 1 - me.body.requests);
   }

@@ -2,7 +2,7 @@ import type { Config } from '../../config.js';
 import { clientSession } from '../client-session.js';
 import { jwtCredential } from '../jwt.js';
 import type { LayerDeps, SessionLayer } from '../layer.js';
-import { createLoginLimiter } from '../login-limiter.js';
+import { limiterFor } from '../login-limiter.js';
 import { noIndex } from './client-index.js';
 
 /**
@@ -40,7 +40,7 @@ export function jwtLayer(config: Config, { redis, metrics, logger }: LayerDeps):
       await attempt.succeeded();
       return [];
     },
-    limiter: createLoginLimiter(config.loginLimits, { kind: 'redis', redis: redis.aux }),
+    limiter: limiterFor(config, { redis: redis.aux }),
     ready: async () => {
       const pings = await Promise.allSettled([redis.aux.ping()]);
       return pings.every((p) => p.status === 'fulfilled');

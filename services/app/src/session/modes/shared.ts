@@ -6,7 +6,7 @@ import { dbOf, keyCount } from '../../redis.js';
 import { type KeyLayout, sessionIdFor } from '../keys.js';
 import { codecFor, expressSession } from '../express.js';
 import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
-import { createLoginLimiter } from '../login-limiter.js';
+import { limiterFor } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
 import { SharedSessionStore } from '../shared-store.js';
 import { RedisUserSessionIndex } from '../user-index.js';
@@ -65,7 +65,7 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
       await attempt.settlement.elsewhere?.();
       return evicted;
     },
-    limiter: createLoginLimiter(config.loginLimits, { kind: 'redis', redis: redis.aux, layout }),
+    limiter: limiterFor(config, { redis: redis.aux, layout }),
     sessionIdsCarryUser: layout === 'slots',
     ready: async () => {
       const pings = await Promise.allSettled(Object.values(redis).map((c: Redis) => c.ping()));
