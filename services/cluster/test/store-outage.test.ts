@@ -19,6 +19,16 @@ afterAll(async () => {
 const redisPid = () => readState(cluster.dir)!.parts.find((p) => p.name === 'redis')!.pid; // current: redis is restarted above
 const nodeInternal = (name: string) => `http://127.0.0.1:${cluster.parts.find((p) => p.name === name)!.ports!.metrics}`;
 
+/**
+ * Every node ready, not one: each reconnects to Redis on its own schedule (a retry delay of up to
+ * 1 s), and nginx may send the next request to any of them.
+ */
+async function allReady() {
+  for (const node of ['app-1', 'app-2', 'app-3']) {
+    await waitFor(`${node} ready`, async () => (await fetch(nodeInternal(node) + '/readyz')).status === 200, 10_000);
+  }
+}
+
 async function duringOutage(c: Client, maxMs: number) {
   const session: Array<{ status: number; ms: number; code?: string; retry: string | null; type: string | null }> = [];
   for (let i = 0; i < 24; i++) {
@@ -59,8 +69,9 @@ describe('Redis SIGKILLed', () => {
 describe('Redis hung (SIGSTOP)', () => {
   it('a session request answers 503 within the command timeout plus a margin, readiness goes 503, the same through nginx', async () => {
     const c = new Client(cluster.url);
-    // Every node back from the previous test's outage first (a node still reconnecting answers 503).
-    await waitFor('a login before the hang', async () => (await c.login('user4')).status === 200, 10_000);
+    // Every node back from the previous test's outage first: a node still reconnecting answers 503.
+    await allReady();
+    expect((await c.login('user4')).status).toBe(200);
     signal(redisPid(), 'SIGSTOP');
     try {
       // REDIS_COMMAND_TIMEOUT_MS is 500: a hung command must fail by then, not hang.
@@ -73,7 +84,7 @@ describe('Redis hung (SIGSTOP)', () => {
     } finally {
       signal(redisPid(), 'SIGCONT');
     }
-    await waitFor('readiness back', async () => (await fetch(nodeInternal('app-1') + '/readyz')).status === 200, 10_000);
+    await allReady();
     // The session written before the hang is intact: nothing was lost, only delayed.
     const me = await c.get('/api/me');
     expect(me.status).toBe(200);
