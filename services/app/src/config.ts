@@ -96,10 +96,12 @@ export type SessionMode = (typeof SESSION_MODES)[number];
  */
 export const LOGIN_LIMITERS = ['redis', 'postgres', 'memory'] as const;
 export type LoginLimiterKind = (typeof LOGIN_LIMITERS)[number];
-export const defaultLoginLimiter = (mode: SessionMode): LoginLimiterKind => (mode === 'database' ? 'postgres' : 'redis');
 
 /** The store a mode's nodes need with the default LOGIN_LIMITER: PostgreSQL for database mode, Redis for every other (sessions, revocations or login budgets). */
 export const storeOfMode = (mode: SessionMode): 'redis' | 'postgres' => (mode === 'database' ? 'postgres' : 'redis');
+
+/** By default the budgets are counted in the mode's own store. */
+export const defaultLoginLimiter = (mode: SessionMode): LoginLimiterKind => storeOfMode(mode);
 
 const schema = z
   .object({

@@ -42,9 +42,6 @@ export const APP_ENTRY = path.join(REPO_ROOT, 'services/app/dist/main.js');
 export type Mode = SessionMode;
 export const MODES: readonly Mode[] = SESSION_MODES;
 
-/** Which store parts a mode needs (the app's storeOfMode): PostgreSQL for database mode, Redis for every other (sessions, revocations, login budgets). */
-const storeOf = storeOfMode;
-
 export interface UpOptions {
   dir?: string;
   nodes?: number;
@@ -186,12 +183,14 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const store = opts.store ?? 'single';
   if (!STORES.includes(store)) throw new Error(`--store must be one of ${STORES.join(', ')}, got ${store}`);
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`);
+  const storeKind = storeOfMode(mode);
+  const redisPersistence = opts.redisPersistence ?? 'aof';
   // Sentinel serves every mode whose store is Redis; a Redis Cluster only shared mode (its keys are laid out by hash slot).
   if (store === 'redis-cluster' && mode !== 'shared') throw new Error(`--store redis-cluster applies to shared mode only (${mode} mode)`);
-  if (store === 'sentinel' && storeOf(mode) !== 'redis') throw new Error(`--store sentinel applies to the modes that use Redis, not ${mode} mode (PostgreSQL)`);
-  if (storeOf(mode) === 'redis') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
-  if (storeOf(mode) === 'postgres') kinds.push('postgres');
-  if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(storeOf(mode) === 'redis' ? (['redis-exporter'] as const) : []));
+  if (store === 'sentinel' && storeKind !== 'redis') throw new Error(`--store sentinel applies to the modes that use Redis, not ${mode} mode (PostgreSQL)`);
+  if (storeKind === 'redis') kinds.push('redis', ...(store === 'sentinel' ? (['sentinel'] as const) : []));
+  if (storeKind === 'postgres') kinds.push('postgres');
+  if (monitoring) kinds.push('prometheus', 'nginx-exporter', ...(storeKind === 'redis' ? (['redis-exporter'] as const) : []));
   for (const k of kinds) resolveBinary(k);
   if (!fs.existsSync(APP_ENTRY)) throw new Error(`app: ${APP_ENTRY} is missing; run \`npm run build\` first`);
 
@@ -205,7 +204,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     startedAt: new Date().toISOString(),
     settings,
     logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
-    ...(storeOf(mode) === 'redis' && { redisPersistence: opts.redisPersistence ?? 'aof', store }),
+    ...(storeKind === 'redis' && { redisPersistence, store }),
     parts: [],
   };
   const started = async (spec: PartSpec) => {
@@ -220,36 +219,34 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
     fs.mkdirSync(path.join(dir, 'redis'), { recursive: true });
     let redisUrl = 'redis://127.0.0.1:1/0';
     const storeEnv: Record<string, string> = {};
-    if (storeOf(mode) === 'postgres') {
+    if (storeKind === 'postgres') {
       const postgres = await started(postgresSpec({ port: await freePort(), dir: path.join(dir, 'postgres') }));
       storeEnv.DATABASE_URL = postgres.url;
-    } else if (storeOf(mode) === 'redis' && store === 'single') {
-      const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), opts.redisPersistence ?? 'aof'));
+    } else if (storeKind === 'redis' && store === 'single') {
+      const redis = await started(redisSpec(await freePort(), path.join(dir, 'redis'), redisPersistence));
       redisUrl = `${redis.url}/0`;
-    } else if (storeOf(mode) === 'redis' && store === 'redis-cluster') {
+    } else if (storeKind === 'redis' && store === 'redis-cluster') {
       // Six cluster-mode servers joined into 3 primaries + 3 replicas (redis-cluster.ts).
-      const persistence = opts.redisPersistence ?? 'aof';
       const servers: PartState[] = [];
       for (let i = 1; i <= 6; i++) {
         const d = path.join(dir, `redis-${i}`);
         fs.mkdirSync(d, { recursive: true });
-        servers.push(await started(redisSpec(await freePort(), d, persistence, { name: `redis-${i}`, replicated: true, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS })));
+        servers.push(await started(redisSpec(await freePort(), d, redisPersistence, { name: `redis-${i}`, replicated: true, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS })));
       }
       say('joining redis-1..6 into a Redis Cluster (3 primaries, 3 replicas)');
       await createCluster(servers.map((p) => p.port));
       redisUrl = `${servers[0]!.url}/0`; // unused by the nodes: the Cluster client finds every server from REDIS_CLUSTER_NODES
       storeEnv.REDIS_CLUSTER_NODES = servers.map((p) => `127.0.0.1:${p.port}`).join(',');
-    } else if (storeOf(mode) === 'redis') {
+    } else if (storeKind === 'redis') {
       // A primary, two replicas following it, and three Sentinels watching it (parts.ts).
-      const persistence = opts.redisPersistence ?? 'aof';
       const redisDir = (i: number) => {
         const d = path.join(dir, `redis-${i}`);
         fs.mkdirSync(d, { recursive: true });
         return d;
       };
-      const primary = await started(redisSpec(await freePort(), redisDir(1), persistence, { name: 'redis-1', replicated: true }));
+      const primary = await started(redisSpec(await freePort(), redisDir(1), redisPersistence, { name: 'redis-1', replicated: true }));
       for (const i of [2, 3]) {
-        const replica = await started(redisSpec(await freePort(), redisDir(i), persistence, { name: `redis-${i}`, replicaOf: primary.port, replicated: true }));
+        const replica = await started(redisSpec(await freePort(), redisDir(i), redisPersistence, { name: `redis-${i}`, replicaOf: primary.port, replicated: true }));
         // Healthy means in sync: a replica still loading its first copy has nothing to fail over to.
         await waitFor(
           `${replica.name} to finish its first sync`,

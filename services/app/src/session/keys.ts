@@ -30,10 +30,13 @@ export type KeyLayout = 'databases' | 'slots';
 
 export const SHARDS = 256;
 
+/** The account a username names in keys: case-folded, at most 64 characters (a key's size is bounded). */
+export const accountName = (username: string): string => username.toLowerCase().slice(0, 64);
+
 /** The user's shard tag, `{xx}` (slots), or '' (databases: no tags). */
 export function userTag(layout: KeyLayout, username: string): string {
   if (layout === 'databases') return '';
-  return `{${createHash('sha256').update(username.toLowerCase().slice(0, 64)).digest('hex').slice(0, 2)}}`;
+  return `{${createHash('sha256').update(accountName(username)).digest('hex').slice(0, 2)}}`;
 }
 
 /** Every shard tag the janitor must visit: [''] (databases) or the 256 `{xx}`. */

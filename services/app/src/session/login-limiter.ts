@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
+import type { LoginLimiterKind } from '../config.js';
 import { AppError, asStoreError } from '../errors.js';
-import { type KeyLayout, tagOf, userTag } from './keys.js';
+import { accountName, type KeyLayout, tagOf, userTag } from './keys.js';
 
 /**
  * Brute-force protection for login (OWASP Authentication and Credential Stuffing cheat sheets).
@@ -342,13 +343,13 @@ export function createLoginLimiter(opts: LimiterOptions, store: LimiterStore): L
   return {
     revokeDevices: (username) =>
       guard(async () => {
-        const name = username.toLowerCase().slice(0, 64);
+        const name = accountName(username);
         await counters.setMark(deviceCutoff(name), Date.now(), DEVICE_MAX_AGE_S);
       }),
     prune: () => guard(() => counters.prune()),
     reserve: ({ username, client, device: presented }) =>
       guard(async () => {
-        const name = username.toLowerCase().slice(0, 64);
+        const name = accountName(username);
         const t = userTag(layout, name);
         // A device cookie issued before the user's last "log out everywhere" is trusted no more.
         let device: string | null = null;
@@ -417,7 +418,7 @@ export function createLoginLimiter(opts: LimiterOptions, store: LimiterStore): L
  * budgets (`aux`), database mode's pool, or this node's memory (one node only: said in the log).
  */
 export function limiterFor(
-  config: { loginLimits: LimiterOptions; loginLimiter: 'redis' | 'postgres' | 'memory' },
+  config: { loginLimits: LimiterOptions; loginLimiter: LoginLimiterKind },
   stores: { redis?: Redis | null; pg?: Pool | null; layout?: KeyLayout; onQuery?: (statement: string) => void },
 ): LoginLimiter {
   switch (config.loginLimiter) {

@@ -58,43 +58,42 @@ async function main(argv: string[]): Promise<number> {
   if (values.profile) return profile(values);
   if (values.durability) return durability(values);
   const report = await runBench({
-    rounds: intOption('rounds', values.rounds, 3, 1, 100),
-    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
-    connections: intOption('connections', values.connections, 32, 1, 10_000),
-    threads: intOption('threads', values.threads, 2, 1, 256),
+    ...loadOptions(values, { seconds: '5s', connections: 32 }),
     memorySessions: intOption('memory-sessions', values['memory-sessions'], 100_000, 1, 10_000_000),
     storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
-    onProgress: log,
   });
-  if (!values['no-doc']) writeDoc('benchmarks.md', markdown(report));
-  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${table(report)}\n`);
-  return EXIT.ok;
+  return publish(values, 'benchmarks.md', markdown(report), report, `${table(report)}\n`);
 }
 
-async function profile(values: { json?: boolean; rounds?: string; seconds?: string; connections?: string; 'no-doc'?: boolean }): Promise<number> {
-  const report = await runProfile({
-    rounds: intOption('rounds', values.rounds, 3, 1, 100),
-    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '10s')),
-    connections: intOption('connections', values.connections, 8, 1, 10_000),
-    onProgress: log,
-  });
+async function profile(values: LoadValues): Promise<number> {
+  const report = await runProfile(loadOptions(values, { seconds: '10s', connections: 8 }));
   const doc = profileMarkdown(report);
-  if (!values['no-doc']) writeDoc('profile.md', doc);
-  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : doc);
-  return EXIT.ok;
+  return publish(values, 'profile.md', doc, report, doc);
 }
 
-async function durability(values: { json?: boolean; rounds?: string; seconds?: string; connections?: string; threads?: string; 'no-doc'?: boolean }): Promise<number> {
-  const report = await runDurability({
+async function durability(values: LoadValues): Promise<number> {
+  const report = await runDurability(loadOptions(values, { seconds: '5s', connections: 32 }));
+  const doc = durabilityMarkdown(report);
+  return publish(values, 'durability.md', doc, report, doc);
+}
+
+type LoadValues = { json?: boolean; rounds?: string; seconds?: string; connections?: string; threads?: string; 'no-doc'?: boolean };
+
+/** The options every benchmark takes, with its own defaults for the length of a run and the connections. */
+function loadOptions(values: LoadValues, defaults: { seconds: string; connections: number }) {
+  return {
     rounds: intOption('rounds', values.rounds, 3, 1, 100),
-    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, '5s')),
-    connections: intOption('connections', values.connections, 32, 1, 10_000),
+    seconds: wholeSeconds('seconds', durationOption('seconds', values.seconds, defaults.seconds)),
+    connections: intOption('connections', values.connections, defaults.connections, 1, 10_000),
     threads: intOption('threads', values.threads, 2, 1, 256),
     onProgress: log,
-  });
-  const doc = durabilityMarkdown(report);
-  if (!values['no-doc']) writeDoc('durability.md', doc);
-  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : doc);
+  };
+}
+
+/** Rewrites docs/<name> (unless --no-doc) and prints the text, or the report as JSON (--json). */
+function publish(values: LoadValues, name: string, doc: string, report: unknown, text: string): number {
+  if (!values['no-doc']) writeDoc(name, doc);
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : text);
   return EXIT.ok;
 }
 
