@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { down, removeRun, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
-import { freePort } from '../services/cluster/src/lib/ports.js';
+import { down, readState, removeRun, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
+import { freePort, waitFor } from '../services/cluster/src/lib/ports.js';
 import { Client } from './client.js';
 
 export { Client };
@@ -18,6 +18,21 @@ export async function startCluster(opts: UpOptions = {}): Promise<ClusterState &
       removeRun(dir);
     },
   };
+}
+
+/**
+ * Waits until every node of the cluster in `dir` answers /readyz 200 (its store answers). After a
+ * store outage or failover each node reconnects on its own schedule (retry delays up to 1 s apart)
+ * and nginx may send the next request to any of them: one node answering is not all of them.
+ */
+export async function everyNodeReady(dir: string, timeoutMs = 15_000): Promise<void> {
+  const nodes = readState(dir)!.parts.filter((p) => p.kind === 'app');
+  const ready = (port: number) =>
+    fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+  await waitFor('every node ready', async () => (await Promise.all(nodes.map((n) => ready(n.ports!.metrics!)))).every(Boolean), timeoutMs);
 }
 
 /** Logs in `count` clients as user1..userN through the load balancer. */

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kill, primaryPart, readState, start } from '../src/cluster.js';
 import { parseMetrics } from '../src/lib/node-metrics.js';
-import { startCluster } from '../../../testkit/cluster.js';
+import { everyNodeReady, startCluster } from '../../../testkit/cluster.js';
 import { signal, waitFor } from '../../../testkit/ports.js';
 
 // jwt revocations never fail open (security round 3, item 3). Once a logout or "log out
@@ -60,6 +60,9 @@ async function revokeSome(url: string, round: number) {
 /** After the store is back: revoked tokens refused on every node; the bystander's too (unprovable); a new login works. */
 async function afterLoss(cluster: Cluster, tokens: { revoked: string[]; bystander: string }, round: number) {
   await waitFor('logins to work again', async () => (await login(cluster.url, `user${90 + round}`)) !== null, 30_000, 100);
+  // Every node, not only the one that answered: each reconnects on its own schedule (a node still
+  // reconnecting answers 503 where a revoked token must get 401).
+  await everyNodeReady(cluster.dir);
   for (const t of tokens.revoked) expect(await reads(cluster.url, t, 9)).toEqual(Array(9).fill(401));
   expect(await reads(cluster.url, tokens.bystander, 9)).toEqual(Array(9).fill(401));
   const fresh = await login(cluster.url, `user${round * 3 + 3}`);

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { kill, ps, start } from '../src/cluster.js';
 import { waitFor } from '../src/lib/ports.js';
-import { loginMany, startCluster, type Client } from '../../../testkit/cluster.js';
+import { everyNodeReady, loginMany, startCluster, type Client } from '../../../testkit/cluster.js';
 
 // Durability you can choose and see: with AOF (appendfsync everysec, the default) a Redis restart,
 // clean (SIGTERM) or a crash (SIGKILL), loses no session written more than a second before it;
@@ -20,22 +20,7 @@ async function restartRedis(dir: string, signal: 'KILL' | 'TERM', url: string) {
   await start('redis', { dir });
   // Every node ready again (its readiness PINGs Redis), then a session route without a cookie
   // answers 401 (503 while a node cannot reach Redis).
-  const nodes = (await ps(dir)).parts.filter((p) => p.kind === 'app');
-  await waitFor(
-    'every node reaches Redis again',
-    async () =>
-      (
-        await Promise.all(
-          nodes.map((n) =>
-            fetch(`http://127.0.0.1:${n.ports!.metrics}/readyz`).then(
-              (r) => r.status,
-              () => 0,
-            ),
-          ),
-        )
-      ).every((st) => st === 200),
-    15_000,
-  );
+  await everyNodeReady(dir);
   await waitFor('sessions served again', async () => (await Promise.all([1, 2, 3, 4].map(() => fetch(url + '/api/me')))).every((r) => r.status === 401), 10_000);
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kill, readState, start } from '../src/cluster.js';
 import { signal } from '../src/lib/pids.js';
 import { waitFor } from '../src/lib/ports.js';
-import { Client, servedBy, startCluster } from '../../../testkit/cluster.js';
+import { Client, everyNodeReady, servedBy, startCluster } from '../../../testkit/cluster.js';
 
 // A Redis outage is a shared dependency failing, not a node failing. Through nginx, with all
 // three nodes up: session routes answer 503 + Retry-After (JSON, from the catalogue) on every
@@ -18,16 +18,6 @@ afterAll(async () => {
 
 const redisPid = () => readState(cluster.dir)!.parts.find((p) => p.name === 'redis')!.pid; // current: redis is restarted above
 const nodeInternal = (name: string) => `http://127.0.0.1:${cluster.parts.find((p) => p.name === name)!.ports!.metrics}`;
-
-/**
- * Every node ready, not one: each reconnects to Redis on its own schedule (a retry delay of up to
- * 1 s), and nginx may send the next request to any of them.
- */
-async function allReady() {
-  for (const node of ['app-1', 'app-2', 'app-3']) {
-    await waitFor(`${node} ready`, async () => (await fetch(nodeInternal(node) + '/readyz')).status === 200, 10_000);
-  }
-}
 
 async function duringOutage(c: Client, maxMs: number) {
   const session: Array<{ status: number; ms: number; code?: string; retry: string | null; type: string | null }> = [];
@@ -70,7 +60,7 @@ describe('Redis hung (SIGSTOP)', () => {
   it('a session request answers 503 within the command timeout plus a margin, readiness goes 503, the same through nginx', async () => {
     const c = new Client(cluster.url);
     // Every node back from the previous test's outage first: a node still reconnecting answers 503.
-    await allReady();
+    await everyNodeReady(cluster.dir);
     expect((await c.login('user4')).status).toBe(200);
     signal(redisPid(), 'SIGSTOP');
     try {
@@ -84,7 +74,7 @@ describe('Redis hung (SIGSTOP)', () => {
     } finally {
       signal(redisPid(), 'SIGCONT');
     }
-    await allReady();
+    await everyNodeReady(cluster.dir);
     // The session written before the hang is intact: nothing was lost, only delayed.
     const me = await c.get('/api/me');
     expect(me.status).toBe(200);
