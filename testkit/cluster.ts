@@ -35,6 +35,20 @@ export async function everyNodeReady(dir: string, timeoutMs = 15_000): Promise<v
   await waitFor('every node ready', async () => (await Promise.all(nodes.map((n) => ready(n.ports!.metrics!)))).every(Boolean), timeoutMs);
 }
 
+/**
+ * The promotions each Sentinel of the cluster in `dir` logged (`+switch-master <name> <old ip> <old
+ * port> <new ip> <new port>`), as the new primaries' addresses, by Sentinel part name.
+ */
+export function sentinelSwitches(dir: string): Record<string, string[]> {
+  const sentinels = readState(dir)!.parts.filter((p) => p.kind === 'sentinel');
+  return Object.fromEntries(
+    sentinels.map((p) => {
+      const log = fs.readFileSync(path.join(dir, 'logs', `${p.name}.log`), 'utf8');
+      return [p.name, [...log.matchAll(/\+switch-master \S+ \S+ \d+ (\S+) (\d+)/g)].map((m) => `${m[1]}:${m[2]}`)];
+    }),
+  );
+}
+
 /** Logs in `count` clients as user1..userN through the load balancer. */
 export async function loginMany(url: string, count: number): Promise<Client[]> {
   return Promise.all(

@@ -101,9 +101,20 @@ export function redisSpec(
 }
 
 /**
+ * How long a Sentinel waits for an answer before it calls a server down (Sentinel's default is
+ * 30 s: half a minute of failed writes). Not 1 s, which is Sentinel's ping period: when a Sentinel
+ * switches to the new primary it keeps its old link's reconnect timer, so it may reach the new
+ * primary only up to 1 s later, and with a 1 s limit it can call that live primary down at once and
+ * start a second failover. Seen: 1 run in 22 promoted the other replica 1.3 s after the first
+ * promotion, and the writes acknowledged by the first new primary in between were lost when it
+ * resynced. 2 s is past that reconnect window (redis/redis#8607: the same with 500 ms).
+ */
+export const SENTINEL_DOWN_AFTER_MS = 2000;
+
+/**
  * One Redis Sentinel watching the sessions' primary, tuned for a session store: the primary is
- * declared down after 1 s without an answer (Sentinel's default is 30 s: half a minute of failed
- * writes) and a failover may take 5 s (default 3 min). Two of the three must agree (quorum 2).
+ * declared down after SENTINEL_DOWN_AFTER_MS without an answer and a failover may take 5 s
+ * (default 3 min). Two of the three must agree (quorum 2).
  * Sentinel rewrites its configuration file as it learns the topology, so each has its own.
  */
 export function sentinelSpec(opts: { index: number; port: number; dir: string; primaryPort: number; name?: string }): PartSpec {
@@ -117,7 +128,7 @@ export function sentinelSpec(opts: { index: number; port: number; dir: string; p
       'bind 127.0.0.1',
       `dir ${opts.dir}`,
       `sentinel monitor ${name} 127.0.0.1 ${opts.primaryPort} 2`,
-      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel down-after-milliseconds ${name} ${SENTINEL_DOWN_AFTER_MS}`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 2`,
       '',
