@@ -803,3 +803,52 @@ describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-com
     3 * MIN,
   );
 });
+
+// =============================================================================================
+describe('the failover experiment on compose: npm run experiment -- failover --target compose', () => {
+  it(
+    'runs the same k6 script and claims against the compose stack, kills a replica with docker kill, starts it again, and writes the same summary.json',
+    () => {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-experiment-'));
+      try {
+        const cli = path.join(ROOT, 'services/cluster/dist/experiment/cli.js');
+        const args = ['failover', '--target', 'compose', '--mode', 'shared', '--duration', '20s', '--kill-at', '6s', '--restart-after', '4s', '--vus', '6', '--out', out];
+        const r = run(process.execPath, [cli, ...args], { timeoutMs: 12 * MIN });
+        expect(r.status, `npm run experiment -- ${args.join(' ')}:\n${tail(r.stdout, 40)}\n${tail(r.stderr)}`).toBe(0);
+        const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+        expect(summary.runs).toHaveLength(1);
+        const run0 = summary.runs[0];
+        // The fields the local experiment writes, and the outcome its judge holds shared mode to.
+        for (const field of [
+          'mode',
+          'target',
+          'fault',
+          'store',
+          'nodes',
+          'vus',
+          'requests',
+          'failedRequests',
+          'failedByKind',
+          'sessionsLost',
+          'killedNode',
+          'restartToReadyS',
+          'p95Ms',
+          'claim',
+          'k6',
+          'files',
+        ])
+          expect(run0, field).toHaveProperty(field);
+        expect(run0).toMatchObject({ mode: 'shared', target: 'compose', fault: 'node-kill', nodes: 3, vus: 6, sessionsLost: 0 });
+        expect(run0.killedNode).toMatch(/^session-cluster-experiment-app-[123]$/);
+        expect(run0.restartToReadyS).toBeGreaterThan(0);
+        expect(run0.claim.held).toBe(true);
+        expect(fs.readFileSync(path.join(out, 'logs-shared', 'compose.log'), 'utf8')).toMatch(/session-cluster-experiment-app-\d/);
+        // Its own project, gone afterwards: nothing of it is left in the engine.
+        expect(must(docker(['ps', '-a', '--filter', 'label=com.docker.compose.project=session-cluster-experiment', '--format', '{{.Names}}']), 'docker ps').trim()).toBe('');
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    },
+    14 * MIN,
+  );
+});

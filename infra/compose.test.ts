@@ -352,6 +352,15 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain('infra/secrets');
   });
 
+  it("opens Grafana on the cluster's dashboard, a file of the mounted dashboards folder", () => {
+    const grafana = services.grafana!;
+    const home = envOf(grafana).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!;
+    const mount = (grafana.volumes as string[]).map((v) => v.split(':')).find(([, target]) => home.startsWith(`${target}/`))!;
+    expect(mount, `${home} must be inside a mounted folder`).toBeDefined();
+    const file = path.join(ROOT, mount[0]!, path.relative(mount[1]!, home));
+    expect(JSON.parse(fs.readFileSync(file, 'utf8')).title).toBe('Session cluster / Cluster');
+  });
+
   it('labels every bind mount for SELinux (z) and mounts it read-only', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const v of (svc.volumes ?? []) as string[]) {
