@@ -141,7 +141,12 @@ export async function composeTarget(o: TargetOptions): Promise<Target> {
     parseMetrics(await docker(['exec', name, 'node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], 10_000));
 
   await compose(['down', '-v', '--remove-orphans', '--timeout', '5']); // a run interrupted before this one
-  await compose(['up', '-d', '--build', '--wait', '--wait-timeout', '300'], 15 * 60_000);
+  try {
+    await compose(['up', '-d', '--build', '--wait', '--wait-timeout', '300'], 15 * 60_000);
+  } catch (err) {
+    await compose(['down', '-v', '--remove-orphans', '--timeout', '5']).catch(() => {});
+    throw err;
+  }
   const nodes = Array.from({ length: o.nodes }, (_, i) => container('app', i + 1));
   const requests = async () => {
     let sum = 0;
