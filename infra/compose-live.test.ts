@@ -23,13 +23,14 @@
  * reason, never a skip.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../testkit/client.js';
+import { composeImage, pinnedVersion, reportedVersion } from '../testkit/pinned.js';
 import { freePort } from '../testkit/ports.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -413,6 +414,15 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
     expect([...seen].sort()).toEqual(names);
   });
 
+  it('runs the releases docker-compose.yml pins: Prometheus and both exporters report their image tag', () => {
+    for (const service of ['prometheus', 'nginx-exporter', 'redis-exporter']) {
+      const image = composeImage(service);
+      const r = docker(['run', '--rm', image, '--version']);
+      expect(r.status, `docker run --rm ${image} --version: ${r.stderr}`).toBe(0);
+      expect(reportedVersion(r.stdout + r.stderr), `${image} reports: ${(r.stdout + r.stderr).trim().split('\n')[0]}`).toBe(pinnedVersion(service));
+    }
+  });
+
   it('shows every replica to Prometheus by name, up', async () => {
     const up = await until('Prometheus scraping all three replicas', 60_000, async () => {
       const u = await appUp();
@@ -668,7 +678,7 @@ describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
 // =============================================================================================
 describe('database mode, with your own secrets file: SESSION_MODE=database docker compose --profile database up', () => {
   // Two secrets of your own, in a folder SESSION_SECRETS_DIR names: the first signs.
-  const mine = ['5e55105c0ffee0ddba11ab1ec0de5eed5e55105c0ffee0ddba11ab1ec0de5eed', 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90'];
+  const mine = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
   let seedDir = '';
   let vars: Record<string, string> = {};
 
@@ -684,6 +694,7 @@ describe('database mode, with your own secrets file: SESSION_MODE=database docke
     );
   }, 10 * MIN);
   afterAll(() => {
+    compose(['down', '-v', '--remove-orphans', '--timeout', '5'], vars); // when `up` failed, the tests that end with down did not run
     if (seedDir) fs.rmSync(seedDir, { recursive: true, force: true });
   });
 
@@ -813,7 +824,9 @@ describe('the failover experiment on compose: npm run experiment -- failover --t
       try {
         const cli = path.join(ROOT, 'services/cluster/dist/experiment/cli.js');
         const args = ['failover', '--target', 'compose', '--mode', 'shared', '--duration', '20s', '--kill-at', '6s', '--restart-after', '4s', '--vus', '6', '--out', out];
-        const r = run(process.execPath, [cli, ...args], { timeoutMs: 12 * MIN });
+        // The compose files the experiment reads, as docker compose reads them: COMPOSE_FILE (here the same files as every test above).
+        const composeFile = composeFiles.filter((f) => f !== '-f').join(':');
+        const r = run(process.execPath, [cli, ...args], { timeoutMs: 12 * MIN, env: { COMPOSE_FILE: composeFile } });
         expect(r.status, `npm run experiment -- ${args.join(' ')}:\n${tail(r.stdout, 40)}\n${tail(r.stderr)}`).toBe(0);
         const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
         expect(summary.runs).toHaveLength(1);

@@ -340,7 +340,9 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(secrets.image).toBe(app.image);
     expect(secrets.build).toEqual(app.build);
     expect(secrets.user).toBe('0:0');
-    expect(secrets.command).toEqual(['node', 'services/app/dist/secrets.js', 'init']);
+    // The verb is the command, so that the documented rotation is `docker compose run --rm secrets rotate`.
+    expect(secrets.entrypoint).toEqual(['node', 'services/app/dist/secrets.js']);
+    expect(secrets.command).toEqual(['init']);
     const target = path.dirname(envOf(app).SESSION_SECRETS_FILE!);
     expect(secrets.volumes).toContain(`session-secrets:${target}`);
     expect(Object.keys(doc.volumes)).toContain('session-secrets');
@@ -432,18 +434,23 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(envOf(services.app!).DATABASE_URL).toBe('postgres://postgres@postgres:5432/postgres');
     expect(services.postgres!.ports).toBeUndefined();
     expect(services.postgres!.volumes).toContain('postgres-data:/var/lib/postgresql/data');
-    expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro');
+    expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro,z');
   });
 
-  it('health-checks every service others depend on, and waits for it to be healthy', () => {
+  it('health-checks every service others depend on, and waits for it to be healthy (a one-shot service: to have exited 0)', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const [dep, cond] of Object.entries((svc.depends_on ?? {}) as Record<string, Doc>)) {
+        if (dep === 'secrets') {
+          // The one-shot service: it writes the secrets and exits; the nodes wait for its exit 0.
+          expect(cond.condition, `${name} -> ${dep}`).toBe('service_completed_successfully');
+          continue;
+        }
         expect(services[dep]!.healthcheck, `${dep} (a dependency of ${name}) needs a healthcheck`).toBeDefined();
         expect(services[dep]!.healthcheck.disable, dep).not.toBe(true);
         expect(cond.condition, `${name} -> ${dep}`).toBe('service_healthy');
       }
     }
-    expect(Object.keys(services.app!.depends_on)).toEqual(['redis']);
+    expect(Object.keys(services.app!.depends_on).sort()).toEqual(['redis', 'secrets']);
     expect(Object.keys(services.nginx!.depends_on)).toEqual(['app']);
   });
 
@@ -454,7 +461,7 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(m, `nginx image ${nginx.image} must be pinned to x.y.z`).not.toBeNull();
     const [maj, min, patch] = m!.slice(1).map(Number) as [number, number, number];
     expect(maj * 1e6 + min * 1e3 + patch, nginx.image).toBeGreaterThanOrEqual(1_027_003);
-    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro,z');
     const mount = (nginx.volumes as string[]).find((v) => v.startsWith('./infra/nginx:'));
     expect(mount, 'infra/nginx must be mounted into the nginx container').toBeDefined();
     const target = mount!.split(':')[1]!;

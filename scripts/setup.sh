@@ -120,7 +120,45 @@ if ! command -v dashboard-linter >/dev/null 2>&1; then
   fi
   (cd "$(go env GOMODCACHE)/github.com/grafana/dashboard-linter@${DASHBOARD_LINTER_VERSION}" && go build -o "$GOBIN_DIR/dashboard-linter" .)
 fi
-# 4. Docker Compose v2 (the live compose test; `docker compose` is what the README documents): the
+# 4. Prometheus and the two exporters at the versions docker-compose.yml pins, so that every test
+#    (the local runner's monitoring, the dashboards' queries, the compose stand-ins) runs what a
+#    Docker user pulls. Built from the Go module proxy into .run/bin, which scripts/test.sh puts
+#    first on PATH; Debian's older packages above stay what `npm start` uses.
+pinned() { sed -n "s|^[[:space:]]*image: $1:v\{0,1\}\([0-9][0-9.]*\)\$|\1|p" docker-compose.yml | head -n1; }
+PROMETHEUS_VERSION=$(pinned prom/prometheus)
+NGINX_EXPORTER_VERSION=$(pinned nginx/nginx-prometheus-exporter)
+REDIS_EXPORTER_VERSION=$(pinned oliver006/redis_exporter)
+for v in PROMETHEUS_VERSION NGINX_EXPORTER_VERSION REDIS_EXPORTER_VERSION; do
+  [ -n "${!v}" ] || { echo "[setup] no pinned version for $v in docker-compose.yml" >&2; exit 1; }
+done
+PINNED_BIN="$PWD/.run/bin"
+mkdir -p "$PINNED_BIN"
+# build NAME MODULE@VERSION PACKAGE VERSION-VARIABLE VERSION: go install's build, stamped with the
+# release's version the way the official release build stamps it (the binary's build_info metric).
+build_pinned() {
+  local name=$1 modver=$2 pkg=$3 var=$4 version=$5 mod=${2%@*}
+  if [ -x "$PINNED_BIN/$name" ] && "$PINNED_BIN/$name" --version 2>&1 | grep -qE "(version|Exporter) v?${version#v}( |\$)"; then
+    return 0
+  fi
+  need_go "$name"
+  say "building $name $version from $modver (a few minutes the first time)"
+  go mod download "$modver" >/dev/null
+  (cd "$(go env GOMODCACHE)/$(echo "$mod" | sed 's/[A-Z]/!\L&/g')@${modver#*@}" \
+    && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $var=$version" -o "$PINNED_BIN/$name.tmp" "./$pkg") \
+    && mv "$PINNED_BIN/$name.tmp" "$PINNED_BIN/$name"
+}
+# Prometheus v3.X.Y is the Go module version v0.3XX.Y.
+prom_module=$(echo "$PROMETHEUS_VERSION" | awk -F. '{printf "v0.%d.%d", 300 + $2, $3}')
+build_pinned prometheus "github.com/prometheus/prometheus@$prom_module" cmd/prometheus \
+  github.com/prometheus/common/version.Version "$PROMETHEUS_VERSION"
+build_pinned promtool "github.com/prometheus/prometheus@$prom_module" cmd/promtool \
+  github.com/prometheus/common/version.Version "$PROMETHEUS_VERSION"
+build_pinned nginx-prometheus-exporter "github.com/nginx/nginx-prometheus-exporter@v$NGINX_EXPORTER_VERSION" . \
+  github.com/prometheus/common/version.Version "$NGINX_EXPORTER_VERSION"
+build_pinned redis_exporter "github.com/oliver006/redis_exporter@v$REDIS_EXPORTER_VERSION" . \
+  main.BuildVersion "v$REDIS_EXPORTER_VERSION"
+
+# 5. Docker Compose v2 (the live compose test; `docker compose` is what the README documents): the
 #    user's own when it is at least COMPOSE_MIN, else a private one built from the Go module proxy.
 compose_version() { docker compose version --short 2>/dev/null | sed 's/^v//'; }
 recent_enough() { [ -n "$1" ] && [ "$(printf '%s\n%s\n' "$COMPOSE_MIN" "$1" | sort -V | head -n1)" = "$COMPOSE_MIN" ]; }

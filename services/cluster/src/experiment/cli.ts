@@ -21,7 +21,9 @@ import { composeRefuses, TARGETS, type TargetKind } from './targets.js';
 const USAGE = `usage: npm run experiment -- failover [options]
   --target local|compose      where: the local cluster (processes, the default) or the compose stack
                               (docker compose up, killed with docker kill; needs Docker and Compose
-                              v2; its own project, session-cluster-experiment, removed afterwards)
+                              v2; its own project, session-cluster-experiment, removed afterwards;
+                              the files: COMPOSE_FILE as docker compose reads it, else
+                              docker-compose.yml)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
   --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),

@@ -113,7 +113,10 @@ export async function composeTarget(o: TargetOptions): Promise<Target> {
   const refused = composeRefuses(o);
   if (refused) throw new Error(refused);
   const ports = { lb: await freePort(), prometheus: await freePort(), grafana: await freePort() };
-  const files = ['-f', 'docker-compose.yml', ...(o.store === 'sentinel' ? ['-f', 'docker-compose.sentinel.yml'] : [])];
+  // COMPOSE_FILE as docker compose reads it (a list, path-separated), docker-compose.yml when unset;
+  // the Sentinel store layers its file over them.
+  const base = (process.env.COMPOSE_FILE || 'docker-compose.yml').split(process.env.COMPOSE_PATH_SEPARATOR || path.delimiter).filter(Boolean);
+  const files = [...base, ...(o.store === 'sentinel' ? ['docker-compose.sentinel.yml'] : [])].flatMap((f) => ['-f', f]);
   const profiles = o.mode === 'database' ? ['--profile', 'database'] : [];
   const env = {
     ...process.env,
