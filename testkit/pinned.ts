@@ -13,10 +13,10 @@ export function composeImage(service: string): string {
   return image;
 }
 
-/** The release a service's image pins: `prom/prometheus:v3.5.0` -> 3.5.0. */
+/** The release a service's image pins: `prom/prometheus:v3.5.0` -> 3.5.0, `nginx:1.30.5-alpine` -> 1.30.5. */
 export function pinnedVersion(service: string): string {
   const image = composeImage(service);
-  const m = /:v?(\d+\.\d+\.\d+)$/.exec(image);
+  const m = /:v?(\d+\.\d+\.\d+)(?:-[\w.-]+)?$/.exec(image);
   if (!m) throw new Error(`docker-compose.yml: ${service} is not pinned to a release x.y.z (${image})`);
   return m[1]!;
 }
