@@ -3,10 +3,12 @@
 # already there:
 #   setup.sh run    (npm start) npm dependencies; Debian's redis-server, nginx, prometheus and the
 #                   two exporters, postgresql (database mode)
-#   setup.sh test   (npm test) the same, and chromium, wrk; k6 (built with Go, pinned) and grafana's
-#                   dashboard-linter; for the live compose test, Debian's docker.io (dockerd 20.10)
-#                   and debootstrap, and a Docker Compose v2 plugin: the user's own when it is recent
-#                   enough (never replaced), else one built with Go (pinned) under .run/docker-config
+#   setup.sh test   (npm test) the same, and chromium, wrk; built with Go: k6 and grafana's
+#                   dashboard-linter, and Prometheus and both exporters at the releases
+#                   docker-compose.yml pins (into .run/bin); for the live compose test, Debian's
+#                   docker.io (dockerd 20.10) and debootstrap, and a Docker Compose v2 plugin: the
+#                   user's own when it is recent enough (never replaced), else one built with Go
+#                   (pinned) under .run/docker-config
 # Run as root to install system packages; otherwise it names what is missing and stops. On a
 # machine without apt-get it stops at once and says what to install, or to use Docker instead.
 set -euo pipefail
@@ -31,17 +33,7 @@ COMPOSE_PLUGIN="$PRIVATE_DOCKER_CONFIG/cli-plugins/docker-compose"
 GOBIN_DIR="${GOBIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin}"
 say() { printf '[setup] %s\n' "$*"; }
 
-# 1. Node and npm dependencies.
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "[setup] Node.js 20 or newer is required (found: $(node -v 2>/dev/null || echo none))" >&2; exit 1
-fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
-
-# 2. Debian packages: binary -> package. Running the cluster needs the first group; the tests, all.
+# 1. Debian packages: binary -> package. Running the cluster needs the first group; the tests, all.
 declare -A PKG=(
   [redis-server]=redis-server
   [nginx]=nginx-light
@@ -92,6 +84,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# 2. Node and npm dependencies (after the system check, so that a machine without apt stops first).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "[setup] Node.js 20 or newer is required (found: $(node -v 2>/dev/null || echo none))" >&2; exit 1
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
 if [ "$PURPOSE" = run ]; then
   say "ready to run: $(redis-server --version | awk '{print $3}') nginx $(nginx -v 2>&1 | sed 's/.*\///')"
   exit 0
@@ -122,8 +124,9 @@ if ! command -v dashboard-linter >/dev/null 2>&1; then
 fi
 # 4. Prometheus and the two exporters at the versions docker-compose.yml pins, so that every test
 #    (the local runner's monitoring, the dashboards' queries, the compose stand-ins) runs what a
-#    Docker user pulls. Built from the Go module proxy into .run/bin, which scripts/test.sh puts
-#    first on PATH; Debian's older packages above stay what `npm start` uses.
+#    Docker user pulls. Built from the Go module proxy (checked against Go's checksum database) into
+#    .run/bin, which vitest.config.ts puts first on PATH; Debian's packages above stay what
+#    `npm start` uses.
 pinned() { sed -n "s|^[[:space:]]*image: $1:v\{0,1\}\([0-9][0-9.]*\)\$|\1|p" docker-compose.yml | head -n1; }
 PROMETHEUS_VERSION=$(pinned prom/prometheus)
 NGINX_EXPORTER_VERSION=$(pinned nginx/nginx-prometheus-exporter)
@@ -181,4 +184,4 @@ else
   export DOCKER_CONFIG=$PRIVATE_DOCKER_CONFIG
   touch "$PRIVATE_DOCKER_CONFIG/use"
 fi
-say "ready: $(redis-server --version | awk '{print $3}') nginx $(nginx -v 2>&1 | sed 's/.*\///') $(k6 version | awk '{print $1, $2}') dockerd $(dockerd --version | awk '{print $3}' | tr -d ,) compose $(docker compose version --short)"
+say "ready: $(redis-server --version | awk '{print $3}') nginx $(nginx -v 2>&1 | sed 's/.*\///') prometheus $PROMETHEUS_VERSION (.run/bin) $(k6 version | awk '{print $1, $2}') dockerd $(dockerd --version | awk '{print $3}' | tr -d ,) compose $(docker compose version --short)"

@@ -21,7 +21,7 @@ type Obj = Record<string, any>;
 
 function promtool(...args: string[]): { ok: boolean; output: string } {
   const r = spawnSync('promtool', args, { encoding: 'utf8' });
-  if (r.error) throw new Error(`promtool could not run (${r.error.message}): it comes with Debian's prometheus package (scripts/setup.sh installs it)`);
+  if (r.error) throw new Error(`promtool could not run (${r.error.message}): scripts/setup.sh test builds the pinned release into .run/bin`);
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
 }
 
