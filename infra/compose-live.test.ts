@@ -339,7 +339,9 @@ beforeAll(async () => {
   if (version.status !== 0) throw new Error(`the Docker engine at ${dockerHost} does not answer: ${tail(version.stderr)}`);
   const composeVersion = run('docker', ['compose', 'version', '--short']);
   if (composeVersion.status !== 0) {
-    throw new Error(`no Docker Compose v2 plugin (\`docker compose version\` failed: ${tail(composeVersion.stderr, 5)}); scripts/setup.sh test uses yours when it is recent enough, or builds one into .run/docker-config`);
+    throw new Error(
+      `no Docker Compose v2 plugin (\`docker compose version\` failed: ${tail(composeVersion.stderr, 5)}); scripts/setup.sh test uses yours when it is recent enough, or builds one into .run/docker-config`,
+    );
   }
 
   await newPorts();
