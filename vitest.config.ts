@@ -1,4 +1,11 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+
+// Prometheus and its exporters at the versions docker-compose.yml pins, built by scripts/setup.sh
+// test into .run/bin: first on PATH for every test, however vitest is started (infra/README.md,
+// "Versions"); the local runner finds them there before Debian's.
+process.env.PATH = `${fileURLToPath(new URL('.run/bin', import.meta.url))}${path.delimiter}${process.env.PATH ?? ''}`;
 
 // Tests that drive sustained load or a Docker engine run alone, one file at a time, after the
 // rest: on 2 cores, two of them side by side starve each other (and Redis) of CPU, and the

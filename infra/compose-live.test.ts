@@ -23,11 +23,14 @@
  * reason, never a skip.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../testkit/client.js';
+import { composeImage, pinnedVersion, reportedVersion } from '../testkit/pinned.js';
 import { freePort } from '../testkit/ports.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +38,12 @@ const ENGINE = path.join(ROOT, 'infra/docker/engine.sh');
 const STANDINS = path.join(ROOT, 'infra/docker/standins.sh');
 const NO_GRAFANA = 'infra/docker/compose.no-grafana.yml';
 const SENTINEL = 'docker-compose.sentinel.yml';
-const SECRET = path.join(ROOT, 'infra/secrets/session_secrets');
+/** Your own secrets file, if you bring one (docker-compose.yml, the secrets service); a fresh clone has none. */
+const SEED = path.join(ROOT, 'infra/secrets/session_secrets');
+/** The services that run once and exit (0) before the others start. */
+const ONE_SHOT = ['secrets'];
+/** For the cleanups: `down` removes only the services of the profiles it is given. */
+const EVERY_PROFILE = { COMPOSE_PROFILES: 'database,loadtest' };
 const PROJECT = 'session-cluster';
 const APP_IMAGE = 'session-cluster-app:local';
 const MIN = 60_000;
@@ -48,7 +56,8 @@ interface Run {
 
 let dockerHost = process.env.COMPOSE_TEST_DOCKER_HOST ?? '';
 let ownEngine = false;
-let createdSecret = false;
+/** A folder with no secrets file, standing in for a clone's infra/secrets when this checkout has one. */
+let emptySeedDir = '';
 const composeFiles = ['-f', 'docker-compose.yml'];
 /** Layered over the others by a describe block (the Sentinel topology), and removed after it. */
 let extraComposeFiles: string[] = [];
@@ -73,6 +82,7 @@ function composeVars(extra: Record<string, string> = {}): Record<string, string>
     GRAFANA_PORT: String(ports.grafana),
     DEMO_USERS: '20',
     LOG_LEVEL: 'warn',
+    ...(emptySeedDir && { SESSION_SECRETS_DIR: emptySeedDir }),
     ...extra,
   };
 }
@@ -178,6 +188,65 @@ async function loginAs(n: number): Promise<Client> {
   return c;
 }
 
+/**
+ * The documented k6 command (loadtest/README.md "With Docker instead") against the running cluster,
+ * with the replica `pick` names killed (`docker kill`) once k6's VUs have logged in, and started again 6 s later:
+ * KILL=1 tells the thresholds a replica dies mid-run; the experiment profile with DURATION and VUS
+ * keeps the run short. k6 takes its MODE from SESSION_MODE (docker-compose.yml), so the claims are
+ * the cluster's mode's. Returns k6's output once it exited 0 (99 = a threshold failed).
+ */
+async function k6WithAKill(vars: Record<string, string>, pick: () => string): Promise<string> {
+  const args = ['compose', ...composeFiles, 'run', '--rm', 'k6', 'run', '-e', 'PROFILE=experiment', '-e', 'DURATION=24s', '-e', 'VUS=6', '-e', 'KILL=1', '/scripts/survival.js'];
+  const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars(vars) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
+  try {
+    await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
+    await sleep(6000);
+    const target = pick();
+    const killed = docker(['kill', target]);
+    expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
+    await sleep(6000);
+    must(docker(['start', target]), `docker start ${target}`);
+    const code = await exited;
+    expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
+  } finally {
+    clearTimeout(timer);
+  }
+  // k6 evaluated the mode's claims (loadtest/lib/claims.js) and none failed.
+  expect(out).not.toMatch(/✗/);
+  return out;
+}
+
+/** Which of the signing secrets signed a session cookie's value (express-session: s:<id>.<HMAC-SHA256, base64>), if one did. */
+function signedWithOneOf(sid: string, secrets: string[]): string | undefined {
+  const [id, signature] = decodeURIComponent(sid).slice(2).split('.');
+  return secrets.find(
+    (secret) =>
+      createHmac('sha256', secret)
+        .update(id ?? '')
+        .digest('base64')
+        .replace(/=+$/, '') === signature,
+  );
+}
+
+/** The app replica holding the most sessions, by its own gauge (read inside its container: no published port). */
+function busiestReplica(vars: Record<string, string>): string {
+  const held = appNames(vars).map((name) => {
+    const text = must(
+      docker(['exec', name, 'node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]),
+      `the metrics of ${name}`,
+    );
+    return { name, sessions: Number(/^session_cluster_sessions_active(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0) };
+  });
+  held.sort((a, b) => b.sessions - a.sessions);
+  expect(held[0]!.sessions, JSON.stringify(held)).toBeGreaterThan(0);
+  return held[0]!.name;
+}
+
 /** Nothing of the project is left in the engine: no container, volume or network. */
 function leftovers(): string[] {
   const label = `label=com.docker.compose.project=${PROJECT}`;
@@ -209,6 +278,10 @@ function expectAllHealthy(vars: Record<string, string>, expectedServices: string
   const containers = ps(vars, true);
   expect([...new Set(containers.map((c) => c.Service))].sort()).toEqual([...expectedServices].sort());
   for (const c of containers) {
+    if (ONE_SHOT.includes(c.Service)) {
+      expect(`${c.State} ${inspect(c.Name, '{{.State.ExitCode}}')}`, `${c.Name}: ran once and exited 0`).toBe('exited 0');
+      continue;
+    }
     expect(c.State, `${c.Name} state`).toBe('running');
     const hasCheck = inspect(c.Name, '{{if .Config.Healthcheck}}yes{{else}}no{{end}}') === 'yes';
     if (hasCheck) expect(c.Health, `${c.Name} health`).toBe('healthy');
@@ -218,7 +291,7 @@ function expectAllHealthy(vars: Record<string, string>, expectedServices: string
 /** Images the compose file (and the app's Dockerfile, ARG NODE_IMAGE) names, beside the app's own. */
 function imagesNeeded(): string[] {
   const listed = must(
-    run('docker', ['compose', '-f', 'docker-compose.yml', '--profile', 'loadtest', 'config', '--images'], { env: composeVars() }),
+    run('docker', ['compose', '-f', 'docker-compose.yml', '--profile', 'loadtest', '--profile', 'database', 'config', '--images'], { env: composeVars() }),
     'docker compose config --images',
   )
     .split('\n')
@@ -231,6 +304,8 @@ function imagesNeeded(): string[] {
 }
 
 const hasImage = (image: string) => docker(['image', 'inspect', '--format', '{{.Id}}', image]).status === 0;
+/** An image infra/docker/standins.sh built (its label): handed to it again, which rebuilds it when its inputs changed. */
+const isStandin = (image: string) => docker(['image', 'inspect', '--format', '{{ index .Config.Labels "io.session-cluster.standin" }}', image]).stdout.trim().length > 0;
 
 let services: string[] = [];
 
@@ -264,17 +339,20 @@ beforeAll(async () => {
   if (version.status !== 0) throw new Error(`the Docker engine at ${dockerHost} does not answer: ${tail(version.stderr)}`);
   const composeVersion = run('docker', ['compose', 'version', '--short']);
   if (composeVersion.status !== 0) {
-    throw new Error(`no Docker Compose v2 plugin (\`docker compose version\` failed: ${tail(composeVersion.stderr, 5)}); scripts/setup.sh builds it into ~/.docker/cli-plugins`);
+    throw new Error(
+      `no Docker Compose v2 plugin (\`docker compose version\` failed: ${tail(composeVersion.stderr, 5)}); scripts/setup.sh test uses yours when it is recent enough, or builds one into .run/docker-config`,
+    );
   }
 
   await newPorts();
 
-  // A project left over by an interrupted run on this engine.
-  compose(['down', '-v', '--remove-orphans', '--timeout', '5'], {}, 2 * MIN);
+  // A project left over by an interrupted run on this engine (every profile's services too).
+  compose(['down', '-v', '--remove-orphans', '--timeout', '5'], EVERY_PROFILE, 2 * MIN);
 
-  // 2. The images: what the engine lacks is built as a stand-in (never pulled) unless told to pull.
+  // 2. The images: what the engine lacks, or has as a stand-in, is (re)built as a stand-in (never
+  //    pulled) unless told to pull; standins.sh only loads or keeps what is already current.
   const pull = process.env.COMPOSE_TEST_PULL === '1';
-  const missing = imagesNeeded().filter((i) => !hasImage(i));
+  const missing = imagesNeeded().filter((i) => !hasImage(i) || isStandin(i));
   const grafana = missing.filter((i) => i.startsWith('grafana/grafana'));
   const toBuild = missing.filter((i) => !i.startsWith('grafana/grafana'));
   if (!pull && toBuild.length) {
@@ -288,19 +366,17 @@ beforeAll(async () => {
     .map((s) => s.trim())
     .filter(Boolean);
 
-  // 3. The signing secret compose mounts (git-ignored; created if absent, removed again after).
-  if (!fs.existsSync(SECRET)) {
-    must(run('sh', [path.join(ROOT, 'infra/secrets/init.sh')]), 'infra/secrets/init.sh');
-    createdSecret = true;
-  }
+  // 3. Nothing else: a fresh clone has no secrets file, and compose needs none. A checkout that has
+  //    one (a developer's own) is shown an empty folder instead, so every run starts as a clone does.
+  if (fs.existsSync(SEED)) emptySeedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-seed-'));
 }, 20 * MIN);
 
 afterAll(async () => {
   try {
-    if (dockerHost) compose(['down', '-v', '--remove-orphans', '--timeout', '5'], {}, 2 * MIN);
+    if (dockerHost) compose(['down', '-v', '--remove-orphans', '--timeout', '5'], EVERY_PROFILE, 2 * MIN);
   } finally {
     if (ownEngine) run('bash', [ENGINE, 'stop'], { timeoutMs: 2 * MIN });
-    if (createdSecret) fs.rmSync(SECRET, { force: true });
+    if (emptySeedDir) fs.rmSync(emptySeedDir, { recursive: true, force: true });
   }
 }, 5 * MIN);
 
@@ -321,6 +397,14 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
     expectAllHealthy(vars, services);
   });
 
+  it('needed nothing before `up`: the secrets service generated the signing secret into its volume, none in the clone', () => {
+    const log = must(compose(['logs', '--no-log-prefix', 'secrets'], vars), 'docker compose logs secrets');
+    expect(log).toMatch(/session secrets: one generated into the session-secrets volume/);
+    expect(fs.existsSync(SEED), 'nothing written into the clone').toBe(false);
+    const volumes = must(docker(['volume', 'ls', '--format', '{{.Name}}']), 'docker volume ls');
+    expect(volumes.split('\n')).toContain(`${PROJECT}_session-secrets`);
+  });
+
   it('serves a login from three replicas, each named by its container (X-Served-By = the docker kill argument)', async () => {
     client = await loginAs(1);
     const seen = new Set<string>();
@@ -335,6 +419,20 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
       victim = servedBy(r);
     }
     expect([...seen].sort()).toEqual(names);
+  });
+
+  it('runs the releases docker-compose.yml pins: Prometheus and both exporters report their image tag, nginx its stable series', () => {
+    for (const service of ['prometheus', 'nginx-exporter', 'redis-exporter']) {
+      const image = composeImage(service);
+      const r = docker(['run', '--rm', image, '--version']);
+      expect(r.status, `docker run --rm ${image} --version: ${r.stderr}`).toBe(0);
+      expect(reportedVersion(r.stdout + r.stderr), `${image} reports: ${(r.stdout + r.stderr).trim().split('\n')[0]}`).toBe(pinnedVersion(service));
+    }
+    // nginx: the stand-in is Debian's build of the same stable series, one patch later (infra/README.md, "Versions").
+    const nginx = composeImage('nginx');
+    const v = docker(['run', '--rm', '--entrypoint', 'nginx', nginx, '-v']);
+    const series = (version: string) => version.split('.').slice(0, 2).join('.');
+    expect(series(/nginx\/(\d+\.\d+\.\d+)/.exec(v.stderr)?.[1] ?? v.stderr), nginx).toBe(series(pinnedVersion('nginx')));
   });
 
   it('shows every replica to Prometheus by name, up', async () => {
@@ -430,46 +528,7 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
   it(
     'runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose leaves the replicas alone',
     async () => {
-      // The documented command (loadtest/README.md "With Docker instead"): KILL=1 tells the
-      // thresholds a replica dies mid-run (and is started again: RESTART defaults to 1); the
-      // experiment profile with DURATION and VUS keeps the run short.
-      const args = [
-        'compose',
-        ...composeFiles,
-        'run',
-        '--rm',
-        'k6',
-        'run',
-        '-e',
-        'PROFILE=experiment',
-        '-e',
-        'DURATION=24s',
-        '-e',
-        'VUS=6',
-        '-e',
-        'KILL=1',
-        '/scripts/survival.js',
-      ];
-      const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars() }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
-      try {
-        // Kill one replica once k6 is running (its VUs have logged in), as the README suggests.
-        await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
-        await sleep(6000);
-        const target = `${PROJECT}-app-2`;
-        const killed = docker(['kill', target]);
-        expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
-        await sleep(6000);
-        must(docker(['start', target]), `docker start ${target}`);
-        const code = await exited;
-        expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
-      } finally {
-        clearTimeout(timer);
-      }
+      const out = await k6WithAKill(vars, () => `${PROJECT}-app-2`);
       // k6 evaluated the shared-mode claims (lib/claims.js) and none failed.
       expect(out).toMatch(/✓ sessions_lost: count==0/);
       expect(out).not.toMatch(/✗/);
@@ -510,6 +569,38 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
       });
     },
     6 * MIN,
+  );
+
+  it(
+    'rotates the signing secret with the documented commands: a session signed before still reads, new logins work',
+    async () => {
+      const five = { APP_REPLICAS: '5' };
+      const before = await client.get('/api/me');
+      expect(before.status).toBe(200);
+      // The cookie as it is now, signed with the secret about to be retired (each write re-sends it).
+      const oldCookie = client.cookies.get('sid')!;
+      const rotated = must(compose(['run', '--rm', 'secrets', 'rotate'], five, 2 * MIN), 'docker compose run --rm secrets rotate');
+      expect(rotated).toMatch(/a new one signs from now on; 1 previous kept/);
+      must(compose(['up', '-d', '--force-recreate', '--no-deps', '--wait', '--wait-timeout', '180', 'app'], five, 5 * MIN), 'docker compose up -d --force-recreate --no-deps app');
+      await until('the recreated replicas serving the old session', 60_000, async () => {
+        const r = await client.get('/api/me');
+        return r.status === 200 ? r : undefined;
+      });
+      const me = await client.get('/api/me');
+      expect(me.body.user).toBe('user1');
+      expect(me.body.requests).toBeGreaterThan(before.body.requests);
+      const fresh = new Client(lb);
+      expect((await fresh.login('user2')).status).toBe(200);
+      // In the volume: the new secret first, the old one after it. The new session is signed with
+      // the first; the old session's cookie, with the second, still verifies.
+      const secrets = must(compose(['run', '--rm', '--entrypoint', 'cat', 'secrets', '/run/session-secrets/session_secrets'], five, 2 * MIN), 'cat the secrets')
+        .trim()
+        .split('\n');
+      expect(secrets).toHaveLength(2);
+      expect(signedWithOneOf(fresh.cookies.get('sid')!, secrets)).toBe(secrets[0]);
+      expect(signedWithOneOf(oldCookie, secrets)).toBe(secrets[1]);
+    },
+    8 * MIN,
   );
 
   it(
@@ -568,6 +659,81 @@ describe('sticky mode: SESSION_MODE=sticky docker compose up', () => {
       const again = await clients[lost[0]!]!.login(`user${lost[0]! + 1}`);
       expect(again.status).toBe(200);
       expect(servedBy(again)).not.toBe(victim);
+    },
+    3 * MIN,
+  );
+
+  it(
+    "runs the documented k6 command with the cluster's mode (MODE=sticky from SESSION_MODE) and a replica killed mid-run: the sticky claims hold",
+    async () => {
+      // The replica the test above killed, back first (compose starts a stopped replica again).
+      must(compose(['up', '-d', '--wait', '--wait-timeout', '180'], vars, 4 * MIN), 'docker compose up -d (the killed replica back)');
+      // The replica holding the most sessions: sticky's claim is that it loses those (at least one).
+      const out = await k6WithAKill(vars, () => busiestReplica(vars));
+      expect(out).toMatch(/session-cluster sticky mode, profile experiment/);
+      // Sticky's own claims: sessions are lost, only the killed replica's, never by a live one.
+      expect(out).toMatch(/✓ sessions_lost\{answer:home\}: count==0/);
+      expect(out).toMatch(/✓ sessions_lost_beyond_share: count==0/);
+    },
+    8 * MIN,
+  );
+
+  it(
+    'docker compose down -v leaves nothing behind',
+    () => {
+      downAndCheck(vars);
+    },
+    3 * MIN,
+  );
+});
+
+// =============================================================================================
+describe('database mode, with your own secrets file: SESSION_MODE=database docker compose --profile database up', () => {
+  // Two secrets of your own, in a folder SESSION_SECRETS_DIR names: the first signs.
+  const mine = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
+  let seedDir = '';
+  let vars: Record<string, string> = {};
+
+  beforeAll(async () => {
+    await newPorts();
+    seedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-own-secrets-'));
+    fs.writeFileSync(path.join(seedDir, 'session_secrets'), `${mine.join('\n')}\n`, { mode: 0o600 });
+    // COMPOSE_PROFILES for the commands after `up` (ps, logs, down), as `--profile database` is for `up`.
+    vars = { SESSION_MODE: 'database', SESSION_SECRETS_DIR: seedDir, COMPOSE_PROFILES: 'database' };
+    must(
+      compose(['--profile', 'database', 'up', '-d', '--build', '--scale', 'app=3', '--wait', '--wait-timeout', '240'], vars, 8 * MIN),
+      'SESSION_MODE=database docker compose --profile database up',
+    );
+  }, 10 * MIN);
+  afterAll(() => {
+    compose(['down', '-v', '--remove-orphans', '--timeout', '5'], vars); // when `up` failed, the tests that end with down did not run
+    if (seedDir) fs.rmSync(seedDir, { recursive: true, force: true });
+  });
+
+  it(
+    'brings every service up (PostgreSQL too) and serves one session from three replicas, signed with your first secret',
+    async () => {
+      expectAllHealthy(
+        vars,
+        [...services, 'postgres'].filter((sv) => sv !== 'k6'),
+      );
+      expect(must(compose(['logs', '--no-log-prefix', 'secrets'], vars), 'docker compose logs secrets')).toMatch(/session secrets: 2 from \/seed\/session_secrets, copied/);
+      const c = new Client(lb);
+      const login = await c.login('user3');
+      expect(login.status).toBe(200);
+      expect(signedWithOneOf(c.cookies.get('sid')!, mine)).toBe(mine[0]);
+      const seen = new Set<string>();
+      for (let i = 1; i <= 9; i++) {
+        const r = await c.get('/api/me');
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ user: 'user3', mode: 'database', requests: i });
+        seen.add(servedBy(r));
+      }
+      expect(seen.size).toBe(3);
+      // Rotation is refused while the secrets come from your own file: it names the file to edit.
+      const refused = compose(['run', '--rm', 'secrets', 'rotate'], vars, 2 * MIN);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(/your own file, \/seed\/session_secrets/);
     },
     3 * MIN,
   );
@@ -658,5 +824,56 @@ describe('the Sentinel store: docker compose -f docker-compose.yml -f docker-com
       downAndCheck(vars);
     },
     3 * MIN,
+  );
+});
+
+// =============================================================================================
+describe('the failover experiment on compose: npm run experiment -- failover --target compose', () => {
+  it(
+    'runs the same k6 script and claims against the compose stack, kills a replica with docker kill, starts it again, and writes the same summary.json',
+    () => {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-experiment-'));
+      try {
+        const cli = path.join(ROOT, 'services/cluster/dist/experiment/cli.js');
+        const args = ['failover', '--target', 'compose', '--mode', 'shared', '--duration', '20s', '--kill-at', '6s', '--restart-after', '4s', '--vus', '6', '--out', out];
+        // The compose files the experiment reads, as docker compose reads them: COMPOSE_FILE (here the same files as every test above).
+        const composeFile = composeFiles.filter((f) => f !== '-f').join(':');
+        const r = run(process.execPath, [cli, ...args], { timeoutMs: 12 * MIN, env: { COMPOSE_FILE: composeFile } });
+        expect(r.status, `npm run experiment -- ${args.join(' ')}:\n${tail(r.stdout, 40)}\n${tail(r.stderr)}`).toBe(0);
+        const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+        expect(summary.runs).toHaveLength(1);
+        const run0 = summary.runs[0];
+        // The fields the local experiment writes, and the outcome its judge holds shared mode to.
+        for (const field of [
+          'mode',
+          'target',
+          'fault',
+          'store',
+          'nodes',
+          'vus',
+          'requests',
+          'failedRequests',
+          'failedByKind',
+          'sessionsLost',
+          'killedNode',
+          'restartToReadyS',
+          'p95Ms',
+          'claim',
+          'k6',
+          'files',
+        ])
+          expect(run0, field).toHaveProperty(field);
+        expect(run0).toMatchObject({ mode: 'shared', target: 'compose', fault: 'node-kill', nodes: 3, vus: 6, sessionsLost: 0 });
+        expect(run0.killedNode).toMatch(/^session-cluster-experiment-app-[123]$/);
+        expect(run0.restartToReadyS).toBeGreaterThan(0);
+        expect(run0.claim.held).toBe(true);
+        expect(fs.readFileSync(path.join(out, 'logs-shared', 'compose.log'), 'utf8')).toMatch(/session-cluster-experiment-app-\d/);
+        // Its own project, gone afterwards: nothing of it is left in the engine.
+        expect(must(docker(['ps', '-a', '--filter', 'label=com.docker.compose.project=session-cluster-experiment', '--format', '{{.Names}}']), 'docker ps').trim()).toBe('');
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    },
+    14 * MIN,
   );
 });

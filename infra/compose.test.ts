@@ -285,10 +285,11 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(app.init).toBe(true);
     // The node drains for at most SHUTDOWN_TIMEOUT (10 s); compose must wait longer before SIGKILL.
     expect(goSeconds(app.stop_grace_period)).toBeGreaterThan(10);
-    // Secrets come from a compose secret file, never from the compose file or the image.
+    // Secrets come from the session-secrets volume (written by the secrets service before any node
+    // starts, read-only here), never from the compose file, the environment or the image.
     expect(env.SESSION_SECRETS).toBeUndefined();
-    expect(app.secrets).toContain('session_secrets');
-    expect(env.SESSION_SECRETS_FILE).toBe('/run/secrets/session_secrets');
+    expect(app.volumes).toContain(`session-secrets:${path.dirname(env.SESSION_SECRETS_FILE!)}:ro`);
+    expect(app.depends_on.secrets.condition).toBe('service_completed_successfully');
     // Health lives on the internal port (beside /metrics), never on the public one nginx proxies.
     expect(app.healthcheck.test.join(' ')).toContain(`http://127.0.0.1:${CONTAINER_PORTS.appMetrics}/readyz`);
     expect(app.healthcheck.test.join(' ')).not.toContain(`:${CONTAINER_PORTS.app}/`);
@@ -334,11 +335,56 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(envOf(prom).SD_DIR!.startsWith('/prometheus/')).toBe(true);
   });
 
-  it('keeps the secret file out of git and out of the build context', () => {
-    const file = String(doc.secrets.session_secrets.file);
-    const r = spawnSync('git', ['check-ignore', '-q', file], { cwd: ROOT });
-    expect(r.status, `${file} must be git-ignored`).toBe(0);
-    expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain(path.dirname(path.normalize(file)));
+  it('writes the secrets before any node starts, as root, into the volume the nodes read; your own file stays out of git and the build context', () => {
+    const secrets = services.secrets!;
+    expect(secrets.image).toBe(app.image);
+    expect(secrets.build).toEqual(app.build);
+    expect(secrets.user).toBe('0:0');
+    // The verb is the command, so that the documented rotation is `docker compose run --rm secrets rotate`.
+    expect(secrets.entrypoint).toEqual(['node', 'services/app/dist/secrets.js']);
+    expect(secrets.command).toEqual(['init']);
+    const target = path.dirname(envOf(app).SESSION_SECRETS_FILE!);
+    expect(secrets.volumes).toContain(`session-secrets:${target}`);
+    expect(Object.keys(doc.volumes)).toContain('session-secrets');
+    // Your own file: SESSION_SECRETS_DIR (default infra/secrets)/session_secrets, read-only.
+    expect(secrets.volumes).toContain('./infra/secrets:/seed:ro,z');
+    expect((loadCompose({ SESSION_SECRETS_DIR: '/etc/mine' }).services.secrets.volumes as string[]).find((v) => v.endsWith(':/seed:ro,z'))).toBe('/etc/mine:/seed:ro,z');
+    const r = spawnSync('git', ['check-ignore', '-q', 'infra/secrets/session_secrets'], { cwd: ROOT });
+    expect(r.status, 'infra/secrets/session_secrets must be git-ignored').toBe(0);
+    expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n')).toContain('infra/secrets');
+  });
+
+  it("opens Grafana on the cluster's dashboard, a file of the mounted dashboards folder", () => {
+    const grafana = services.grafana!;
+    const home = envOf(grafana).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!;
+    const mount = (grafana.volumes as string[]).map((v) => v.split(':')).find(([, target]) => home.startsWith(`${target}/`))!;
+    expect(mount, `${home} must be inside a mounted folder`).toBeDefined();
+    const file = path.join(ROOT, mount[0]!, path.relative(mount[1]!, home));
+    expect(JSON.parse(fs.readFileSync(file, 'utf8')).title).toBe('Session cluster / Cluster');
+  });
+
+  it('labels every bind mount for SELinux (z) and mounts it read-only', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      for (const v of (svc.volumes ?? []) as string[]) {
+        const [source] = v.split(':');
+        if (!source!.startsWith('.') && !source!.startsWith('/')) continue; // a named volume
+        expect(v, `${name}: ${v}`).toMatch(/:ro,z$/);
+      }
+    }
+  });
+
+  it('names every variable it reads in .env.example, with the default the file uses', () => {
+    const text = ['docker-compose.yml', 'docker-compose.sentinel.yml'].map((f) => fs.readFileSync(path.join(ROOT, f), 'utf8')).join('\n');
+    const defaults = new Map([...text.matchAll(/\$\{([A-Z_]+)(?::-([^}]*))?\}/g)].map((m) => [m[1]!, m[2] ?? '']));
+    const example = new Map(
+      fs
+        .readFileSync(path.join(ROOT, '.env.example'), 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    expect([...example.keys()].sort()).toEqual([...defaults.keys()].sort());
+    for (const [name, value] of defaults) if (value !== '') expect(example.get(name), name).toBe(value);
   });
 
   it('publishes ports only for nginx, Prometheus and Grafana, on their topology ports', () => {
@@ -388,18 +434,23 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(envOf(services.app!).DATABASE_URL).toBe('postgres://postgres@postgres:5432/postgres');
     expect(services.postgres!.ports).toBeUndefined();
     expect(services.postgres!.volumes).toContain('postgres-data:/var/lib/postgresql/data');
-    expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro');
+    expect(services.k6!.volumes).toContain('./loadtest:/scripts:ro,z');
   });
 
-  it('health-checks every service others depend on, and waits for it to be healthy', () => {
+  it('health-checks every service others depend on, and waits for it to be healthy (a one-shot service: to have exited 0)', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const [dep, cond] of Object.entries((svc.depends_on ?? {}) as Record<string, Doc>)) {
+        if (dep === 'secrets') {
+          // The one-shot service: it writes the secrets and exits; the nodes wait for its exit 0.
+          expect(cond.condition, `${name} -> ${dep}`).toBe('service_completed_successfully');
+          continue;
+        }
         expect(services[dep]!.healthcheck, `${dep} (a dependency of ${name}) needs a healthcheck`).toBeDefined();
         expect(services[dep]!.healthcheck.disable, dep).not.toBe(true);
         expect(cond.condition, `${name} -> ${dep}`).toBe('service_healthy');
       }
     }
-    expect(Object.keys(services.app!.depends_on)).toEqual(['redis']);
+    expect(Object.keys(services.app!.depends_on).sort()).toEqual(['redis', 'secrets']);
     expect(Object.keys(services.nginx!.depends_on)).toEqual(['app']);
   });
 
@@ -410,7 +461,7 @@ describe('docker-compose.yml agrees with services/cluster/src/topology.ts', () =
     expect(m, `nginx image ${nginx.image} must be pinned to x.y.z`).not.toBeNull();
     const [maj, min, patch] = m!.slice(1).map(Number) as [number, number, number];
     expect(maj * 1e6 + min * 1e3 + patch, nginx.image).toBeGreaterThanOrEqual(1_027_003);
-    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro,z');
     const mount = (nginx.volumes as string[]).find((v) => v.startsWith('./infra/nginx:'));
     expect(mount, 'infra/nginx must be mounted into the nginx container').toBeDefined();
     const target = mount!.split(':')[1]!;
@@ -589,37 +640,6 @@ describe('the app image', () => {
 });
 
 // =============================================================================================
-describe('infra/secrets/init.sh', () => {
-  it("writes the signing secret readable by its owner only (0600), owned by the nodes' uid when run as root", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-secret-'));
-    try {
-      const script = path.join(dir, 'init.sh');
-      fs.copyFileSync(path.join(ROOT, 'infra/secrets/init.sh'), script);
-      const file = path.join(dir, 'session_secrets');
-      const run = (...args: string[]) => spawnSync('sh', [script, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', APP_UID: '1000' } });
-      let r = run();
-      expect(r.status, r.stderr).toBe(0);
-      const st = fs.statSync(file);
-      expect((st.mode & 0o777).toString(8)).toBe('600');
-      if (process.getuid?.() === 0) expect(st.uid).toBe(1000);
-      const first = fs.readFileSync(file, 'utf8');
-      expect(first).toMatch(/^[0-9a-f]{64}\n$/);
-      // Never overwrites; --rotate puts a new secret first and keeps the old one after it.
-      expect(run().status).toBe(0);
-      expect(fs.readFileSync(file, 'utf8')).toBe(first);
-      r = run('--rotate');
-      expect(r.status, r.stderr).toBe(0);
-      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-      expect(lines).toHaveLength(2);
-      expect(lines[1]).toBe(first.trim());
-      expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
-      expect(run('--bogus').status).toBe(2);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
 describe('docker-compose.sentinel.yml, merged over docker-compose.yml as compose merges it', () => {
   // `docker compose config` does the merge (no engine needed): what compose itself will run.
   let merged: Doc;

@@ -43,7 +43,8 @@ const failedRequests = new Counter('failed_requests');
 // the cart went back): what a store that loses acknowledged writes costs (lib/claims.js).
 const acknowledgedWritesLost = new Counter('acknowledged_writes_lost');
 // A VU that lost more sessions than its share allows (lib/claims.js lossesPerVu): in sticky mode
-// only the users of the killed node lose theirs, once, and once more after its restart.
+// only the users of the killed node lose theirs, once (the route cookie is re-pinned to the node
+// that answers next, so the restarted node does not take its old clients back).
 const lostBeyondShare = new Counter('sessions_lost_beyond_share');
 const MAX_LOSSES = lossesPerVu(config);
 let losses = 0; // this VU's

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Stand-in images for a Docker engine that can reach no image registry (the live compose test's
 # private engine, infra/docker/engine.sh). It never pulls: it builds each image docker-compose.yml
-# (and the app's Dockerfile, ARG NODE_IMAGE) names from a Debian 12 base and Debian packages, and
-# tags it with that name, in the engine DOCKER_HOST points at.
+# (and the app's Dockerfile, ARG NODE_IMAGE) names from a Debian 12 base, with Debian's packages
+# (Redis, PostgreSQL, nginx) or the binaries this machine built at the pinned releases (Prometheus,
+# the exporters, k6: scripts/setup.sh test), and tags it with that name, in the engine DOCKER_HOST
+# points at.
 #
 #   DOCKER_HOST=unix://... infra/docker/standins.sh IMAGE...
 #
@@ -16,10 +18,11 @@
 #   base-<suite>-<mirror hash>.tar    debootstrap root file systems (~2 min each to make): bookworm,
 #                                     and forky for nginx (the first suite with nginx >= 1.27.3)
 #   standins-<key>.tar                every stand-in, `docker save`d; <key> hashes this script, the
-#                                     Dockerfile, the mirror, the Node and k6 builds and the CA
+#                                     Dockerfile, the mirror, the binaries copied in and the CA
 #                                     bundle, so any change rebuilds. Older keys are deleted.
 # Environment: DEBIAN_MIRROR (default: the first Debian mirror in the machine's apt sources),
-# K6_BIN (default: k6 on PATH), NODE_BIN (default: node on PATH), CA_BUNDLE.
+# K6_BIN, PROMETHEUS_BIN, NGINX_EXPORTER_BIN, REDIS_EXPORTER_BIN (default: k6, prometheus,
+# nginx-prometheus-exporter, redis_exporter on PATH), NODE_BIN (default: node on PATH), CA_BUNDLE.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '[standins] %s\n' "$*" >&2; }
@@ -47,6 +50,9 @@ fi
 [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list*; set DEBIAN_MIRROR=http://.../debian"
 
 k6_bin=${K6_BIN:-$(command -v k6 || true)}
+prometheus_bin=${PROMETHEUS_BIN:-$(command -v prometheus || true)}
+nginx_exporter_bin=${NGINX_EXPORTER_BIN:-$(command -v nginx-prometheus-exporter || true)}
+redis_exporter_bin=${REDIS_EXPORTER_BIN:-$(command -v redis_exporter || true)}
 node_bin=${NODE_BIN:-$(readlink -f "$(command -v node)")}
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 npm_dir=$(cd "$(dirname "$node_bin")/../lib/node_modules/npm" 2>/dev/null && pwd || true)
@@ -71,6 +77,9 @@ for image in "$@"; do
   targets+=("$t")
   case "$t" in
     k6) [ -x "$k6_bin" ] || die "the k6 stand-in copies this machine's k6, and there is none on PATH (scripts/setup.sh builds it; or set K6_BIN)" ;;
+    prometheus) [ -x "$prometheus_bin" ] || die "the prometheus stand-in copies the pinned build, and there is no prometheus on PATH (scripts/setup.sh test builds it into .run/bin; or set PROMETHEUS_BIN)" ;;
+    nginx-exporter) [ -x "$nginx_exporter_bin" ] || die "the nginx-exporter stand-in copies the pinned build, and there is no nginx-prometheus-exporter on PATH (scripts/setup.sh test builds it into .run/bin; or set NGINX_EXPORTER_BIN)" ;;
+    redis-exporter) [ -x "$redis_exporter_bin" ] || die "the redis-exporter stand-in copies the pinned build, and there is no redis_exporter on PATH (scripts/setup.sh test builds it into .run/bin; or set REDIS_EXPORTER_BIN)" ;;
     node) [ -x "$node_bin" ] && [ -f "$npm_dir/bin/npm-cli.js" ] || die "the node stand-in copies this machine's node and npm ($node_bin, $npm_dir): not found" ;;
   esac
 done
@@ -81,7 +90,7 @@ mirror_key=$(printf '%s' "$mirror" | sha256sum | cut -c1-12)
 key=$( {
   cat "$0" "$here/standins/Dockerfile"
   echo "$mirror"
-  [ -x "$k6_bin" ] && sha256sum "$k6_bin"
+  for b in "$k6_bin" "$prometheus_bin" "$nginx_exporter_bin" "$redis_exporter_bin"; do if [ -x "$b" ]; then sha256sum "$b"; fi; done
   "$node_bin" --version
   sha256sum "$ca_bundle"
 } | sha256sum | cut -c1-16)
@@ -147,7 +156,13 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$here/standins/Dockerfile" "$ctx/Dockerfile"
 cp "$ca_bundle" "$ctx/ca-certificates.crt"
-if [[ " ${targets[*]} " == *" k6 "* ]]; then cp "$k6_bin" "$ctx/k6"; else : > "$ctx/k6"; fi
+# copy_in TARGET BINARY NAME: the binary when TARGET is wanted, else an empty file (every stage's COPY
+# needs its source, and the legacy builder builds every stage before the target).
+copy_in() { if [[ " ${targets[*]} " == *" $1 "* ]]; then cp "$2" "$ctx/$3"; else : > "$ctx/$3"; fi; }
+copy_in k6 "$k6_bin" k6
+copy_in prometheus "$prometheus_bin" prometheus
+copy_in nginx-exporter "$nginx_exporter_bin" nginx-prometheus-exporter
+copy_in redis-exporter "$redis_exporter_bin" redis_exporter
 mkdir -p "$ctx/node/usr/bin" "$ctx/node/usr/lib/node_modules"
 if [[ " ${targets[*]} " == *" node "* ]]; then
   cp "$node_bin" "$ctx/node/usr/bin/node"

@@ -36,8 +36,8 @@ describe('provisioning', () => {
     expect(p).toMatchObject({ type: 'file', folder: 'Session cluster', options: { path: '/var/lib/grafana/dashboards' } });
     const compose = parse(fs.readFileSync(path.join(repo, 'docker-compose.yml'), 'utf8')) as Obj;
     const volumes = (compose.services?.grafana?.volumes ?? []) as string[];
-    expect(volumes).toContain(`./infra/grafana/dashboards:${p.options.path}:ro`);
-    expect(volumes).toContain('./infra/grafana/provisioning:/etc/grafana/provisioning:ro');
+    expect(volumes).toContain(`./infra/grafana/dashboards:${p.options.path}:ro,z`);
+    expect(volumes).toContain('./infra/grafana/provisioning:/etc/grafana/provisioning:ro,z');
   });
 
   it('the directory holds exactly the three dashboards (and the linter exceptions)', () => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 /**
  * The PromQL behind every panel of the dashboards in infra/grafana/dashboards, with Grafana's
  * template variables replaced by concrete values, and its evaluation against a real Prometheus.
- * There is no Grafana server on these machines: this is how the dashboards are shown to draw data
+ * The tests run no Grafana server: this is how the dashboards are shown to draw data
  * (infra/grafana/README.md). The cluster integration test calls evaluatePanels after driving load.
  */
 

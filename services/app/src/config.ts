@@ -192,21 +192,38 @@ const schema = z
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
     }
-    const secrets = env.SESSION_SECRETS.split(',').map((s) => s.trim());
-    if (secrets.some((s) => s.length === 0)) {
-      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'has an empty entry' });
-    }
-    if (env.NODE_ENV !== 'development' && secrets.some((s) => s.length < 32)) {
-      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message: 'every secret must be at least 32 characters (shorter ones are allowed only with NODE_ENV=development)' });
-    }
-    if (env.NODE_ENV !== 'development' && secrets.some((s) => estimatedBits(s) < 128)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SESSION_SECRETS'],
-        message: 'has a secret that looks guessable (too few distinct characters, or a repeated pattern); generate one with `openssl rand -hex 32`',
-      });
+    for (const message of secretProblems(
+      env.SESSION_SECRETS.split(',').map((s) => s.trim()),
+      env.NODE_ENV,
+    )) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRETS'], message });
     }
   });
+
+/**
+ * What is wrong with a list of signing secrets (the first signs, every one verifies), as messages
+ * that follow the variable's name; none when it is fine. Outside development every secret must be
+ * at least 32 characters and not guessable.
+ */
+export function secretProblems(secrets: string[], env: 'production' | 'development' | 'test' = 'production'): string[] {
+  const problems: string[] = [];
+  if (secrets.length === 0 || secrets.some((s) => s.length === 0)) problems.push('has an empty entry');
+  if (env !== 'development' && secrets.some((s) => s.length < 32)) {
+    problems.push('every secret must be at least 32 characters (shorter ones are allowed only with NODE_ENV=development)');
+  }
+  if (env !== 'development' && secrets.some((s) => s.length > 0 && estimatedBits(s) < 128)) {
+    problems.push('has a secret that looks guessable (too few distinct characters, or a repeated pattern); generate one with `openssl rand -hex 32`');
+  }
+  return problems;
+}
+
+/** A secrets file's secrets: one per line (commas separate too), blank lines ignored. */
+export const secretsOfFile = (text: string): string[] =>
+  text
+    .trim()
+    .split(/[\n,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export interface Config {
   env: 'production' | 'development' | 'test';
@@ -290,12 +307,7 @@ function withSecretsFile(env: Record<string, string | undefined>): Record<string
   try {
     return {
       ...env,
-      SESSION_SECRETS: fs
-        .readFileSync(file, 'utf8')
-        .trim()
-        .split(/[\n,]+/)
-        .filter(Boolean)
-        .join(','),
+      SESSION_SECRETS: secretsOfFile(fs.readFileSync(file, 'utf8')).join(','),
     };
   } catch (err) {
     throw new ConfigError('SESSION_SECRETS_FILE', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}; got ${JSON.stringify(file)}`);

@@ -3,7 +3,7 @@ import { Client } from '../../../testkit/client.js';
 import { startNode, type TestNode } from '../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../testkit/redis.js';
 
-// Every row of the HTTP contract in the README, against one shared-mode node and a real Redis.
+// Every row of the HTTP contract (docs/http-contract.md), against one shared-mode node and a real Redis.
 let redis: TestRedis;
 let node: TestNode;
 

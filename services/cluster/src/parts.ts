@@ -33,8 +33,12 @@ export interface PartState extends PartSpec {
   log: string;
 }
 
-/** Debian package that provides each part's binary, for error messages. */
-export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
+/**
+ * Each part's binary, and the Debian package that provides it (for error messages). An exporter is
+ * found under its upstream name first (the release docker-compose.yml pins, which the test setup
+ * builds into .run/bin), then under Debian's.
+ */
+export const PACKAGES: Record<PartKind, { bin: string; pkg: string; upstream?: string }> = {
   redis: { bin: 'redis-server', pkg: 'redis-server' },
   // Sentinel is redis-server in sentinel mode (what Debian's redis-sentinel package runs).
   sentinel: { bin: 'redis-server', pkg: 'redis-server' },
@@ -42,15 +46,15 @@ export const PACKAGES: Record<PartKind, { bin: string; pkg: string }> = {
   app: { bin: 'node', pkg: 'nodejs' },
   nginx: { bin: 'nginx', pkg: 'nginx-light' },
   prometheus: { bin: 'prometheus', pkg: 'prometheus' },
-  'nginx-exporter': { bin: 'prometheus-nginx-exporter', pkg: 'prometheus-nginx-exporter' },
-  'redis-exporter': { bin: 'prometheus-redis-exporter', pkg: 'prometheus-redis-exporter' },
+  'nginx-exporter': { bin: 'prometheus-nginx-exporter', pkg: 'prometheus-nginx-exporter', upstream: 'nginx-prometheus-exporter' },
+  'redis-exporter': { bin: 'prometheus-redis-exporter', pkg: 'prometheus-redis-exporter', upstream: 'redis_exporter' },
 };
 
 export function resolveBinary(kind: PartKind): string {
   if (kind === 'app') return process.execPath;
   if (kind === 'postgres') return postgresBin('postgres');
-  const { bin, pkg } = PACKAGES[kind];
-  const found = which(bin);
+  const { bin, pkg, upstream } = PACKAGES[kind];
+  const found = (upstream && which(upstream)) || which(bin);
   if (!found) throw new Error(`${kind}: ${bin} is not installed (Debian package ${pkg}; scripts/setup.sh installs it as root)`);
   return found;
 }
@@ -235,7 +239,8 @@ export function prometheusSpec(opts: { port: number; configFile: string; dataDir
 }
 
 export function nginxExporterSpec(opts: { port: number; statusPort: number }): PartSpec {
-  const args = [`-nginx.scrape-uri=http://127.0.0.1:${opts.statusPort}/stub_status`, `-web.listen-address=127.0.0.1:${opts.port}`];
+  // Two dashes: the 1.x releases parse flags with kingpin, Debian's 0.11 with Go's flag (which takes both).
+  const args = [`--nginx.scrape-uri=http://127.0.0.1:${opts.statusPort}/stub_status`, `--web.listen-address=127.0.0.1:${opts.port}`];
   return httpPart('nginx-exporter', opts.port, args, '/metrics', { url: `http://127.0.0.1:${opts.port}/metrics` });
 }
 

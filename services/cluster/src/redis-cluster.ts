@@ -10,7 +10,7 @@ import { which } from './lib/process.js';
  *
  * `cluster-node-timeout` is 1500 ms (Redis's default is 15 s): a primary that does not answer its
  * peers for that long is marked failing, its replica is elected within about another second, and
- * the slots it served accept writes again within seconds, the 5 s the issue sets. Lower values make
+ * the slots it served accept writes again within seconds (under 5 s). Lower values make
  * a busy or briefly stalled node look dead (a needless failover); 1.5 s leaves headroom on a small
  * shared machine. Slots of the other primaries never stop.
  */

@@ -18,7 +18,7 @@ export const CONTAINER_PORTS = {
 
 /** Compose service names; locally a node is `app-<n>` (compose: `<project>-app-<n>`). */
 export const SERVICES = ['app', 'redis', 'nginx', 'prometheus', 'nginx-exporter', 'redis-exporter'] as const;
-/** Services only compose runs (no Grafana build on these machines; k6 runs as a local binary). */
+/** Services only compose runs (the local path has no Grafana; k6 runs as a local binary). */
 export const COMPOSE_ONLY_SERVICES = ['grafana', 'k6'] as const;
 
 /** Prometheus job names, identical in both paths (infra/prometheus/prometheus.yml). */

@@ -245,12 +245,14 @@ describe('analysis', () => {
     expect(k6Thresholds({ metrics })['sessions_lost']).toEqual({ 'count==0': false });
     const outcome: RunOutcome = {
       mode: 'shared',
+      target: 'local',
       fault: 'node-kill',
       store: 'single',
       redisPersistence: 'aof',
       nodeSettings: {},
       label: 'shared',
       nodes: 2,
+      nodeNames: ['app-1', 'app-2'],
       vus: 4,
       durationS: 2,
       killedNode: 'app-1',

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill, start } from '../src/cluster.js';
 import { Client, startCluster } from '../../../testkit/cluster.js';
 
-// The README's secret-rotation runbook, run as written against the local cluster: roll each node
+// The secret-rotation runbook (docs/security.md), run as written against the local cluster: roll each node
 // to "new,old" one at a time (SIGTERM drain, start with SESSION_SECRETS), then to "new" alone.
 const OLD = '5e0c8d2a7f1b94c36a8e2d7051f9b4c3e6a1d8f2b7c05e94a3d6f1b8c2e7a09d';
 const NEW = 'c41f7a9e2b6d08351e7c9a4f0b2d6e8a3c5f1970d4b8e2a6f3c9d1b5e7a0c284';

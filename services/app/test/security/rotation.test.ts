@@ -4,7 +4,7 @@ import { Client } from '../../../../testkit/client.js';
 import { SECRET_A, SECRET_B, startNode, type TestNode } from '../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
-// The rotation runbook in the README, step by step: [old] → [new, old] → [new].
+// The rotation runbook (docs/security.md), step by step: [old] → [new, old] → [new].
 let redis: TestRedis;
 let oldOnly: TestNode, both: TestNode, newOnly: TestNode;
 beforeAll(async () => {

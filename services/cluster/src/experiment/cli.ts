@@ -9,15 +9,21 @@ import { settingsFromFlags } from '../lib/node-settings.js';
 import { k6Version, resolveK6 } from './k6.js';
 import { machine, type Summary, spreadOf, summarizeRun, textTable, writeReport } from './report.js';
 import { Aborted, type RunOutcome, runFailover } from './run.js';
+import { composeRefuses, TARGETS, type TargetKind } from './targets.js';
 
 /**
- * npm run experiment -- failover [--mode shared|sticky|database|cookie|jwt|both|all] [--nodes 3] [--duration 60s]
+ * npm run experiment -- failover [--target local|compose] [--mode shared|sticky|database|cookie|jwt|both|all] [--nodes 3] [--duration 60s]
  *   [--kill-at 20s] [--restart-after 10s] [--vus 20] [--out DIR] [--kill-node busiest|app-N] [--env KEY=VALUE]… [--monitoring] [--repeat N]
  *
  * Exit codes (lib/cli.ts, the same for every tool): 0 every claim held; 1 a claim did not hold or
  * the experiment could not run; 2 a usage error; 130 interrupted.
  */
 const USAGE = `usage: npm run experiment -- failover [options]
+  --target local|compose      where: the local cluster (processes, the default) or the compose stack
+                              (docker compose up, killed with docker kill; needs Docker and Compose
+                              v2; its own project, session-cluster-experiment, removed afterwards;
+                              the files: COMPOSE_FILE as docker compose reads it, else
+                              docker-compose.yml)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
   --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
@@ -45,6 +51,7 @@ const say = (line: string): void => void process.stdout.write(`[experiment] ${li
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseOptions(argv, {
     mode: { type: 'string' },
+    target: { type: 'string' },
     fault: { type: 'string' },
     store: { type: 'string' },
     'redis-persistence': { type: 'string' },
@@ -91,6 +98,11 @@ async function main(argv: string[]): Promise<number> {
   const killNode = values['kill-node']!;
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
   const nodeSettings = settingsFromFlags((values.env as string[] | undefined) ?? []);
+  const target = choiceOption<TargetKind>('target', values.target, TARGETS, 'local');
+  if (target === 'compose') {
+    const refused = composeRefuses({ store, redisPersistence, nodeSettings });
+    if (refused) throw new UsageError(refused);
+  }
   const outDir = values.out ? path.resolve(values.out) : path.join(REPO_ROOT, 'reports', 'latest');
   // Say what the run will and will not do before spending minutes on it.
   if (killAtS >= durationS)
@@ -125,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
       outcomes.push(
         await runFailover({
           mode,
+          target,
           fault,
           store,
           redisPersistence,

@@ -68,18 +68,61 @@ export function sessionIdOf(cookieHeader: string): string | null {
   return value.startsWith('s:') ? value.slice(2, value.lastIndexOf('.')) : null;
 }
 
+/** How the probe reads what a session occupies in the stores (local parts, or compose containers). */
+export interface StoreAccess {
+  /** nginx: sticky mode's session is read back through the API. */
+  url: string;
+  /** Redis's MEMORY USAGE of a key in shared mode's store; null where there is none. */
+  redisMemoryUsage(key: string): Promise<number | null>;
+  /** PostgreSQL's size of a session's row (database mode); null where there is none. */
+  sessionRowBytes(sid: string): Promise<number | null>;
+}
+
+/** The local cluster's stores, reached on their loopback ports. */
+export function localStoreAccess(state: ClusterState): StoreAccess {
+  const redisPart = state.parts.find((p) => p.kind === 'redis');
+  const pgPart = state.parts.find((p) => p.kind === 'postgres');
+  return {
+    url: state.url,
+    async redisMemoryUsage(key) {
+      if (!redisPart) return null;
+      const redis = new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        return Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) || null;
+      } finally {
+        redis.disconnect();
+      }
+    },
+    async sessionRowBytes(sid) {
+      if (!pgPart) return null;
+      const sql = new pg.Client({ connectionString: pgPart.url });
+      try {
+        await sql.connect();
+        const r = await sql.query(SESSION_ROW_BYTES, [sid]);
+        return (r.rows[0] as { bytes: number } | undefined)?.bytes ?? null;
+      } finally {
+        await sql.end();
+      }
+    },
+  };
+}
+
+/** The size of one session's row, as PostgreSQL stores it. */
+export const SESSION_ROW_BYTES = 'SELECT pg_column_size(s.*) AS bytes FROM sessions s WHERE sid = $1';
+
 /**
  * Bytes one logged-in session occupies on the server, in the mode's own terms: Redis's MEMORY
  * USAGE of its key (shared), PostgreSQL's size of its row (database), the serialized session a
  * sticky node keeps in memory (its heap adds object overhead on top), and 0 where nothing is
  * stored per session (cookie; jwt stores only a denylist entry after a logout).
  */
-export async function serverBytesOf(mode: Mode, state: ClusterState, credential: CredentialProbe['credential']): Promise<number | null> {
+export async function serverBytesOf(mode: Mode, store: StoreAccess, credential: CredentialProbe['credential']): Promise<number | null> {
   const sid = credential.header === 'cookie' ? sessionIdOf(credential.value) : null;
   if (mode === 'cookie' || mode === 'jwt') return 0;
   if (mode === 'sticky') {
     const codec = createCodec({ path: '/', httpOnly: true, secure: false, sameSite: 'lax' });
-    const me = (await (await fetch(`${state.url}/api/me`, { headers: { cookie: credential.value } })).json()) as {
+    const me = (await (await fetch(`${store.url}/api/me`, { headers: { cookie: credential.value } })).json()) as {
       user: string;
       loginAt: number;
       createdOn: string;
@@ -88,25 +131,5 @@ export async function serverBytesOf(mode: Mode, state: ClusterState, credential:
     return Buffer.byteLength(codec.stringify({ cookie: codec.defaultCookie(), user: me.user, loginAt: me.loginAt, node: me.createdOn, requests: me.requests, cart: [] } as never));
   }
   if (!sid) return null;
-  if (mode === 'shared') {
-    const part = state.parts.find((p) => p.kind === 'redis');
-    if (!part) return null;
-    const redis = new Redis({ host: '127.0.0.1', port: part.port, lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      return Number(await redis.call('MEMORY', 'USAGE', `${SESSION_PREFIX}${sid}`, 'SAMPLES', '0')) || null;
-    } finally {
-      redis.disconnect();
-    }
-  }
-  const part = state.parts.find((p) => p.kind === 'postgres');
-  if (!part) return null;
-  const sql = new pg.Client({ connectionString: part.url });
-  try {
-    await sql.connect();
-    const r = await sql.query('SELECT pg_column_size(s.*) AS bytes FROM sessions s WHERE sid = $1', [sid]);
-    return (r.rows[0] as { bytes: number } | undefined)?.bytes ?? null;
-  } finally {
-    await sql.end();
-  }
+  return mode === 'shared' ? store.redisMemoryUsage(`${SESSION_PREFIX}${sid}`) : store.sessionRowBytes(sid);
 }

@@ -15,6 +15,8 @@ import type { K6Summary, RunOutcome } from './run.js';
 export interface RunSummary extends JudgeInput {
   /** mode, or mode-N when runs repeat (`--repeat`). */
   label: string;
+  /** Where it ran: the local cluster or the compose stack (`--target`). */
+  target: string;
   nodes: number;
   durationS: number;
   requests: number;
@@ -124,7 +126,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const killAtS = rel(r.killWall);
   const restartAtS = rel(r.restartWall);
   const end = s.seconds.length;
-  const nodes = Array.from({ length: r.nodes }, (_, i) => `app-${i + 1}`);
+  const nodes = r.nodeNames;
   const readyAtS = rel(r.readyWall);
   // The outage lasts from the kill until the restarted node is ready (or the end of the run).
   const outageEnd = readyAtS ?? end + 1;
@@ -143,6 +145,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const writeOutageS = failedWrites.length ? round(Math.max(...failedWrites) - Math.min(...failedWrites), 1) : 0;
   const run: RunSummary = {
     mode: r.mode,
+    target: r.target,
     fault: r.fault,
     store: r.store,
     redisPersistence: r.redisPersistence,
@@ -260,7 +263,7 @@ export function markdown(s: Summary): string {
   md.push('# Failover experiment', '');
   md.push(`Generated ${s.generatedAt} by \`${s.command}\` on ${s.machine.cpus} CPU(s), Node ${s.machine.node}, k6 ${s.machine.k6}.`, '');
   md.push(
-    'Each run starts its own local cluster (nginx in front of the nodes; Redis for shared and jwt, PostgreSQL for database), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.',
+    'Each run starts its own cluster, local processes or the compose stack (`--target`; nginx in front of the nodes; Redis for every mode but database, PostgreSQL for database), runs `loadtest/survival.js` with k6 (one user and one long-lived session per VU, 50-100 ms between requests), SIGKILLs one node during the load and starts it again later. A *lost* session is a 401 on a session that was valid; a *failed* request is a 5xx or a network error.',
     '',
   );
   md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);

@@ -2,20 +2,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { storeOfMode } from '@session-cluster/app/config';
-import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
+import { REPO_ROOT, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
-import { nodeLoad } from '../lib/node-metrics.js';
-import { freePort } from '../lib/ports.js';
 import { tail } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
 import { startK6 } from './k6.js';
 import { probeCredential, serverBytesOf } from './probe.js';
+import { openTarget, type Target, type TargetKind } from './targets.js';
 
 export const SURVIVAL_SCRIPT = path.join(REPO_ROOT, 'loadtest', 'survival.js');
 
 export interface FailoverOptions {
   mode: Mode;
+  /** Where it runs: the local cluster (default) or the compose stack (targets.ts). */
+  target?: TargetKind;
   /** What happens at killAtS (default node-kill: SIGKILL of a node). */
   fault?: Fault;
   /** Shared mode's store topology and persistence (cluster up --store, --redis-persistence). */
@@ -50,6 +51,7 @@ export interface K6Summary {
 
 export interface RunOutcome {
   mode: Mode;
+  target: TargetKind;
   fault: Fault;
   store: Store;
   redisPersistence: RedisPersistence | null;
@@ -58,6 +60,8 @@ export interface RunOutcome {
   /** mode, or mode-N when runs repeat (file names). */
   label: string;
   nodes: number;
+  /** The nodes by the name X-Served-By gives (app-2; compose: the container's). */
+  nodeNames: string[];
   vus: number;
   durationS: number;
   killedNode: string | null;
@@ -90,29 +94,23 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Each node's load; null for a node whose metrics could not be read (never taken as "held 0"). */
-async function loads(state: ClusterState): Promise<Record<string, { sessions: number; requests: number } | null>> {
-  const out: Record<string, { sessions: number; requests: number } | null> = {};
-  for (const p of state.parts.filter((p) => p.kind === 'app')) {
-    out[p.name] = await nodeLoad(p.ports!.metrics!).catch(() => null);
-  }
-  return out;
-}
-
 function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions: number; requests: number } | null>, names: string[]): string {
   if (choice !== 'busiest') {
-    if (!names.includes(choice)) throw new Error(`--kill-node: no node named ${choice} (nodes: ${names.join(', ')})`);
-    return choice;
+    // app-N, or the container of that replica on compose (<project>-app-N).
+    const named = names.find((n) => n === choice || n.endsWith(`-${choice}`));
+    if (!named) throw new Error(`--kill-node: no node named ${choice} (nodes: ${names.join(', ')})`);
+    return named;
   }
   // Sticky: the node holding the most sessions (the most to lose). Shared: the one that served most.
   const key = mode === 'sticky' ? 'sessions' : 'requests';
   const ranked = names.map((n) => ({ n, v: load[n]?.[key] ?? 0 })).sort((a, b) => b.v - a.v || a.n.localeCompare(b.n));
-  return ranked[0]!.v > 0 ? ranked[0]!.n : names.includes('app-2') ? 'app-2' : names[0]!;
+  return ranked[0]!.v > 0 ? ranked[0]!.n : (names[1] ?? names[0]!);
 }
 
 /**
- * One failover run: a fresh local cluster, k6 survival.js against it, SIGKILL of one node at
- * killAt, `start` of it restartAfter later, the cluster torn down whatever happens.
+ * One failover run: a fresh cluster (local, or the compose stack), k6 survival.js against it,
+ * SIGKILL of one node at killAt, `start` of it restartAfter later, the cluster torn down whatever
+ * happens.
  */
 export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   const label = o.label ?? o.mode;
@@ -138,32 +136,30 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   let probe: RunOutcome['probe'] = null;
   const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
   o.signal.addEventListener('abort', stopK6, { once: true });
+  let target: Target | null = null;
+  let nodeNames: string[] | undefined;
   try {
     const t0 = Date.now();
-    const state = await up({
-      dir: runDir,
+    target = await openTarget(o.target ?? 'local', {
       mode: o.mode,
       nodes: o.nodes,
-      port: await freePort(),
-      monitoring: o.monitoring,
       demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
-      // info: one line per request, so the nodes' logs copied into the report folder say what each node did.
-      nodeEnv: { LOG_LEVEL: 'info', ...o.nodeSettings },
+      monitoring: o.monitoring,
+      nodeSettings: o.nodeSettings ?? {},
+      runDir,
       ...(o.store && { store: o.store }),
       ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
     });
-    o.say(`${label}: cluster up at ${state.url} (${o.nodes} nodes, ${Date.now() - t0} ms); run folder ${runDir}`);
+    const t = target;
+    nodeNames = t.nodes;
+    o.say(`${label}: cluster up at ${t.url} (${o.nodes} nodes, ${o.target ?? 'local'}, ${Date.now() - t0} ms); run folder ${runDir}`);
     if (o.signal.aborted) throw new Aborted();
-    const names = state.parts.filter((p) => p.kind === 'app').map((p) => p.name);
-    const nginxLog = state.parts.find((p) => p.kind === 'nginx')!.log;
-    const before = fs.statSync(nginxLog).size;
-    const prom = state.parts.find((p) => p.kind === 'prometheus');
 
     k6 = startK6({
       bin: o.k6,
       script: SURVIVAL_SCRIPT,
       vars: {
-        BASE_URL: state.url,
+        BASE_URL: t.url,
         MODE: o.mode,
         PROFILE: 'experiment',
         DURATION: `${o.durationS}s`,
@@ -177,7 +173,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
       jsonOut: files.json,
       htmlReport: files.html,
       logFile: files.log,
-      ...(prom && { prometheusWrite: `${prom.url}/api/v1/write` }),
+      ...(t.prometheusWrite && { prometheusWrite: t.prometheusWrite }),
     });
     const proc = k6;
     let exited = false;
@@ -187,9 +183,9 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     });
     o.say(`${label}: k6 started (pid ${proc.pid}): ${o.vus} VUs for ${o.durationS}s${willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
 
-    // The load has started when nginx logs its first request (its access log goes to this file).
+    // The load has started when nginx has passed on its first request.
     const deadline = Date.now() + 30_000;
-    while (fs.statSync(nginxLog).size === before) {
+    while (!(await t.loadStarted())) {
       if (exited) throw new Error(`k6 exited before sending a request (code ${k6Exit.code}):\n${tail(files.log)}`);
       if (Date.now() > deadline) throw new Error(`k6 sent no request within 30 s:\n${tail(files.log)}`);
       await abortableSleep(50, o.signal);
@@ -200,18 +196,18 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     if (willKill) {
       await abortableSleep(loadStart + o.killAtS * 1000 - Date.now(), o.signal);
       if (exited) throw new Error(`k6 exited early (code ${k6Exit.code}):\n${tail(files.log)}`);
-      const load = await loads(state);
+      const load = await t.loads();
       sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
       if (isStoreFault(fault)) {
         // The store, not a node: Redis (single), or whichever Redis is primary right now (Sentinel).
-        killedNode = fault === 'redis-primary-kill' ? (await primaryPart(state)).name : 'redis';
+        killedNode = await t.storeVictim(fault === 'redis-primary-kill');
         killWall = Date.now();
-        await kill(killedNode, { dir: runDir, signal: 'KILL' });
+        await t.kill(killedNode, 'KILL');
         o.say(`${label}: ${at()}  SIGKILL ${killedNode} (${fault})`);
       } else {
-        killedNode = pickVictim(o.mode, o.killNode, load, names);
+        killedNode = pickVictim(o.mode, o.killNode, load, t.nodes);
         killWall = Date.now();
-        await kill(killedNode, { dir: runDir, signal: fault === 'node-term' ? 'TERM' : 'KILL' });
+        await t.kill(killedNode, fault === 'node-term' ? 'TERM' : 'KILL');
         const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
         o.say(`${label}: ${at()}  ${fault === 'node-term' ? 'SIGTERM' : 'SIGKILL'} ${killedNode} (${held})`);
       }
@@ -221,7 +217,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
         restartWall = Date.now();
         o.say(`${label}: ${at()}  starting ${killedNode} again`);
         try {
-          await start(killedNode, { dir: runDir });
+          await t.start(killedNode);
           readyWall = Date.now();
           o.say(`${label}: ${at()}  ${killedNode} ready (${readyWall - restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
         } catch (err) {
@@ -248,7 +244,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     const extra = o.vus + 1;
     try {
       const mode = o.mode;
-      const p = await probeCredential(state.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(mode, state, c));
+      const p = await probeCredential(t.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(mode, t.store, c));
       probe = { revokesStolenCredential: p.revokesStolenCredential, stateBytesPerRequest: p.stateBytesPerRequest, serverBytesPerSession: p.serverBytesPerSession };
       o.say(
         `${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`,
@@ -261,10 +257,9 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     throw err;
   } finally {
     o.signal.removeEventListener('abort', stopK6);
-    await down(runDir).catch((err: Error) => o.say(`${label}: teardown: ${err.message}`));
     fs.rmSync(files.logs, { recursive: true, force: true });
-    if (fs.existsSync(path.join(runDir, 'logs'))) fs.cpSync(path.join(runDir, 'logs'), files.logs, { recursive: true });
-    removeRun(runDir);
+    await target?.down(files.logs).catch((err: Error) => o.say(`${label}: teardown: ${err.message}`));
+    fs.rmSync(runDir, { recursive: true, force: true });
     o.say(`${label}: cluster down`);
   }
 
@@ -273,12 +268,14 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   const series = await readSeries(files.json);
   return {
     mode: o.mode,
+    target: o.target ?? 'local',
     fault,
     store: o.store ?? 'single',
     redisPersistence: storeOfMode(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
     nodeSettings: o.nodeSettings ?? {},
     label,
     nodes: o.nodes,
+    nodeNames: nodeNames ?? [],
     vus: o.vus,
     durationS: o.durationS,
     killedNode,
