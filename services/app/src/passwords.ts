@@ -24,21 +24,25 @@ export const COST = {
 
 const KEY_LEN = 32;
 
-function derive(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+/** Told of every scrypt derivation, with its parameters, as it starts (what a login costs). */
+export type OnDerive = (params: ScryptParams) => void;
+
+function derive(password: string, salt: Buffer, params: ScryptParams, onDerive?: OnDerive): Promise<Buffer> {
+  onDerive?.(params);
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 };
   return new Promise((resolve, reject) => scryptCb(password.normalize('NFKC'), salt, KEY_LEN, options, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
-export async function hashPassword(password: string, params: ScryptParams): Promise<string> {
+export async function hashPassword(password: string, params: ScryptParams, onDerive?: OnDerive): Promise<string> {
   const salt = randomBytes(16);
-  const key = await derive(password, salt, params);
+  const key = await derive(password, salt, params, onDerive);
   return ['scrypt', params.N, params.r, params.p, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+export async function verifyPassword(password: string, stored: string, onDerive?: OnDerive): Promise<boolean> {
   const [tag, n, r, p, salt, hash] = stored.split('$');
   if (tag !== 'scrypt' || !salt || !hash) throw new Error('unrecognised password hash format');
   const expected = Buffer.from(hash, 'base64');
-  const actual = await derive(password, Buffer.from(salt, 'base64'), { N: Number(n), r: Number(r), p: Number(p) });
+  const actual = await derive(password, Buffer.from(salt, 'base64'), { N: Number(n), r: Number(r), p: Number(p) }, onDerive);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

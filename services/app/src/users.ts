@@ -1,4 +1,4 @@
-import { COST, hashPassword, verifyPassword, type ScryptParams } from './passwords.js';
+import { COST, hashPassword, verifyPassword, type OnDerive, type ScryptParams } from './passwords.js';
 
 /**
  * The demo user directory: alice, bob, and user1..userN for load tests.
@@ -25,7 +25,8 @@ export interface UserDirectory {
 const LOADTEST_NAME = /^user(\d+)$/;
 const costFor = (username: string): ScryptParams => (LOADTEST_NAME.test(username) ? COST.loadtest : COST.standard);
 
-export function createDemoDirectory(demoUsers: number): UserDirectory {
+/** `onDerive` is told of every scrypt the directory runs, with its cost (what a login attempt costs). */
+export function createDemoDirectory(demoUsers: number, opts: { onDerive?: OnDerive } = {}): UserDirectory {
   // A Map, never a plain object: `'constructor' in {}` is true (every Object.prototype key is).
   const named = new Map([
     ['alice', 'alice-password'],
@@ -42,17 +43,19 @@ export function createDemoDirectory(demoUsers: number): UserDirectory {
       return i >= 1 && i <= demoUsers ? `pass${i}` : null;
     },
     eager: [...named.keys()],
+    onDerive: opts.onDerive,
   });
 }
 
-function createDirectory(source: { size: number; password(username: string): string | null; eager: string[] }): UserDirectory {
+function createDirectory(source: { size: number; password(username: string): string | null; eager: string[]; onDerive?: OnDerive }): UserDirectory {
+  const { onDerive } = source;
   const hashes = new Map<string, Promise<string>>();
   const stored = (username: string): Promise<string> | null => {
     const known = hashes.get(username);
     if (known) return known;
     const plain = source.password(username);
     if (plain === null) return null;
-    const hash = hashPassword(plain, costFor(username));
+    const hash = hashPassword(plain, costFor(username), onDerive);
     hashes.set(username, hash);
     // A derivation that failed is not kept: the next attempt derives it again.
     hash.catch(() => hashes.get(username) === hash && hashes.delete(username));
@@ -60,14 +63,14 @@ function createDirectory(source: { size: number; password(username: string): str
   };
   // One dummy hash per cost class, so an unknown user costs the same as a known one of the same shape.
   // Derived in the background from the start, like alice's and bob's.
-  const dummies = { standard: hashPassword('not-a-password', COST.standard), loadtest: hashPassword('not-a-password', COST.loadtest) };
+  const dummies = { standard: hashPassword('not-a-password', COST.standard, onDerive), loadtest: hashPassword('not-a-password', COST.loadtest, onDerive) };
   const dummy = (username: string) => (LOADTEST_NAME.test(username) ? dummies.loadtest : dummies.standard);
   for (const u of source.eager) void stored(u)?.catch(() => {});
   return {
     size: source.size,
     async verify(username, password) {
       const hash = stored(username);
-      const ok = await verifyPassword(password, await (hash ?? dummy(username)));
+      const ok = await verifyPassword(password, await (hash ?? dummy(username)), onDerive);
       return ok && hash !== null ? username : null;
     },
   };
