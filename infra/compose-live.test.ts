@@ -23,12 +23,14 @@
  * reason, never a skip.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unsign } from 'cookie-signature';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { METRICS_IN_CONTAINER, parseMetrics } from '../services/cluster/src/lib/node-metrics.js';
 import { Client } from '../testkit/client.js';
 import { composeImage, pinnedVersion, reportedVersion } from '../testkit/pinned.js';
 import { freePort } from '../testkit/ports.js';
@@ -190,13 +192,32 @@ async function loginAs(n: number): Promise<Client> {
 
 /**
  * The documented k6 command (loadtest/README.md "With Docker instead") against the running cluster,
- * with the replica `pick` names killed (`docker kill`) once k6's VUs have logged in, and started again 6 s later:
- * KILL=1 tells the thresholds a replica dies mid-run; the experiment profile with DURATION and VUS
- * keeps the run short. k6 takes its MODE from SESSION_MODE (docker-compose.yml), so the claims are
- * the cluster's mode's. Returns k6's output once it exited 0 (99 = a threshold failed).
+ * with the replica `pick` names killed (`docker kill`) once every k6 VU has logged in (the replicas'
+ * sessions_created_total grew by VUS), and started again once Prometheus has seen it down: KILL=1
+ * tells the thresholds a replica dies mid-run; the experiment profile with DURATION and VUS keeps
+ * the run short. k6 takes its MODE from SESSION_MODE (docker-compose.yml), so the claims are the
+ * cluster's mode's. Returns k6's output once it exited 0 (99 = a threshold failed).
  */
 async function k6WithAKill(vars: Record<string, string>, pick: () => string): Promise<string> {
-  const args = ['compose', ...composeFiles, 'run', '--rm', 'k6', 'run', '-e', 'PROFILE=experiment', '-e', 'DURATION=24s', '-e', 'VUS=6', '-e', 'KILL=1', '/scripts/survival.js'];
+  const vus = 6;
+  const loggedInBefore = sessionsCreated(vars);
+  const args = [
+    'compose',
+    ...composeFiles,
+    'run',
+    '--rm',
+    'k6',
+    'run',
+    '-e',
+    'PROFILE=experiment',
+    '-e',
+    'DURATION=24s',
+    '-e',
+    `VUS=${vus}`,
+    '-e',
+    'KILL=1',
+    '/scripts/survival.js',
+  ];
   const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars(vars) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -205,11 +226,12 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
   const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
   try {
     await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
-    await sleep(6000);
+    await until(`all ${vus} k6 VUs logged in`, 30_000, () => (sessionsCreated(vars) >= loggedInBefore + vus ? true : undefined));
     const target = pick();
     const killed = docker(['kill', target]);
     expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
-    await sleep(6000);
+    // Down long enough for nginx and Prometheus to notice, under load.
+    await until(`Prometheus seeing ${target} down`, 30_000, async () => ((await appUp())[target] === 0 ? true : undefined));
     must(docker(['start', target]), `docker start ${target}`);
     const code = await exited;
     expect(code, `k6 exit code (99 = a threshold failed):\n${tail(out, 60)}`).toBe(0);
@@ -221,27 +243,18 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
   return out;
 }
 
-/** Which of the signing secrets signed a session cookie's value (express-session: s:<id>.<HMAC-SHA256, base64>), if one did. */
-function signedWithOneOf(sid: string, secrets: string[]): string | undefined {
-  const [id, signature] = decodeURIComponent(sid).slice(2).split('.');
-  return secrets.find(
-    (secret) =>
-      createHmac('sha256', secret)
-        .update(id ?? '')
-        .digest('base64')
-        .replace(/=+$/, '') === signature,
-  );
-}
+/** Which of the signing secrets signed a session cookie's value (express-session: s:<signed id>), if one did. */
+const signedWithOneOf = (sid: string, secrets: string[]): string | undefined => secrets.find((secret) => unsign(decodeURIComponent(sid).slice(2), secret) !== false);
 
-/** The app replica holding the most sessions, by its own gauge (read inside its container: no published port). */
+/** One metric of an app replica, read inside its container (no published port); 0 when absent. */
+const replicaMetric = (name: string, metric: string): number => parseMetrics(must(docker(['exec', name, ...METRICS_IN_CONTAINER]), `the metrics of ${name}`)).get(metric) ?? 0;
+
+/** Logins served by the running replicas since each started. */
+const sessionsCreated = (vars: Record<string, string>) => appNames(vars).reduce((sum, name) => sum + replicaMetric(name, 'session_cluster_sessions_created_total'), 0);
+
+/** The app replica holding the most sessions, by its own gauge. */
 function busiestReplica(vars: Record<string, string>): string {
-  const held = appNames(vars).map((name) => {
-    const text = must(
-      docker(['exec', name, 'node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]),
-      `the metrics of ${name}`,
-    );
-    return { name, sessions: Number(/^session_cluster_sessions_active(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0) };
-  });
+  const held = appNames(vars).map((name) => ({ name, sessions: replicaMetric(name, 'session_cluster_sessions_active') }));
   held.sort((a, b) => b.sessions - a.sessions);
   expect(held[0]!.sessions, JSON.stringify(held)).toBeGreaterThan(0);
   return held[0]!.name;

@@ -136,11 +136,12 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   let probe: RunOutcome['probe'] = null;
   const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
   o.signal.addEventListener('abort', stopK6, { once: true });
+  const targetKind = o.target ?? 'local';
   let target: Target | null = null;
   let nodeNames: string[] | undefined;
   try {
     const t0 = Date.now();
-    target = await openTarget(o.target ?? 'local', {
+    target = await openTarget(targetKind, {
       mode: o.mode,
       nodes: o.nodes,
       demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
@@ -152,7 +153,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     });
     const t = target;
     nodeNames = t.nodes;
-    o.say(`${label}: cluster up at ${t.url} (${o.nodes} nodes, ${o.target ?? 'local'}, ${Date.now() - t0} ms); run folder ${runDir}`);
+    o.say(`${label}: cluster up at ${t.url} (${o.nodes} nodes, ${targetKind}, ${Date.now() - t0} ms); run folder ${runDir}`);
     if (o.signal.aborted) throw new Aborted();
 
     k6 = startK6({
@@ -268,7 +269,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   const series = await readSeries(files.json);
   return {
     mode: o.mode,
-    target: o.target ?? 'local',
+    target: targetKind,
     fault,
     store: o.store ?? 'single',
     redisPersistence: storeOfMode(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,

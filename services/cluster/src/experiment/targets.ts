@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
-import { nodeLoad, parseMetrics } from '../lib/node-metrics.js';
+import { METRICS_IN_CONTAINER, nodeLoad, parseMetrics } from '../lib/node-metrics.js';
 import { freePort } from '../lib/ports.js';
 import { localStoreAccess, SESSION_ROW_BYTES, type StoreAccess } from './probe.js';
 
@@ -140,8 +140,7 @@ export async function composeTarget(o: TargetOptions): Promise<Target> {
   };
   const compose = (args: string[], timeoutMs?: number) => docker(['compose', ...files, ...profiles, ...args], timeoutMs);
   const container = (service: string, n = 1) => `${COMPOSE_PROJECT}-${service}-${n}`;
-  const metricsOf = async (name: string) =>
-    parseMetrics(await docker(['exec', name, 'node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], 10_000));
+  const metricsOf = async (name: string) => parseMetrics(await docker(['exec', name, ...METRICS_IN_CONTAINER], 10_000));
 
   await compose(['down', '-v', '--remove-orphans', '--timeout', '5']); // a run interrupted before this one
   try {
@@ -151,25 +150,22 @@ export async function composeTarget(o: TargetOptions): Promise<Target> {
     throw err;
   }
   const nodes = Array.from({ length: o.nodes }, (_, i) => container('app', i + 1));
-  const requests = async () => {
-    let sum = 0;
-    for (const n of nodes) sum += (await metricsOf(n).catch(() => new Map<string, number>())).get('session_cluster_http_requests_total') ?? 0;
-    return sum;
+  const loads = async () => {
+    const out: Record<string, { sessions: number; requests: number } | null> = {};
+    for (const n of nodes) {
+      const m = await metricsOf(n).catch(() => null);
+      out[n] = m && { sessions: m.get('session_cluster_sessions_active') ?? 0, requests: m.get('session_cluster_http_requests_total') ?? 0 };
+    }
+    return out;
   };
+  const requests = async () => Object.values(await loads()).reduce((sum, l) => sum + (l?.requests ?? 0), 0);
   const before = await requests();
   const redisServers = o.store === 'sentinel' ? [container('redis'), container('redis-replica', 1), container('redis-replica', 2)] : [container('redis')];
   return {
     url: `http://127.0.0.1:${ports.lb}`,
     nodes,
     prometheusWrite: `http://127.0.0.1:${ports.prometheus}/api/v1/write`,
-    async loads() {
-      const out: Record<string, { sessions: number; requests: number } | null> = {};
-      for (const n of nodes) {
-        const m = await metricsOf(n).catch(() => null);
-        out[n] = m && { sessions: m.get('session_cluster_sessions_active') ?? 0, requests: m.get('session_cluster_http_requests_total') ?? 0 };
-      }
-      return out;
-    },
+    loads,
     loadStarted: async () => (await requests()) > before,
     async storeVictim(primary) {
       if (!primary) return container('redis');

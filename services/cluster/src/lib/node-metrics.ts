@@ -10,6 +10,12 @@ export function parseMetrics(text: string): Map<string, number> {
   return out;
 }
 
+/**
+ * The command that prints a node's Prometheus text from inside its container (`docker exec NAME
+ * ...`): the app port 9100 is never published, and the image has Node, not curl.
+ */
+export const METRICS_IN_CONTAINER = ['node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"];
+
 /** One node's Prometheus text (its internal port), reduced to its active sessions and the requests it has answered. */
 export async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number }> {
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
