@@ -192,15 +192,17 @@ async function loginAs(n: number): Promise<Client> {
 
 /**
  * The documented k6 command (loadtest/README.md "With Docker instead") against the running cluster,
- * with the replica `pick` names killed (`docker kill`) once every k6 VU has logged in (the replicas'
- * sessions_created_total grew by VUS), and started again once Prometheus has seen it down: KILL=1
+ * with the replica `pick` names killed (`docker kill`) once every k6 VU has logged in (k6's own
+ * sessions_started, pushed to Prometheus), and started again once Prometheus has seen it down: KILL=1
  * tells the thresholds a replica dies mid-run; the experiment profile with DURATION and VUS keeps
  * the run short. k6 takes its MODE from SESSION_MODE (docker-compose.yml), so the claims are the
  * cluster's mode's. Returns k6's output once it exited 0 (99 = a threshold failed).
  */
 async function k6WithAKill(vars: Record<string, string>, pick: () => string): Promise<string> {
   const vus = 6;
-  const loggedInBefore = sessionsCreated(vars);
+  // k6's count of the sessions its VUs started, as it pushes it to Prometheus (remote write, every 5 s).
+  const k6Sessions = async () => Number((await query('sum(k6_sessions_started_total)'))[0]?.value[1] ?? 0);
+  const startedBefore = await k6Sessions();
   const args = [
     'compose',
     ...composeFiles,
@@ -226,7 +228,7 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
   const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
   try {
     await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
-    await until(`all ${vus} k6 VUs logged in`, 30_000, () => (sessionsCreated(vars) >= loggedInBefore + vus ? true : undefined));
+    await until(`all ${vus} k6 VUs logged in`, 30_000, async () => ((await k6Sessions()) >= startedBefore + vus ? true : undefined));
     const target = pick();
     const killed = docker(['kill', target]);
     expect(killed.status, `docker kill ${target} during the k6 run (defect: "No such container" once compose scaled the app to 1): ${killed.stderr}`).toBe(0);
@@ -248,9 +250,6 @@ const signedWithOneOf = (sid: string, secrets: string[]): string | undefined => 
 
 /** One metric of an app replica, read inside its container (no published port); 0 when absent. */
 const replicaMetric = (name: string, metric: string): number => parseMetrics(must(docker(['exec', name, ...METRICS_IN_CONTAINER]), `the metrics of ${name}`)).get(metric) ?? 0;
-
-/** Logins served by the running replicas since each started. */
-const sessionsCreated = (vars: Record<string, string>) => appNames(vars).reduce((sum, name) => sum + replicaMetric(name, 'session_cluster_sessions_created_total'), 0);
 
 /** The app replica holding the most sessions, by its own gauge. */
 function busiestReplica(vars: Record<string, string>): string {
@@ -590,6 +589,8 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
       const five = { APP_REPLICAS: '5' };
       const before = await client.get('/api/me');
       expect(before.status).toBe(200);
+      // A crowd logged in at once before the rotation: nobody of them may be logged out by it.
+      const crowd = await Promise.all(Array.from({ length: 18 }, (_, i) => loginAs(i + 3)));
       // The cookie as it is now, signed with the secret about to be retired (each write re-sends it).
       const oldCookie = client.cookies.get('sid')!;
       const rotated = must(compose(['run', '--rm', 'secrets', 'rotate'], five, 2 * MIN), 'docker compose run --rm secrets rotate');
@@ -602,6 +603,11 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
       const me = await client.get('/api/me');
       expect(me.body.user).toBe('user1');
       expect(me.body.requests).toBeGreaterThan(before.body.requests);
+      for (let round = 0; round < 3; round++) {
+        const reads = await Promise.all(crowd.map((c) => c.get('/api/me')));
+        expect(reads.map((r) => r.status)).toEqual(crowd.map(() => 200));
+        expect(reads.map((r) => r.body.user)).toEqual(crowd.map((_, i) => `user${i + 3}`));
+      }
       const fresh = new Client(lb);
       expect((await fresh.login('user2')).status).toBe(200);
       // In the volume: the new secret first, the old one after it. The new session is signed with
