@@ -538,7 +538,7 @@ describe('shared mode: docker compose up --build --scale app=3', () => {
   );
 
   it(
-    'runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose leaves the replicas alone',
+    'runs the documented k6 command (survival script, thresholds held) with a replica killed mid-run, and compose keeps the three replicas (no scale-down)',
     async () => {
       const out = await k6WithAKill(vars, () => `${PROJECT}-app-2`);
       // k6 evaluated the shared-mode claims (lib/claims.js) and none failed.
