@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { down, readState, removeRun, up, type ClusterState, type UpOptions } from '../services/cluster/src/cluster.js';
 import { freePort, waitFor } from '../services/cluster/src/lib/ports.js';
 import { Client } from './client.js';
@@ -47,6 +48,80 @@ export function sentinelSwitches(dir: string): Record<string, string[]> {
       return [p.name, [...log.matchAll(/\+switch-master \S+ \S+ \d+ (\S+) (\d+)/g)].map((m) => `${m[1]}:${m[2]}`)];
     }),
   );
+}
+
+/**
+ * Waits until the Sentinel topology of the cluster in `dir` has settled: every Sentinel names the
+ * same primary and has no failover in progress, that primary is the one running server that says
+ * it is one, and every other running server is its replica with its link up, as every Sentinel
+ * sees it. A failover is not over when writes work again: its leader still reconfigures the other
+ * replicas, and a primary killed before that (a second fault within the first one's seconds) can
+ * leave the Sentinels disagreeing for good (one of them still finishing the first failover names
+ * the dead server). Tests that fault the store again wait for this first.
+ */
+export async function sentinelsSettled(dir: string, timeoutMs = 30_000): Promise<{ primary: string; replicas: string[] }> {
+  const parts = readState(dir)!.parts;
+  const ask = async (port: number, ...command: [string, ...string[]]): Promise<unknown> => {
+    const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 1000 });
+    try {
+      await r.connect();
+      return await r.call(...command);
+    } catch {
+      return undefined;
+    } finally {
+      r.disconnect();
+    }
+  };
+  const fields = (reply: unknown): Record<string, string> => {
+    const list = Array.isArray(reply) ? (reply as string[]) : [];
+    return Object.fromEntries(list.flatMap((v, i) => (i % 2 === 0 ? [[v, list[i + 1]!]] : [])));
+  };
+  let seen = '';
+  let settled: { primary: string; replicas: string[] } | undefined;
+  await waitFor(
+    'the Sentinels to agree on one primary, every other Redis its replica, no failover in progress',
+    async () => {
+      const servers = await Promise.all(
+        parts.filter((p) => p.kind === 'redis').map(async (p) => ({ address: `127.0.0.1:${p.port}`, info: String((await ask(p.port, 'info', 'replication')) ?? '') })),
+      );
+      const running = servers.filter((s) => s.info !== '');
+      const primaries = running.filter((s) => /role:master/.test(s.info));
+      const views = await Promise.all(
+        parts
+          .filter((p) => p.kind === 'sentinel')
+          .map(async (p) => {
+            const master = fields(await ask(p.port, 'sentinel', 'master', 'sessions'));
+            const replicas = ((await ask(p.port, 'sentinel', 'replicas', 'sessions')) as unknown[] | undefined)?.map(fields) ?? [];
+            return {
+              primary: `${master.ip}:${master.port}`,
+              flags: master.flags,
+              replicas: replicas
+                .filter((r) => r.flags === 'slave' && r['master-link-status'] === 'ok')
+                .map((r) => `${r.ip}:${r.port}`)
+                .sort(),
+            };
+          }),
+      );
+      seen = JSON.stringify({ primaries: primaries.map((s) => s.address), views });
+      if (primaries.length !== 1) return false;
+      const primary = primaries[0]!;
+      const replicas = running
+        .filter((s) => s !== primary)
+        .map((s) => s.address)
+        .sort();
+      const online = [...primary.info.matchAll(/slave\d+:ip=([^,]+),port=(\d+),state=online/g)].map((m) => `${m[1]}:${m[2]}`).sort();
+      const ok =
+        JSON.stringify(online) === JSON.stringify(replicas) &&
+        views.every((v) => v.primary === primary.address && v.flags === 'master' && JSON.stringify(v.replicas) === JSON.stringify(replicas));
+      if (ok) settled = { primary: primary.address, replicas };
+      return ok;
+    },
+    timeoutMs,
+    200,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; last seen: ${seen}`);
+  });
+  return settled!;
 }
 
 /** Logs in `count` clients as user1..userN through the load balancer. */
