@@ -48,7 +48,7 @@ if [ "$PURPOSE" = test ]; then
   PKG+=(
     [chromium]=chromium
     [wrk]=wrk
-    # The live compose test (infra/compose-live.test.ts): a private engine and stand-in images.
+    # The live compose test (infra/test/heavy/compose-live.test.ts): a private engine and stand-in images.
     [dockerd]=docker.io
     [debootstrap]=debootstrap
   )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A private Docker engine for the live compose test (infra/compose-live.test.ts), so the test never
+# A private Docker engine for the live compose test (infra/test/heavy/compose-live.test.ts), so the test never
 # touches the user's engine or /var/run/docker.sock. Everything it owns is under RUN_DIR
 # (default .run/docker in the repository, git-ignored):
 #   data/  data root (images, containers, volumes)   exec/  exec root (containerd, netns)

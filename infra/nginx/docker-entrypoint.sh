@@ -25,7 +25,7 @@
 #   RESOLVER             Docker's embedded DNS                 (127.0.0.11; empty = no resolver line)
 #   SERVER_PARAMS        extra server parameters               (resolve; empty = none)
 #   NGINX_CONF_DIR       where nginx.conf is, and where the parts are written   (/etc/nginx)
-#   RENDER_ONLY          1 = render and exit 0 without starting nginx (infra/compose.test.ts)
+#   RENDER_ONLY          1 = render and exit 0 without starting nginx (infra/test/process/compose.test.ts)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,6 +1,6 @@
 /**
  * The cluster's topology, shared by the local runner and checked against docker-compose.yml
- * (infra/compose.test.ts): which parts exist, the port each listens on inside its container,
+ * (infra/test/process/compose.test.ts): which parts exist, the port each listens on inside its container,
  * and the environment every node gets. The local runner maps each port to a free loopback port
  * (nginx's public port is --port); compose keeps them as they are, and publishes only nginx.
  */

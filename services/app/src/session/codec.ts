@@ -2,7 +2,7 @@ import type { Cookie, SessionData } from 'express-session';
 
 /**
  * How a session is written to the store. Lossless: whatever `stringify` writes, `parse` returns
- * as JSON would (the property test in test/codec.test.ts checks it on arbitrary sessions).
+ * as JSON would (the property test in test/unit/codec.test.ts checks it on arbitrary sessions).
  *
  * Three forms, told apart by their first character and tag:
  * 1. `[1,user,loginAt,node,requests,cart]`: the usual logged-in session of this application,

@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort, waitFor } from '../../../../testkit/ports.js';
+import { APP_DIR, SECRET_A } from '../../../../testkit/node.js';
+import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
+
+// SIGTERM on a real node process: readiness goes 503, in-flight requests finish, exit 0.
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+it('drains on SIGTERM: in-flight requests complete, then the process exits 0', async () => {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
+    env: {
+      PATH: process.env.PATH,
+      SESSION_SECRETS: SECRET_A,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      HOST: '127.0.0.1',
+      DEMO_USERS: '5',
+      NODE_ID: 'drainer',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor('node ready', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, 15_000);
+
+  // alice's password hash costs ~0.3 s (scrypt N=2^17): these logins are in flight when SIGTERM lands.
+  const inflight = Array.from({ length: 4 }, () =>
+    fetch(base + '/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'alice-password' }) }),
+  );
+  // In flight means: the node has them. Each login reserves its attempt in Redis (one EVALSHA on
+  // the aux connection) before it hashes, so four of those say all four are being served (a fixed
+  // sleep raced the connects on a loaded machine and signalled a node that had not accepted them).
+  await waitFor(
+    'four logins in flight',
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const m =
+        /^session_cluster_redis_commands_total\{[^}]*connection="aux"[^}]*command="evalsha"[^}]*\} (\d+)/m.exec(text) ??
+        /^session_cluster_redis_commands_total\{[^}]*command="evalsha"[^}]*connection="aux"[^}]*\} (\d+)/m.exec(text);
+      return Number(m?.[1] ?? 0) >= 4;
+    },
+    10_000,
+    10,
+  );
+  child.kill('SIGTERM');
+  const replies = await Promise.all(inflight);
+  expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  expect(await exited).toBe(0);
+  expect(log).toMatch(/"msg":"draining"/);
+  expect(log).toMatch(/"msg":"drained; exiting"/);
+});
