@@ -310,7 +310,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
       if (ids.size <= this.opts.maxPerUser) break;
       // Map iterates in insertion order: oldest first. Dead entries are never here (forget()).
       if (this.store.has(id)) evicted.push(id);
-      this.store.destroy(id);
+      this.store.end(id);
       this.forget(id);
     }
     return evicted;
@@ -331,7 +331,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
     let ended = 0;
     for (const id of ids) {
       if (this.store.has(id)) ended++;
-      this.store.destroy(id);
+      this.store.end(id);
       this.forget(id);
     }
     return ended;
