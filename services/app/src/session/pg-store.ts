@@ -85,7 +85,10 @@ export class PgSessionStore extends BaseSessionStore {
     await this.query('session_delete', 'DELETE FROM sessions WHERE sid = $1', [sid]);
   }
 
-  // No extend(): reads extend the expiry themselves (READ), so touch has nothing to do per request.
+  /** Only for a cookie with an expiry (this node's cookies have none): reads extend the idle expiry themselves (READ). */
+  protected override async extend(sid: string, ttlS: number): Promise<void> {
+    await this.query('session_touch', 'UPDATE sessions SET expires = now() + make_interval(secs => $2) WHERE sid = $1 AND expires > now()', [sid, ttlS]);
+  }
 
   protected async entries(): Promise<Array<[string, string]>> {
     const r = await this.pool.query('SELECT sid, sess FROM sessions WHERE expires > now()');
