@@ -15,7 +15,7 @@ export interface Capabilities {
   csrf: boolean;
   /** After logout, a copy of the credential taken before it is refused. */
   revokesStolenCredential: boolean;
-  /** Lists a user's sessions (GET /api/sessions) and ends one of them (DELETE /api/sessions/:id). */
+  /** Lists a user's sessions (GET /api/sessions). */
   listsSessions: boolean;
   /** Ends every session of a user at once ("log out everywhere"). */
   endsAllSessions: boolean;
@@ -31,8 +31,10 @@ export interface ModeDescriptor {
   store: SharedStore | 'none';
   /** Where it counts the login budgets by default (LOGIN_LIMITER): a store every node shares. */
   loginLimiter: SharedStore;
-  /** Shared mode only: the sessions live in Redis, on a connection of their own (redis.ts). */
-  sessionsInRedis: boolean;
+  /** Where a session lives: in a store on the server (Redis on a connection of its own, redis.ts), or with the client. */
+  sessions: 'redis' | 'postgres' | 'memory' | 'client';
+  /** What the client holds: a cookie (express-session's id, or the sealed session), or a bearer token in Authorization. */
+  credential: 'cookie' | 'bearer';
   /** How nginx routes a client: to any node, or back to the node that holds its session (the route cookie). */
   routing: 'any' | 'sticky';
   capabilities: Capabilities;
@@ -46,7 +48,8 @@ const DESCRIPTORS = {
     summary: 'express-session over one Redis every node shares',
     store: 'redis',
     loginLimiter: 'redis',
-    sessionsInRedis: true,
+    sessions: 'redis',
+    credential: 'cookie',
     routing: 'any',
     capabilities: SERVER_SESSIONS,
   },
@@ -54,7 +57,8 @@ const DESCRIPTORS = {
     summary: "each node's memory, nginx routing a client back to its node",
     store: 'none',
     loginLimiter: 'redis',
-    sessionsInRedis: false,
+    sessions: 'memory',
+    credential: 'cookie',
     routing: 'sticky',
     capabilities: SERVER_SESSIONS,
   },
@@ -62,7 +66,8 @@ const DESCRIPTORS = {
     summary: 'express-session over PostgreSQL',
     store: 'postgres',
     loginLimiter: 'postgres',
-    sessionsInRedis: false,
+    sessions: 'postgres',
+    credential: 'cookie',
     routing: 'any',
     capabilities: SERVER_SESSIONS,
   },
@@ -70,7 +75,8 @@ const DESCRIPTORS = {
     summary: 'the whole session sealed in the cookie (AES-GCM)',
     store: 'none',
     loginLimiter: 'redis',
-    sessionsInRedis: false,
+    sessions: 'client',
+    credential: 'cookie',
     routing: 'any',
     capabilities: { state: true, csrf: true, revokesStolenCredential: false, listsSessions: false, endsAllSessions: false },
   },
@@ -78,7 +84,8 @@ const DESCRIPTORS = {
     summary: 'a signed bearer token (HS256), with a Redis denylist for revocation',
     store: 'redis',
     loginLimiter: 'redis',
-    sessionsInRedis: false,
+    sessions: 'client',
+    credential: 'bearer',
     routing: 'any',
     capabilities: { state: false, csrf: false, revokesStolenCredential: true, listsSessions: false, endsAllSessions: true },
   },

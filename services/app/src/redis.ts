@@ -118,7 +118,7 @@ export function dbOf(url: string): number {
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId' | 'mode'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
   // Only a mode that keeps its sessions in Redis (shared) opens their connection; every other mode that uses Redis needs the aux connection only.
-  const sessions = MODE_DESCRIPTORS[config.mode].sessionsInRedis;
+  const sessions = MODE_DESCRIPTORS[config.mode].sessions === 'redis';
   const opts = { commandTimeoutMs: config.redis.commandTimeoutMs, sentinel: config.redis.sentinel, autoPipelining: config.redis.autoPipelining };
   const cluster = config.redis.cluster;
   const clients: RedisClients = cluster
