@@ -9,8 +9,8 @@ import { parseConfig, type Config } from '../services/app/src/config.js';
 import { createMetrics, type Metrics } from '../services/app/src/metrics.js';
 import { openDatabase } from '../services/app/src/db.js';
 import { publicServer } from '../services/app/src/http/server.js';
-import { openRedisClients } from '../services/app/src/redis.js';
-import { needsRedis, type RedisClients } from '../services/app/src/session/layer.js';
+import { needsPostgres, needsRedis } from '../services/app/src/modes.js';
+import { openRedisClients, type RedisClients } from '../services/app/src/redis.js';
 import { createDemoDirectory, type UserDirectory } from '../services/app/src/users.js';
 import { freePort, waitFor } from '../services/cluster/src/lib/ports.js';
 
@@ -42,7 +42,7 @@ export async function startNode(env: Record<string, string | undefined>, opts: {
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: 'test' });
   const redis = needsRedis(config) ? openRedisClients(config, logger, metrics) : null;
   if (redis && opts.waitForRedis !== false) await waitFor('redis clients', () => Object.values(redis).every((c: Redis) => c.status === 'ready'), 5000, 20);
-  const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
+  const pg = needsPostgres(config) ? openDatabase(config, logger) : null;
   const handle = createApp(config, { redis, pg, users: testUsers(), logger, metrics });
   const server = publicServer(handle.app);
   const internal = http.createServer(handle.internal);

@@ -16,11 +16,13 @@ import { meRoutes } from './routes/me.js';
 import { sessionsRoutes } from './routes/sessions.js';
 import { deviceCookies } from './session/device.js';
 import { requireCsrf, requireUser } from './session/guard.js';
-import { createSessionLayer, type RedisClients, type SessionLayer } from './session/layer.js';
+import type { RedisClients } from './redis.js';
+import type { SessionLayer } from './session/layer.js';
+import { createSessionLayer } from './session/modes/index.js';
 import type { UserDirectory } from './users.js';
 
 export interface AppDeps {
-  /** Required in the modes that use Redis (session/layer.ts, needsRedis); null otherwise. */
+  /** Required in the modes that use Redis (modes.ts, needsRedis); null otherwise. */
   redis: RedisClients | null;
   /** database mode's PostgreSQL pool; null or absent otherwise. */
   pg?: Pool | null;

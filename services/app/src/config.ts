@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
 import { parseDurationS } from './duration.js';
+import { MODE_DESCRIPTORS, SESSION_MODES, type SessionMode } from './modes.js';
+
+/** The mode names, for the packages that read them from the configuration (modes.ts describes each). */
+export { SESSION_MODES, type SessionMode };
 
 /**
  * The node's configuration, parsed once from the environment.
@@ -82,26 +86,12 @@ function estimatedBits(secret: string): number {
 }
 
 /**
- * The session architectures a node can run (session/modes/): the state in one shared Redis, in
- * this node's memory behind sticky routing, in PostgreSQL, in an encrypted cookie, or in a signed
- * bearer token.
- */
-export const SESSION_MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
-export type SessionMode = (typeof SESSION_MODES)[number];
-
-/**
  * Where the login budgets are counted (LOGIN_LIMITER, session/login-limiter.ts): a store every node
  * shares, so that they hold across the cluster. By default database mode's PostgreSQL and every
  * other mode's Redis (sticky and cookie modes use it for this alone); `memory` is for one node only.
  */
 export const LOGIN_LIMITERS = ['redis', 'postgres', 'memory'] as const;
 export type LoginLimiterKind = (typeof LOGIN_LIMITERS)[number];
-
-/** The store a mode's nodes need with the default LOGIN_LIMITER: PostgreSQL for database mode, Redis for every other (sessions, revocations or login budgets). */
-export const storeOfMode = (mode: SessionMode): 'redis' | 'postgres' => (mode === 'database' ? 'postgres' : 'redis');
-
-/** By default the budgets are counted in the mode's own store. */
-export const defaultLoginLimiter = (mode: SessionMode): LoginLimiterKind => storeOfMode(mode);
 
 const schema = z
   .object({
@@ -183,10 +173,11 @@ const schema = z
       // WAIT counts the replicas of the connection that wrote; the Cluster client would send it to some other node.
       ctx.addIssue({ code: 'custom', path: ['REDIS_WAIT_REPLICAS'], message: 'is not supported with REDIS_CLUSTER_NODES yet' });
     }
-    if (env.LOGIN_LIMITER === 'postgres' && env.SESSION_MODE !== 'database') {
+    const mode = MODE_DESCRIPTORS[env.SESSION_MODE];
+    if (env.LOGIN_LIMITER === 'postgres' && mode.store !== 'postgres') {
       ctx.addIssue({ code: 'custom', path: ['LOGIN_LIMITER'], message: 'postgres applies to database mode only (its PostgreSQL)' });
     }
-    if (env.LOGIN_LIMITER === 'memory' && (env.SESSION_MODE === 'shared' || env.SESSION_MODE === 'jwt')) {
+    if (env.LOGIN_LIMITER === 'memory' && mode.store === 'redis') {
       ctx.addIssue({ code: 'custom', path: ['LOGIN_LIMITER'], message: `memory cannot be used in ${env.SESSION_MODE} mode, which counts its budgets in its own Redis` });
     }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
@@ -364,7 +355,8 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
       maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
       maxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
     },
-    loginLimiter: e.LOGIN_LIMITER ?? defaultLoginLimiter(e.SESSION_MODE),
+    // By default the budgets are counted in the mode's own store (modes.ts).
+    loginLimiter: e.LOGIN_LIMITER ?? MODE_DESCRIPTORS[e.SESSION_MODE].loginLimiter,
     hashing: { concurrency: e.LOGIN_HASH_CONCURRENCY, queue: e.LOGIN_HASH_QUEUE },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,

@@ -7,9 +7,9 @@ import { ConfigError, parseConfig, type Config } from './config.js';
 import { publicServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { needsPostgres, needsRedis } from './modes.js';
 import { openDatabase } from './db.js';
 import { openRedisClients } from './redis.js';
-import { needsRedis } from './session/layer.js';
 import { createDemoDirectory } from './users.js';
 
 /**
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const metrics = createMetrics({ nodeId: config.nodeId, mode: config.mode, version: config.version });
 
   const redis = needsRedis(config) ? openRedisClients(config, logger, metrics) : null;
-  const pg = config.mode === 'database' ? openDatabase(config, logger) : null;
+  const pg = needsPostgres(config) ? openDatabase(config, logger) : null;
 
   // Nothing is hashed before listening: each account's hash is derived on first use (users.ts).
   const users = createDemoDirectory(config.demoUsers);

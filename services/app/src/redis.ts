@@ -2,7 +2,26 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
-import type { RedisClients } from './session/layer.js';
+import { MODE_DESCRIPTORS } from './modes.js';
+
+/**
+ * A node's Redis connections (openRedisClients opens those its configuration needs): shared
+ * mode's sessions in one logical database and everything else in the next; the other modes only
+ * the second (jwt's revocations, and the login budgets of every mode that counts them in Redis).
+ */
+export interface RedisClients {
+  /** Shared mode only. Holds session keys only, so DBSIZE is the number of live sessions. */
+  sessions?: Redis;
+  /** The login limiter, and shared mode's per-user index (with REDIS_WAIT_REPLICAS, the index's WAIT too: once per login and per "log out everywhere"), or jwt's revocations. */
+  aux: Redis;
+  /**
+   * Only when session writes wait for replicas (REDIS_WAIT_REPLICAS): the connection that carries
+   * the session writes and their WAIT, in the sessions' database. WAIT confirms the writes of the
+   * connection it is sent on and holds that connection until the replicas answer; on a connection
+   * of their own, reads never queue behind it.
+   */
+  writes?: Redis;
+}
 
 /**
  * ioredis tuned to fail fast. Its defaults queue commands while Redis is down and retry each
@@ -91,15 +110,15 @@ export function dbOf(url: string): number {
 }
 
 /**
- * A node's connections (see session/layer.ts): shared mode's sessions in the URL's database, the
+ * A node's connections (RedisClients): shared mode's sessions in the URL's database, the
  * index and limiter in the next one (the other modes: only that one), and with REDIS_WAIT_REPLICAS
  * a third for session writes. They connect in the background: until Redis answers, readiness is
  * 503 and session routes answer 503, and all recover on their own.
  */
 export function openRedisClients(config: Pick<Config, 'redis' | 'nodeId' | 'mode'>, logger: Logger, metrics?: Pick<Metrics, 'redisCommands'>): RedisClients {
   const db = dbOf(config.redis.url);
-  // Only shared mode keeps sessions in Redis; every other mode that uses it needs the aux connection only.
-  const sessions = config.mode === 'shared';
+  // Only a mode that keeps its sessions in Redis (shared) opens their connection; every other mode that uses Redis needs the aux connection only.
+  const sessions = MODE_DESCRIPTORS[config.mode].sessions === 'redis';
   const opts = { commandTimeoutMs: config.redis.commandTimeoutMs, sentinel: config.redis.sentinel, autoPipelining: config.redis.autoPipelining };
   const cluster = config.redis.cluster;
   const clients: RedisClients = cluster

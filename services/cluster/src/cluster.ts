@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SESSION_MODES, storeOfMode, type SessionMode } from '@session-cluster/app/config';
+import { nodeStore, SESSION_MODES, type SessionMode } from '@session-cluster/app/modes';
 import { freePort, isListening, waitFor } from './lib/ports.js';
 import { cmdline, isAlive, signal, terminate, waitGone } from './lib/pids.js';
 import {
@@ -183,7 +183,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterState> {
   const store = opts.store ?? 'single';
   if (!STORES.includes(store)) throw new Error(`--store must be one of ${STORES.join(', ')}, got ${store}`);
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(', ')}, got ${mode}`);
-  const storeKind = storeOfMode(mode);
+  const storeKind = nodeStore(mode);
   const redisPersistence = opts.redisPersistence ?? 'aof';
   // Sentinel serves every mode whose store is Redis; a Redis Cluster only shared mode (its keys are laid out by hash slot).
   if (store === 'redis-cluster' && mode !== 'shared') throw new Error(`--store redis-cluster applies to shared mode only (${mode} mode)`);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
 import { save } from '../session/guard.js';
-import type { Capabilities } from '../session/layer.js';
+import type { Capabilities } from '../modes.js';
 import { CART_MAX_LINES as MAX_LINES, CART_MAX_QTY as MAX_QTY, type CartItem } from '../session/types.js';
 
 const AddItem = z.strictObject({

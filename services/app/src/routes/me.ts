@@ -1,7 +1,7 @@
 import type { IRouter, RequestHandler } from 'express';
 import { csrfToken } from '../session/csrf.js';
 import { save } from '../session/guard.js';
-import type { Capabilities } from '../session/layer.js';
+import type { Capabilities } from '../modes.js';
 
 /**
  * GET /api/me: who is logged in, and a per-session counter that proves continuity across nodes.

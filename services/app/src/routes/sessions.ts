@@ -1,7 +1,7 @@
 import type { IRouter, RequestHandler } from 'express';
 import { currentUser, destroy } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
-import type { Capabilities } from '../session/layer.js';
+import type { Capabilities } from '../modes.js';
 import type { LoginLimiter } from '../session/login-limiter.js';
 import type { UserSessionIndex } from '../session/user-index.js';
 

@@ -7,5 +7,5 @@ export { createCodec, type CookieDefaults, type SessionCodec } from './codec.js'
 export { LocalSessionStore } from './local-store.js';
 export { appMergePolicy, lastWriteWins, type MergePolicy } from './merge.js';
 export { noopObserver, type StoreObserver } from './observer.js';
-export { SESSION_PREFIX } from './layer.js';
+export { SESSION_PREFIX } from './modes/shared.js';
 export { SharedSessionStore } from './shared-store.js';

@@ -56,20 +56,3 @@ export function ttlFor(sess: SessionData, idleTimeoutS: number, now = Date.now()
 
 /** A store method's callback, as express-session calls it. */
 export type StoreCallback<T = void> = (err?: unknown, data?: T) => void;
-
-/** connect-redis's calling convention: a callback if given, else a promise that rejects on error. */
-export function finish<T>(err: unknown, data: T, cb?: StoreCallback<T>): T | undefined {
-  if (cb) {
-    cb(err ?? null, data);
-    return undefined;
-  }
-  if (err) throw err;
-  return data;
-}
-
-/** The error half of `finish`: the callback gets it, or the promise rejects with it. */
-export function fail<T>(err: unknown, cb?: StoreCallback<T>): undefined {
-  if (!cb) throw err;
-  cb(err);
-  return undefined;
-}

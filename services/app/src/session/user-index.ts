@@ -26,7 +26,7 @@ import type { Settlement } from './login-limiter.js';
  * expire (its TTL) or, with none left, deletes the index and the schedule. A dead member is thus
  * gone within one sweep interval of its session's expiry, not an absolute timeout later.
  *
- * On one Redis the sessions and the index live in two logical databases (session/layer.ts), so
+ * On one Redis the sessions and the index live in two logical databases (redis.ts), so
  * the scripts SELECT between them; on Redis Cluster both are in db 0 (SELECT 0 is allowed there)
  * and every key a script touches shares the user's hash tag (session/keys.ts), the schedule too
  * (`idx-due:{T}`, one per shard, each swept in turn).
@@ -310,7 +310,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
       if (ids.size <= this.opts.maxPerUser) break;
       // Map iterates in insertion order: oldest first. Dead entries are never here (forget()).
       if (this.store.has(id)) evicted.push(id);
-      this.store.destroy(id);
+      this.store.end(id);
       this.forget(id);
     }
     return evicted;
@@ -331,7 +331,7 @@ export class LocalUserSessionIndex implements UserSessionIndex {
     let ended = 0;
     for (const id of ids) {
       if (this.store.has(id)) ended++;
-      this.store.destroy(id);
+      this.store.end(id);
       this.forget(id);
     }
     return ended;

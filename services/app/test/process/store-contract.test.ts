@@ -2,13 +2,17 @@ import http from 'node:http';
 import express from 'express';
 import session, { Cookie, type SessionData, type Store } from 'express-session';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCodec } from '../../src/session/codec.js';
 import { LocalSessionStore } from '../../src/session/local-store.js';
 import { appMergePolicy } from '../../src/session/merge.js';
 import { noopObserver } from '../../src/session/observer.js';
+import { PgSessionStore, SCHEMA } from '../../src/session/pg-store.js';
 import { SharedSessionStore } from '../../src/session/shared-store.js';
 import { SECRET_A } from '../../../../testkit/node.js';
+import { waitFor } from '../../../../testkit/ports.js';
+import { startTestPostgres, type TestPostgres } from '../../../../testkit/postgres.js';
 import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // The store contract, for every store of every mode: the scenarios of connect-redis's own test
@@ -18,13 +22,28 @@ import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 let redis: TestRedis;
 let client: Redis;
+let postgres: TestPostgres;
+let pool: pg.Pool;
 beforeAll(async () => {
-  redis = await startTestRedis();
+  [redis, postgres] = await Promise.all([startTestRedis(), startTestPostgres()]);
   client = new Redis(redis.url);
-});
+  pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
+  pool.on('error', () => {});
+  // The server accepts connections before it accepts queries ("the database system is starting up").
+  await waitFor(
+    'PostgreSQL answers queries',
+    () =>
+      pool.query(SCHEMA).then(
+        () => true,
+        () => false,
+      ),
+    30_000,
+  );
+}, 90_000);
 afterAll(async () => {
   client?.disconnect();
-  await redis?.stop();
+  await pool?.end();
+  await Promise.all([redis?.stop(), postgres?.stop()]);
 });
 
 const cookie = { path: '/', httpOnly: true, secure: false, sameSite: 'lax' as const };
@@ -36,6 +55,8 @@ interface Subject {
   make(): Store & { length(cb?: any): any; ids?(cb?: any): any };
   /** Seconds the store will keep `sid`, or null where the store has no TTL to read. */
   ttl(sid: string): Promise<number | null>;
+  /** Stores a payload that does not decode under `sid`, behind the store's back (where the test can reach the backend). */
+  corrupt?(sid: string): Promise<unknown>;
 }
 
 const subjects: Subject[] = [
@@ -43,11 +64,21 @@ const subjects: Subject[] = [
     name: 'shared (Redis)',
     make: () => new SharedSessionStore(client, { prefix: 'sess:', idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
     ttl: (sid) => client.ttl(`sess:${sid}`),
+    corrupt: (sid) => client.set(`sess:${sid}`, '{not json'),
   },
   {
     name: 'sticky (memory)',
     make: () => new LocalSessionStore({ idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
     ttl: async () => null,
+  },
+  {
+    name: 'database (PostgreSQL)',
+    make: () => new PgSessionStore(pool, { idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
+    ttl: async (sid) => {
+      const r = await pool.query('SELECT ceil(extract(epoch FROM expires - now()))::int AS s FROM sessions WHERE sid = $1', [sid]);
+      return (r.rows[0] as { s: number } | undefined)?.s ?? -2;
+    },
+    corrupt: (sid) => pool.query("INSERT INTO sessions (sid, sess, expires) VALUES ($1, '{not json', now() + interval '1 hour')", [sid]),
   },
 ];
 
@@ -119,33 +150,123 @@ describe.each(subjects)('$name store: connect-redis lifecycle', (subject) => {
     const store = subject.make() as any;
     await store.clear();
     await store.set('good', { ok: true });
-    if (subject.ttl === subjects[0]!.ttl) {
-      await client.set('sess:bad', '{not json');
+    if (subject.corrupt) {
+      await subject.corrupt('bad');
       expect((await store.all()).map((s: any) => s.id)).toEqual(['good']);
       expect(await store.get('bad')).toBeNull();
+    } else {
+      expect((await store.all()).map((s: any) => s.id)).toEqual(['good']); // the memory store holds only what it encoded
     }
     await store.clear();
   });
 });
 
-describe('shared store when Redis fails', () => {
-  it('rejects (promise) or errs (callback) with STORE_UNAVAILABLE on every operation, never resolving as if it worked', async () => {
-    const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    const store = new SharedSessionStore(down, { prefix: 'sess:', idleTimeoutS: 100, codec, observer: noopObserver, merge: appMergePolicy }) as any;
-    for (const op of [
-      () => store.get('x'),
-      () => store.set('x', { a: 1 }),
-      () => store.destroy('x'),
-      () => store.length(),
-      () => store.all(),
-      () => store.ids(),
-      () => store.clear(),
-    ]) {
-      await expect(op()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+/**
+ * Every method a store implements, called both ways: without a callback it returns a promise of
+ * the result; with one it returns nothing and calls the callback exactly once, with the result.
+ */
+const METHODS: Array<{ name: string; call(store: any, cb?: (err: unknown, data?: unknown) => void): unknown; result: unknown }> = [
+  { name: 'set', call: (s, cb) => s.set('m1', { n: 1 }, cb), result: null },
+  { name: 'get', call: (s, cb) => s.get('m1', cb), result: { n: 1 } },
+  { name: 'get (missing)', call: (s, cb) => s.get('none', cb), result: null },
+  { name: 'touch', call: (s, cb) => s.touch('m1', { n: 1 }, cb), result: null },
+  { name: 'touch (cookie expiry)', call: (s, cb) => s.touch('m1', { n: 1, cookie: { expires: new Date(Date.now() + 60_000).toISOString() } }, cb), result: null },
+  { name: 'ids', call: (s, cb) => s.ids(cb), result: ['m1'] },
+  { name: 'all', call: (s, cb) => s.all(cb), result: [{ id: 'm1', n: 1 }] },
+  { name: 'length', call: (s, cb) => s.length(cb), result: 1 },
+  { name: 'destroy', call: (s, cb) => s.destroy('m1', cb), result: null },
+  { name: 'length (after destroy)', call: (s, cb) => s.length(cb), result: 0 },
+  { name: 'clear', call: (s, cb) => s.clear(cb), result: null },
+];
+
+/** Calls `method` with a callback; resolves with every call of the callback (after a turn of the event loop, so a second call would be seen). */
+async function callbackCalls(store: Store, method: (typeof METHODS)[number]): Promise<{ returned: unknown; calls: unknown[][] }> {
+  const calls: unknown[][] = [];
+  let returned: unknown;
+  await new Promise<void>((ok) => {
+    returned = method.call(store, (...args) => {
+      calls.push(args);
+      ok();
+    });
+  });
+  await new Promise((r) => setImmediate(r));
+  return { returned, calls };
+}
+
+describe.each(subjects)('$name store: every method with a promise and with a callback', (subject) => {
+  it('without a callback: a promise of the result', async () => {
+    const store = subject.make() as any;
+    await store.clear();
+    for (const method of METHODS) {
+      const returned = method.call(store);
+      expect(returned, method.name).toBeInstanceOf(Promise);
+      expect(await returned, method.name).toEqual(method.result);
     }
-    const viaCallback = await new Promise<any>((ok) => store.get('x', (err: unknown) => ok(err)));
-    expect(viaCallback).toMatchObject({ code: 'STORE_UNAVAILABLE' });
-    down.disconnect();
+  });
+
+  it('with a callback: nothing returned, the callback called once with (null, result)', async () => {
+    const store = subject.make();
+    await (store as any).clear();
+    for (const method of METHODS) {
+      const { returned, calls } = await callbackCalls(store, method);
+      expect(returned, method.name).toBeUndefined();
+      expect(calls, method.name).toEqual([[null, method.result]]);
+    }
+  });
+
+  it('a failed save (the session destroyed meanwhile): a rejection, or one call of the callback with the error', async () => {
+    const store = subject.make() as any;
+    await store.set('gone', { v: 1 });
+    const loaded = () => new Promise<any>((ok, fail) => store.load('gone', (err: unknown, s: any) => (err ? fail(err) : ok(s))));
+    const [a, b] = [await loaded(), await loaded()];
+    await store.destroy('gone');
+    a.v = 2;
+    b.v = 3;
+    await expect(store.set('gone', a)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    const { returned, calls } = await callbackCalls(store, { name: 'set', call: (s, cb) => s.set('gone', b, cb), result: null });
+    expect(returned).toBeUndefined();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]![0]).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await store.get('gone')).toBeNull();
+  });
+});
+
+/** Stores whose backend is unreachable: nothing listens on port 1. */
+const unreachable: Array<{ name: string; make(): { store: Store; close(): Promise<void> } }> = [
+  {
+    name: 'shared (Redis)',
+    make() {
+      const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      return {
+        store: new SharedSessionStore(down, { prefix: 'sess:', idleTimeoutS: 100, codec, observer: noopObserver, merge: appMergePolicy }),
+        close: async () => down.disconnect(),
+      };
+    },
+  },
+  {
+    name: 'database (PostgreSQL)',
+    make() {
+      const down = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/postgres', connectionTimeoutMillis: 1000 });
+      return { store: new PgSessionStore(down, { idleTimeoutS: 100, codec, observer: noopObserver, merge: appMergePolicy }), close: () => down.end() };
+    },
+  },
+];
+
+describe.each(unreachable)('$name store when its backend is unreachable', (subject) => {
+  // touch without a cookie expiry sends nothing (the read extended the expiry): it succeeds.
+  // Every other method must fail, never resolve as if it worked.
+  const failing = METHODS.filter((m) => m.name !== 'touch');
+
+  it('rejects (promise) or calls back once (callback) with STORE_UNAVAILABLE, on every operation', async () => {
+    const { store, close } = subject.make();
+    for (const method of failing) {
+      await expect(method.call(store) as Promise<unknown>, method.name).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+      const { returned, calls } = await callbackCalls(store, method);
+      expect(returned, method.name).toBeUndefined();
+      expect(calls, method.name).toHaveLength(1);
+      expect(calls[0]![0], method.name).toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    }
+    await close();
   });
 });
 

@@ -1,5 +1,6 @@
 import type { SessionData } from 'express-session';
 import { createCodec, SESSION_PREFIX } from '@session-cluster/app/session';
+import { MODE_DESCRIPTORS, SESSION_MODES, type SessionMode } from '@session-cluster/app/modes';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,9 +20,9 @@ import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
  * figure is the median over the rounds.
  */
 export type ConfigName = 'limit' | 'textbook' | ModeConfig | VariantConfig;
-/** Every session mode, on the same nodes, the same wrk settings, in the same rounds. */
-const MODE_CONFIGS = ['shared', 'sticky', 'database', 'cookie', 'jwt'] as const;
-type ModeConfig = (typeof MODE_CONFIGS)[number];
+/** Every session mode (modes.ts), on the same nodes, the same wrk settings, in the same rounds. */
+const MODE_CONFIGS = SESSION_MODES;
+type ModeConfig = SessionMode;
 
 /**
  * Shared-mode clusters beside the modes, each differing from one of them in one thing: a setting,
@@ -372,7 +373,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     say('concurrent writes kept: 100 simultaneous GET /api/me and 40 cart adds on one session');
     const concurrentWrites: BenchReport['concurrentWrites'] = [];
-    for (const config of ['textbook', 'shared', 'sticky', 'database', 'cookie'] as const) {
+    // Every configuration whose sessions keep a counter and a cart (jwt keeps neither).
+    for (const config of ['textbook', ...MODE_CONFIGS.filter((m) => MODE_DESCRIPTORS[m].capabilities.state)] as const) {
       const runs: ConcurrentWrites[] = [];
       // Logins use the login users (never a read session); each round a fresh session.
       for (let r = 0; r < opts.rounds; r++) runs.push(await measureConcurrentWrites(targets[config]!.state.url, LOGIN_USERS.first + r));

@@ -1,3 +1,4 @@
+import { MODE_DESCRIPTORS } from '@session-cluster/app/modes';
 import { createCodec, SESSION_PREFIX } from '@session-cluster/app/session';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -119,8 +120,9 @@ export const SESSION_ROW_BYTES = 'SELECT pg_column_size(s.*) AS bytes FROM sessi
  */
 export async function serverBytesOf(mode: Mode, store: StoreAccess, credential: CredentialProbe['credential']): Promise<number | null> {
   const sid = credential.header === 'cookie' ? sessionIdOf(credential.value) : null;
-  if (mode === 'cookie' || mode === 'jwt') return 0;
-  if (mode === 'sticky') {
+  const { sessions } = MODE_DESCRIPTORS[mode];
+  if (sessions === 'client') return 0;
+  if (sessions === 'memory') {
     const codec = createCodec({ path: '/', httpOnly: true, secure: false, sameSite: 'lax' });
     const me = (await (await fetch(`${store.url}/api/me`, { headers: { cookie: credential.value } })).json()) as {
       user: string;
@@ -131,5 +133,5 @@ export async function serverBytesOf(mode: Mode, store: StoreAccess, credential: 
     return Buffer.byteLength(codec.stringify({ cookie: codec.defaultCookie(), user: me.user, loginAt: me.loginAt, node: me.createdOn, requests: me.requests, cart: [] } as never));
   }
   if (!sid) return null;
-  return mode === 'shared' ? store.redisMemoryUsage(`${SESSION_PREFIX}${sid}`) : store.sessionRowBytes(sid);
+  return sessions === 'redis' ? store.redisMemoryUsage(`${SESSION_PREFIX}${sid}`) : store.sessionRowBytes(sid);
 }

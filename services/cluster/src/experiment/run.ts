@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { storeOfMode } from '@session-cluster/app/config';
+import { nodeStore } from '@session-cluster/app/modes';
 import { REPO_ROOT, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
@@ -272,7 +272,7 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
     target: targetKind,
     fault,
     store: o.store ?? 'single',
-    redisPersistence: storeOfMode(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
+    redisPersistence: nodeStore(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
     nodeSettings: o.nodeSettings ?? {},
     label,
     nodes: o.nodes,

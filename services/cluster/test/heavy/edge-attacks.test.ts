@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_MODES, type SessionMode } from '@session-cluster/app/config';
+import { SESSION_MODES, type SessionMode } from '@session-cluster/app/modes';
 import { Client, servedBy, startCluster } from '../../../../testkit/cluster.js';
 import { rawBytes } from '../../../../testkit/raw.js';
 

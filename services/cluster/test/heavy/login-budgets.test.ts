@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_MODES } from '@session-cluster/app/config';
+import { SESSION_MODES } from '@session-cluster/app/modes';
 import { Client, servedBy, startCluster, tally } from '../../../../testkit/cluster.js';
 
 // The login budgets hold across all nodes, in every mode (security round 3, item 2), through nginx

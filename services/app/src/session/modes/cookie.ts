@@ -1,6 +1,6 @@
 import type { Config } from '../../config.js';
 import { clientSession } from '../client-session.js';
-import type { LayerDeps, SessionLayer } from '../layer.js';
+import type { LayerDeps, ModeLayer } from '../layer.js';
 import { limiterFor } from '../login-limiter.js';
 import { sealedCookie } from '../sealed-cookie.js';
 import { noIndex } from './client-index.js';
@@ -12,7 +12,7 @@ import { noIndex } from './client-index.js';
  * concurrent changes race in the browser. The login budgets are the one thing kept on a server:
  * in Redis (LOGIN_LIMITER), used for this alone, so they hold across the nodes.
  */
-export function cookieLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+export function cookieLayer(config: Config, { redis, metrics }: LayerDeps): ModeLayer {
   const credential = sealedCookie({
     name: config.cookie.name,
     secrets: config.secrets,
@@ -23,7 +23,6 @@ export function cookieLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
-    capabilities: { state: true, csrf: true, revokesStolenCredential: false },
     store: null,
     index: noIndex('cookie'),
     anonymousSessionsStored: false,

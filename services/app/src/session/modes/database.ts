@@ -2,7 +2,7 @@ import type { Config } from '../../config.js';
 import { SCHEMA, PgSessionStore } from '../pg-store.js';
 import { PgUserSessionIndex } from '../pg-index.js';
 import { codecFor, expressSession } from '../express.js';
-import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
+import type { LayerDeps, ModeLayer } from '../layer.js';
 import { LIMITER_SCHEMA, limiterFor } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
 
@@ -12,7 +12,7 @@ import { appMergePolicy } from '../merge.js';
  * indexed statement per read, the per-user index as a query on the same table, and the login
  * budgets in two functions beside it with the Redis scripts' semantics (login-limiter.ts).
  */
-export function databaseLayer(config: Config, { pg, redis, metrics }: LayerDeps): SessionLayer {
+export function databaseLayer(config: Config, { pg, redis, metrics }: LayerDeps): ModeLayer {
   if (!pg) throw new Error('database mode needs a PostgreSQL pool');
   const onQuery = (statement: string) => metrics.dbQueries.inc({ statement });
   const idleTimeoutS = config.session.idleTimeoutS;
@@ -38,7 +38,6 @@ export function databaseLayer(config: Config, { pg, redis, metrics }: LayerDeps)
 
   return {
     middleware: expressSession(config, store),
-    capabilities: SERVER_SESSIONS,
     store,
     index,
     anonymousSessionsStored: false,

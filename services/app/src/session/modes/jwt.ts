@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import { clientSession } from '../client-session.js';
 import { jwtCredential } from '../jwt.js';
-import type { LayerDeps, SessionLayer } from '../layer.js';
+import type { LayerDeps, ModeLayer } from '../layer.js';
 import { limiterFor } from '../login-limiter.js';
 import { noIndex } from './client-index.js';
 
@@ -12,7 +12,7 @@ import { noIndex } from './client-index.js';
  * involved, so CSRF does not apply: a browser never attaches an Authorization header by itself.
  * The request counter and the cart are server state this mode does not keep: 501 NOT_IN_MODE.
  */
-export function jwtLayer(config: Config, { redis, metrics, logger }: LayerDeps): SessionLayer {
+export function jwtLayer(config: Config, { redis, metrics, logger }: LayerDeps): ModeLayer {
   if (!redis) throw new Error('jwt mode needs Redis clients (revocation and the login limiter)');
   const credential = jwtCredential({
     secrets: config.secrets,
@@ -28,7 +28,6 @@ export function jwtLayer(config: Config, { redis, metrics, logger }: LayerDeps):
   metrics.setActiveSessionsSource(() => 0);
   return {
     middleware: clientSession(credential),
-    capabilities: { state: false, csrf: false, revokesStolenCredential: true },
     loginAnswer: async (req) => {
       const s = req.session;
       return credential.issue(req.sessionID, s.user!, s.loginAt!, s.node!);

@@ -5,7 +5,7 @@ import type { Config } from '../../config.js';
 import { dbOf, keyCount } from '../../redis.js';
 import { type KeyLayout, sessionIdFor } from '../keys.js';
 import { codecFor, expressSession } from '../express.js';
-import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
+import type { LayerDeps, ModeLayer } from '../layer.js';
 import { limiterFor } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
 import { SharedSessionStore } from '../shared-store.js';
@@ -17,7 +17,7 @@ export const SESSION_PREFIX = 's:';
  * shared: connect-redis (SharedSessionStore) over ioredis; any node can serve any session. The
  * per-user index and the login limiter live in Redis too, so both hold across the cluster.
  */
-export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): ModeLayer {
   if (!redis?.sessions) throw new Error('shared mode needs Redis clients');
   const sessions = redis.sessions;
   const codec = codecFor(config);
@@ -53,7 +53,6 @@ export function sharedLayer(config: Config, { redis, metrics }: LayerDeps): Sess
   metrics.setActiveSessionsSource(() => keyCount(sessions));
 
   return {
-    capabilities: SERVER_SESSIONS,
     middleware: expressSession(config, store, textbook, layout === 'slots' ? (user) => sessionIdFor(layout, user) : undefined),
     store,
     index,

@@ -1,6 +1,6 @@
 import type { Config } from '../../config.js';
 import { codecFor, expressSession } from '../express.js';
-import { SERVER_SESSIONS, type LayerDeps, type SessionLayer } from '../layer.js';
+import type { LayerDeps, ModeLayer } from '../layer.js';
 import { LocalSessionStore } from '../local-store.js';
 import { limiterFor } from '../login-limiter.js';
 import { appMergePolicy } from '../merge.js';
@@ -12,13 +12,12 @@ import { LocalUserSessionIndex } from '../user-index.js';
  * they are counted in Redis (LOGIN_LIMITER), used for this alone, so they hold across the nodes
  * (nginx spreads a newcomer's attempts over all of them).
  */
-export function stickyLayer(config: Config, { redis, metrics }: LayerDeps): SessionLayer {
+export function stickyLayer(config: Config, { redis, metrics }: LayerDeps): ModeLayer {
   const store = new LocalSessionStore({ idleTimeoutS: config.session.idleTimeoutS, codec: codecFor(config), observer: metrics.storeObserver, merge: appMergePolicy });
   const index = new LocalUserSessionIndex(store, { maxPerUser: config.session.maxPerUser, nodeId: config.nodeId });
   metrics.setUserIndexSource(() => index.stats);
   metrics.setActiveSessionsSource(() => store.size);
   return {
-    capabilities: SERVER_SESSIONS,
     middleware: expressSession(config, store),
     store,
     index,

@@ -47,22 +47,7 @@ describe('the contract, with the state in the cookie', () => {
     expect(c.cookies.has('sid')).toBe(false);
     expect((await c.get('/api/me')).status).toBe(401);
   });
-
-  it('cannot list or end sessions: 501 NOT_IN_MODE naming the mode', async () => {
-    const c = new Client(a.url);
-    await c.login('user2');
-    for (const r of [await c.get('/api/sessions'), await c.request('DELETE', '/api/sessions')]) {
-      expect(r.status).toBe(501);
-      expect(r.body.error.code).toBe('NOT_IN_MODE');
-      expect(r.body.error.message).toMatch(/^cookie mode/);
-    }
-  });
-
-  it('still needs the CSRF token for changes (the cookie is an ambient credential)', async () => {
-    const c = new Client(a.url);
-    await c.login('user3');
-    expect((await c.post('/api/cart/items', { sku: 'x', qty: 1 }, { 'x-csrf-token': 'A'.repeat(43) })).status).toBe(403);
-  });
+  // 501 for listing and ending sessions, and the CSRF check: test/contract.test.ts, from the mode's capabilities.
 });
 
 describe('what the cookie cannot do', () => {
