@@ -156,7 +156,7 @@ async function startTarget(
   store: 'single' | 'sentinel' = 'single',
 ): Promise<Target> {
   const dir = path.join(work, name);
-  const state = await up({
+  const { state } = await up({
     dir,
     nodes,
     mode,

@@ -182,23 +182,25 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const driver = { current: null as Driver | null };
   try {
     o.say(`${o.mode}: starting ${o.nodes} nodes (idle ${formatDuration(o.idleS)}, absolute ${formatDuration(o.absoluteS)}, ${o.pool} demo users)`);
-    state = await up({
-      dir: runDir,
-      mode: o.mode,
-      nodes: o.nodes,
-      port: await freePort(),
-      monitoring: false,
-      demoUsers: o.pool,
-      nodeEnv: {
-        LOG_LEVEL: 'warn',
-        SESSION_IDLE_TIMEOUT: String(o.idleS),
-        SESSION_ABSOLUTE_TIMEOUT: String(o.absoluteS),
-        // Every soak request comes from 127.0.0.1: no lock-out of the one client (it never fails a login anyway).
-        LOGIN_MAX_FAILURES_PER_CLIENT: '100000',
-        NODE_OPTIONS: `--require ${preload}`,
-      },
-      signal: o.signal,
-    });
+    state = (
+      await up({
+        dir: runDir,
+        mode: o.mode,
+        nodes: o.nodes,
+        port: await freePort(),
+        monitoring: false,
+        demoUsers: o.pool,
+        nodeEnv: {
+          LOG_LEVEL: 'warn',
+          SESSION_IDLE_TIMEOUT: String(o.idleS),
+          SESSION_ABSOLUTE_TIMEOUT: String(o.absoluteS),
+          // Every soak request comes from 127.0.0.1: no lock-out of the one client (it never fails a login anyway).
+          LOGIN_MAX_FAILURES_PER_CLIENT: '100000',
+          NODE_OPTIONS: `--require ${preload}`,
+        },
+        signal: o.signal,
+      })
+    ).state;
     o.say(`${o.mode}: cluster up at ${state.url} (run folder ${runDir})`);
     const apps = state.parts.filter((p) => p.kind === 'app');
     const redisPart = state.parts.find((p) => p.kind === 'redis');
