@@ -9,6 +9,9 @@ import { DEFAULT_DIR, findPart, forgetState, keepLogsBounded, logDirOf, owns, re
  * A running cluster, as the process that started it holds it (`up()` returns one) or as another
  * process finds it again from state.json (`attach`, the CLI verbs). Either way the verbs work on
  * the state in hand, and every change is written back to state.json for the other processes.
+ * A held handle does not see what verbs run elsewhere do (a `start` from the CLI gives a part a
+ * new pid in state.json only): whoever mixes the two, as `npm start` and the tests do, stops the
+ * cluster with `down(dir)`, which reads state.json.
  */
 export interface ClusterHandle {
   /** The live state: `start` replaces the part's entry (its new pid). */
