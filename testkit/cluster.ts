@@ -11,7 +11,7 @@ export { Client };
 /** A local cluster in a temp folder on a free port, with a small demo directory so it starts fast. */
 export async function startCluster(opts: UpOptions = {}): Promise<ClusterState & { stop(): Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-cluster-'));
-  const state = await up({ dir, port: await freePort(), monitoring: false, demoUsers: 100, nodeEnv: { LOG_LEVEL: 'warn' }, ...opts });
+  const { state } = await up({ dir, port: await freePort(), monitoring: false, demoUsers: 100, nodeEnv: { LOG_LEVEL: 'warn' }, ...opts });
   return {
     ...state,
     async stop() {

@@ -12,9 +12,9 @@ export type FailureClass = 'network' | '5xx' | '4xx';
 export function failureClass(status: number | string): FailureClass;
 
 export type Mode = 'shared' | 'sticky' | 'database' | 'cookie' | 'jwt';
-export type Fault = 'node-kill' | 'node-term' | 'redis-restart' | 'redis-primary-kill';
-export const STORE_FAULTS: readonly Fault[];
-export function isStoreFault(fault: string): boolean;
+export type { Fault } from './faults.js';
+export { isStoreFault, STORE_FAULTS } from './faults.js';
+import type { Fault } from './faults.js';
 
 export interface RunSettings {
   mode: Mode;

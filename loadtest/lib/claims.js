@@ -15,6 +15,8 @@
 //                   `kind` (login/read/write), `status`, `class` (network/5xx/4xx) and `vu`
 //   check           identity (same user and loginAt as at login) and counters (never go back)
 
+import { DEFAULT_FAULT, FAULTS, isStoreFault, STORE_FAULTS } from './faults.js';
+
 /** The numbers the claims allow. */
 export const LIMITS = Object.freeze({
   /**
@@ -39,13 +41,12 @@ export const LIMITS = Object.freeze({
 });
 
 /**
- * Faults of the shared store rather than of a node: Redis SIGKILLed and started again, or the
- * Sentinel primary SIGKILLed. Every node is alive throughout, so every failure must be a node's
- * own JSON 503 + Retry-After for a session request (never nginx's 502), and a route that needs no
- * session (`kind: noSession`, GET /api/ping) must never fail.
+ * Faults of the shared store rather than of a node (lib/faults.js: `store`). Every node is alive
+ * throughout, so every failure must be a node's own JSON 503 + Retry-After for a session request
+ * (never nginx's 502), and a route that needs no session (`kind: noSession`, GET /api/ping) must
+ * never fail.
  */
-export const STORE_FAULTS = Object.freeze(['redis-restart', 'redis-primary-kill']);
-export const isStoreFault = (fault) => STORE_FAULTS.includes(fault);
+export { isStoreFault, STORE_FAULTS };
 
 /** The worst class of a failed request's status: network (0), 5xx or 4xx. */
 export function failureClass(status) {
@@ -74,7 +75,7 @@ export function lossesPerVu({ mode, kill }) {
  * What k6 cannot hold (it does not know which node was killed, what it held, nor when): the
  * experiment's judge() below holds the rest.
  */
-export function k6Thresholds({ mode, kill, vus, fault = 'node-kill' }) {
+export function k6Thresholds({ mode, kill, vus, fault = DEFAULT_FAULT }) {
   const t = {
     // Identity and counters are all-or-nothing: a session continues correctly or is gone (401).
     'checks{check:identity}': ['rate==1'],
@@ -101,7 +102,7 @@ export function k6Thresholds({ mode, kill, vus, fault = 'node-kill' }) {
     t['failed_requests{kind:noSession}'] = ['count==0'];
     t['failed_requests{status:502}'] = ['count==0'];
     t['failed_requests{class:network}'] = ['count==0'];
-    if (fault === 'redis-restart') t.sessions_lost = ['count==0'];
+    if (FAULTS[fault].keepsSessions) t.sessions_lost = ['count==0'];
     return t;
   }
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
@@ -251,10 +252,11 @@ function judgeStoreFault(r) {
   if (noSession.length) problems.push(`${noSession.length} request(s) that need no session failed`);
   const outside = r.failures.filter((f) => f.t < r.killAtS - LIMITS.killSlackS || f.t > back + LIMITS.killWindowS);
   if (outside.length) problems.push(`${outside.length} failure(s) outside the outage (first at ${outside[0].t.toFixed(1)}s)`);
-  if (r.fault === 'redis-restart' && r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost across the Redis restart`);
+  const keepsSessions = FAULTS[r.fault].keepsSessions;
+  if (keepsSessions && r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost across the Redis restart`);
   return verdict(
     `${r.fault} of ${r.killedNode}: session requests answer a node's 503 while the store is away, never a 502; nothing that needs no session fails` +
-      (r.fault === 'redis-restart' ? '; no session lost (AOF)' : '; sessions lost are reported'),
+      (keepsSessions ? '; no session lost (AOF)' : '; sessions lost are reported'),
     problems,
     `${r.failures.length} session request(s) answered 503 during ${r.writeOutageS ?? 0} s of failed writes; 0 failed without a session; ${r.sessionsLost} session(s) lost, ${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost`,
   );

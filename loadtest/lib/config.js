@@ -7,11 +7,13 @@
 //                name): the failures a dying node causes are allowed, and sticky mode must lose sessions
 //   RESTART      with KILL=1: 1 (default) = the node is started again, 0 = it stays down (either way a
 //                sticky user is lost at most once: the route cookie is re-pinned, lib/claims.js)
-//   FAULT        node-kill (default) | node-term | redis-restart | redis-primary-kill: what KILL=1
-//                does (the experiment's --fault); a store fault is held to its own claims (lib/claims.js)
+//   FAULT        what KILL=1 does (the experiment's --fault): one of lib/faults.js, default node-kill;
+//                a store fault is held to its own claims (lib/claims.js)
 //   PROFILE      smoke | load | soak | experiment (lib/profiles.js)
 //   DURATION, VUS  the experiment profile's length and size
 //   SUMMARY_PATH where handleSummary writes its JSON (default summary.json)
+
+import { DEFAULT_FAULT, FAULT_NAMES } from './faults.js';
 
 function intEnv(name, fallback) {
   const raw = __ENV[name];
@@ -29,9 +31,8 @@ function flag(name, fallback) {
 }
 
 const MODES = ['shared', 'sticky', 'database', 'cookie', 'jwt'];
-const FAULTS = ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'];
-const fault = (__ENV.FAULT || 'node-kill').toLowerCase();
-if (!FAULTS.includes(fault)) throw new Error(`FAULT must be one of ${FAULTS.join(', ')}, got "${__ENV.FAULT}"`);
+const fault = (__ENV.FAULT || DEFAULT_FAULT).toLowerCase();
+if (!FAULT_NAMES.includes(fault)) throw new Error(`FAULT must be one of ${FAULT_NAMES.join(', ')}, got "${__ENV.FAULT}"`);
 const mode = (__ENV.MODE || 'shared').toLowerCase();
 if (!MODES.includes(mode)) throw new Error(`MODE must be one of ${MODES.join(', ')}, got "${__ENV.MODE}"`);
 

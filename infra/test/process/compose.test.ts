@@ -629,8 +629,16 @@ describe('the app image', () => {
   });
 
   it('copies the manifest of every workspace before npm ci (npm ci needs them all)', () => {
-    const workspaces = fs.readdirSync(path.join(ROOT, 'services')).filter((d) => fs.existsSync(path.join(ROOT, 'services', d, 'package.json')));
-    for (const ws of workspaces) expect(dockerfile, ws).toContain(`COPY services/${ws}/package.json services/${ws}/`);
+    // The root package.json's workspaces: `dir/*` globs and plain folders (services/*, loadtest).
+    const patterns = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
+    const workspaces = patterns.flatMap((p) => (p.endsWith('/*') ? fs.readdirSync(path.join(ROOT, p.slice(0, -2))).map((d) => `${p.slice(0, -2)}/${d}`) : [p]));
+    const manifests = workspaces.filter((ws) => fs.existsSync(path.join(ROOT, ws, 'package.json')));
+    expect(manifests).toEqual(expect.arrayContaining(['services/app', 'services/cluster', 'loadtest']));
+    // In every stage that runs npm ci (build and runtime), before it.
+    const npmCi = /^RUN .*\bnpm ci\b/m;
+    const stages = dockerfile.split(/^FROM /m).filter((stage) => npmCi.test(stage));
+    expect(stages).toHaveLength(2);
+    for (const stage of stages) for (const ws of manifests) expect(stage.slice(0, stage.search(npmCi)), ws).toContain(`COPY ${ws}/package.json ${ws}/`);
   });
 
   it('keeps dependencies, builds, runtime state and secrets out of the build context', () => {

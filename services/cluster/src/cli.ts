@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULT_DIR, down, kill, type Mode, MODES, ps, readState, type Store, STORES, start, up } from './cluster.js';
+import { type ClusterState, DEFAULT_DIR, down, kill, type Mode, MODES, ps, readState, type Store, STORES, start, up } from './cluster.js';
 import { choiceOption, EXIT, intOption, parseOptions, portOption, runCli, UsageError } from './lib/cli.js';
 import { DEFAULT_LOG_MAX_BYTES, followLogs, formatSize, parseSize } from './lib/logs.js';
 import { NODE_SETTING_KEYS, settingsFromEnvironment, settingsFromFlags } from './lib/node-settings.js';
@@ -51,9 +51,9 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-  let state: Awaited<ReturnType<typeof up>>;
+  let state: ClusterState;
   try {
-    state = await up({
+    ({ state } = await up({
       dir,
       mode,
       nodes,
@@ -66,7 +66,7 @@ async function upVerb(dir: string, values: Record<string, string | boolean | str
       logMaxBytes,
       onProgress: say,
       signal: controller.signal,
-    });
+    }));
   } catch (err) {
     if (isAbort(err)) {
       say('interrupted during start-up; everything started is stopped');

@@ -66,17 +66,19 @@ export async function runDurability(opts: {
         const dir = path.join(work, `${config}-${round}`);
         let state: ClusterState | undefined;
         try {
-          state = await up({
-            dir,
-            nodes: 3,
-            mode: 'shared',
-            store: c.store,
-            redisPersistence: c.persistence,
-            port: await freePort(),
-            monitoring: false,
-            demoUsers: SESSIONS,
-            nodeEnv: { ...c.env },
-          });
+          state = (
+            await up({
+              dir,
+              nodes: 3,
+              mode: 'shared',
+              store: c.store,
+              redisPersistence: c.persistence,
+              port: await freePort(),
+              monitoring: false,
+              demoUsers: SESSIONS,
+              nodeEnv: { ...c.env },
+            })
+          ).state;
           const cookieFile = await writeCredentials(state.url, SESSIONS, path.join(dir, 'cookies.txt'));
           const wrk = (seconds: number) =>
             runWrk({ url: state!.url, kind: 'get', path: '/api/me', cookieFile, seconds, connections: opts.connections, threads: opts.threads, workDir: dir });

@@ -59,8 +59,8 @@ end
  * cookie, so sticky mode's route cookie too; or `Authorization: Bearer …` in jwt mode).
  */
 export async function writeCredentials(url: string, users: number, file: string): Promise<string> {
-  const lines: string[] = [];
-  for (let i = 1; i <= users; i++) {
+  const lines: string[] = new Array<string>(users);
+  const login = async (i: number) => {
     const res = await fetch(`${url}/api/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -73,11 +73,19 @@ export async function writeCredentials(url: string, users: number, file: string)
       .map((c) => c.split(';')[0])
       .filter((c) => !c!.startsWith('device='))
       .join('; ');
-    lines.push(body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`);
-  }
+    lines[i - 1] = body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`;
+  };
+  // A few at a time, spread by nginx over the nodes: each login is a scrypt on one node.
+  let next = 1;
+  const worker = async () => {
+    while (next <= users) await login(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(LOGINS_IN_FLIGHT, users) }, worker));
   fs.writeFileSync(file, lines.join('\n') + '\n');
   return file;
 }
+
+const LOGINS_IN_FLIGHT = 4;
 
 export function requireWrk(): string {
   const bin = which('wrk');

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import zlib from 'node:zlib';
-import type { FailureEvent, LossEvent } from '../../../../loadtest/lib/claims.js';
+import type { FailureEvent, LossEvent } from '@session-cluster/loadtest/claims';
 
 /**
  * Per-second time series from k6's JSON lines output (`--out json=FILE[.gz]`): one line per

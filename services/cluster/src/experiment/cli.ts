@@ -3,7 +3,7 @@ import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
 import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
 import { REDIS_PERSISTENCE, type RedisPersistence } from '../parts.js';
-import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
+import { DEFAULT_FAULT, FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, type Fault } from '@session-cluster/loadtest/faults';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { settingsFromFlags } from '../lib/node-settings.js';
 import { k6Version, resolveK6 } from './k6.js';
@@ -26,11 +26,8 @@ const USAGE = `usage: npm run experiment -- failover [options]
                               docker-compose.yml)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
-  --fault node-kill           what happens at --kill-at: node-kill (SIGKILL a node, the default),
-                              node-term (SIGTERM: it drains), redis-restart (SIGKILL Redis, start it
-                              again after --restart-after; --store single), redis-primary-kill
-                              (SIGKILL a primary: Sentinel's, or one of a Redis Cluster's three;
-                              --store sentinel or redis-cluster). Store faults run in shared mode.
+  --fault ${DEFAULT_FAULT.padEnd(19)} what happens at --kill-at (store faults run in shared mode):
+${faultHelp()}
   --store single|sentinel|redis-cluster   shared mode's store topology (default single)
   --redis-persistence aof|aof-always|off   Redis persistence (default aof)
   --nodes N                   session nodes behind nginx (default 3)
@@ -45,6 +42,11 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --repeat N                  run each mode N times, interleaved (shared, sticky, shared, ...), and
                               report each figure's spread (lowest-highest) per mode (default 1)
   --out DIR                   where the report goes (default reports/latest)`;
+
+/** The --fault choices of the usage text, from the fault table (lib/faults.js). */
+function faultHelp(): string {
+  return FAULT_NAMES.map((name) => `${' '.repeat(30)}${name.padEnd(19)} ${FAULTS[name].summary}`).join('\n');
+}
 
 const say = (line: string): void => void process.stdout.write(`[experiment] ${line}\n`);
 
@@ -70,13 +72,11 @@ async function main(argv: string[]): Promise<number> {
   const [verb] = positionals;
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
-  const fault = choiceOption<Fault>('fault', values.fault, ['node-kill', 'node-term', 'redis-restart', 'redis-primary-kill'], 'node-kill');
+  const fault = choiceOption<Fault>('fault', values.fault, FAULT_NAMES, DEFAULT_FAULT);
   const store = choiceOption<Store>('store', values.store, STORES, 'single');
   const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], REDIS_PERSISTENCE, 'aof');
-  if (fault === 'redis-primary-kill' && store === 'single')
-    throw new UsageError('--fault redis-primary-kill needs --store sentinel or redis-cluster (a single Redis has no replica to fail over to; its fault is redis-restart)');
-  if (fault === 'redis-restart' && store !== 'single')
-    throw new UsageError(`--fault redis-restart is the single Redis's fault; with --store ${store} use --fault redis-primary-kill`);
+  const wrongStore = faultRefusal(fault, store);
+  if (wrongStore) throw new UsageError(wrongStore);
   // A store fault is a fault of shared mode's Redis: that is the mode it runs in unless told otherwise.
   const modeOption = values.mode ?? (isStoreFault(fault) || store !== 'single' ? 'shared' : 'both');
   const modes: Mode[] = [];

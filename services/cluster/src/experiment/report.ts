@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { shares } from './analyze.js';
 import { plotRun } from './plot.js';
-import { judge, type Claim, type JudgeInput } from '../../../../loadtest/lib/claims.js';
+import { judge, type Claim, type JudgeInput } from '@session-cluster/loadtest/claims';
 import type { K6Summary, RunOutcome } from './run.js';
 
 /**

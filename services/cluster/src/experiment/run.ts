@@ -4,8 +4,9 @@ import path from 'node:path';
 import { nodeStore } from '@session-cluster/app/modes';
 import { REPO_ROOT, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
-import { isStoreFault, type Fault } from '../../../../loadtest/lib/claims.js';
-import { tail } from '../lib/process.js';
+import { DEFAULT_FAULT, FAULTS, type Fault } from '@session-cluster/loadtest/faults';
+import { abortableSleep, Aborted } from '../lib/abort.js';
+import { tail, type Proc } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
 import { startK6 } from './k6.js';
 import { probeCredential, serverBytesOf } from './probe.js';
@@ -79,21 +80,6 @@ export interface RunOutcome {
   files: { html: string; json: string; summary: string; log: string; logs: string };
 }
 
-class Aborted extends Error {
-  constructor() {
-    super('interrupted');
-  }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(new Aborted());
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), Math.max(0, ms));
-    const onAbort = () => (clearTimeout(timer), reject(new Aborted()));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions: number; requests: number } | null>, names: string[]): string {
   if (choice !== 'busiest') {
     // app-N, or the container of that replica on compose (<project>-app-N).
@@ -107,15 +93,61 @@ function pickVictim(mode: Mode, choice: string, load: Record<string, { sessions:
   return ranked[0]!.v > 0 ? ranked[0]!.n : (names[1] ?? names[0]!);
 }
 
+/** One failover run as it goes: its settings, and what has happened so far (the outcome's raw material). */
+interface Run {
+  o: FailoverOptions;
+  label: string;
+  fault: Fault;
+  targetKind: TargetKind;
+  runDir: string;
+  files: RunOutcome['files'];
+  willKill: boolean;
+  willRestart: boolean;
+  target: Target | null;
+  k6: Proc | null;
+  k6Exited: boolean;
+  k6Exit: RunOutcome['k6Exit'];
+  /** Epoch ms of nginx's first request: the run's t=0. */
+  loadStart: number;
+  killedNode: string | null;
+  killWall: number | null;
+  restartWall: number | null;
+  readyWall: number | null;
+  sessionsHeld: Record<string, number | null>;
+  probe: RunOutcome['probe'];
+}
+
 /**
- * One failover run: a fresh cluster (local, or the compose stack), k6 survival.js against it,
- * SIGKILL of one node at killAt, `start` of it restartAfter later, the cluster torn down whatever
- * happens.
+ * One failover run: a fresh cluster (local, or the compose stack), k6 survival.js against it, the
+ * fault (lib/faults.js) at killAt, the victim started again restartAfter later, the cluster torn
+ * down whatever happens.
  */
 export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
+  const run = newRun(o);
+  const stopK6 = () => void run.k6?.stop('SIGTERM', 10_000);
+  o.signal.addEventListener('abort', stopK6, { once: true });
+  try {
+    await openCluster(run);
+    startLoad(run);
+    await waitForFirstRequest(run);
+    if (run.willKill) {
+      await injectFault(run);
+      if (run.willRestart) await restartVictim(run);
+    }
+    await waitForK6(run);
+    await probeAfterLoad(run);
+  } catch (err) {
+    if (run.k6) await run.k6.stop('SIGTERM', 10_000);
+    throw err;
+  } finally {
+    o.signal.removeEventListener('abort', stopK6);
+    await tearDown(run);
+  }
+  return outcomeOf(run);
+}
+
+function newRun(o: FailoverOptions): Run {
   const label = o.label ?? o.mode;
-  const fault: Fault = o.fault ?? 'node-kill';
-  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-experiment-${o.mode}-`));
   const files = {
     html: path.join(o.outDir, `k6-${label}.html`),
     json: path.join(o.outDir, `k6-${label}.json.gz`),
@@ -125,169 +157,210 @@ export async function runFailover(o: FailoverOptions): Promise<RunOutcome> {
   };
   for (const f of [files.html, files.json, files.summary, files.log]) fs.rmSync(f, { force: true });
   const willKill = o.killAtS < o.durationS;
-  const willRestart = willKill && o.restartAfterS !== null && o.killAtS + o.restartAfterS < o.durationS;
-  let k6: ReturnType<typeof startK6> | null = null;
-  let killedNode: string | null = null;
-  let killWall: number | null = null;
-  let restartWall: number | null = null;
-  let readyWall: number | null = null;
-  let sessionsHeld: Record<string, number | null> = {};
-  let k6Exit: { code: number | null; signal: string | null } = { code: null, signal: null };
-  let probe: RunOutcome['probe'] = null;
-  const stopK6 = () => void k6?.stop('SIGTERM', 10_000);
-  o.signal.addEventListener('abort', stopK6, { once: true });
-  const targetKind = o.target ?? 'local';
-  let target: Target | null = null;
-  let nodeNames: string[] | undefined;
-  try {
-    const t0 = Date.now();
-    target = await openTarget(targetKind, {
-      mode: o.mode,
-      nodes: o.nodes,
-      demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
-      monitoring: o.monitoring,
-      nodeSettings: o.nodeSettings ?? {},
-      runDir,
-      ...(o.store && { store: o.store }),
-      ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
-    });
-    const t = target;
-    nodeNames = t.nodes;
-    o.say(`${label}: cluster up at ${t.url} (${o.nodes} nodes, ${targetKind}, ${Date.now() - t0} ms); run folder ${runDir}`);
-    if (o.signal.aborted) throw new Aborted();
+  return {
+    o,
+    label,
+    fault: o.fault ?? DEFAULT_FAULT,
+    targetKind: o.target ?? 'local',
+    runDir: fs.mkdtempSync(path.join(os.tmpdir(), `sc-experiment-${o.mode}-`)),
+    files,
+    willKill,
+    willRestart: willKill && o.restartAfterS !== null && o.killAtS + o.restartAfterS < o.durationS,
+    target: null,
+    k6: null,
+    k6Exited: false,
+    k6Exit: { code: null, signal: null },
+    loadStart: 0,
+    killedNode: null,
+    killWall: null,
+    restartWall: null,
+    readyWall: null,
+    sessionsHeld: {},
+    probe: null,
+  };
+}
 
-    k6 = startK6({
-      bin: o.k6,
-      script: SURVIVAL_SCRIPT,
-      vars: {
-        BASE_URL: t.url,
-        MODE: o.mode,
-        PROFILE: 'experiment',
-        DURATION: `${o.durationS}s`,
-        VUS: String(o.vus),
-        // The claims k6 holds the run to (loadtest/lib/claims.js): a kill, and a restart after it.
-        KILL: willKill ? '1' : '0',
-        FAULT: fault,
-        RESTART: willRestart ? '1' : '0',
-        SUMMARY_PATH: files.summary,
-      },
-      jsonOut: files.json,
-      htmlReport: files.html,
-      logFile: files.log,
-      ...(t.prometheusWrite && { prometheusWrite: t.prometheusWrite }),
-    });
-    const proc = k6;
-    let exited = false;
-    void proc.exited.then((e) => {
-      exited = true;
-      k6Exit = { code: e.code, signal: e.signal };
-    });
-    o.say(`${label}: k6 started (pid ${proc.pid}): ${o.vus} VUs for ${o.durationS}s${willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
+const sayAt = (run: Run, line: string) => run.o.say(`${run.label}: t=${((Date.now() - run.loadStart) / 1000).toFixed(1)}s  ${line}`);
 
-    // The load has started when nginx has passed on its first request.
-    const deadline = Date.now() + 30_000;
-    while (!(await t.loadStarted())) {
-      if (exited) throw new Error(`k6 exited before sending a request (code ${k6Exit.code}):\n${tail(files.log)}`);
-      if (Date.now() > deadline) throw new Error(`k6 sent no request within 30 s:\n${tail(files.log)}`);
-      await abortableSleep(50, o.signal);
-    }
-    const loadStart = Date.now();
-    const at = () => `t=${((Date.now() - loadStart) / 1000).toFixed(1)}s`;
+function targetOf(run: Run): Target {
+  if (!run.target) throw new Error('the cluster is not up');
+  return run.target;
+}
 
-    if (willKill) {
-      await abortableSleep(loadStart + o.killAtS * 1000 - Date.now(), o.signal);
-      if (exited) throw new Error(`k6 exited early (code ${k6Exit.code}):\n${tail(files.log)}`);
-      const load = await t.loads();
-      sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
-      if (isStoreFault(fault)) {
-        // The store, not a node: Redis (single), or whichever Redis is primary right now (Sentinel).
-        killedNode = await t.storeVictim(fault === 'redis-primary-kill');
-        killWall = Date.now();
-        await t.kill(killedNode, 'KILL');
-        o.say(`${label}: ${at()}  SIGKILL ${killedNode} (${fault})`);
-      } else {
-        killedNode = pickVictim(o.mode, o.killNode, load, t.nodes);
-        killWall = Date.now();
-        await t.kill(killedNode, fault === 'node-term' ? 'TERM' : 'KILL');
-        const held = o.mode === 'sticky' ? `held ${sessionsHeld[killedNode] ?? '? (metrics unreadable)'} session(s)` : `served ${load[killedNode]?.requests ?? '?'} requests`;
-        o.say(`${label}: ${at()}  ${fault === 'node-term' ? 'SIGTERM' : 'SIGKILL'} ${killedNode} (${held})`);
-      }
+function k6Of(run: Run): Proc {
+  if (!run.k6) throw new Error('k6 is not running');
+  return run.k6;
+}
 
-      if (willRestart) {
-        await abortableSleep(killWall + o.restartAfterS! * 1000 - Date.now(), o.signal);
-        restartWall = Date.now();
-        o.say(`${label}: ${at()}  starting ${killedNode} again`);
-        try {
-          await t.start(killedNode);
-          readyWall = Date.now();
-          o.say(`${label}: ${at()}  ${killedNode} ready (${readyWall - restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
-        } catch (err) {
-          // The run goes on with the node down; the report shows no readiness time.
-          o.say(`${label}: ${at()}  ${killedNode} did not come back: ${(err as Error).message.split('\n')[0]}`);
-        }
-      }
-    }
+async function openCluster(run: Run): Promise<void> {
+  const { o } = run;
+  const t0 = Date.now();
+  run.target = await openTarget(run.targetKind, {
+    mode: o.mode,
+    nodes: o.nodes,
+    demoUsers: o.vus + 1, // user1..userVUS for k6, one more for the credential probe
+    monitoring: o.monitoring,
+    nodeSettings: o.nodeSettings ?? {},
+    runDir: run.runDir,
+    ...(o.store && { store: o.store }),
+    ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
+  });
+  o.say(`${run.label}: cluster up at ${run.target.url} (${o.nodes} nodes, ${run.targetKind}, ${Date.now() - t0} ms); run folder ${run.runDir}`);
+  if (o.signal.aborted) throw new Aborted();
+}
 
-    // k6 stops by itself at --duration (plus its 3 s graceful stop and the report); this is the backstop.
-    const hardStop = loadStart + (o.durationS + 40) * 1000;
-    while (!exited) {
-      if (Date.now() > hardStop) {
-        o.say(`${label}: k6 still running ${o.durationS + 40}s after the start; stopping it`);
-        await proc.stop('SIGTERM', 10_000);
-        break;
-      }
-      await abortableSleep(100, o.signal);
-    }
-    await proc.exited;
-    o.say(`${label}: ${at()}  k6 done (exit ${k6Exit.code ?? k6Exit.signal}${k6Exit.code === 99 ? ': a threshold failed' : ''})`);
-    // One more user, after the load: the credential's size, what it occupies on the server, and
-    // whether a copy taken before logout still works after it.
-    const extra = o.vus + 1;
-    try {
-      const mode = o.mode;
-      const p = await probeCredential(t.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(mode, t.store, c));
-      probe = { revokesStolenCredential: p.revokesStolenCredential, stateBytesPerRequest: p.stateBytesPerRequest, serverBytesPerSession: p.serverBytesPerSession };
-      o.say(
-        `${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`,
-      );
-    } catch (err) {
-      o.say(`${label}: probe failed: ${(err as Error).message}`);
-    }
-  } catch (err) {
-    if (k6) await k6.stop('SIGTERM', 10_000);
-    throw err;
-  } finally {
-    o.signal.removeEventListener('abort', stopK6);
-    fs.rmSync(files.logs, { recursive: true, force: true });
-    await target?.down(files.logs).catch((err: Error) => o.say(`${label}: teardown: ${err.message}`));
-    fs.rmSync(runDir, { recursive: true, force: true });
-    o.say(`${label}: cluster down`);
+function startLoad(run: Run): void {
+  const { o, files } = run;
+  const t = targetOf(run);
+  const k6 = startK6({
+    bin: o.k6,
+    script: SURVIVAL_SCRIPT,
+    vars: {
+      BASE_URL: t.url,
+      MODE: o.mode,
+      PROFILE: 'experiment',
+      DURATION: `${o.durationS}s`,
+      VUS: String(o.vus),
+      // The claims k6 holds the run to (loadtest/lib/claims.js): a kill, and a restart after it.
+      KILL: run.willKill ? '1' : '0',
+      FAULT: run.fault,
+      RESTART: run.willRestart ? '1' : '0',
+      SUMMARY_PATH: files.summary,
+    },
+    jsonOut: files.json,
+    htmlReport: files.html,
+    logFile: files.log,
+    ...(t.prometheusWrite && { prometheusWrite: t.prometheusWrite }),
+  });
+  run.k6 = k6;
+  void k6.exited.then((e) => {
+    run.k6Exited = true;
+    run.k6Exit = { code: e.code, signal: e.signal };
+  });
+  o.say(`${run.label}: k6 started (pid ${k6.pid}): ${o.vus} VUs for ${o.durationS}s${run.willKill ? `, kill at ${o.killAtS}s` : ', no kill'}`);
+}
+
+/** The load has started when nginx has passed on its first request: the moment the fault is timed from. */
+async function waitForFirstRequest(run: Run): Promise<void> {
+  const t = targetOf(run);
+  const deadline = Date.now() + 30_000;
+  while (!(await t.loadStarted())) {
+    if (run.k6Exited) throw new Error(`k6 exited before sending a request (code ${run.k6Exit.code}):\n${tail(run.files.log)}`);
+    if (Date.now() > deadline) throw new Error(`k6 sent no request within 30 s:\n${tail(run.files.log)}`);
+    await abortableSleep(50, run.o.signal);
   }
+  run.loadStart = Date.now();
+}
 
+/** At killAt: what each node holds, then the fault's action (lib/faults.js) on its victim. */
+async function injectFault(run: Run): Promise<void> {
+  const { o } = run;
+  const t = targetOf(run);
+  const action = FAULTS[run.fault];
+  await abortableSleep(run.loadStart + o.killAtS * 1000 - Date.now(), o.signal);
+  if (run.k6Exited) throw new Error(`k6 exited early (code ${run.k6Exit.code}):\n${tail(run.files.log)}`);
+  const load = await t.loads();
+  run.sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
+  // A store fault's victim is the store: Redis (single), or whichever Redis is primary right now.
+  const victim = action.victim === 'node' ? pickVictim(o.mode, o.killNode, load, t.nodes) : await t.storeVictim(action.victim === 'redis-primary');
+  run.killedNode = victim;
+  run.killWall = Date.now();
+  await t.kill(victim, action.signal);
+  const held =
+    action.victim !== 'node'
+      ? run.fault
+      : o.mode === 'sticky'
+        ? `held ${run.sessionsHeld[victim] ?? '? (metrics unreadable)'} session(s)`
+        : `served ${load[victim]?.requests ?? '?'} requests`;
+  sayAt(run, `SIG${action.signal} ${victim} (${held})`);
+}
+
+async function restartVictim(run: Run): Promise<void> {
+  const { o } = run;
+  const victim = run.killedNode!;
+  await abortableSleep(run.killWall! + o.restartAfterS! * 1000 - Date.now(), o.signal);
+  run.restartWall = Date.now();
+  sayAt(run, `starting ${victim} again`);
+  try {
+    await targetOf(run).start(victim);
+    run.readyWall = Date.now();
+    sayAt(run, `${victim} ready (${run.readyWall - run.restartWall} ms; nginx sends it traffic again once its fail_timeout has passed)`);
+  } catch (err) {
+    // The run goes on with the victim down; the report shows no readiness time.
+    sayAt(run, `${victim} did not come back: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** k6 stops by itself at --duration (plus its 3 s graceful stop and the report); this is the backstop. */
+async function waitForK6(run: Run): Promise<void> {
+  const { o } = run;
+  const k6 = k6Of(run);
+  const hardStop = run.loadStart + (o.durationS + 40) * 1000;
+  while (!run.k6Exited) {
+    if (Date.now() > hardStop) {
+      o.say(`${run.label}: k6 still running ${o.durationS + 40}s after the start; stopping it`);
+      await k6.stop('SIGTERM', 10_000);
+      break;
+    }
+    await abortableSleep(100, o.signal);
+  }
+  await k6.exited;
+  sayAt(run, `k6 done (exit ${run.k6Exit.code ?? run.k6Exit.signal}${run.k6Exit.code === 99 ? ': a threshold failed' : ''})`);
+}
+
+/**
+ * One more user, after the load: the credential's size, what it occupies on the server, and
+ * whether a copy taken before logout still works after it.
+ */
+async function probeAfterLoad(run: Run): Promise<void> {
+  const { o, label } = run;
+  const t = targetOf(run);
+  const extra = o.vus + 1;
+  try {
+    const p = await probeCredential(t.url, { username: `user${extra}`, password: `pass${extra}` }, (c) => serverBytesOf(o.mode, t.store, c));
+    run.probe = { revokesStolenCredential: p.revokesStolenCredential, stateBytesPerRequest: p.stateBytesPerRequest, serverBytesPerSession: p.serverBytesPerSession };
+    o.say(
+      `${label}: probe: ${p.stateBytesPerRequest} bytes of state per request, ${p.serverBytesPerSession ?? '?'} bytes per session on the server, a stolen copy ${p.revokesStolenCredential ? 'is refused' : 'still works'} after logout`,
+    );
+  } catch (err) {
+    o.say(`${label}: probe failed: ${(err as Error).message}`);
+  }
+}
+
+/** The cluster down, its logs kept in the report folder, the run folder removed. */
+async function tearDown(run: Run): Promise<void> {
+  fs.rmSync(run.files.logs, { recursive: true, force: true });
+  await run.target?.down(run.files.logs).catch((err: Error) => run.o.say(`${run.label}: teardown: ${err.message}`));
+  fs.rmSync(run.runDir, { recursive: true, force: true });
+  run.o.say(`${run.label}: cluster down`);
+}
+
+async function outcomeOf(run: Run): Promise<RunOutcome> {
+  const { o, files, k6Exit } = run;
   if (!fs.existsSync(files.summary)) throw new Error(`k6 wrote no summary (exit ${k6Exit.code ?? k6Exit.signal}):\n${tail(files.log)}`);
   const summary = JSON.parse(fs.readFileSync(files.summary, 'utf8')) as K6Summary;
   const series = await readSeries(files.json);
   return {
     mode: o.mode,
-    target: targetKind,
-    fault,
+    target: run.targetKind,
+    fault: run.fault,
     store: o.store ?? 'single',
     redisPersistence: nodeStore(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
     nodeSettings: o.nodeSettings ?? {},
-    label,
+    label: run.label,
     nodes: o.nodes,
-    nodeNames: nodeNames ?? [],
+    nodeNames: run.target?.nodes ?? [],
     vus: o.vus,
     durationS: o.durationS,
-    killedNode,
-    killWall,
-    restartWall,
-    readyWall,
-    sessionsHeld,
+    killedNode: run.killedNode,
+    killWall: run.killWall,
+    restartWall: run.restartWall,
+    readyWall: run.readyWall,
+    sessionsHeld: run.sessionsHeld,
     k6Exit,
     summary,
     series,
-    probe,
+    probe: run.probe,
     files,
   };
 }

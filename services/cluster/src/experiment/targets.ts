@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { down, kill, primaryPart, removeRun, REPO_ROOT, start, up, type ClusterState, type Mode, type Store } from '../cluster.js';
+import { removeRun, REPO_ROOT, up, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { METRICS_IN_CONTAINER, nodeLoad, parseMetrics } from '../lib/node-metrics.js';
 import { freePort } from '../lib/ports.js';
@@ -53,7 +53,7 @@ export type TargetKind = (typeof TARGETS)[number];
 // --- the local cluster ---------------------------------------------------------------------------
 
 export async function localTarget(o: TargetOptions): Promise<Target> {
-  const state: ClusterState = await up({
+  const cluster = await up({
     dir: o.runDir,
     mode: o.mode,
     nodes: o.nodes,
@@ -65,6 +65,7 @@ export async function localTarget(o: TargetOptions): Promise<Target> {
     ...(o.store && { store: o.store }),
     ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
   });
+  const { state } = cluster;
   const apps = state.parts.filter((p) => p.kind === 'app');
   const nginxLog = state.parts.find((p) => p.kind === 'nginx')!.log;
   const before = fs.statSync(nginxLog).size;
@@ -80,13 +81,13 @@ export async function localTarget(o: TargetOptions): Promise<Target> {
     },
     // nginx's access log goes to this file: its first line is the load's first request.
     loadStarted: async () => fs.statSync(nginxLog).size > before,
-    storeVictim: async (primary) => (primary ? (await primaryPart(state)).name : 'redis'),
-    kill: (name, signal) => kill(name, { dir: o.runDir, signal }).then(() => {}),
-    start: (name) => start(name, { dir: o.runDir }).then(() => {}),
+    storeVictim: async (primary) => (primary ? (await cluster.primary()).name : 'redis'),
+    kill: (name, signal) => cluster.kill(name, signal),
+    start: (name) => cluster.start(name).then(() => {}),
     store: localStoreAccess(state),
     async down(logsDir) {
       try {
-        await down(o.runDir);
+        await cluster.down();
       } finally {
         if (fs.existsSync(path.join(o.runDir, 'logs'))) fs.cpSync(path.join(o.runDir, 'logs'), logsDir, { recursive: true });
         removeRun(o.runDir);

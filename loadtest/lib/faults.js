@@ -1,0 +1,67 @@
+// The experiment's faults: the one definition of each, read by the experiment CLI (its --fault
+// choices and usage errors), the experiment itself (what it does to the cluster:
+// services/cluster/src/experiment/run.ts), k6 (lib/config.js: FAULT) and the claims judge
+// (lib/claims.js). Plain JS, so that k6 can import it too; faults.d.ts types it for TypeScript.
+//
+// Each fault:
+//   summary       what it is, for the usage text
+//   store         a fault of the shared store rather than of a node: every node stays alive, so
+//                 every failure must be a node's own JSON 503 (lib/claims.js), and it runs in
+//                 shared mode (its Redis)
+//   victim        what is signalled at --kill-at: a node (`busiest` or the one named), the single
+//                 Redis, or whichever Redis is primary at that moment
+//   signal        KILL (a crash) or TERM (the node drains)
+//   stores        the store topologies (cluster up --store) it applies to; anything else is a
+//                 usage error, with `wrongStore`'s text
+//   keepsSessions a store fault after which no session may be missing (AOF replays the writes)
+
+export const FAULTS = Object.freeze({
+  'node-kill': Object.freeze({
+    summary: 'SIGKILL a node (the default)',
+    store: false,
+    victim: 'node',
+    signal: 'KILL',
+    stores: null,
+    keepsSessions: false,
+  }),
+  'node-term': Object.freeze({
+    summary: 'SIGTERM a node: it drains',
+    store: false,
+    victim: 'node',
+    signal: 'TERM',
+    stores: null,
+    keepsSessions: false,
+  }),
+  'redis-restart': Object.freeze({
+    summary: 'SIGKILL Redis, start it again after --restart-after (--store single)',
+    store: true,
+    victim: 'redis',
+    signal: 'KILL',
+    stores: Object.freeze(['single']),
+    wrongStore: (store) => `--fault redis-restart is the single Redis's fault; with --store ${store} use --fault redis-primary-kill`,
+    keepsSessions: true,
+  }),
+  'redis-primary-kill': Object.freeze({
+    summary: "SIGKILL a primary: Sentinel's, or one of a Redis Cluster's three (--store sentinel or redis-cluster)",
+    store: true,
+    victim: 'redis-primary',
+    signal: 'KILL',
+    stores: Object.freeze(['sentinel', 'redis-cluster']),
+    wrongStore: () => '--fault redis-primary-kill needs --store sentinel or redis-cluster (a single Redis has no replica to fail over to; its fault is redis-restart)',
+    keepsSessions: false,
+  }),
+});
+
+export const FAULT_NAMES = Object.freeze(Object.keys(FAULTS));
+export const DEFAULT_FAULT = 'node-kill';
+
+/** Faults of the shared store rather than of a node (see `store` above). */
+export const STORE_FAULTS = Object.freeze(FAULT_NAMES.filter((name) => FAULTS[name].store));
+export const isStoreFault = (fault) => STORE_FAULTS.includes(fault);
+
+/** Why `fault` cannot run on the store topology `store` (a usage error's text), or null when it can. */
+export function faultRefusal(fault, store) {
+  const f = FAULTS[fault];
+  if (!f) return `--fault must be one of ${FAULT_NAMES.join(', ')}, got "${fault}"`;
+  return f.stores && !f.stores.includes(store) ? f.wrongStore(store) : null;
+}
