@@ -90,6 +90,15 @@ describe('judge (loadtest/lib/claims.js)', () => {
     expect(problems({ ...sharedRun(), killedNodeServedBeforeKill: 0 })).toMatch(/served no request before the kill/);
   });
 
+  it('node-term (SIGTERM: the node drains): not one request may fail, where a SIGKILL may fail a POST in flight', () => {
+    const drained: JudgeInput = { ...sharedRun(), fault: 'node-term', failures: [] };
+    expect(judge(drained)).toMatchObject({ held: true, problems: [] });
+    expect(judge(drained).expected).toMatch(/SIGTERM of app-2, which drains: .*no request failed/);
+    // The one failed write a SIGKILL is allowed (sharedRun's) fails a drain.
+    expect(judge(sharedRun())).toMatchObject({ held: true });
+    expect(judge({ ...sharedRun(), fault: 'node-term' }).problems).toEqual(['1 request(s) failed while app-2 drained (a drain fails none)']);
+  });
+
   it('failures: only network errors or 5xx, around the kill, at most one write per VU, reads within 0.1 %, no login', () => {
     const withFailures = (failures: JudgeInput['failures']) => problems({ ...sharedRun(), failures });
     expect(withFailures([{ t: 6.2, kind: 'write', status: '403', vu: '3' }])).toMatch(/4xx \(403\)/);
