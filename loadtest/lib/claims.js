@@ -104,6 +104,8 @@ export function k6Thresholds({ mode, kill, vus, fault = 'node-kill' }) {
     if (fault === 'redis-restart') t.sessions_lost = ['count==0'];
     return t;
   }
+  // A drained node (SIGTERM) finishes what it has before it exits: nothing may fail.
+  if (fault === 'node-term') t.failed_requests = ['count==0'];
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
   t['http_req_failed{kind:read}'] = [`rate<=${LIMITS.readFailureRate}`];
   // Every mode but sticky keeps sessions where a node's death cannot reach them: a shared store

@@ -91,12 +91,20 @@ describe('judge (loadtest/lib/claims.js)', () => {
   });
 
   it('node-term (SIGTERM: the node drains): not one request may fail, where a SIGKILL may fail a POST in flight', () => {
-    const drained: JudgeInput = { ...sharedRun(), fault: 'node-term', failures: [] };
+    const ran: Record<string, Record<string, boolean>> = {};
+    for (const [metric, sources] of Object.entries(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: VUS, fault: 'node-term' })))
+      ran[metric] = Object.fromEntries(sources.map((src) => [src, true]));
+    const drained: JudgeInput = { ...sharedRun(), fault: 'node-term', failures: [], k6: { exitCode: 0, thresholds: ran } };
     expect(judge(drained)).toMatchObject({ held: true, problems: [] });
     expect(judge(drained).expected).toMatch(/SIGTERM of app-2, which drains: .*no request failed/);
     // The one failed write a SIGKILL is allowed (sharedRun's) fails a drain.
     expect(judge(sharedRun())).toMatchObject({ held: true });
-    expect(judge({ ...sharedRun(), fault: 'node-term' }).problems).toEqual(['1 request(s) failed while app-2 drained (a drain fails none)']);
+    expect(judge({ ...drained, failures: sharedRun().failures }).problems).toEqual(['1 request(s) failed while app-2 drained (a drain fails none)']);
+    // A node-term run held to a SIGKILL's k6 thresholds (without failed_requests count==0) is not accepted.
+    expect(judge({ ...drained, k6: sharedRun().k6 }).problems.join()).toMatch(/did not run the threshold\(s\) failed_requests: count==0/);
+    // k6 holds the same (the docker and hand-run paths), and a node-kill run is not held to it.
+    expect(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: 7, fault: 'node-term' }).failed_requests).toEqual(['count==0']);
+    expect(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: 7, fault: 'node-kill' }).failed_requests).toBeUndefined();
   });
 
   it('failures: only network errors or 5xx, around the kill, at most one write per VU, reads within 0.1 %, no login', () => {
