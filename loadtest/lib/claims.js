@@ -105,6 +105,8 @@ export function k6Thresholds({ mode, kill, vus, fault = DEFAULT_FAULT }) {
     if (FAULTS[fault].keepsSessions) t.sessions_lost = ['count==0'];
     return t;
   }
+  // A drained node (SIGTERM) finishes what it has before it exits: nothing may fail.
+  if (fault === 'node-term') t.failed_requests = ['count==0'];
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
   t['http_req_failed{kind:read}'] = [`rate<=${LIMITS.readFailureRate}`];
   // Every mode but sticky keeps sessions where a node's death cannot reach them: a shared store
@@ -201,9 +203,18 @@ export function judge(r) {
 
   if (r.mode !== 'sticky') {
     if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    // SIGTERM drains the node (it stops taking connections, finishes what it has, then exits):
+    // unlike a SIGKILL, no request is in flight on it when it goes.
+    if (r.fault === 'node-term' && r.failures.length) problems.push(`${r.failures.length} request(s) failed while ${r.killedNode} drained (a drain fails none)`);
     if (!(r.killedNodeServedBeforeKill > 0)) problems.push(`${r.killedNode} served no request before the kill: killing it tested nothing`);
     if (r.sessionsTotal !== r.vus) problems.push(`${r.sessionsTotal} login(s) for ${r.vus} VUs (one each expected: no session is ever lost)`);
     const f = r.failures;
+    if (r.fault === 'node-term')
+      return verdict(
+        `every session survives the SIGTERM of ${r.killedNode}, which drains: 0 lost, one login per VU, no request failed`,
+        problems,
+        `0 lost of ${r.sessionsTotal}; 0 requests failed`,
+      );
     return verdict(
       `every session survives the SIGKILL of ${r.killedNode}: 0 lost, one login per VU; failures only network errors or 5xx within ${LIMITS.killWindowS} s of the kill, at most ${LIMITS.writeFailuresPerVu} write per VU (a POST already sent to the dying node is not replayed), reads <= ${LIMITS.readFailureRate * 100} % (nginx replays GETs), no login`,
       problems,

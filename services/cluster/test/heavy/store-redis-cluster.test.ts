@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill, ps, start } from '../../src/cluster.js';
 import { Client, loginMany, startCluster } from '../../../../testkit/cluster.js';
+import { AcknowledgedCounters } from '../../../../testkit/acknowledged.js';
 
 // Redis Cluster (`cluster up --store redis-cluster`): 3 primaries + 3 replicas, nodes on ioredis's
 // Cluster client, sessions spread over the slots by user (services/app/src/session/keys.ts). One
@@ -37,11 +38,13 @@ it('a primary killed under load: other slots never fail, its slots resume within
   expect(onVictim.size).toBeGreaterThan(0);
   expect(onVictim.size).toBeLessThan(clients.length);
 
+  const acknowledged = new AcknowledgedCounters(clients);
   const failures: Array<{ c: Client; at: number; status: number; code?: string }> = [];
   let stop = false;
   const writers = clients.map(async (c) => {
     while (!stop) {
       const r = await c.get('/api/me'); // a session write (its request counter)
+      acknowledged.record(c, r);
       if (r.status !== 200) failures.push({ c, at: Date.now(), status: r.status, code: r.body?.error?.code });
       await new Promise((res) => setTimeout(res, 50));
     }
@@ -81,7 +84,13 @@ it('a primary killed under load: other slots never fail, its slots resume within
   const after = await roles();
   expect(after[victim.name]).toBe('down');
   expect(Object.values(after).filter((r) => r === 'primary')).toHaveLength(3);
-  for (const c of clients) expect((await c.get('/api/me')).status).toBe(200);
+  // Every session is still there (a 401 would be a lost one), its counter where its client last saw
+  // it acknowledged or past it. Replication is asynchronous (Redis Cluster has no WAIT here): the one
+  // write a session had in flight at the kill may have missed the replica, never more.
+  const reread = await acknowledged.lostPerSession();
+  expect(reread.filter((a) => a.status !== 200).map((a) => JSON.stringify(a.body))).toEqual([]);
+  console.log(`redis-cluster failover: acknowledged writes lost per session: ${reread.map((a) => a.lost).join(', ')}`);
+  for (const a of reread) expect(a.lost).toBeLessThanOrEqual(1);
 
   // The killed server comes back (its nodes.conf) as a replica of the one that took its slots.
   await start(victim.name, { dir: cluster.dir });

@@ -1,100 +1,109 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kill, ps, start } from '../../src/cluster.js';
-import { Client, loginMany, sentinelSwitches, startCluster } from '../../../../testkit/cluster.js';
+import { AcknowledgedCounters } from '../../../../testkit/acknowledged.js';
+import { loginMany, sentinelSwitches, startCluster } from '../../../../testkit/cluster.js';
 import { waitFor } from '../../../../testkit/ports.js';
 
 // Redis high availability: a primary, two replicas and three Sentinels (`cluster up --store
 // sentinel`), nodes following the primary through ioredis's Sentinel support. The primary is
 // SIGKILLed under steady writes: session writes stop for the failover only (a few seconds with
 // the store's tuning, not Sentinel's 30 s default), fail as JSON 503 meanwhile, never as a 502, and
-// the sessions are all there afterwards on the new primary.
-let cluster: Awaited<ReturnType<typeof startCluster>>;
-beforeAll(async () => {
-  cluster = await startCluster({ mode: 'shared', nodes: 2, store: 'sentinel' });
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
-
-const roles = async () => Object.fromEntries((await ps(cluster.dir)).parts.filter((p) => p.kind === 'redis' || p.kind === 'sentinel').map((p) => [p.name, p.role ?? 'down']));
-
-it('a primary killed under load: writes resume on a new primary within seconds, every session kept', async () => {
-  expect(await roles()).toEqual({ 'redis-1': 'primary', 'redis-2': 'replica', 'redis-3': 'replica', 'sentinel-1': 'sentinel', 'sentinel-2': 'sentinel', 'sentinel-3': 'sentinel' });
-  const clients = await loginMany(cluster.url, 10);
-  const acknowledged = new Map<Client, number>(clients.map((c) => [c, 0]));
-  const failures: Array<{ at: number; status: number; code?: string }> = [];
-  let stop = false;
-  const writers = clients.map(async (c) => {
-    while (!stop) {
-      const r = await c.get('/api/me'); // each one counts: a session write
-      if (r.status === 200) acknowledged.set(c, r.body.requests);
-      else failures.push({ at: Date.now(), status: r.status, code: r.body?.error?.code });
-      await new Promise((res) => setTimeout(res, 25));
-    }
+// the sessions are all there afterwards on the new primary. Twice: with asynchronous replication
+// (a write acknowledged in the instant before the kill may not have reached the replica: at most
+// that one per session), and with REDIS_WAIT_REPLICAS=1 (a write is acknowledged only once a
+// replica has it: not one acknowledged write may be lost).
+describe.each([
+  { replication: 'asynchronous', nodeEnv: {} as Record<string, string>, lostPerSession: 1 },
+  { replication: 'REDIS_WAIT_REPLICAS=1', nodeEnv: { REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '400' }, lostPerSession: 0 },
+])('$replication replication', ({ nodeEnv, lostPerSession }) => {
+  let cluster: Awaited<ReturnType<typeof startCluster>>;
+  beforeAll(async () => {
+    cluster = await startCluster({ mode: 'shared', nodes: 2, store: 'sentinel', nodeEnv });
   });
-  const pings: number[] = [];
-  const pinger = (async () => {
-    while (!stop) {
-      pings.push((await fetch(cluster.url + '/api/ping')).status);
-      await new Promise((res) => setTimeout(res, 50));
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  const roles = async () => Object.fromEntries((await ps(cluster.dir)).parts.filter((p) => p.kind === 'redis' || p.kind === 'sentinel').map((p) => [p.name, p.role ?? 'down']));
+
+  it('a primary killed under load: writes resume on a new primary within seconds, every session kept', async () => {
+    expect(await roles()).toEqual({
+      'redis-1': 'primary',
+      'redis-2': 'replica',
+      'redis-3': 'replica',
+      'sentinel-1': 'sentinel',
+      'sentinel-2': 'sentinel',
+      'sentinel-3': 'sentinel',
+    });
+    const clients = await loginMany(cluster.url, 10);
+    const acknowledged = new AcknowledgedCounters(clients);
+    const failures: Array<{ at: number; status: number; code?: string }> = [];
+    let stop = false;
+    const writers = clients.map(async (c) => {
+      while (!stop) {
+        const r = await c.get('/api/me'); // each one counts: a session write
+        acknowledged.record(c, r);
+        if (r.status !== 200) failures.push({ at: Date.now(), status: r.status, code: r.body?.error?.code });
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    });
+    const pings: number[] = [];
+    const pinger = (async () => {
+      while (!stop) {
+        pings.push((await fetch(cluster.url + '/api/ping')).status);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const killedAt = Date.now();
+    await kill('redis-primary', { dir: cluster.dir });
+    // Watch until writes have gone through for 2 s after the outage (at most 30 s).
+    const deadline = killedAt + 30_000;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      const lastFailure = failures.at(-1)?.at ?? 0;
+      if (lastFailure > killedAt && Date.now() - lastFailure > 2000) break;
     }
-  })();
-  await new Promise((r) => setTimeout(r, 1500));
-  const killedAt = Date.now();
-  await kill('redis-primary', { dir: cluster.dir });
-  // Watch until writes have gone through for 2 s after the outage (at most 30 s).
-  const deadline = killedAt + 30_000;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 250));
-    const lastFailure = failures.at(-1)?.at ?? 0;
-    if (lastFailure > killedAt && Date.now() - lastFailure > 2000) break;
-  }
-  stop = true;
-  await Promise.all([...writers, pinger]);
+    stop = true;
+    await Promise.all([...writers, pinger]);
 
-  const outageS = failures.length ? (Math.max(...failures.map((f) => f.at)) - killedAt) / 1000 : 0;
-  console.log(`sentinel failover: ${failures.length} failed writes, writes resumed ${outageS.toFixed(2)} s after the primary was killed`);
-  const odd = failures.filter((f) => !(f.status === 503 && f.code === 'STORE_UNAVAILABLE'));
-  expect(odd.map((f) => `${f.at - killedAt} ms: ${f.status} ${f.code}`)).toEqual([]);
-  expect(failures.length).toBeGreaterThan(0); // the kill was felt
-  // Tuned for seconds (down-after 2 s, failover-timeout 5 s): ~3 s here when the first election
-  // succeeds; a failed election retries after 10 s. Sentinel's defaults would take over 30 s.
-  expect(outageS).toBeLessThan(25);
-  expect(pings.every((s) => s === 200)).toBe(true);
+    const outageS = failures.length ? (Math.max(...failures.map((f) => f.at)) - killedAt) / 1000 : 0;
+    console.log(`sentinel failover: ${failures.length} failed writes, writes resumed ${outageS.toFixed(2)} s after the primary was killed`);
+    const odd = failures.filter((f) => !(f.status === 503 && f.code === 'STORE_UNAVAILABLE'));
+    expect(odd.map((f) => `${f.at - killedAt} ms: ${f.status} ${f.code}`)).toEqual([]);
+    expect(failures.length).toBeGreaterThan(0); // the kill was felt
+    // Tuned for seconds (down-after 2 s, failover-timeout 5 s): 3.9 s here (README: 3.86-3.91 s in 15
+    // runs), one election. A failed election retries only after 10 s, and Sentinel's defaults would
+    // take over 30 s: either is past this bound, which leaves a loaded machine twice the figure.
+    expect(outageS).toBeLessThan(10);
+    expect(pings.every((s) => s === 200)).toBe(true);
 
-  // The topology settles: one new primary, the other server its replica. Writes resume as soon as
-  // one replica is promoted; the Sentinels reconfigure the other one just after (within seconds).
-  let r = await roles();
-  await waitFor(
-    'one primary and one replica among redis-2 and redis-3',
-    async () => ((r = await roles()), [r['redis-2'], r['redis-3']].sort().join() === 'primary,replica'),
-    15_000,
-    200,
-  );
-  expect(r['redis-1']).toBe('down');
-  expect([r['redis-2'], r['redis-3']].sort()).toEqual(['primary', 'replica']);
-  // One failover, one promotion, seen alike by every Sentinel: a second one (a Sentinel calling the
-  // live new primary down) would promote the other replica and lose the writes the first one took.
-  const primary = `127.0.0.1:${cluster.parts.find((p) => p.name === (r['redis-2'] === 'primary' ? 'redis-2' : 'redis-3'))!.port}`;
-  await waitFor('every Sentinel to log the promotion', async () => Object.values(sentinelSwitches(cluster.dir)).every((s) => s.length > 0), 10_000, 200);
-  expect(sentinelSwitches(cluster.dir)).toEqual({ 'sentinel-1': [primary], 'sentinel-2': [primary], 'sentinel-3': [primary] });
-  // Every session is on the new primary. A node can still be reconnecting (Sentinel closes the
-  // connections of a server it reconfigures; ioredis reconnects when the Sentinels announce the new
-  // primary): a JSON 503 is retried for up to 10 s, a 401 (a lost session) is not.
-  // Its counter is where the client last saw it acknowledged, or higher (a write applied whose reply
-  // died with the primary, or a retried read); lower means acknowledged writes were lost (replication
-  // is asynchronous: a write acknowledged in the moment before the kill can be), counted per client.
-  let lost = 0;
-  for (const c of clients) {
-    let me = await c.get('/api/me');
-    await waitFor('a node to answer this session again', async () => me.status !== 503 || (me = await c.get('/api/me')).status !== 503, 10_000, 200).catch(() => {});
-    expect(me.status, JSON.stringify(me.body)).toBe(200);
-    lost += Math.max(0, acknowledged.get(c)! + 1 - me.body.requests);
-  }
-  console.log(`sentinel failover: acknowledged writes lost: ${lost}`);
-  expect(lost).toBeLessThanOrEqual(clients.length);
+    // The topology settles: one new primary, the other server its replica. Writes resume as soon as
+    // one replica is promoted; the Sentinels reconfigure the other one just after (within seconds).
+    let r = await roles();
+    await waitFor(
+      'one primary and one replica among redis-2 and redis-3',
+      async () => ((r = await roles()), [r['redis-2'], r['redis-3']].sort().join() === 'primary,replica'),
+      15_000,
+      200,
+    );
+    expect(r['redis-1']).toBe('down');
+    expect([r['redis-2'], r['redis-3']].sort()).toEqual(['primary', 'replica']);
+    // One failover, one promotion, seen alike by every Sentinel: a second one (a Sentinel calling the
+    // live new primary down) would promote the other replica and lose the writes the first one took.
+    const primary = `127.0.0.1:${cluster.parts.find((p) => p.name === (r['redis-2'] === 'primary' ? 'redis-2' : 'redis-3'))!.port}`;
+    await waitFor('every Sentinel to log the promotion', async () => Object.values(sentinelSwitches(cluster.dir)).every((s) => s.length > 0), 10_000, 200);
+    expect(sentinelSwitches(cluster.dir)).toEqual({ 'sentinel-1': [primary], 'sentinel-2': [primary], 'sentinel-3': [primary] });
+    // Every session is on the new primary (a 401 would be a lost session), and its counter is where
+    // its client last saw it acknowledged, or past it; behind it means acknowledged writes were lost.
+    const after = await acknowledged.lostPerSession();
+    expect(after.filter((a) => a.status !== 200).map((a) => JSON.stringify(a.body))).toEqual([]);
+    const lost = after.map((a) => a.lost);
+    console.log(`sentinel failover: acknowledged writes lost per session: ${lost.join(', ')}`);
+    for (const n of lost) expect(n).toBeLessThanOrEqual(lostPerSession);
 
-  // The old primary comes back as a replica of the new one, at once.
-  await start('redis-1', { dir: cluster.dir });
-  expect((await roles())['redis-1']).toBe('replica');
-}, 120_000);
+    // The old primary comes back as a replica of the new one, at once.
+    await start('redis-1', { dir: cluster.dir });
+    expect((await roles())['redis-1']).toBe('replica');
+  }, 120_000);
+});

@@ -4,9 +4,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cluster.js';
-import { isAlive } from '../../src/lib/pids.js';
+import { isAlive, signal } from '../../src/lib/pids.js';
+import { processesUsing } from '../../../../testkit/procs.js';
 import { freePort } from '../../src/lib/ports.js';
 
 // `cluster up` that cannot succeed: a clear error naming the part, and nothing left running.
@@ -32,23 +33,30 @@ function pathWithout(hide: string): string {
   return bin;
 }
 
-function pidsIn(dir: string): number[] {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).parts.map((p: { pid: number }) => p.pid);
-  } catch {
-    return [];
-  }
-}
+/** What a failed `up` left running in its run folder, by pid and command (state.json is gone by then, if it was ever written). */
+const leftRunning = (dir: string) => processesUsing(dir).map((p) => `${p.pid} ${p.command}`);
+
+// A failing test leaks nothing: whatever is still running in a run folder is SIGKILLed after it.
+const runDirs: string[] = [];
+const runDir = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+  runDirs.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const dir of runDirs.splice(0)) for (const p of processesUsing(dir)) signal(p.pid, 'SIGKILL');
+});
 
 it('refuses a taken port, naming it, and starts nothing', async () => {
   const port = await freePort();
   const blocker = net.createServer().listen(port, '127.0.0.1');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+  const dir = runDir();
   const r = await run(['up', '--detach', '--no-monitoring', '--port', String(port), '--dir', dir]);
   blocker.close();
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(new RegExp(`nginx: port ${port} on 127.0.0.1 is already in use`));
   expect(fs.existsSync(path.join(dir, 'state.json'))).toBe(false);
+  expect(leftRunning(dir)).toEqual([]);
 });
 
 for (const [missing, part] of [
@@ -56,29 +64,30 @@ for (const [missing, part] of [
   ['redis-server', 'redis'],
 ] as const) {
   it(`names ${missing} when it is not installed, and leaves nothing running`, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+    const dir = runDir();
     const r = await run(['up', '--detach', '--no-monitoring', '--port', String(await freePort()), '--dir', dir], { ...process.env, PATH: pathWithout(missing) });
+    expect(leftRunning(dir)).toEqual([]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${part}: ${missing} is not installed`);
-    expect(pidsIn(dir).filter(isAlive)).toEqual([]);
   });
 }
 
 it('a bad node setting is refused before anything starts, naming it (exit 2)', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+  const dir = runDir();
   const r = await run(['up', '--detach', '--no-monitoring', '--port', String(await freePort()), '--dir', dir], { ...process.env, SESSION_SECRETS: 'too-short' });
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/node setting SESSION_SECRETS every secret must be at least 32 characters/);
   expect(r.stderr).not.toContain('too-short'); // the node's rule: secrets are never printed
   expect(r.stdout).not.toMatch(/healthy/);
   expect(fs.readdirSync(dir)).toEqual([]);
+  expect(leftRunning(dir)).toEqual([]);
 });
 
 it('a part that fails after others started: everything started is stopped', async () => {
   // Real redis and nodes, then an nginx that refuses its configuration (a stand-in binary on PATH).
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bin-'));
   fs.writeFileSync(path.join(bin, 'nginx'), '#!/bin/sh\necho "nginx: [emerg] stand-in nginx refuses every configuration" >&2\nexit 1\n', { mode: 0o755 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-up-'));
+  const dir = runDir();
   const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], {
     ...process.env,
     PATH: `${bin}:${process.env.PATH}`,
@@ -91,5 +100,6 @@ it('a part that fails after others started: everything started is stopped', asyn
   const started = [...r.stdout.matchAll(/\(pid (\d+),/g)].map((m) => Number(m[1]));
   expect(started.length).toBe(3);
   expect(started.filter(isAlive)).toEqual([]);
+  expect(leftRunning(dir)).toEqual([]);
   expect(fs.existsSync(path.join(dir, 'state.json'))).toBe(false);
 });

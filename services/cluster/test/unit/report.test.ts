@@ -90,6 +90,23 @@ describe('judge (loadtest/lib/claims.js)', () => {
     expect(problems({ ...sharedRun(), killedNodeServedBeforeKill: 0 })).toMatch(/served no request before the kill/);
   });
 
+  it('node-term (SIGTERM: the node drains): not one request may fail, where a SIGKILL may fail a POST in flight', () => {
+    const ran: Record<string, Record<string, boolean>> = {};
+    for (const [metric, sources] of Object.entries(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: VUS, fault: 'node-term' })))
+      ran[metric] = Object.fromEntries(sources.map((src) => [src, true]));
+    const drained: JudgeInput = { ...sharedRun(), fault: 'node-term', failures: [], k6: { exitCode: 0, thresholds: ran } };
+    expect(judge(drained)).toMatchObject({ held: true, problems: [] });
+    expect(judge(drained).expected).toMatch(/SIGTERM of app-2, which drains: .*no request failed/);
+    // The one failed write a SIGKILL is allowed (sharedRun's) fails a drain.
+    expect(judge(sharedRun())).toMatchObject({ held: true });
+    expect(judge({ ...drained, failures: sharedRun().failures }).problems).toEqual(['1 request(s) failed while app-2 drained (a drain fails none)']);
+    // A node-term run held to a SIGKILL's k6 thresholds (without failed_requests count==0) is not accepted.
+    expect(judge({ ...drained, k6: sharedRun().k6 }).problems.join()).toMatch(/did not run the threshold\(s\) failed_requests: count==0/);
+    // k6 holds the same (the docker and hand-run paths), and a node-kill run is not held to it.
+    expect(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: 7, fault: 'node-term' }).failed_requests).toEqual(['count==0']);
+    expect(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: 7, fault: 'node-kill' }).failed_requests).toBeUndefined();
+  });
+
   it('failures: only network errors or 5xx, around the kill, at most one write per VU, reads within 0.1 %, no login', () => {
     const withFailures = (failures: JudgeInput['failures']) => problems({ ...sharedRun(), failures });
     expect(withFailures([{ t: 6.2, kind: 'write', status: '403', vu: '3' }])).toMatch(/4xx \(403\)/);
@@ -174,6 +191,92 @@ describe('judge (loadtest/lib/claims.js)', () => {
     expect(claimThresholds({ mode: 'sticky', kill: true, restart: false, vus: 7 }).sessions_lost).toEqual(['count>0', 'count<=7']);
     expect(lossesPerVu({ mode: 'shared', kill: true })).toBe(0);
     expect(lossesPerVu({ mode: 'sticky', kill: true })).toBe(1);
+  });
+});
+
+describe('judge of a store fault (redis-restart, redis-primary-kill)', () => {
+  /** Every threshold k6 runs for a store fault, all passed. */
+  const passedFault = (fault: 'redis-restart' | 'redis-primary-kill') => {
+    const out: Record<string, Record<string, boolean>> = {};
+    for (const [metric, sources] of Object.entries(claimThresholds({ mode: 'shared', kill: true, restart: true, vus: VUS, fault })))
+      out[metric] = Object.fromEntries(sources.map((s) => [s, true]));
+    return out;
+  };
+  /** Redis SIGKILLed at 6 s, ready again at 14 s: session requests answered a node's 503 in between, nothing else failed. */
+  function restartRun(): JudgeInput {
+    return {
+      ...sharedRun(),
+      fault: 'redis-restart',
+      killedNode: 'redis',
+      killedNodeServedBeforeKill: null,
+      requestsByKind: { read: 2000, write: 900, login: VUS, noSession: 300 },
+      failures: [
+        { t: 6.1, kind: 'read', status: '503', vu: '1' },
+        { t: 13.9, kind: 'write', status: '503', vu: '2' },
+      ],
+      restartAtS: 14,
+      readyAtS: 14.1,
+      endS: 30,
+      writeOutageS: 7.8,
+      acknowledgedWritesLost: 0,
+      k6: { exitCode: 0, thresholds: passedFault('redis-restart') },
+    };
+  }
+  const primaryKillRun = (): JudgeInput => ({
+    ...restartRun(),
+    fault: 'redis-primary-kill',
+    killedNode: 'redis-1',
+    restartAtS: null,
+    readyAtS: null,
+    k6: { exitCode: 0, thresholds: passedFault('redis-primary-kill') },
+  });
+
+  it('holds the runs that show the claims', () => {
+    expect(judge(restartRun())).toMatchObject({ held: true, problems: [] });
+    expect(judge(primaryKillRun())).toMatchObject({ held: true, problems: [] });
+  });
+
+  // Each run below breaks one claim and nothing else: the judge must say which (one problem, naming it).
+  const only = (r: JudgeInput) => {
+    const v = judge(r);
+    expect(v.held).toBe(false);
+    expect(v.problems).toHaveLength(1);
+    return v.problems[0];
+  };
+
+  it("a failure other than a node's JSON 503 (nginx's 502, a network error) fails it", () => {
+    const withFailure = (status: string) => ({ ...restartRun(), failures: [...restartRun().failures, { t: 7, kind: 'read', status, vu: '5' }] });
+    expect(only(withFailure('502'))).toMatch(/^1 failure\(s\) other than a node's 503 \(502\)$/);
+    expect(only(withFailure('0'))).toMatch(/^1 failure\(s\) other than a node's 503 \(0\)$/);
+    expect(only({ ...primaryKillRun(), failures: [{ t: 7, kind: 'write', status: '500', vu: '5' }] })).toMatch(/other than a node's 503 \(500\)/);
+  });
+
+  it('a request that needs no session failing, even with a 503, fails it', () => {
+    expect(only({ ...restartRun(), failures: [...restartRun().failures, { t: 7, kind: 'noSession', status: '503', vu: '5' }] })).toMatch(
+      /^1 request\(s\) that need no session failed$/,
+    );
+  });
+
+  it('a failure before the fault or well after the store is back fails it', () => {
+    expect(only({ ...restartRun(), failures: [{ t: 6 - LIMITS.killSlackS - 0.1, kind: 'read', status: '503', vu: '1' }] })).toMatch(
+      /^1 failure\(s\) outside the outage \(first at 5\.4s\)$/,
+    );
+    expect(only({ ...restartRun(), failures: [{ t: 14.1 + LIMITS.killWindowS + 0.1, kind: 'read', status: '503', vu: '1' }] })).toMatch(/outside the outage/);
+    // Without a readiness (a primary kill), the outage may last until the run's end, not after it.
+    expect(only({ ...primaryKillRun(), failures: [{ t: 30 + LIMITS.killWindowS + 0.1, kind: 'read', status: '503', vu: '1' }] })).toMatch(/outside the outage/);
+  });
+
+  it('a session lost across a Redis restart (AOF) fails it', () => {
+    expect(only({ ...restartRun(), sessionsLost: 2 })).toMatch(/^2 session\(s\) lost across the Redis restart$/);
+  });
+
+  it("k6's verdict counts as for a node fault: a failed or a missing store-fault threshold fails it", () => {
+    const failing = passedFault('redis-restart');
+    failing['failed_requests{status:502}']!['count==0'] = false;
+    expect(only({ ...restartRun(), k6: { exitCode: 0, thresholds: failing } })).toMatch(/threshold\(s\) failed: failed_requests\{status:502\}: count==0/);
+    const loose = passedFault('redis-primary-kill');
+    delete loose['failed_requests{kind:noSession}'];
+    expect(only({ ...primaryKillRun(), k6: { exitCode: 0, thresholds: loose } })).toMatch(/did not run the threshold\(s\) failed_requests\{kind:noSession\}: count==0/);
   });
 });
 

@@ -1,0 +1,37 @@
+import type { Client } from './client.js';
+import { waitFor } from './ports.js';
+
+/**
+ * Acknowledged writes across a store failover, per session. Every GET /api/me is a session write
+ * (its request counter); a client keeps the last counter a 200 acknowledged. After the failover the
+ * counter must be at or past it: a write applied whose reply died with the primary leaves it
+ * higher, which is no loss, and is never set off against another session's loss.
+ */
+export class AcknowledgedCounters {
+  private readonly last = new Map<Client, number>();
+
+  constructor(clients: Client[]) {
+    for (const c of clients) this.last.set(c, 0);
+  }
+
+  /** One reply to GET /api/me of `c`: a 200 acknowledged its counter. */
+  record(c: Client, r: { status: number; body: { requests?: number } }): void {
+    if (r.status === 200) this.last.set(c, Math.max(this.last.get(c) ?? 0, r.body.requests!));
+  }
+
+  /**
+   * Reads every session once more (GET /api/me, retried while it answers 503: a node can still be
+   * reconnecting to the new primary) and returns, per session in the constructor's order, its
+   * status and how many acknowledged writes it lost.
+   */
+  async lostPerSession(): Promise<Array<{ status: number; lost: number; body: unknown }>> {
+    const out: Array<{ status: number; lost: number; body: unknown }> = [];
+    for (const [c, acknowledged] of this.last) {
+      let me = await c.get('/api/me');
+      await waitFor('a node to answer this session again', async () => me.status !== 503 || (me = await c.get('/api/me')).status !== 503, 10_000, 200).catch(() => {});
+      // This read is a write too: it answers the stored counter + 1.
+      out.push({ status: me.status, lost: me.status === 200 ? Math.max(0, acknowledged + 1 - me.body.requests) : NaN, body: me.body });
+    }
+    return out;
+  }
+}
