@@ -10,6 +10,7 @@ export interface FaultAction {
   readonly stores: readonly StoreTopology[] | null;
   readonly wrongStore?: (store: string) => string;
   readonly keepsSessions: boolean;
+  readonly failsNone: boolean;
 }
 
 export const FAULTS: Readonly<Record<Fault, FaultAction>>;

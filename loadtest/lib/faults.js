@@ -14,6 +14,8 @@
 //   stores        the store topologies (cluster up --store) it applies to; anything else is a
 //                 usage error, with `wrongStore`'s text
 //   keepsSessions a store fault after which no session may be missing (AOF replays the writes)
+//   failsNone     no request may fail: the victim drains (stops taking connections, finishes what
+//                 it has, then exits), so none is in flight on it when it goes
 
 export const FAULTS = Object.freeze({
   'node-kill': Object.freeze({
@@ -23,6 +25,7 @@ export const FAULTS = Object.freeze({
     signal: 'KILL',
     stores: null,
     keepsSessions: false,
+    failsNone: false,
   }),
   'node-term': Object.freeze({
     summary: 'SIGTERM a node: it drains',
@@ -31,6 +34,7 @@ export const FAULTS = Object.freeze({
     signal: 'TERM',
     stores: null,
     keepsSessions: false,
+    failsNone: true,
   }),
   'redis-restart': Object.freeze({
     summary: 'SIGKILL Redis, start it again after --restart-after (--store single)',
@@ -40,6 +44,7 @@ export const FAULTS = Object.freeze({
     stores: Object.freeze(['single']),
     wrongStore: (store) => `--fault redis-restart is the single Redis's fault; with --store ${store} use --fault redis-primary-kill`,
     keepsSessions: true,
+    failsNone: false,
   }),
   'redis-primary-kill': Object.freeze({
     summary: "SIGKILL a primary: Sentinel's, or one of a Redis Cluster's three (--store sentinel or redis-cluster)",
@@ -49,6 +54,7 @@ export const FAULTS = Object.freeze({
     stores: Object.freeze(['sentinel', 'redis-cluster']),
     wrongStore: () => '--fault redis-primary-kill needs --store sentinel or redis-cluster (a single Redis has no replica to fail over to; its fault is redis-restart)',
     keepsSessions: false,
+    failsNone: false,
   }),
 });
 
