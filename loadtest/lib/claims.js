@@ -205,11 +205,11 @@ export function judge(r) {
     if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
     // SIGTERM drains the node (it stops taking connections, finishes what it has, then exits):
     // unlike a SIGKILL, no request is in flight on it when it goes.
-    if (FAULTS[r.fault].failsNone && r.failures.length) problems.push(`${r.failures.length} request(s) failed while ${r.killedNode} drained (a drain fails none)`);
+    if (FAULTS[r.fault ?? DEFAULT_FAULT].failsNone && r.failures.length) problems.push(`${r.failures.length} request(s) failed while ${r.killedNode} drained (a drain fails none)`);
     if (!(r.killedNodeServedBeforeKill > 0)) problems.push(`${r.killedNode} served no request before the kill: killing it tested nothing`);
     if (r.sessionsTotal !== r.vus) problems.push(`${r.sessionsTotal} login(s) for ${r.vus} VUs (one each expected: no session is ever lost)`);
     const f = r.failures;
-    if (FAULTS[r.fault].failsNone)
+    if (FAULTS[r.fault ?? DEFAULT_FAULT].failsNone)
       return verdict(
         `every session survives the SIGTERM of ${r.killedNode}, which drains: 0 lost, one login per VU, no request failed`,
         problems,
