@@ -19,6 +19,11 @@ export class AcknowledgedCounters {
     if (r.status === 200) this.last.set(c, Math.max(this.last.get(c) ?? 0, r.body.requests!));
   }
 
+  /** The fewest writes any session has had acknowledged so far. */
+  fewest(): number {
+    return Math.min(...this.last.values());
+  }
+
   /**
    * Reads every session once more (GET /api/me, retried while it answers 503: a node can still be
    * reconnecting to the new primary) and returns, per session in the constructor's order, its

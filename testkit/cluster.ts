@@ -124,6 +124,17 @@ export async function sentinelsSettled(dir: string, timeoutMs = 30_000): Promise
   return settled!;
 }
 
+/**
+ * Elections the Sentinels of the cluster in `dir` held without a majority (`-failover-abort-not-elected`):
+ * each delays the failover by Sentinel's retry period (twice the failover timeout), by design.
+ */
+export function sentinelElectionsLost(dir: string): number {
+  return readState(dir)!
+    .parts.filter((p) => p.kind === 'sentinel')
+    .map((p) => fs.readFileSync(path.join(dir, 'logs', `${p.name}.log`), 'utf8').split('-failover-abort-not-elected').length - 1)
+    .reduce((a, b) => a + b, 0);
+}
+
 /** Logs in `count` clients as user1..userN through the load balancer. */
 export async function loginMany(url: string, count: number): Promise<Client[]> {
   return Promise.all(
