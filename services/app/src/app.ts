@@ -14,7 +14,7 @@ import { cartRoutes } from './routes/cart.js';
 import { internalHandler } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { sessionsRoutes } from './routes/sessions.js';
-import { deviceCookies } from './session/device.js';
+import { deviceCookies } from './session/login/device.js';
 import { requireCsrf, requireUser } from './session/guard.js';
 import type { RedisClients } from './redis.js';
 import type { SessionLayer } from './session/layer.js';

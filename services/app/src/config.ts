@@ -86,7 +86,7 @@ function estimatedBits(secret: string): number {
 }
 
 /**
- * Where the login budgets are counted (LOGIN_LIMITER, session/login-limiter.ts): a store every node
+ * Where the login budgets are counted (LOGIN_LIMITER, session/login/login-limiter.ts): a store every node
  * shares, so that they hold across the cluster. By default database mode's PostgreSQL and every
  * other mode's Redis (sticky and cookie modes use it for this alone); `memory` is for one node only.
  */

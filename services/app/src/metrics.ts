@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { StoreObserver, StoreOp } from './session/observer.js';
+import type { StoreObserver, StoreOp } from './session/stores/observer.js';
 
 /**
  * The node's metrics, in a Registry of its own (never prom-client's global one, so an app can

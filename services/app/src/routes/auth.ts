@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import { parseBody } from '../http/validate.js';
 import type { LoginResult, Metrics } from '../metrics.js';
 import type { Gate } from '../http/gate.js';
-import type { DeviceCookies } from '../session/device.js';
+import type { DeviceCookies } from '../session/login/device.js';
 import { currentUser, destroy, sameOrigin } from '../session/guard.js';
 import type { SessionLayer } from '../session/layer.js';
 import type { UserDirectory } from '../users.js';
@@ -39,7 +39,7 @@ export function authRoutes(router: IRouter, d: AuthDeps): void {
     res.setHeader('Cache-Control', 'no-store');
     try {
       const body = parseBody(LoginBody, req.body);
-      // One attempt is taken from the budget *before* the hash, atomically (session/login-limiter.ts).
+      // One attempt is taken from the budget *before* the hash, atomically (session/login/login-limiter.ts).
       const device = d.devices.trusted(req, body.username);
       const attempt = await d.sessions.limiter.reserve({ username: body.username, client: req.ip ?? 'unknown', device });
       let user: string | null;

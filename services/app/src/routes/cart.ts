@@ -34,7 +34,7 @@ export function cartRoutes(router: IRouter, d: { mode: string; can: Capabilities
     else cart.push({ sku, qty });
     req.session.cart = cart;
     // Stored before it is acknowledged (session/guard.ts, save). The store merges this change into
-    // whatever concurrent requests wrote meanwhile (session/merge.ts) and leaves the merged cart
+    // whatever concurrent requests wrote meanwhile (session/stores/merge.ts) and leaves the merged cart
     // in req.session: the response shows the cart as stored, other requests' lines included.
     await save(req);
     res.status(201).json(view(req.session.cart ?? []));

@@ -2,8 +2,8 @@ import type { IRouter, RequestHandler } from 'express';
 import { currentUser, destroy } from '../session/guard.js';
 import type { Metrics } from '../metrics.js';
 import type { Capabilities } from '../modes.js';
-import type { LoginLimiter } from '../session/login-limiter.js';
-import type { UserSessionIndex } from '../session/user-index.js';
+import type { LoginLimiter } from '../session/login/login-limiter.js';
+import type { UserSessionIndex } from '../session/user-index/user-index.js';
 
 /** GET /api/sessions lists the caller's sessions; DELETE /api/sessions ends all of them ("log out everywhere"). */
 export function sessionsRoutes(
@@ -28,7 +28,7 @@ export function sessionsRoutes(
   router.delete('/sessions', d.requireUser, d.requireCsrf, async (req, res) => {
     const user = currentUser(req);
     const ended = await d.index.endAll(user);
-    // The device cookies that logins left go with the sessions (session/device.ts).
+    // The device cookies that logins left go with the sessions (session/login/device.ts).
     await d.limiter.revokeDevices(user);
     if (ended !== null) d.metrics.sessionsDestroyed.inc({ reason: 'logout_everywhere' }, ended);
     // This request's own session was among them; make sure express-session cannot write it back

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import session, { type Store } from 'express-session';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config.js';
-import { createCodec, type SessionCodec } from './codec.js';
+import { createCodec, type SessionCodec } from './stores/codec.js';
 
 /** What every store-backed mode (shared, sticky, database) shares: express-session and its cookie. */
 

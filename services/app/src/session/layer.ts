@@ -6,8 +6,8 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import type { Capabilities } from '../modes.js';
 import type { RedisClients } from '../redis.js';
-import type { LoginAttempt, LoginLimiter } from './login-limiter.js';
-import type { UserSessionIndex } from './user-index.js';
+import type { LoginAttempt, LoginLimiter } from './login/login-limiter.js';
+import type { UserSessionIndex } from './user-index/user-index.js';
 import './types.js';
 
 /** What a mode may be given (each mode says which it needs, modes.ts; main.ts opens only those). */
@@ -40,7 +40,7 @@ export interface SessionLayer {
   /**
    * Logs `user` in on this request, the password checked and `attempt` reserved: a new session id
    * where fixation demands one, the session saved, indexed (the per-user cap may evict older
-   * ones), the attempt settled (session/login.ts).
+   * ones), the attempt settled (session/login/login.ts).
    */
   login(req: Request, user: string, attempt: LoginAttempt): Promise<LoginOutcome>;
   /**

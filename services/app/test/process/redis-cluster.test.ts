@@ -4,7 +4,7 @@ import { Client } from '../../../../testkit/client.js';
 import { startNode, type TestNode } from '../../../../testkit/node.js';
 import { startTestRedisCluster, type TestRedisCluster } from '../../../../testkit/redis-cluster.js';
 import { userTag } from '../../src/session/keys.js';
-import type { RedisUserSessionIndex } from '../../src/session/user-index.js';
+import type { RedisUserSessionIndex } from '../../src/session/user-index/user-index.js';
 
 // Shared mode on a real Redis Cluster (3 primaries + 3 replicas, redis-server processes): the key
 // layout of session/keys.ts keeps every script on one hash slot (Redis answers CROSSSLOT

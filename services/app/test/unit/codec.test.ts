@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createCodec } from '../../src/session/codec.js';
+import { createCodec } from '../../src/session/stores/codec.js';
 
 const cookie = { path: '/', httpOnly: true, secure: false, sameSite: 'lax' as const };
 const codec = createCodec(cookie);

@@ -35,7 +35,7 @@ export async function probeCredential(
   const login = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(user) });
   if (login.status !== 200) throw new Error(`probe: login as ${user.username} answered ${login.status}`);
   const body = (await login.json()) as { accessToken?: string; csrfToken?: string };
-  // The device cookie (session/device.ts) belongs to the browser, not to the session: only sent to /api/login.
+  // The device cookie (session/login/device.ts) belongs to the browser, not to the session: only sent to /api/login.
   const cookies = parseSetCookies(login).filter((c) => !/^(__Secure-)?device=/.test(c));
   const credential: CredentialProbe['credential'] = body.accessToken
     ? { header: 'authorization', value: `Bearer ${body.accessToken}` }

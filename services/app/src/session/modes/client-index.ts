@@ -1,5 +1,5 @@
 import { AppError } from '../../errors.js';
-import type { UserSessionIndex } from '../user-index.js';
+import type { UserSessionIndex } from '../user-index/user-index.js';
 
 /**
  * The per-user index of a mode that keeps no sessions on the server: there is nothing to add,

@@ -1,8 +1,8 @@
 import type { Config } from '../../config.js';
-import { clientSession } from '../client-session.js';
+import { clientSession } from '../credentials/client-session.js';
 import type { LayerDeps, ModeLayer } from '../layer.js';
-import { limiterFor } from '../login-limiter.js';
-import { sealedCookie } from '../sealed-cookie.js';
+import { limiterFor } from '../login/login-limiter.js';
+import { sealedCookie } from '../credentials/sealed-cookie.js';
 import { noIndex } from './client-index.js';
 
 /**

@@ -1,10 +1,10 @@
 import type { Config } from '../../config.js';
-import { SCHEMA, PgSessionStore } from '../pg-store.js';
-import { PgUserSessionIndex } from '../pg-index.js';
+import { SCHEMA, PgSessionStore } from '../stores/pg-store.js';
+import { PgUserSessionIndex } from '../user-index/pg-index.js';
 import { codecFor, expressSession } from '../express.js';
 import type { LayerDeps, ModeLayer } from '../layer.js';
-import { LIMITER_SCHEMA, limiterFor } from '../login-limiter.js';
-import { appMergePolicy } from '../merge.js';
+import { LIMITER_SCHEMA, limiterFor } from '../login/login-limiter.js';
+import { appMergePolicy } from '../stores/merge.js';
 
 /**
  * database: express-session over PostgreSQL (pg-store.ts); any node serves any session, as in

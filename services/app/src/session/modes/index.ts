@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import { MODE_DESCRIPTORS, type SessionMode } from '../../modes.js';
 import type { LayerDeps, ModeFactory, SessionLayer } from '../layer.js';
-import { loginOf } from '../login.js';
+import { loginOf } from '../login/login.js';
 import { cookieLayer } from './cookie.js';
 import { databaseLayer } from './database.js';
 import { jwtLayer } from './jwt.js';

@@ -1,8 +1,8 @@
 import type { Config } from '../../config.js';
-import { clientSession } from '../client-session.js';
-import { jwtCredential } from '../jwt.js';
+import { clientSession } from '../credentials/client-session.js';
+import { jwtCredential } from '../credentials/jwt.js';
 import type { LayerDeps, ModeLayer } from '../layer.js';
-import { limiterFor } from '../login-limiter.js';
+import { limiterFor } from '../login/login-limiter.js';
 import { noIndex } from './client-index.js';
 
 /**

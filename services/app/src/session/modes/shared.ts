@@ -6,10 +6,10 @@ import { dbOf, keyCount } from '../../redis.js';
 import { type KeyLayout, sessionIdFor } from '../keys.js';
 import { codecFor, expressSession } from '../express.js';
 import type { LayerDeps, ModeLayer } from '../layer.js';
-import { limiterFor } from '../login-limiter.js';
-import { appMergePolicy } from '../merge.js';
-import { SharedSessionStore } from '../shared-store.js';
-import { RedisUserSessionIndex } from '../user-index.js';
+import { limiterFor } from '../login/login-limiter.js';
+import { appMergePolicy } from '../stores/merge.js';
+import { SharedSessionStore } from '../stores/shared-store.js';
+import { RedisUserSessionIndex } from '../user-index/user-index.js';
 
 export const SESSION_PREFIX = 's:';
 

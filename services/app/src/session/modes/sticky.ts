@@ -1,10 +1,10 @@
 import type { Config } from '../../config.js';
 import { codecFor, expressSession } from '../express.js';
 import type { LayerDeps, ModeLayer } from '../layer.js';
-import { LocalSessionStore } from '../local-store.js';
-import { limiterFor } from '../login-limiter.js';
-import { appMergePolicy } from '../merge.js';
-import { LocalUserSessionIndex } from '../user-index.js';
+import { LocalSessionStore } from '../stores/local-store.js';
+import { limiterFor } from '../login/login-limiter.js';
+import { appMergePolicy } from '../stores/merge.js';
+import { LocalUserSessionIndex } from '../user-index/user-index.js';
 
 /**
  * sticky: this node's memory (LocalSessionStore); the load balancer must route a client back

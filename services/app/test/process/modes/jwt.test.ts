@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_A, SECRET_B, startNode, type TestNode } from '../../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../../testkit/redis.js';
-import { JWT_AUDIENCE, JWT_ISSUER } from '../../../src/session/jwt.js';
+import { JWT_AUDIENCE, JWT_ISSUER } from '../../../src/session/credentials/jwt.js';
 
 // jwt mode: a signed bearer token; two nodes verify each other's tokens; Redis holds only
 // revocation (and the login limiter).

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalSessionStore } from '../../../src/session/local-store.js';
-import type { LocalUserSessionIndex, RedisUserSessionIndex } from '../../../src/session/user-index.js';
+import type { LocalSessionStore } from '../../../src/session/stores/local-store.js';
+import type { LocalUserSessionIndex, RedisUserSessionIndex } from '../../../src/session/user-index/user-index.js';
 import { Client } from '../../../../../testkit/client.js';
 import { startNode, type TestNode } from '../../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../../testkit/redis.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../../../../../testkit/client.js';
 import { SECRET_A, SECRET_B, startNode, type TestNode } from '../../../../../testkit/node.js';
-import { sealedCookie } from '../../../src/session/sealed-cookie.js';
+import { sealedCookie } from '../../../src/session/credentials/sealed-cookie.js';
 
 // cookie mode: the whole session sealed in the cookie, nothing on the server. Two nodes with the
 // same secrets (no Redis at all): any node opens any node's cookie.

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { Store, type SessionData } from 'express-session';
-import { AppError, asStoreError, storeUnavailable } from '../errors.js';
+import { AppError, asStoreError, storeUnavailable } from '../../errors.js';
 import type { SessionCodec } from './codec.js';
 import type { MergePolicy } from './merge.js';
 import type { StoreObserver, StoreOp } from './observer.js';

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { storeUnavailable } from '../errors.js';
+import { storeUnavailable } from '../../errors.js';
 import type { SessionSummary, UserSessionIndex } from './user-index.js';
 
 /**

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { Request } from 'express';
-import { AppError } from '../errors.js';
+import { AppError } from '../../errors.js';
 import { replaceCookie, type ClientCredential, type SessionFields } from './client-session.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { SessionData } from 'express-session';
-import { AppError } from '../errors.js';
-import { CART_MAX_LINES, CART_MAX_QTY, type CartItem } from './types.js';
+import { AppError } from '../../errors.js';
+import { CART_MAX_LINES, CART_MAX_QTY, type CartItem } from '../types.js';
 
 /**
  * Concurrent requests of one session lose nothing.

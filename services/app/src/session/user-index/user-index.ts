@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
-import { asStoreError, storeUnavailable } from '../errors.js';
-import type { SessionCodec } from './codec.js';
-import { type Durability, replicated } from './durability.js';
-import type { LocalSessionStore } from './local-store.js';
-import { allTags, type KeyLayout, userTag } from './keys.js';
-import type { Settlement } from './login-limiter.js';
+import { asStoreError, storeUnavailable } from '../../errors.js';
+import type { SessionCodec } from '../stores/codec.js';
+import { type Durability, replicated } from '../stores/durability.js';
+import type { LocalSessionStore } from '../stores/local-store.js';
+import { allTags, type KeyLayout, userTag } from '../keys.js';
+import type { Settlement } from '../login/login-limiter.js';
 
 /**
  * Which sessions a user has, so they can be listed and ended together ("log out everywhere").

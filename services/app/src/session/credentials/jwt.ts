@@ -2,7 +2,7 @@ import { createHash, hkdfSync } from 'node:crypto';
 import type { Request } from 'express';
 import type { Redis } from 'ioredis';
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
-import { storeUnavailable } from '../errors.js';
+import { storeUnavailable } from '../../errors.js';
 import type { ClientCredential } from './client-session.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { Request } from 'express';
-import type { Capabilities } from '../modes.js';
-import { csrfToken } from './csrf.js';
-import { regenerate, save } from './guard.js';
-import type { LoginOutcome, ModeLayer } from './layer.js';
+import type { Capabilities } from '../../modes.js';
+import { csrfToken } from '../csrf.js';
+import { regenerate, save } from '../guard.js';
+import type { LoginOutcome, ModeLayer } from '../layer.js';
 import type { LoginAttempt } from './login-limiter.js';
 
 /**

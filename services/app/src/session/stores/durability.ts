@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { storeUnavailable } from '../errors.js';
+import { storeUnavailable } from '../../errors.js';
 
 /**
  * REDIS_WAIT_REPLICAS: acknowledge a change only once this many replicas have it. Replication is

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import type { LoginLimiterKind } from '../config.js';
-import { AppError, asStoreError } from '../errors.js';
-import { accountName, type KeyLayout, tagOf, userTag } from './keys.js';
+import type { LoginLimiterKind } from '../../config.js';
+import { AppError, asStoreError } from '../../errors.js';
+import { accountName, type KeyLayout, tagOf, userTag } from '../keys.js';
 
 /**
  * Brute-force protection for login (OWASP Authentication and Credential Stuffing cheat sheets).

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { SessionData } from 'express-session';
-import { asStoreError } from '../errors.js';
+import { asStoreError } from '../../errors.js';
 
 /**
  * `req.session` for the modes whose state travels with the client (cookie, jwt): the same surface
