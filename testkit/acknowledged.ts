@@ -40,3 +40,63 @@ export class AcknowledgedCounters {
     return out;
   }
 }
+
+/** A failed write of the load: which session, when, and what it answered. */
+export interface WriteFailure {
+  c: Client;
+  at: number;
+  status: number;
+  code?: string;
+}
+
+/**
+ * Steady writes on every session (GET /api/me, one per `everyMs` per client) and a ping of a route
+ * that needs no session beside them, through `url`, until `stop()`: what a store fault's tests put
+ * it under. Every reply is recorded: acknowledged counters, failed writes, ping statuses.
+ */
+export function writeLoad(url: string, clients: Client[], everyMs: number) {
+  const acknowledged = new AcknowledgedCounters(clients);
+  const failures: WriteFailure[] = [];
+  const pings: number[] = [];
+  let stopped = false;
+  const pause = () => new Promise((r) => setTimeout(r, everyMs));
+  const writers = clients.map(async (c) => {
+    while (!stopped) {
+      const r = await c.get('/api/me'); // each one counts: a session write
+      acknowledged.record(c, r);
+      if (r.status !== 200) failures.push({ c, at: Date.now(), status: r.status, code: r.body?.error?.code });
+      await pause();
+    }
+  });
+  const pinger = (async () => {
+    while (!stopped) {
+      pings.push((await fetch(url + '/api/ping')).status);
+      await pause();
+    }
+  })();
+  return {
+    acknowledged,
+    failures,
+    pings,
+    /** Resolves once every session has had `n` writes acknowledged. */
+    started: (n = 3) => waitFor(`${n} acknowledged writes on every session`, () => acknowledged.fewest() >= n, 15_000, 50),
+    /**
+     * Resolves once writes have failed after `since` and then gone through for `quietMs`, or after
+     * `timeoutMs` (the caller asserts the outage from `failures`).
+     */
+    resumed: (since: number, quietMs = 2000, timeoutMs = 30_000) =>
+      waitFor(
+        'writes to fail and then go through again',
+        () => {
+          const last = failures.at(-1)?.at ?? 0;
+          return last > since && Date.now() - last > quietMs;
+        },
+        timeoutMs,
+        100,
+      ).catch(() => {}),
+    async stop(): Promise<void> {
+      stopped = true;
+      await Promise.all([...writers, pinger]);
+    },
+  };
+}

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kill, ps, start } from '../../src/cluster.js';
 import { Client, loginMany, startCluster } from '../../../../testkit/cluster.js';
-import { AcknowledgedCounters } from '../../../../testkit/acknowledged.js';
+import { writeLoad } from '../../../../testkit/acknowledged.js';
 
 // Redis Cluster (`cluster up --store redis-cluster`): 3 primaries + 3 replicas, nodes on ioredis's
 // Cluster client, sessions spread over the slots by user (services/app/src/session/keys.ts). One
@@ -38,35 +38,13 @@ it('a primary killed under load: other slots never fail, its slots resume within
   expect(onVictim.size).toBeGreaterThan(0);
   expect(onVictim.size).toBeLessThan(clients.length);
 
-  const acknowledged = new AcknowledgedCounters(clients);
-  const failures: Array<{ c: Client; at: number; status: number; code?: string }> = [];
-  let stop = false;
-  const writers = clients.map(async (c) => {
-    while (!stop) {
-      const r = await c.get('/api/me'); // a session write (its request counter)
-      acknowledged.record(c, r);
-      if (r.status !== 200) failures.push({ c, at: Date.now(), status: r.status, code: r.body?.error?.code });
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  });
-  const pings: number[] = [];
-  const pinger = (async () => {
-    while (!stop) {
-      pings.push((await fetch(cluster.url + '/api/ping')).status);
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  })();
-  await new Promise((r) => setTimeout(r, 1500));
+  const load = writeLoad(cluster.url, clients, 50);
+  const { acknowledged, failures, pings } = load;
+  await load.started();
   const killedAt = Date.now();
   await kill(victim.name, { dir: cluster.dir });
-  const deadline = killedAt + 30_000;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 250));
-    const last = failures.at(-1)?.at ?? 0;
-    if (last > killedAt && Date.now() - last > 2000) break;
-  }
-  stop = true;
-  await Promise.all([...writers, pinger]);
+  await load.resumed(killedAt);
+  await load.stop();
 
   const outageS = failures.length ? (Math.max(...failures.map((f) => f.at)) - killedAt) / 1000 : 0;
   const others = failures.filter((f) => !onVictim.has(f.c));

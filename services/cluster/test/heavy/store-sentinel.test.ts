@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kill, ps, start } from '../../src/cluster.js';
-import { AcknowledgedCounters } from '../../../../testkit/acknowledged.js';
+import { writeLoad } from '../../../../testkit/acknowledged.js';
 import { loginMany, sentinelElectionsLost, sentinelSwitches, startCluster } from '../../../../testkit/cluster.js';
 import { waitFor } from '../../../../testkit/ports.js';
 
@@ -36,37 +36,15 @@ describe.each([
       'sentinel-3': 'sentinel',
     });
     const clients = await loginMany(cluster.url, 10);
-    const acknowledged = new AcknowledgedCounters(clients);
-    const failures: Array<{ at: number; status: number; code?: string }> = [];
-    let stop = false;
-    const writers = clients.map(async (c) => {
-      while (!stop) {
-        const r = await c.get('/api/me'); // each one counts: a session write
-        acknowledged.record(c, r);
-        if (r.status !== 200) failures.push({ at: Date.now(), status: r.status, code: r.body?.error?.code });
-        await new Promise((res) => setTimeout(res, 25));
-      }
-    });
-    const pings: number[] = [];
-    const pinger = (async () => {
-      while (!stop) {
-        pings.push((await fetch(cluster.url + '/api/ping')).status);
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    })();
+    const load = writeLoad(cluster.url, clients, 25);
+    const { acknowledged, failures, pings } = load;
     // Every session writing steadily before the kill.
-    await waitFor('three acknowledged writes on every session', () => acknowledged.fewest() >= 3, 15_000, 50);
+    await load.started();
     const killedAt = Date.now();
     await kill('redis-primary', { dir: cluster.dir });
-    // Watch until writes have gone through for 2 s after the outage (at most 30 s).
-    const deadline = killedAt + 30_000;
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      const lastFailure = failures.at(-1)?.at ?? 0;
-      if (lastFailure > killedAt && Date.now() - lastFailure > 2000) break;
-    }
-    stop = true;
-    await Promise.all([...writers, pinger]);
+    // Until writes have gone through for 2 s after the outage (at most 30 s).
+    await load.resumed(killedAt);
+    await load.stop();
 
     const outageS = failures.length ? (Math.max(...failures.map((f) => f.at)) - killedAt) / 1000 : 0;
     console.log(`sentinel failover: ${failures.length} failed writes, writes resumed ${outageS.toFixed(2)} s after the primary was killed`);
