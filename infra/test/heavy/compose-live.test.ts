@@ -217,6 +217,7 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
     ...composeFiles,
     'run',
     '--rm',
+    '--no-deps',
     'k6',
     'run',
     '-e',
@@ -229,6 +230,11 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
     'KILL=1',
     '/scripts/survival.js',
   ];
+  // The documented run leaves the running replicas alone (defect: without --no-deps, compose 2.29
+  // restarted all three at the run, and sticky sessions died with them).
+  const replicas = appNames(vars);
+  const startedAt = () => replicas.map((r) => `${r} ${inspect(r, '{{.State.StartedAt}}')}`);
+  const before = startedAt();
   const child = spawn('docker', args, { cwd: ROOT, env: { ...baseEnv(), ...composeVars(vars) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -237,6 +243,7 @@ async function k6WithAKill(vars: Record<string, string>, pick: () => string): Pr
   const timer = setTimeout(() => child.kill('SIGKILL'), 4 * MIN);
   try {
     await until('k6 starting its scenario', 90_000, () => (/survival:/.test(out) ? true : undefined), 250);
+    expect(startedAt(), 'the app replicas were restarted by docker compose run').toEqual(before);
     await until(`all ${vus} k6 VUs logged in`, 30_000, async () => ((await k6Sessions()) >= startedBefore + vus ? true : undefined));
     const target = pick();
     const killed = docker(['kill', target]);
