@@ -23,6 +23,14 @@ sock=$run/docker.sock
 pidfile=$run/dockerd.pid
 export DOCKER_HOST=unix://$sock
 
+# The dockerds in this network namespace. Engines in others (the swarm's hosts, infra/swarm/hosts.sh)
+# have iptables of their own and do not conflict.
+engines_here() {
+  local here p
+  here=$(readlink /proc/self/ns/net)
+  for p in $(pgrep -x dockerd); do [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$here" ] && echo "$p"; done
+  return 0
+}
 answers() { timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 case "$cmd" in
@@ -35,7 +43,7 @@ case "$cmd" in
       exit 1
     fi
     command -v dockerd >/dev/null || { echo "engine.sh: dockerd not found: apt-get install docker.io (scripts/setup.sh does)" >&2; exit 1; }
-    if other=$(pgrep -x dockerd); then
+    if other=$(engines_here) && [ -n "$other" ]; then
       echo "engine.sh: another dockerd is running (pid $(echo $other | tr '\n' ' ')); two engines on one machine rewrite each other's iptables chains. Use it instead: COMPOSE_TEST_DOCKER_HOST=unix:///var/run/docker.sock (or stop it)" >&2
       exit 1
     fi
@@ -74,7 +82,7 @@ case "$cmd" in
     fi
     rm -f "$pidfile"
     # The bridge it had (docker0 stays the user's). Only if no other engine of ours still uses it.
-    pgrep -x dockerd >/dev/null || ip link del "${DOCKER_BRIDGE:-scdocker0}" 2>/dev/null || true
+    [ -n "$(engines_here)" ] || ip link del "${DOCKER_BRIDGE:-scdocker0}" 2>/dev/null || true
     ;;
   status)
     answers

@@ -1,0 +1,118 @@
+import { waitFor } from '../lib/ports.js';
+import { docker, hostsSh } from './hosts.js';
+import { anyManager, STACK, type SwarmState } from './swarm.js';
+
+/**
+ * What each swarm fault does to the hosts, as steps the CLI and the experiment share:
+ *   host-kill          every process of one host killed at once (a power loss); `restore` powers it on
+ *   host-partition     one host cut off from everything (other hosts and clients); `restore` heals
+ *   partial-partition  the Redis primary's host cut off from the other hosts only: its own app
+ *                      replicas, and clients through its nginx, still reach it
+ *   rolling-update     `docker service update --force` of the app, one task at a time, start-first
+ *   drain              one host's availability set to drain (its app tasks move), then active again
+ * The fault names and their claims are lib/faults.js's (loadtest/).
+ */
+export type SwarmFault = 'host-kill' | 'host-partition' | 'partial-partition' | 'rolling-update' | 'drain';
+
+/** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
+export async function containersOn(host: string, service: string): Promise<Array<{ container: string; task: string }>> {
+  const out = await docker(host, ['ps', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'], { timeoutMs: 15_000 });
+  return out
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [container, task] = l.split(' ');
+      return { container: container!, task: task! };
+    });
+}
+
+/** Which host runs the Redis primary now (each Redis is pinned to a host of its own). */
+export async function primaryHost(state: SwarmState): Promise<string> {
+  for (const h of state.hosts) {
+    for (const service of ['redis', 'redis-replica-1', 'redis-replica-2']) {
+      for (const c of await containersOn(h, service).catch(() => [])) {
+        const role = await docker(h, ['exec', c.container, 'redis-cli', 'role'], { timeoutMs: 10_000 }).catch(() => '');
+        if (role.split('\n')[0]!.trim() === 'master') return h;
+      }
+    }
+  }
+  throw new Error('no Redis primary found on any host');
+}
+
+/** The app slots running on a host (app-2 ...), from their task names. */
+export async function appSlotsOn(host: string): Promise<string[]> {
+  return (await containersOn(host, 'app').catch(() => [])).map((c) => `app-${c.task.split('.')[1]}`);
+}
+
+export async function inject(state: SwarmState, fault: SwarmFault, host: string): Promise<void> {
+  switch (fault) {
+    case 'host-kill':
+      return void (await hostsSh(['kill', host]));
+    case 'host-partition':
+      return void (await hostsSh(['cut', host, 'all']));
+    case 'partial-partition':
+      return void (await hostsSh(['cut', host, 'hosts']));
+    case 'rolling-update': {
+      const manager = await anyManager(state);
+      // --detach=false: returns when the update has converged (every task replaced and running).
+      return void (await docker(manager, ['service', 'update', '--detach=false', '--quiet', '--force', '--update-parallelism', '1', '--update-order', 'start-first', `${STACK}_app`], { timeoutMs: 10 * 60_000 }));
+    }
+    case 'drain': {
+      const manager = await anyManager(state, [host]);
+      await docker(manager, ['node', 'update', '--availability', 'drain', host]);
+      // Drained once no app task is left on it and the others run the replicas again.
+      await waitFor(`${host} drained`, async () => (await appSlotsOn(host)).length === 0 && (await replicasBack(state, [])), 5 * 60_000, 500);
+      return;
+    }
+  }
+}
+
+/** Undoes the fault: power on, heal, or make the drained host active again. Resolves when the host is back in the swarm. */
+export async function restore(state: SwarmState, fault: SwarmFault, host: string): Promise<void> {
+  switch (fault) {
+    case 'host-kill':
+      await hostsSh(['start', host]);
+      break;
+    case 'host-partition':
+    case 'partial-partition':
+      await hostsSh(['heal', host]);
+      break;
+    case 'drain': {
+      const manager = await anyManager(state);
+      await docker(manager, ['node', 'update', '--availability', 'active', host]);
+      break;
+    }
+    case 'rolling-update':
+      return;
+  }
+  await waitFor(`${host} Ready in the swarm again`, async () => (await nodeStatus(state, host)) === 'Ready', 5 * 60_000, 500);
+}
+
+export async function nodeStatus(state: SwarmState, host: string, except: string[] = []): Promise<string> {
+  const manager = await anyManager(state, except).catch(() => null);
+  if (!manager) return 'unknown';
+  const out = await docker(manager, ['node', 'ls', '--filter', `name=${host}`, '--format', '{{.Hostname}} {{.Status}}'], { timeoutMs: 10_000 }).catch(() => '');
+  return (
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find(([h]) => h === host)?.[1] ?? 'unknown'
+  );
+}
+
+/**
+ * True when the app has all its replicas running on hosts other than `lost` (asked of a manager
+ * other than `lost`): the swarm has noticed the loss and replaced what was there.
+ */
+export async function replicasBack(state: SwarmState, lost: string[]): Promise<boolean> {
+  const manager = await anyManager(state, lost).catch(() => null);
+  if (!manager) return false;
+  const out = await docker(manager, ['service', 'ps', `${STACK}_app`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'], { timeoutMs: 15_000 }).catch(() => '');
+  const running = out
+    .trim()
+    .split('\n')
+    .filter((l) => l && !lost.includes(l.split(' ')[0]!) && / Running /.test(`${l} `));
+  return running.length >= state.replicas;
+}
