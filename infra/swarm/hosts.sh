@@ -63,6 +63,9 @@ start_engine() {
   setsid nsenter --net="/var/run/netns/$ns" unshare --uts sh -c '
     for c in '"$controllers"'; do echo $$ > "/sys/fs/cgroup/$c/'"$cg/$h"'/engine/cgroup.procs"; done
     hostname '"$h"'
+    # No registry is reachable: without this, every task start first tries to pull its image
+    # (moby: daemon/cluster/executor/container), and waits out a DNS timeout per endpoint.
+    export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
     exec dockerd --data-root "$1/data" --exec-root "$1/exec" --pidfile "$1/dockerd.pid" -H "unix://$1/docker.sock" \
       --cgroup-parent "/'"$cg/$h"'" --storage-driver overlay2 --log-driver json-file --log-opt max-size=10m \
       --default-address-pool base=10.215.0.0/16,size=24' sh "$d" >"$d/dockerd.log" 2>&1 </dev/null &

@@ -5,6 +5,8 @@ export interface Limits {
   readonly killWindowS: number;
   readonly killSlackS: number;
   readonly returnWithinS: number;
+  readonly hostRetryS: number;
+  readonly writesBackWithinS: number;
 }
 export const LIMITS: Limits;
 
@@ -74,6 +76,17 @@ export interface JudgeInput {
   readyAtS: number | null;
   /** The run's length in k6's samples, seconds. */
   endS: number;
+  /** Requests in all (k6's http_reqs). */
+  requests?: number;
+  /** Node settings given with --env (REDIS_WAIT_REPLICAS=1 ...). */
+  nodeSettings?: Record<string, string>;
+  /** Swarm faults: the hosts lost to the clients, and the app nodes they ran. */
+  hostsLost?: string[];
+  lostNodes?: string[];
+  /** Swarm faults: seconds from the fault until the swarm ran every app replica again without the lost host (an update or a drain: until it converged); null: not within the run. */
+  swarmRecoveryS?: number | null;
+  /** Seconds from the fault to the last failed session write or login (0: none failed; null: no fault). */
+  writesBackAfterS?: number | null;
   k6: { exitCode: number | null; thresholds: Record<string, Record<string, boolean>> };
 }
 

@@ -38,6 +38,14 @@ export const LIMITS = Object.freeze({
    * cookies were re-pinned to the node that answered them during the outage.
    */
   returnWithinS: 7,
+  /**
+   * A lost host (swarm): requests that need no session fail only while the way in notices it (the
+   * front skips a host that refuses or does not answer a connect within 1 s; nginx retries a GET on
+   * another replica): none sent later than this after the fault.
+   */
+  hostRetryS: 5,
+  /** A lost host (swarm): session writes work again within this long of the fault. */
+  writesBackWithinS: 10,
 });
 
 /**
@@ -107,6 +115,13 @@ export function k6Thresholds({ mode, kill, vus, fault = DEFAULT_FAULT }) {
   }
   // A drained node (SIGTERM) finishes what it has before it exits: nothing may fail.
   if (FAULTS[fault].failsNone) t.failed_requests = ['count==0'];
+  if (FAULTS[fault].swarm) {
+    // The swarm's faults: when and how much may fail is the judge's (it knows when and which host);
+    // k6 holds what needs no timing. A partial partition may lose acknowledged writes (measured).
+    if (FAULTS[fault].victim === 'primary-host') delete t['checks{check:counters}'];
+    else if (mode !== 'sticky') t.sessions_lost = ['count==0'];
+    return t;
+  }
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
   t['http_req_failed{kind:read}'] = [`rate<=${LIMITS.readFailureRate}`];
   // Every mode but sticky keeps sessions where a node's death cannot reach them: a shared store
@@ -185,6 +200,7 @@ export function judge(r) {
   if (r.checkFailures > 0) problems.push(`${r.checkFailures} identity/counter check(s) failed (a session continued wrongly)`);
 
   if (isStoreFault(r.fault)) return judgeStoreFault(r);
+  if (r.fault && FAULTS[r.fault].swarm) return judgeSwarmFault(r);
   if (r.killedNode === null) {
     if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
     if (r.failures.length > 0) problems.push(`${r.failures.length} request(s) failed`);
@@ -270,6 +286,72 @@ function judgeStoreFault(r) {
       (keepsSessions ? '; no session lost (AOF)' : '; sessions lost are reported'),
     problems,
     `${r.failures.length} session request(s) answered 503 during ${r.writeOutageS ?? 0} s of failed writes; 0 failed without a session; ${r.sessionsLost} session(s) lost, ${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost`,
+  );
+}
+
+/**
+ * A fault of the swarm (lib/faults.js `swarm`). A lost host (killed or cut off): in shared mode no
+ * session is lost, requests that need no session fail only within `hostRetryS` of the fault, and
+ * session writes work again within `writesBackWithinS`; in sticky mode exactly the sessions of the
+ * app replicas on that host are lost, nobody else's. An update or a drain fails nothing. A partial
+ * partition (the Redis primary's host cut off from the others) loses no acknowledged write when the
+ * nodes WAIT for a replica (REDIS_WAIT_REPLICAS=1); without it the loss is measured and reported.
+ */
+function judgeSwarmFault(r) {
+  const f = FAULTS[r.fault];
+  const problems = [...k6Problems(r)];
+  const before = r.failures.filter((x) => x.t < r.killAtS - LIMITS.killSlackS);
+  if (before.length) problems.push(`${before.length} request(s) failed before the fault`);
+  const bad = r.failures.filter((x) => failureClass(x.status) === '4xx');
+  if (bad.length) problems.push(`${bad.length} failed request(s) with a 4xx (${[...new Set(bad.map((x) => x.status))].join(', ')})`);
+  const recovered = r.swarmRecoveryS === null || r.swarmRecoveryS === undefined ? 'not within the run' : `${r.swarmRecoveryS} s`;
+  if (f.failsNone) {
+    if (r.failures.length) problems.push(`${r.failures.length} request(s) failed during the ${r.fault} (it fails none)`);
+    if (r.mode !== 'sticky' && r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    return verdict(
+      `${r.fault}${r.killedNode !== 'app' ? ` of ${r.killedNode}` : ''}: no request of any kind fails` + (r.mode !== 'sticky' ? ', no session is lost' : ' (sticky: the replaced replicas take their sessions with them, reported)'),
+      problems,
+      `0 of ${r.requests} requests failed; ${r.sessionsLost} session(s) lost; converged in ${recovered}`,
+    );
+  }
+  if (f.victim === 'primary-host') {
+    const waits = Number(r.nodeSettings?.REDIS_WAIT_REPLICAS ?? 0) > 0;
+    if (waits && r.acknowledgedWritesLost > 0) problems.push(`${r.acknowledgedWritesLost} acknowledged write(s) lost with REDIS_WAIT_REPLICAS=${r.nodeSettings.REDIS_WAIT_REPLICAS}`);
+    return verdict(
+      `partial partition of ${r.killedNode} (the Redis primary's host): ` + (waits ? 'no acknowledged write is lost (the nodes WAIT for a replica)' : 'acknowledged writes the old primary took and then lost are measured'),
+      problems,
+      `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost, ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
+    );
+  }
+  const late = r.failures.filter((x) => x.kind === 'noSession' && x.t > r.killAtS + LIMITS.hostRetryS);
+  if (late.length) problems.push(`${late.length} request(s) that need no session failed more than ${LIMITS.hostRetryS} s after the fault (first at ${late[0].t.toFixed(1)}s)`);
+  if (r.writesBackAfterS !== null && r.writesBackAfterS > LIMITS.writesBackWithinS)
+    problems.push(`session writes failed until ${r.writesBackAfterS} s after the fault (more than ${LIMITS.writesBackWithinS} s)`);
+  const lostNodes = r.lostNodes ?? [];
+  if (!lostNodes.length) problems.push(`${r.killedNode} ran no app replica: losing it tested nothing`);
+  if (r.mode !== 'sticky') {
+    if (r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
+    if (r.sessionsTotal !== r.vus) problems.push(`${r.sessionsTotal} login(s) for ${r.vus} VUs (one each expected: no session is ever lost)`);
+    return verdict(
+      `${r.fault} of ${r.killedNode} (${lostNodes.join(', ') || 'no replica'}): 0 sessions lost; requests that need no session fail only within ${LIMITS.hostRetryS} s; session writes work again within ${LIMITS.writesBackWithinS} s`,
+      problems,
+      `0 lost of ${r.sessionsTotal}; ${r.failures.length} failed request(s) (${count(r.failures, (x) => x.kind === 'noSession')} without a session); writes back after ${r.writesBackAfterS ?? 0} s; replicas back after ${recovered}`,
+    );
+  }
+  const held = r.killedNodeSessions;
+  const outageEnd = r.readyAtS ?? r.endS + 1;
+  const during = r.losses.filter((l) => l.t >= r.killAtS && l.t < outageEnd);
+  if (held === null || held === undefined) problems.push(`what ${lostNodes.join(', ')} held could not be read: the claim cannot be checked`);
+  else if (!(held > 0)) problems.push(`${lostNodes.join(', ')} held no session: losing ${r.killedNode} tested nothing`);
+  else if (during.length !== held) problems.push(`${during.length} session(s) lost during the outage, but ${lostNodes.join(', ')} held ${held}`);
+  const elsewhere = r.losses.filter((l) => !lostNodes.includes(l.node));
+  if (elsewhere.length) problems.push(`${elsewhere.length} session(s) of replicas on other hosts lost (${[...new Set(elsewhere.map((l) => l.node))].join(', ')})`);
+  const twice = Object.entries(tally(r.losses.map((l) => l.vu))).filter(([, n]) => n > 1);
+  if (twice.length) problems.push(`VU(s) ${twice.map(([vu]) => vu).join(', ')} lost more than once`);
+  return verdict(
+    `${r.fault} of ${r.killedNode}: the sessions held by its replicas (${lostNodes.join(', ')}: ${held ?? '?'}) are lost, nobody else's; requests that need no session fail only within ${LIMITS.hostRetryS} s`,
+    problems,
+    `${during.length} lost (${lostNodes.join(', ')} held ${held}); 0 on other hosts; replicas back after ${recovered}`,
   );
 }
 

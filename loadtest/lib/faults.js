@@ -16,6 +16,14 @@
 //   keepsSessions a store fault after which no session may be missing (AOF replays the writes)
 //   failsNone     no request may fail: the victim drains (stops taking connections, finishes what
 //                 it has, then exits), so none is in flight on it when it goes
+//   swarm         a fault of the three-host swarm (npm run swarm, --target swarm), and what is done
+//                 (services/cluster/src/swarm/faults.ts): power-off (every process of the host
+//                 killed at once), cut (the host loses every link), cut-from-hosts (it loses the
+//                 other hosts only), update (the app service updated, one task at a time), drain
+//                 (the host's availability set to drain). Its victim is a host (`host`), the Redis
+//                 primary's host (`primary-host`) or the app service (`service`); it runs on that
+//                 target only. `losesHost`: every app replica on the host is lost to the clients
+//                 until the swarm replaces it
 
 export const FAULTS = Object.freeze({
   'node-kill': Object.freeze({
@@ -56,6 +64,61 @@ export const FAULTS = Object.freeze({
     keepsSessions: false,
     failsNone: false,
   }),
+  'host-kill': Object.freeze({
+    summary: 'every process of one host killed at once (power loss), powered on after --restart-after (--target swarm)',
+    store: false,
+    victim: 'host',
+    signal: 'KILL',
+    stores: null,
+    keepsSessions: false,
+    failsNone: false,
+    swarm: 'power-off',
+    losesHost: true,
+  }),
+  'host-partition': Object.freeze({
+    summary: 'one host cut off from the others and from clients, healed after --restart-after (--target swarm)',
+    store: false,
+    victim: 'host',
+    signal: 'KILL',
+    stores: null,
+    keepsSessions: false,
+    failsNone: false,
+    swarm: 'cut',
+    losesHost: true,
+  }),
+  'partial-partition': Object.freeze({
+    summary: "the Redis primary's host cut off from the other hosts, not from its own app replicas (--target swarm)",
+    store: false,
+    victim: 'primary-host',
+    signal: 'KILL',
+    stores: null,
+    keepsSessions: false,
+    failsNone: false,
+    swarm: 'cut-from-hosts',
+    losesHost: false,
+  }),
+  'rolling-update': Object.freeze({
+    summary: 'docker service update --force of the app: one task at a time, start-first (--target swarm)',
+    store: false,
+    victim: 'service',
+    signal: 'TERM',
+    stores: null,
+    keepsSessions: false,
+    failsNone: true,
+    swarm: 'update',
+    losesHost: false,
+  }),
+  drain: Object.freeze({
+    summary: "one host drained (docker node update --availability drain): its app tasks move (--target swarm)",
+    store: false,
+    victim: 'host',
+    signal: 'TERM',
+    stores: null,
+    keepsSessions: false,
+    failsNone: true,
+    swarm: 'drain',
+    losesHost: false,
+  }),
 });
 
 export const FAULT_NAMES = Object.freeze(Object.keys(FAULTS));
@@ -64,6 +127,17 @@ export const DEFAULT_FAULT = 'node-kill';
 /** Faults of the shared store rather than of a node (see `store` above). */
 export const STORE_FAULTS = Object.freeze(FAULT_NAMES.filter((name) => FAULTS[name].store));
 export const isStoreFault = (fault) => STORE_FAULTS.includes(fault);
+
+/** Faults of the swarm (see `swarm` above); every other fault runs on the local and compose targets. */
+export const SWARM_FAULTS = Object.freeze(FAULT_NAMES.filter((name) => FAULTS[name].swarm));
+export const isSwarmFault = (fault) => SWARM_FAULTS.includes(fault);
+
+/** Why `fault` cannot run on `target` (local, compose, swarm), a usage error's text, or null when it can. */
+export function targetRefusal(fault, target) {
+  if (isSwarmFault(fault) && target !== 'swarm') return `--fault ${fault} is a fault of the swarm's hosts or services: use --target swarm`;
+  if (!isSwarmFault(fault) && target === 'swarm') return `--target swarm runs the swarm's faults (${SWARM_FAULTS.join(', ')}), not --fault ${fault}`;
+  return null;
+}
 
 /** Why `fault` cannot run on the store topology `store` (a usage error's text), or null when it can. */
 export function faultRefusal(fault, store) {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { formatDuration } from '@session-cluster/app/duration';
 import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
 import { REDIS_PERSISTENCE, type RedisPersistence } from '../parts.js';
-import { DEFAULT_FAULT, FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, type Fault } from '@session-cluster/loadtest/faults';
+import { DEFAULT_FAULT, FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, SWARM_FAULTS, targetRefusal, type Fault } from '@session-cluster/loadtest/faults';
+import { swarmRefuses } from '../swarm/target.js';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { settingsFromFlags } from '../lib/node-settings.js';
 import { k6Version, resolveK6 } from './k6.js';
@@ -19,11 +20,16 @@ import { composeRefuses, TARGETS, type TargetKind } from './targets.js';
  * the experiment could not run; 2 a usage error; 130 interrupted.
  */
 const USAGE = `usage: npm run experiment -- failover [options]
-  --target local|compose      where: the local cluster (processes, the default) or the compose stack
+  --target local|compose|swarm   where: the local cluster (processes, the default), the compose stack
                               (docker compose up, killed with docker kill; needs Docker and Compose
                               v2; its own project, session-cluster-experiment, removed afterwards;
                               the files: COMPOSE_FILE as docker compose reads it, else
-                              docker-compose.yml)
+                              docker-compose.yml), or a three-host swarm of its own (npm run swarm;
+                              root; the swarm's faults only, shared and sticky modes, the Sentinel
+                              store; --restart-after is when a lost host comes back)
+  --host hN                   swarm: the host a host fault takes (default: the one running app-1;
+                              the Redis primary's for a fault of the primary's host)
+  --min-replicas-to-write N   swarm: Redis refuses writes with fewer than N replicas in sync
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
   --fault ${DEFAULT_FAULT.padEnd(19)} what happens at --kill-at (store faults run in shared mode):
@@ -67,25 +73,30 @@ async function main(argv: string[]): Promise<number> {
     env: { type: 'string', multiple: true },
     out: { type: 'string' },
     repeat: { type: 'string' },
+    host: { type: 'string' },
+    'min-replicas-to-write': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   const [verb] = positionals;
   if (values.help || !verb) return (void process.stdout.write(`${USAGE}\n`), 0);
   if (verb !== 'failover') throw new UsageError(`unknown experiment "${verb}" (there is one: failover)`);
-  const fault = choiceOption<Fault>('fault', values.fault, FAULT_NAMES, DEFAULT_FAULT);
-  const store = choiceOption<Store>('store', values.store, STORES, 'single');
+  const target = choiceOption<TargetKind>('target', values.target, TARGETS, 'local');
+  const fault = choiceOption<Fault>('fault', values.fault, FAULT_NAMES, target === 'swarm' ? SWARM_FAULTS[0]! : DEFAULT_FAULT);
+  const wrongTarget = targetRefusal(fault, target);
+  if (wrongTarget) throw new UsageError(wrongTarget);
+  const store = choiceOption<Store>('store', values.store, STORES, target === 'swarm' ? 'sentinel' : 'single');
   const redisPersistence = choiceOption<RedisPersistence>('redis-persistence', values['redis-persistence'], REDIS_PERSISTENCE, 'aof');
   const wrongStore = faultRefusal(fault, store);
   if (wrongStore) throw new UsageError(wrongStore);
   // A store fault is a fault of shared mode's Redis: that is the mode it runs in unless told otherwise.
-  const modeOption = values.mode ?? (isStoreFault(fault) || store !== 'single' ? 'shared' : 'both');
+  const modeOption = values.mode ?? (isStoreFault(fault) || (store !== 'single' && target !== 'swarm') ? 'shared' : 'both');
   const modes: Mode[] = [];
   for (const m of modeOption.split(',').map((x) => x.trim())) {
     const chosen = m === 'all' ? [...MODES] : m === 'both' ? (['shared', 'sticky'] as Mode[]) : MODES.filter((x) => x === m);
     if (!chosen.length) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, both or all (or a comma-separated list), got "${modeOption}"`);
     modes.push(...chosen.filter((x) => !modes.includes(x)));
   }
-  if ((isStoreFault(fault) || store !== 'single') && modes.some((m) => m !== 'shared'))
+  if ((isStoreFault(fault) || (store !== 'single' && target !== 'swarm')) && modes.some((m) => m !== 'shared'))
     throw new UsageError(`--fault ${fault} and --store ${store} apply to shared mode (its Redis); got --mode ${modeOption}`);
   const nodes = intOption('nodes', values.nodes, 3, 2, 32);
   const vus = intOption('vus', values.vus, 20, 1, 10_000);
@@ -98,7 +109,13 @@ async function main(argv: string[]): Promise<number> {
   const killNode = values['kill-node']!;
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
   const nodeSettings = settingsFromFlags((values.env as string[] | undefined) ?? []);
-  const target = choiceOption<TargetKind>('target', values.target, TARGETS, 'local');
+  if (target === 'swarm') for (const mode of modes) {
+    const refused = swarmRefuses({ mode, store, redisPersistence });
+    if (refused) throw new UsageError(refused);
+  }
+  if (target !== 'swarm' && (values.host || values['min-replicas-to-write'])) throw new UsageError('--host and --min-replicas-to-write apply to --target swarm');
+  const minReplicas = intOption('min-replicas-to-write', values['min-replicas-to-write'], 0, 0, 2);
+  const redisArgs = minReplicas ? ['--min-replicas-to-write', String(minReplicas), '--min-replicas-max-lag', '10'] : [];
   if (target === 'compose') {
     const refused = composeRefuses({ store, redisPersistence, nodeSettings });
     if (refused) throw new UsageError(refused);
@@ -152,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
           k6,
           monitoring: values.monitoring!,
           nodeSettings,
+          ...(values.host && { host: values.host }),
+          ...(redisArgs.length && { redisArgs }),
           say,
           signal: controller.signal,
         }),

@@ -116,6 +116,13 @@ export function k6Thresholds(summary: K6Summary): Record<string, Record<string, 
   return out;
 }
 
+/** What the killed node held (sticky); a lost host: what all its app replicas held together. */
+function heldBy(r: RunOutcome): number | null {
+  const names = r.lostNodes.length ? r.lostNodes : [r.killedNode!];
+  const held = names.map((n) => r.sessionsHeld[n] ?? null);
+  return held.includes(null) ? null : held.reduce((a, b) => a! + b!, 0);
+}
+
 export function summarizeRun(r: RunOutcome): RunSummary {
   const m = r.summary.metrics;
   const count = (name: string) => m[name]?.values.count ?? 0;
@@ -152,6 +159,10 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     nodeSettings: r.nodeSettings,
     writeOutageS,
     acknowledgedWritesLost: count('acknowledged_writes_lost'),
+    hostsLost: r.hostsLost,
+    lostNodes: r.lostNodes,
+    swarmRecoveryS: r.recoveredWall !== null && r.killWall !== null ? round((r.recoveredWall - r.killWall) / 1000, 1) : null,
+    writesBackAfterS: killAtS === null ? null : round(Math.max(0, ...s.failures.filter((f) => f.kind === 'write' || f.kind === 'login').map((f) => f.t - killAtS)), 1),
     label: r.label,
     nodes: r.nodes,
     vus: r.vus,
@@ -176,7 +187,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     stateBytesPerRequest: r.probe?.stateBytesPerRequest ?? null,
     serverBytesPerSession: r.probe?.serverBytesPerSession ?? null,
     killedNode: r.killedNode,
-    killedNodeSessions: r.killedNode && r.mode === 'sticky' ? (r.sessionsHeld[r.killedNode] ?? null) : null,
+    killedNodeSessions: r.killedNode && r.mode === 'sticky' ? heldBy(r) : null,
     killedNodeServedBeforeKill: r.killedNode && killAtS !== null ? s.served.filter((x) => x.node === r.killedNode && x.t < killAtS).length : null,
     killAtS,
     restartAtS,

@@ -40,6 +40,10 @@ export interface FailoverOptions {
   monitoring: boolean;
   /** Node settings from --env (e.g. REDIS_WAIT_REPLICAS=1), on every node. */
   nodeSettings?: Record<string, string>;
+  /** Swarm: the host a host fault takes (default: the Redis primary's, or the one running app-1). */
+  host?: string;
+  /** Swarm: extra redis-server arguments (--min-replicas-to-write 1 ...). */
+  redisArgs?: string[];
   say: (line: string) => void;
   signal: AbortSignal;
 }
@@ -72,6 +76,11 @@ export interface RunOutcome {
   readyWall: number | null;
   /** What each node said it held just before the kill (session_cluster_sessions_active; sticky: its own sessions); null: its metrics could not be read. */
   sessionsHeld: Record<string, number | null>;
+  /** Swarm faults: the hosts lost to the clients, and the app nodes they ran. */
+  hostsLost: string[];
+  lostNodes: string[];
+  /** Swarm faults: when the swarm ran every app replica again without the lost host (an update: when it converged). */
+  recoveredWall: number | null;
   k6Exit: { code: number | null; signal: string | null };
   summary: K6Summary;
   series: Series;
@@ -114,6 +123,11 @@ interface Run {
   restartWall: number | null;
   readyWall: number | null;
   sessionsHeld: Record<string, number | null>;
+  hostsLost: string[];
+  lostNodes: string[];
+  recoveredWall: number | null;
+  /** A swarm fault that runs until it converges (an update, a drain), or the watch for the replicas back. */
+  faultRunning: Promise<void> | null;
   probe: RunOutcome['probe'];
 }
 
@@ -176,6 +190,10 @@ function newRun(o: FailoverOptions): Run {
     restartWall: null,
     readyWall: null,
     sessionsHeld: {},
+    hostsLost: [],
+    lostNodes: [],
+    recoveredWall: null,
+    faultRunning: null,
     probe: null,
   };
 }
@@ -202,6 +220,7 @@ async function openCluster(run: Run): Promise<void> {
     monitoring: o.monitoring,
     nodeSettings: o.nodeSettings ?? {},
     runDir: run.runDir,
+    ...(o.redisArgs && { redisArgs: o.redisArgs }),
     ...(o.store && { store: o.store }),
     ...(o.redisPersistence && { redisPersistence: o.redisPersistence }),
   });
@@ -261,6 +280,7 @@ async function injectFault(run: Run): Promise<void> {
   if (run.k6Exited) throw new Error(`k6 exited early (code ${run.k6Exit.code}):\n${tail(run.files.log)}`);
   const load = await t.loads();
   run.sessionsHeld = Object.fromEntries(Object.entries(load).map(([n, l]) => [n, l?.sessions ?? null]));
+  if (action.swarm) return injectSwarmFault(run);
   // A store fault's victim is the store: Redis (single), or whichever Redis is primary right now.
   const victim = action.victim === 'node' ? pickVictim(o.mode, o.killNode, load, t.nodes) : await t.storeVictim(action.victim === 'redis-primary');
   run.killedNode = victim;
@@ -275,8 +295,48 @@ async function injectFault(run: Run): Promise<void> {
   sayAt(run, `SIG${action.signal} ${victim} (${held})`);
 }
 
+/**
+ * A swarm fault (lib/faults.js `swarm`): a host is killed or cut off, or the app service updated,
+ * or a host drained. What converges by itself (an update, a drain) runs on in the background; for a
+ * lost host, a watch notes when the swarm runs every app replica again without it.
+ */
+async function injectSwarmFault(run: Run): Promise<void> {
+  const { o } = run;
+  const t = targetOf(run);
+  if (!t.swarm) throw new Error(`--fault ${run.fault} needs --target swarm`);
+  const action = FAULTS[run.fault];
+  const host = action.victim === 'service' ? null : await t.swarm.victim(run.fault, o.host);
+  if (host && action.losesHost) {
+    run.hostsLost = [host];
+    run.lostNodes = await t.swarm.appSlotsOn(host);
+  }
+  run.killedNode = host ?? 'app';
+  run.killWall = Date.now();
+  const started = Date.now();
+  const injected = t.swarm.inject(run.fault, host ?? '');
+  if (action.losesHost || action.victim === 'primary-host') {
+    await injected;
+    const lost = run.hostsLost;
+    run.faultRunning = (async () => {
+      while (!(await t.swarm!.replicasBack(lost))) {
+        if (Date.now() - started > (o.durationS + 60) * 1000) return;
+        await abortableSleep(500, o.signal);
+      }
+      run.recoveredWall = Date.now();
+      sayAt(run, `the swarm runs every app replica again (${((run.recoveredWall - started) / 1000).toFixed(1)} s after the fault)`);
+    })();
+  } else {
+    run.faultRunning = injected.then(() => {
+      run.recoveredWall = Date.now();
+      sayAt(run, `${run.fault} converged (${((run.recoveredWall - started) / 1000).toFixed(1)} s)`);
+    });
+  }
+  sayAt(run, `${run.fault}${host ? ` of ${host}` : ''}${run.lostNodes.length ? ` (it ran ${run.lostNodes.join(', ')})` : ''}`);
+}
+
 async function restartVictim(run: Run): Promise<void> {
   const { o } = run;
+  if (FAULTS[run.fault].swarm) return restoreSwarm(run);
   const victim = run.killedNode!;
   await abortableSleep(run.killWall! + o.restartAfterS! * 1000 - Date.now(), o.signal);
   run.restartWall = Date.now();
@@ -288,6 +348,24 @@ async function restartVictim(run: Run): Promise<void> {
   } catch (err) {
     // The run goes on with the victim down; the report shows no readiness time.
     sayAt(run, `${victim} did not come back: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** At restartAfter: the killed host powered on, the cut one healed, the drained one active again. */
+async function restoreSwarm(run: Run): Promise<void> {
+  const { o } = run;
+  const t = targetOf(run);
+  await abortableSleep(run.killWall! + o.restartAfterS! * 1000 - Date.now(), o.signal);
+  // An update or a drain is restored once it has converged.
+  if (!FAULTS[run.fault].losesHost && FAULTS[run.fault].victim !== 'primary-host') await run.faultRunning;
+  run.restartWall = Date.now();
+  sayAt(run, `restoring ${run.killedNode}`);
+  try {
+    await t.swarm!.restore();
+    run.readyWall = Date.now();
+    sayAt(run, `${run.killedNode} back in the swarm (${run.readyWall - run.restartWall} ms)`);
+  } catch (err) {
+    sayAt(run, `${run.killedNode} did not come back: ${(err as Error).message.split('\n')[0]}`);
   }
 }
 
@@ -305,6 +383,7 @@ async function waitForK6(run: Run): Promise<void> {
     await abortableSleep(100, o.signal);
   }
   await k6.exited;
+  await run.faultRunning?.catch((err: Error) => sayAt(run, `the fault failed: ${err.message.split('\n')[0]}`));
   sayAt(run, `k6 done (exit ${run.k6Exit.code ?? run.k6Exit.signal}${run.k6Exit.code === 99 ? ': a threshold failed' : ''})`);
 }
 
@@ -357,6 +436,9 @@ async function outcomeOf(run: Run): Promise<RunOutcome> {
     restartWall: run.restartWall,
     readyWall: run.readyWall,
     sessionsHeld: run.sessionsHeld,
+    hostsLost: run.hostsLost,
+    lostNodes: run.lostNodes,
+    recoveredWall: run.recoveredWall,
     k6Exit,
     summary,
     series,

@@ -6,6 +6,8 @@ import { removeRun, REPO_ROOT, up, type Mode, type Store } from '../cluster.js';
 import type { RedisPersistence } from '../parts.js';
 import { METRICS_IN_CONTAINER, nodeLoad, parseMetrics } from '../lib/node-metrics.js';
 import { freePort } from '../lib/ports.js';
+import type { Fault } from '@session-cluster/loadtest/faults';
+import { swarmTarget } from '../swarm/target.js';
 import { localStoreAccess, SESSION_ROW_BYTES, type StoreAccess } from './probe.js';
 
 /**
@@ -33,6 +35,21 @@ export interface Target {
   store: StoreAccess;
   /** Stops everything it started and removes it, keeping every part's log in `logsDir`. */
   down(logsDir: string): Promise<void>;
+  /** The swarm target's faults (lib/faults.js `swarm`): of hosts and services, not of a node by name. */
+  swarm?: SwarmFaults;
+}
+
+export interface SwarmFaults {
+  hosts: string[];
+  /** The host a fault takes: `choice` (hN), or the Redis primary's host, or the one running app-1. */
+  victim(fault: Fault, choice: string | undefined): Promise<string>;
+  /** The app slots (app-2 ...) a host runs now. */
+  appSlotsOn(host: string): Promise<string[]>;
+  inject(fault: Fault, host: string): Promise<void>;
+  /** True once the app runs all its replicas on hosts other than `lost`. */
+  replicasBack(lost: string[]): Promise<boolean>;
+  /** Power on, heal, or make active again; resolves once the host is back in the swarm. */
+  restore(): Promise<void>;
 }
 
 export interface TargetOptions {
@@ -45,9 +62,11 @@ export interface TargetOptions {
   nodeSettings: Record<string, string>;
   /** A folder of its own for this run (the local cluster's state). */
   runDir: string;
+  /** Swarm: extra redis-server arguments (--min-replicas-to-write ...). */
+  redisArgs?: string[];
 }
 
-export const TARGETS = ['local', 'compose'] as const;
+export const TARGETS = ['local', 'compose', 'swarm'] as const;
 export type TargetKind = (typeof TARGETS)[number];
 
 // --- the local cluster ---------------------------------------------------------------------------
@@ -209,5 +228,6 @@ export async function composeTarget(o: TargetOptions): Promise<Target> {
 }
 
 export function openTarget(kind: TargetKind, o: TargetOptions): Promise<Target> {
+  if (kind === 'swarm') return swarmTarget(o);
   return kind === 'compose' ? composeTarget(o) : localTarget(o);
 }

@@ -1,6 +1,7 @@
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { sleep, waitFor } from '../lib/ports.js';
-import { appSlotsOn, inject, primaryHost, replicasBack, restore, type SwarmFault } from './faults.js';
+import { type Fault, FAULTS, SWARM_FAULTS } from '@session-cluster/loadtest/faults';
+import { appSlotsOn, inject, primaryHost, replicasBack, restore } from './faults.js';
 import { down, ps, requireState, up } from './swarm.js';
 
 /**
@@ -8,7 +9,6 @@ import { down, ps, requireState, up } from './swarm.js';
  * npm run swarm -- ps | down
  * npm run swarm -- fault host-kill|host-partition|partial-partition|rolling-update|drain [--host hN] [--for 20s]
  */
-const FAULTS: readonly SwarmFault[] = ['host-kill', 'host-partition', 'partial-partition', 'rolling-update', 'drain'];
 const USAGE = `usage: npm run swarm -- COMMAND [options]
   up                          three hosts (network namespaces, a dockerd each, root needed), one swarm
                               of three managers, the images on every host, the stack deployed, and the
@@ -18,14 +18,11 @@ const USAGE = `usage: npm run swarm -- COMMAND [options]
     --env KEY=VALUE           an app setting (repeatable), e.g. --env REDIS_WAIT_REPLICAS=1
     --min-replicas-to-write N Redis refuses writes with fewer than N replicas in sync (default 0: off)
   ps                          the hosts and where each task runs
-  fault NAME                  one fault, then back to normal; prints what happened, with timings
-    host-kill                 every process of a host killed at once; powered on after --for
-    host-partition            a host cut off from everything for --for, then healed
-    partial-partition         the Redis primary's host cut off from the other hosts (not from its own
-                              app replicas or clients) for --for, then healed
-    rolling-update            docker service update --force of the app: one task at a time, start-first
-    drain                     a host drained (its app tasks move), then made active again
-    --host hN                 the host (default: the one running app-1; partial-partition: the primary's)
+  fault NAME                  one fault, then back to normal (a killed host powered on, a cut one
+                              healed, a drained one active again); prints what happened, with timings
+${SWARM_FAULTS.map((f) => `    ${f.padEnd(24)}${FAULTS[f].summary.replace(/ \(--target swarm\)$/, '')}`).join('\n')}
+    --host hN                 the host (default: the one running app-1; the primary's when the fault's
+                              victim is the Redis primary's host)
     --for 20s                 how long a host stays killed or cut off
   down                        remove everything up made: stack, swarm, engines, namespaces, bridge, front`;
 
@@ -76,20 +73,21 @@ async function main(argv: string[]): Promise<number> {
       say('down: nothing left');
       return EXIT.ok;
     case 'fault': {
-      if (!arg) throw new UsageError(`fault needs a name: ${FAULTS.join(', ')}`);
-      if (!(FAULTS as readonly string[]).includes(arg)) throw new UsageError(`unknown fault "${arg}" (${FAULTS.join(', ')})`);
-      const fault = arg as SwarmFault;
+      if (!arg) throw new UsageError(`fault needs a name: ${SWARM_FAULTS.join(', ')}`);
+      if (!(SWARM_FAULTS as readonly string[]).includes(arg)) throw new UsageError(`unknown fault "${arg}" (${SWARM_FAULTS.join(', ')})`);
+      const fault = arg as Fault;
+      const action = FAULTS[fault];
       const state = requireState();
       const forS = durationOption('for', values.for, '20s');
       let host = values.host;
       if (host && !state.hosts.includes(host)) throw new UsageError(`--host must be one of ${state.hosts.join(', ')}, got "${host}"`);
-      if (!host && fault === 'partial-partition') host = await primaryHost(state);
+      if (!host && action.victim === 'primary-host') host = await primaryHost(state);
       if (!host) host = (await Promise.all(state.hosts.map(async (h) => ((await appSlotsOn(h)).includes('app-1') ? h : null)))).find(Boolean) ?? state.hosts[0]!;
       const t0 = Date.now();
       const at = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
       say(`${fault} on ${host}`);
       await inject(state, fault, host);
-      if (fault === 'rolling-update' || fault === 'drain') {
+      if (!action.losesHost && action.victim !== 'primary-host') {
         say(`${fault}: converged after ${at()}`);
         await restore(state, fault, host);
         say(`${host} active again after ${at()}`);
@@ -101,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
       );
       await sleep(forS * 1000);
       await back;
-      say(`${fault === 'host-kill' ? 'powering on' : 'healing'} ${host} after ${at()}`);
+      say(`${action.swarm === 'power-off' ? 'powering on' : 'healing'} ${host} after ${at()}`);
       await restore(state, fault, host);
       say(`${host} Ready again after ${at()}`);
       return EXIT.ok;

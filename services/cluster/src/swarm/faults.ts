@@ -1,18 +1,25 @@
+import { type Fault, FAULTS } from '@session-cluster/loadtest/faults';
 import { waitFor } from '../lib/ports.js';
 import { docker, hostsSh } from './hosts.js';
 import { anyManager, STACK, type SwarmState } from './swarm.js';
 
 /**
- * What each swarm fault does to the hosts, as steps the CLI and the experiment share:
- *   host-kill          every process of one host killed at once (a power loss); `restore` powers it on
- *   host-partition     one host cut off from everything (other hosts and clients); `restore` heals
- *   partial-partition  the Redis primary's host cut off from the other hosts only: its own app
- *                      replicas, and clients through its nginx, still reach it
- *   rolling-update     `docker service update --force` of the app, one task at a time, start-first
- *   drain              one host's availability set to drain (its app tasks move), then active again
- * The fault names and their claims are lib/faults.js's (loadtest/).
+ * What each swarm fault (lib/faults.js, `swarm`: its action) does, as steps the CLI and the
+ * experiment share:
+ *   power-off       every process of one host killed at once; `restore` powers it on
+ *   cut             one host cut off from everything (other hosts and clients); `restore` heals
+ *   cut-from-hosts  the host cut off from the other hosts only: its own app replicas, and clients
+ *                   through its nginx, still reach it (the Redis primary's host: a split brain)
+ *   update          `docker service update --force` of the app, one task at a time, start-first
+ *   drain           one host's availability set to drain (its app tasks move), then active again
  */
-export type SwarmFault = 'host-kill' | 'host-partition' | 'partial-partition' | 'rolling-update' | 'drain';
+export type SwarmAction = NonNullable<(typeof FAULTS)[Fault]['swarm']>;
+
+export function actionOf(fault: Fault): SwarmAction {
+  const action = FAULTS[fault].swarm;
+  if (!action) throw new Error(`${fault} is not a fault of the swarm`);
+  return action;
+}
 
 /** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
 export async function containersOn(host: string, service: string): Promise<Array<{ container: string; task: string }>> {
@@ -45,15 +52,15 @@ export async function appSlotsOn(host: string): Promise<string[]> {
   return (await containersOn(host, 'app').catch(() => [])).map((c) => `app-${c.task.split('.')[1]}`);
 }
 
-export async function inject(state: SwarmState, fault: SwarmFault, host: string): Promise<void> {
-  switch (fault) {
-    case 'host-kill':
+export async function inject(state: SwarmState, fault: Fault, host: string): Promise<void> {
+  switch (actionOf(fault)) {
+    case 'power-off':
       return void (await hostsSh(['kill', host]));
-    case 'host-partition':
+    case 'cut':
       return void (await hostsSh(['cut', host, 'all']));
-    case 'partial-partition':
+    case 'cut-from-hosts':
       return void (await hostsSh(['cut', host, 'hosts']));
-    case 'rolling-update': {
+    case 'update': {
       const manager = await anyManager(state);
       // --detach=false: returns when the update has converged (every task replaced and running).
       return void (await docker(manager, ['service', 'update', '--detach=false', '--quiet', '--force', '--update-parallelism', '1', '--update-order', 'start-first', `${STACK}_app`], { timeoutMs: 10 * 60_000 }));
@@ -69,13 +76,13 @@ export async function inject(state: SwarmState, fault: SwarmFault, host: string)
 }
 
 /** Undoes the fault: power on, heal, or make the drained host active again. Resolves when the host is back in the swarm. */
-export async function restore(state: SwarmState, fault: SwarmFault, host: string): Promise<void> {
-  switch (fault) {
-    case 'host-kill':
+export async function restore(state: SwarmState, fault: Fault, host: string): Promise<void> {
+  switch (actionOf(fault)) {
+    case 'power-off':
       await hostsSh(['start', host]);
       break;
-    case 'host-partition':
-    case 'partial-partition':
+    case 'cut':
+    case 'cut-from-hosts':
       await hostsSh(['heal', host]);
       break;
     case 'drain': {
@@ -83,7 +90,7 @@ export async function restore(state: SwarmState, fault: SwarmFault, host: string
       await docker(manager, ['node', 'update', '--availability', 'active', host]);
       break;
     }
-    case 'rolling-update':
+    case 'update':
       return;
   }
   await waitFor(`${host} Ready in the swarm again`, async () => (await nodeStatus(state, host)) === 'Ready', 5 * 60_000, 500);

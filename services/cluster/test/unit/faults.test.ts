@@ -32,8 +32,9 @@ describe('the fault table', () => {
         if (f.stores === null || f.stores.includes(store)) expect(refusal, `${name} on ${store}`).toBeNull();
         else expect(refusal, `${name} on ${store}`).toMatch(new RegExp(`^--fault ${name} `));
       }
-      // A store fault kills a Redis, a node fault a node.
-      expect(f.victim === 'node', name).toBe(!f.store);
+      // A store fault kills a Redis, a node fault a node; a swarm fault takes a host or a service.
+      if (f.swarm) expect(['host', 'primary-host', 'service'], name).toContain(f.victim);
+      else expect(f.victim === 'node', name).toBe(!f.store);
     }
     expect(faultRefusal('node-explode', 'single')).toMatch(/--fault must be one of node-kill, node-term, redis-restart, redis-primary-kill/);
     expect(STORE_FAULTS).toEqual(FAULT_NAMES.filter(isStoreFault));

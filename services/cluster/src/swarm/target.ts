@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Fault } from '@session-cluster/loadtest/faults';
+import type { Target, TargetOptions } from '../experiment/targets.js';
+import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
+import { docker } from './hosts.js';
+import { appSlotsOn, containersOn, inject, primaryHost, replicasBack, restore } from './faults.js';
+import { down, readState, STACK, up, type SwarmState } from './swarm.js';
+
+/**
+ * The experiment's swarm target (--target swarm): `npm run swarm -- up` in the mode asked, the load
+ * through the front, and the swarm's faults (lib/faults.js `swarm`) instead of a kill by name. The
+ * app nodes are the slots (app-1...), which the route cookie and X-Served-By name wherever the
+ * swarm runs them. A swarm already up (npm run swarm -- up) is refused: the experiment owns its own.
+ */
+export function swarmRefuses(o: Pick<TargetOptions, 'mode' | 'store' | 'redisPersistence'>): string | null {
+  if (o.mode !== 'shared' && o.mode !== 'sticky') return `--target swarm runs shared and sticky modes, not ${o.mode}`;
+  if (o.store && o.store !== 'sentinel') return '--target swarm runs the Sentinel store (a primary and two replicas, each on its own host): leave --store out, or say sentinel';
+  if (o.redisPersistence && o.redisPersistence !== 'aof') return '--target swarm runs Redis with AOF (everysec) only';
+  return null;
+}
+
+export async function swarmTarget(o: TargetOptions): Promise<Target> {
+  const refused = swarmRefuses(o);
+  if (refused) throw new Error(refused);
+  if (readState()) throw new Error('a swarm is already up (npm run swarm -- down first): the experiment starts its own');
+  const state: SwarmState = await up({ mode: o.mode as 'shared' | 'sticky', replicas: o.nodes, appEnv: { LOG_LEVEL: 'info', DEMO_USERS: String(o.demoUsers), ...o.nodeSettings }, redisArgs: o.redisArgs ?? [] });
+  const nodes = Array.from({ length: o.nodes }, (_, i) => `app-${i + 1}`);
+  // Where each slot runs now: host and container.
+  const where = async () => {
+    const out: Record<string, { host: string; container: string }> = {};
+    for (const h of state.hosts)
+      for (const c of await containersOn(h, 'app').catch(() => [])) out[`app-${c.task.split('.')[1]}`] = { host: h, container: c.container };
+    return out;
+  };
+  const loads = async () => {
+    const at = await where();
+    const out: Record<string, { sessions: number; requests: number } | null> = {};
+    for (const n of nodes) {
+      const w = at[n];
+      const m = w ? await docker(w.host, ['exec', w.container, ...METRICS_IN_CONTAINER], { timeoutMs: 10_000 }).then(parseMetrics, () => null) : null;
+      out[n] = m && { sessions: m.get('session_cluster_sessions_active') ?? 0, requests: m.get('session_cluster_http_requests_total') ?? 0 };
+    }
+    return out;
+  };
+  const requests = async () => Object.values(await loads()).reduce((sum, l) => sum + (l?.requests ?? 0), 0);
+  const before = await requests();
+  let faulted: { fault: Fault; host: string } | null = null;
+  return {
+    url: state.url,
+    nodes,
+    ...(state.prometheus && { prometheusWrite: `${state.prometheus}/api/v1/write` }),
+    loads,
+    loadStarted: async () => (await requests()) > before,
+    storeVictim: () => Promise.reject(new Error('the swarm target has no store fault of its own: its faults are the hosts')),
+    kill: () => Promise.reject(new Error('the swarm target kills hosts, not nodes (a swarm fault)')),
+    start: () => Promise.reject(new Error('the swarm target restores hosts, not nodes (a swarm fault)')),
+    swarm: {
+      hosts: state.hosts,
+      async victim(fault, choice) {
+        if (choice && choice !== 'busiest') {
+          if (!state.hosts.includes(choice)) throw new Error(`--host: no host named ${choice} (hosts: ${state.hosts.join(', ')})`);
+          return choice;
+        }
+        const { FAULTS } = await import('@session-cluster/loadtest/faults');
+        if (FAULTS[fault].victim === 'primary-host') return primaryHost(state);
+        // The host running app-1 (a host with an app replica: losing it tests something).
+        const at = await where();
+        return at['app-1']?.host ?? state.hosts[0]!;
+      },
+      appSlotsOn,
+      async inject(fault, host) {
+        faulted = { fault, host };
+        await inject(state, fault, host);
+      },
+      replicasBack: (lost) => replicasBack(state, lost),
+      async restore() {
+        if (faulted) await restore(state, faulted.fault, faulted.host);
+      },
+    },
+    store: {
+      url: state.url,
+      async redisMemoryUsage(key) {
+        if (o.mode !== 'shared') return null;
+        const host = await primaryHost(state);
+        for (const service of ['redis', 'redis-replica-1', 'redis-replica-2'])
+          for (const c of await containersOn(host, service)) return Number(await docker(host, ['exec', c.container, 'redis-cli', '--raw', 'MEMORY', 'USAGE', key, 'SAMPLES', '0'])) || null;
+        return null;
+      },
+      sessionRowBytes: async () => null,
+    },
+    async down(logsDir) {
+      fs.mkdirSync(logsDir, { recursive: true });
+      try {
+        for (const service of ['app', 'nginx', 'redis', 'redis-replica-1', 'redis-replica-2', 'sentinel']) {
+          const h = state.hosts[0]!;
+          const text = await docker(h, ['service', 'logs', '--timestamps', '--no-trunc', `${STACK}_${service}`], { timeoutMs: 180_000 }).catch((err: Error) => err.message);
+          fs.writeFileSync(path.join(logsDir, `${service}.log`), text);
+        }
+      } finally {
+        await down();
+      }
+    },
+  };
+}
