@@ -17,7 +17,8 @@
 # Addresses: the bridge is SWARM_BRIDGE (scswarm0) with 10.214.0.1/24; host i is 10.214.0.(10+i).
 # Only the namespaces and the bridge made here are touched; processes are found by pidfile and cgroup.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 run=${SWARM_RUN_DIR:-$repo/.run/swarm}
 bridge=${SWARM_BRIDGE:-scswarm0}
 net=${SWARM_NET:-10.214.0}
@@ -68,7 +69,7 @@ start_engine() {
     export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
     exec dockerd --data-root "$1/data" --exec-root "$1/exec" --pidfile "$1/dockerd.pid" -H "unix://$1/docker.sock" \
       --cgroup-parent "/'"$cg/$h"'" --storage-driver overlay2 --log-driver json-file --log-opt max-size=10m \
-      --default-address-pool base=10.215.0.0/16,size=24' sh "$d" >"$d/dockerd.log" 2>&1 </dev/null &
+      --default-address-pool base=10.215.0.0/16,size=24 --dns '"$net.1"'' sh "$d" >"$d/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 1 120); do
     answers "$h" && return 0
     sleep 0.5
@@ -135,9 +136,18 @@ up() {
   ip link set "$bridge" up
   # Once any Docker engine has run here, FORWARD's policy is DROP and bridged frames pass through it.
   iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || iptables -I FORWARD -i "$bridge" -o "$bridge" -j ACCEPT
+  # The hosts' DNS server (no-dns.mjs): NXDOMAIN for every name Docker's DNS does not know itself.
+  if ! { [ -s "$run/dns.pid" ] && kill -0 "$(cat "$run/dns.pid")" 2>/dev/null; }; then
+    setsid node "$here/no-dns.mjs" "$net.1" 53 >"$run/dns.log" 2>&1 </dev/null &
+    echo $! > "$run/dns.pid"
+  fi
   for i in $(seq 1 "$n"); do make_host "h$i"; done
-  for i in $(seq 1 "$n"); do start_engine "h$i" & done
-  wait
+  local pids=()
+  for i in $(seq 1 "$n"); do
+    start_engine "h$i" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
   for i in $(seq 1 "$n"); do answers "h$i" || die "h$i: its engine does not answer"; done
 }
 
@@ -160,6 +170,9 @@ down() {
   done
   for c in $controllers; do rmdir "/sys/fs/cgroup/$c/$cg" 2>/dev/null || true; done
   iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || true
+  p=$(cat "$run/dns.pid" 2>/dev/null || true)
+  [ -n "$p" ] && grep -q no-dns "/proc/$p/cmdline" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+  rm -f "$run/dns.pid"
   ip link del "$bridge" 2>/dev/null || true
   # The data roots go too (images included): the next `up` loads them again.
   rm -rf "${run:?}"/h[1-9]

@@ -46,7 +46,7 @@ export function createRedisClient(
   };
   if (opts.sentinel) {
     // High availability: ask the Sentinels which server is the primary; when the connection to it
-    // drops, the client asks them again (retryStrategy) and follows the new one.
+    // drops, or the Sentinels announce a new one, the client asks them again and follows it.
     return new Redis({
       ...options,
       sentinels: opts.sentinel.sentinels,
@@ -54,6 +54,11 @@ export function createRedisClient(
       db: opts.db ?? 0,
       sentinelCommandTimeout: opts.commandTimeoutMs,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+      // Follow a failover when the old primary vanishes without closing anything (its host lost
+      // power, or is cut off): the socket to it never errors, commands only time out, and the
+      // client would keep sending there. Subscribed to the Sentinels' +switch-master, it drops
+      // that connection and asks them again.
+      failoverDetector: true,
     });
   }
   // ioredis lets the URL's path win over the `db` option, so the database goes into the URL.

@@ -169,7 +169,35 @@ export async function deploy(state: SwarmState, say: (l: string) => void = () =>
   await docker(manager, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, STACK], { timeoutMs: 5 * 60_000 });
   say(`stack ${STACK} deployed (${state.mode}, ${state.replicas} app replicas); waiting for every task`);
   await waitForServices(state, 5 * 60_000);
-  say('every service has its tasks running');
+  await waitForSentinels(state, 2 * 60_000);
+  say('every service has its tasks running; the Sentinels see the primary and both replicas');
+}
+
+/**
+ * The store is settled when every Sentinel sees the primary with both replicas and the other two
+ * Sentinels, and none is in TILT mode (in which it fails nothing over): before that, a fault would
+ * test the start-up, not the failover.
+ */
+export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeoutMs: number): Promise<void> {
+  let last = '';
+  await waitFor(
+    'the Sentinels to settle (a primary with 2 replicas, 3 Sentinels, no TILT)',
+    async () => {
+      const views = await Promise.all(
+        state.hosts.map(async (h) => {
+          const ids = (await docker(h, ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_sentinel`], { timeoutMs: 10_000 }).catch(() => '')).trim().split('\n').filter(Boolean);
+          if (!ids.length) return `${h}: no Sentinel`;
+          return docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`);
+        }),
+      );
+      last = views.map((v) => v.replace(/\r/g, '').split('\n').filter((l) => /tilt:|master0/.test(l)).join(' ') || v).join(' | ');
+      return views.every((v) => /sentinel_tilt:0/.test(v) && /master0:name=\w+,status=ok,address=[\d.]+:6379,slaves=2,sentinels=3/.test(v));
+    },
+    timeoutMs,
+    1000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen: ${last}`);
+  });
 }
 
 /** Each service's running / wanted tasks (global services: one per host that is up). */
