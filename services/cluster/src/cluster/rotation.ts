@@ -19,6 +19,26 @@ import { owns, partsOfKind, type ClusterState } from './state.js';
  */
 export const rotationDirOf = (state: Pick<ClusterState, 'dir'>) => path.join(state.dir, 'nginx', 'out');
 
+/**
+ * An empty rotation folder that nginx's workers can reach. Started as root, nginx runs its workers
+ * as `nobody`, and a file in a folder they cannot search is never there for `-f`: every folder on
+ * the way must let others search it (x, not read). Returns the folders outside the run folder that
+ * do not, for a warning (the runner changes only its own).
+ */
+export function prepareRotationDir(runDir: string): string[] {
+  const out = rotationDirOf({ dir: runDir });
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  if (process.getuid?.() !== 0) return [];
+  for (let d = out; d.startsWith(runDir); d = path.dirname(d)) fs.chmodSync(d, fs.statSync(d).mode | 0o001);
+  const closed: string[] = [];
+  for (let d = path.dirname(runDir); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) closed.push(d);
+    if (d === path.dirname(d)) break;
+  }
+  return closed;
+}
+
 /** How long the connections nginx opened before the node left rotation may take to be accepted. */
 const ACCEPT_QUEUE_TIMEOUT_MS = 5_000;
 
@@ -26,7 +46,6 @@ export async function takeOutOfRotation(state: ClusterState, node: string): Prom
   const part = partsOfKind(state, 'app').find((p) => p.name === node);
   const nginx = partsOfKind(state, 'nginx')[0];
   if (!part || !nginx) return;
-  fs.mkdirSync(rotationDirOf(state), { recursive: true });
   fs.writeFileSync(path.join(rotationDirOf(state), node), '');
   if (!owns(nginx)) return;
   // Each nginx worker picks a node and connects to it in one pass (a request's body, small here,
