@@ -25,19 +25,21 @@ const bool = () =>
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Whole seconds, in the project's one duration format (duration.ts): 90, 90s, 1m30s, 30m, 8h, 1d. */
-const duration = z
-  .string()
-  .transform((v, ctx) => {
-    try {
-      return parseDurationS(v);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/; got .*$/, '') });
-      return z.NEVER;
-    }
-  })
-  .refine((v) => Number.isInteger(v), 'must be a whole number of seconds')
-  .refine((v) => v >= 1, 'must be at least 1 second');
+/** Whole seconds, at least `min`, in the project's one duration format (duration.ts): 90, 90s, 1m30s, 30m, 8h, 1d. */
+const seconds = (min: number) =>
+  z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseDurationS(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/; got .*$/, '') });
+        return z.NEVER;
+      }
+    })
+    .refine((v) => Number.isInteger(v), 'must be a whole number of seconds')
+    .refine((v) => v >= min, `must be at least ${min} second${min === 1 ? '' : 's'}`);
+const duration = seconds(1);
 
 /** TRUST_PROXY as Express understands it: false, a hop count, or a list of addresses/subnets/names. */
 const trustProxy = z
@@ -154,6 +156,7 @@ const schema = z
     LOGIN_HASH_QUEUE: int(0, 10000).default(16),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SHUTDOWN_TIMEOUT: duration.default(10),
+    SHUTDOWN_DELAY: seconds(0).default(0),
     APP_VERSION: z.string().trim().default('0.1.0'),
   })
   .superRefine((env, ctx) => {
@@ -179,6 +182,14 @@ const schema = z
     }
     if (env.LOGIN_LIMITER === 'memory' && mode.store === 'redis') {
       ctx.addIssue({ code: 'custom', path: ['LOGIN_LIMITER'], message: `memory cannot be used in ${env.SESSION_MODE} mode, which counts its budgets in its own Redis` });
+    }
+    if (env.SHUTDOWN_DELAY >= env.SHUTDOWN_TIMEOUT) {
+      // Named on the delay: it is set whenever this fails (SHUTDOWN_TIMEOUT is at least 1 s), the deadline perhaps not.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SHUTDOWN_DELAY'],
+        message: `must be shorter than SHUTDOWN_TIMEOUT (${env.SHUTDOWN_TIMEOUT} s): the deadline counts from SIGTERM and covers the delay and the drain after it`,
+      });
     }
     if (env.SESSION_ABSOLUTE_TIMEOUT < env.SESSION_IDLE_TIMEOUT) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_ABSOLUTE_TIMEOUT'], message: 'must not be shorter than SESSION_IDLE_TIMEOUT' });
@@ -272,7 +283,10 @@ export interface Config {
   /** Password hashes at once on this node, and how many may wait (beyond: 503 BUSY). */
   hashing: { concurrency: number; queue: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The drain deadline, counted from SIGTERM. */
   shutdownTimeoutS: number;
+  /** How long a draining node keeps accepting (every answer `Connection: close`) before it closes its listener. */
+  shutdownDelayS: number;
   version: string;
 }
 
@@ -360,6 +374,7 @@ export function parseConfig(rawEnv: Record<string, string | undefined> = process
     hashing: { concurrency: e.LOGIN_HASH_CONCURRENCY, queue: e.LOGIN_HASH_QUEUE },
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT,
+    shutdownDelayS: e.SHUTDOWN_DELAY,
     version: e.APP_VERSION,
   };
 }

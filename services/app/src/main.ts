@@ -67,34 +67,42 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  let deadline: NodeJS.Timeout | undefined;
   const drain = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal, deadlineS: config.shutdownTimeoutS }, 'draining');
+    logger.info({ signal, delayS: config.shutdownDelayS, deadlineS: config.shutdownTimeoutS }, 'draining');
     // 1. Readiness goes 503, and every response now says `Connection: close`: each keep-alive
     //    connection is retired cleanly after its next response, by the side that knows it is done.
     node.startDraining();
-    // 2. Stop accepting at once: nginx's next connect is refused, which is safe to retry on another
-    //    node even for a POST (nothing was sent), and marks this node failed for fail_timeout.
-    //    Open connections end by themselves: via (1), or nginx closes the ones it leaves idle after
-    //    its upstream keepalive_timeout (4 s, infra/nginx/render.sh). Nothing is closed from this
-    //    side before the deadline: closing an idle keep-alive connection races with nginx sending
-    //    on it, and Node's closeIdleConnections() (which http.Server#close() calls) even counts a
-    //    connection whose request has arrived but is not yet parsed as idle. Under load that reset
-    //    in-flight requests, and nginx does not retry a POST it has sent (502).
-    deadline = setTimeout(() => {
+    // The deadline counts from the signal: it covers the delay and the drain (config.ts).
+    const deadline = setTimeout(() => {
       logger.warn('drain deadline reached; closing remaining connections');
       server.closeAllConnections();
     }, config.shutdownTimeoutS * 1000).unref();
-    net.Server.prototype.close.call(server, async () => {
-      clearTimeout(deadline);
-      metricsServer.close();
-      node.close();
-      await Promise.allSettled([...Object.values(redis ?? {}).map((c) => c.quit()), pg?.end()]);
-      logger.info('drained; exiting');
-      logger.flush(() => process.exit(0));
-    });
+    // 2. Keep accepting for SHUTDOWN_DELAY: a load balancer that follows DNS (Docker Swarm's
+    //    service name, re-resolved by nginx every few seconds) still sends new connections until it
+    //    has dropped this node. Closing the listener under them resets every connection the kernel
+    //    has completed but Node has not accepted yet, after nginx has sent a request on it: a POST
+    //    is then a 502 (nginx does not replay it). A runner that takes the node out of rotation
+    //    itself before the signal (the local cluster) needs no delay.
+    // 3. Then stop accepting. Open connections end by themselves: via (1), or nginx closes the ones
+    //    it leaves idle after its upstream keepalive_timeout (4 s, infra/nginx/render.sh). Nothing is
+    //    closed from this side before the deadline: closing an idle keep-alive connection races with
+    //    nginx sending on it, and Node's closeIdleConnections() (which http.Server#close() calls)
+    //    even counts a connection whose request has arrived but is not yet parsed as idle.
+    const stopAccepting = () => {
+      logger.info('no longer accepting connections');
+      net.Server.prototype.close.call(server, async () => {
+        clearTimeout(deadline);
+        metricsServer.close();
+        node.close();
+        await Promise.allSettled([...Object.values(redis ?? {}).map((c) => c.quit()), pg?.end()]);
+        logger.info('drained; exiting');
+        logger.flush(() => process.exit(0));
+      });
+    };
+    if (config.shutdownDelayS > 0) setTimeout(stopAccepting, config.shutdownDelayS * 1000);
+    else stopAccepting();
   };
   process.on('SIGTERM', () => drain('SIGTERM'));
   process.on('SIGINT', () => drain('SIGINT'));

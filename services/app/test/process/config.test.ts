@@ -74,6 +74,16 @@ describe('parseConfig', () => {
     expect(parseConfig({ SESSION_SECRETS: 'aaaaaaaa', NODE_ENV: 'development' }).secrets).toEqual(['aaaaaaaa']);
   });
 
+  it('SHUTDOWN_DELAY: 0 by default, a duration, shorter than SHUTDOWN_TIMEOUT (the deadline covers both)', () => {
+    expect(parseConfig(base)).toMatchObject({ shutdownDelayS: 0, shutdownTimeoutS: 10 });
+    expect(parseConfig({ ...base, SHUTDOWN_DELAY: '7s', SHUTDOWN_TIMEOUT: '20s' })).toMatchObject({ shutdownDelayS: 7, shutdownTimeoutS: 20 });
+    expect(fails({ SHUTDOWN_DELAY: 'soon' })).toMatch(/^invalid configuration: SHUTDOWN_DELAY must be a duration/);
+    expect(fails({ SHUTDOWN_DELAY: '1500ms' })).toMatch(/^invalid configuration: SHUTDOWN_DELAY must be a whole number of seconds/);
+    expect(fails({ SHUTDOWN_DELAY: '10s' })).toMatch(/^invalid configuration: SHUTDOWN_DELAY must be shorter than SHUTDOWN_TIMEOUT \(10 s\).*; got "10s"$/);
+    expect(fails({ SHUTDOWN_DELAY: '30s', SHUTDOWN_TIMEOUT: '20s' })).toMatch(/SHUTDOWN_DELAY must be shorter than SHUTDOWN_TIMEOUT \(20 s\)/);
+    expect(fails({ SHUTDOWN_TIMEOUT: '0' })).toMatch(/^invalid configuration: SHUTDOWN_TIMEOUT must be at least 1 second/);
+  });
+
   it('reads durations with units', () => {
     const c = parseConfig({ ...base, SESSION_IDLE_TIMEOUT: '15m', SESSION_ABSOLUTE_TIMEOUT: '1d' });
     expect(c.session).toMatchObject({ idleTimeoutS: 900, absoluteTimeoutS: 86400 });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort, waitFor } from '../../../../testkit/ports.js';
@@ -62,3 +63,54 @@ it('drains on SIGTERM: in-flight requests complete, then the process exits 0', a
   expect(log).toMatch(/"msg":"draining"/);
   expect(log).toMatch(/"msg":"drained; exiting"/);
 });
+
+it('with SHUTDOWN_DELAY, keeps accepting (every answer Connection: close, readiness 503) for the delay, then refuses connections and exits 0', async () => {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
+    env: {
+      PATH: process.env.PATH,
+      SESSION_SECRETS: SECRET_A,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      HOST: '127.0.0.1',
+      DEMO_USERS: '5',
+      NODE_ID: 'delayer',
+      SHUTDOWN_DELAY: '3s',
+      SHUTDOWN_TIMEOUT: '10s',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await waitFor('node ready', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, 15_000);
+
+  child.kill('SIGTERM');
+  const signalled = Date.now();
+  await waitFor('readiness 503 (draining)', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 503, 5_000, 10);
+  // A new connection during the delay is accepted and answered, and asked to close.
+  const during = await get(port, '/api/ping');
+  expect(during).toMatchObject({ status: 200, connection: 'close' });
+
+  await waitFor('the listener to close', async () => (await get(port, '/api/ping').catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED', 10_000, 20);
+  // Not before the delay: a load balancer that follows DNS is still sending until then.
+  expect(Date.now() - signalled).toBeGreaterThanOrEqual(2900);
+  expect(await exited).toBe(0);
+  const draining = log.split('\n').find((l) => l.includes('"msg":"draining"'));
+  expect(JSON.parse(draining!)).toMatchObject({ signal: 'SIGTERM', delayS: 3, deadlineS: 10 });
+  expect(log).toMatch(/"msg":"no longer accepting connections"/);
+  expect(log).toMatch(/"msg":"drained; exiting"/);
+});
+
+/** One request on a connection of its own (no pool): its status and Connection header. */
+function get(port: number, urlPath: string): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+    });
+    req.on('error', reject);
+  });
+}

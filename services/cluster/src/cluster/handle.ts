@@ -3,6 +3,7 @@ import { validateNodeEnvironment } from '../lib/node-settings.js';
 import { healthy, type PartKind, type PartState, type RedisPersistence } from '../parts.js';
 import { launchReporting } from './launch.js';
 import { primaryPart, redisRole } from './redis-admin.js';
+import { putBackIntoRotation, takeOutOfRotation } from './rotation.js';
 import { DEFAULT_DIR, findPart, forgetState, keepLogsBounded, logDirOf, owns, readState, requireState, writeState, type ClusterState, type Mode, type Store } from './state.js';
 
 /**
@@ -18,9 +19,12 @@ export interface ClusterHandle {
   readonly state: ClusterState;
   readonly dir: string;
   readonly url: string;
-  /** Sends a signal to one part (default SIGKILL: a crash); `redis-primary` is whichever Redis is primary now. Resolves once it is gone. */
+  /**
+   * Sends a signal to one part (default SIGKILL: a crash); `redis-primary` is whichever Redis is primary now. Resolves once it is gone.
+   * SIGTERM on a node is a drain: the node is taken out of nginx's rotation first (rotation.ts).
+   */
   kill(name: string, signal?: 'KILL' | 'TERM'): Promise<void>;
-  /** Starts one stopped part again, with the same ports and environment (see startPart). */
+  /** Starts one stopped part again, with the same ports and environment (see startPart); a drained node goes back into rotation. */
   start(name: string, opts?: StartOptions): Promise<PartState>;
   /** The Redis part that is primary right now. */
   primary(): Promise<PartState>;
@@ -93,6 +97,9 @@ export async function down(dir = DEFAULT_DIR, onProgress: (line: string) => void
 async function killPart(state: ClusterState, name: string, sig: 'KILL' | 'TERM' = 'KILL'): Promise<void> {
   const part = name === 'redis-primary' ? await primaryPart(state) : findPart(state, name);
   if (!owns(part)) throw new Error(`${name} is not running`);
+  // A drain: nginx stops sending the node connections before it stops accepting them. A KILL is a
+  // crash, which nginx finds out about by itself (passive health checks).
+  if (part.kind === 'app' && sig === 'TERM') await takeOutOfRotation(state, name);
   signal(part.pid, `SIG${sig}`);
   if (!(await waitGone(part.pid, sig === 'TERM' ? 15_000 : 5_000))) throw new Error(`${name} (pid ${part.pid}) did not exit`);
 }
@@ -118,6 +125,7 @@ async function startPart(state: ClusterState, name: string, opts: StartOptions =
   const at = state.parts.findIndex((p) => p.name === name);
   state.parts[at] = fresh;
   writeState(state);
+  if (part.kind === 'app') putBackIntoRotation(state, name);
   return fresh;
 }
 

@@ -20,6 +20,7 @@ import { nodeEnvironment } from '../topology.js';
 import { clusterHandle, type ClusterHandle } from './handle.js';
 import { launchReporting } from './launch.js';
 import { renderNginx } from './nginx.js';
+import { prepareRotationDir, rotationDirOf } from './rotation.js';
 import { writePrometheusConfig } from './prometheus.js';
 import { sessionSecrets } from './secrets.js';
 import { APP_ENTRY, DEFAULT_DIR, logDirOf, MODES, owns, readState, STORES, writeState, type ClusterState, type Mode, type Store } from './state.js';
@@ -184,7 +185,10 @@ async function startNodes(plan: Plan, store: StoreAddress, state: ClusterState, 
 async function startNginx(plan: Plan, nodes: PartSpec[], started: Starter): Promise<number> {
   const statusPort = await freePort();
   const confDir = path.join(plan.dir, 'nginx');
-  renderNginx({ confDir, mode: plan.mode, port: plan.port, statusPort, servers: nodes.map((s) => `${s.name}=127.0.0.1:${s.port}`) });
+  // A drain takes a node out of rotation by a file in rotationDir (rotation.ts); none is there yet.
+  const closed = prepareRotationDir(plan.dir);
+  if (closed.length) plan.say(`warning: nginx's workers cannot search ${closed.join(', ')}: a drain (kill --signal TERM) cannot take a node out of rotation first`);
+  renderNginx({ confDir, mode: plan.mode, port: plan.port, statusPort, servers: nodes.map((s) => `${s.name}=127.0.0.1:${s.port}`), rotationDir: rotationDirOf(plan) });
   await started(nginxSpec({ port: plan.port, statusPort, confDir }));
   return statusPort;
 }
