@@ -309,16 +309,19 @@ function judgeSwarmFault(r) {
     if (r.failures.length) problems.push(`${r.failures.length} request(s) failed during the ${r.fault} (it fails none)`);
     if (r.mode !== 'sticky' && r.sessionsLost > 0) problems.push(`${r.sessionsLost} session(s) lost`);
     return verdict(
-      `${r.fault}${r.killedNode !== 'app' ? ` of ${r.killedNode}` : ''}: no request of any kind fails` + (r.mode !== 'sticky' ? ', no session is lost' : ' (sticky: the replaced replicas take their sessions with them, reported)'),
+      `${r.fault}${r.killedNode !== 'app' ? ` of ${r.killedNode}` : ''}: no request of any kind fails` +
+        (r.mode !== 'sticky' ? ', no session is lost' : ' (sticky: the replaced replicas take their sessions with them, reported)'),
       problems,
       `0 of ${r.requests} requests failed; ${r.sessionsLost} session(s) lost; converged in ${recovered}`,
     );
   }
   if (f.victim === 'primary-host') {
     const waits = Number(r.nodeSettings?.REDIS_WAIT_REPLICAS ?? 0) > 0;
-    if (waits && r.acknowledgedWritesLost > 0) problems.push(`${r.acknowledgedWritesLost} acknowledged write(s) lost with REDIS_WAIT_REPLICAS=${r.nodeSettings.REDIS_WAIT_REPLICAS}`);
+    if (waits && r.acknowledgedWritesLost > 0)
+      problems.push(`${r.acknowledgedWritesLost} acknowledged write(s) lost with REDIS_WAIT_REPLICAS=${r.nodeSettings.REDIS_WAIT_REPLICAS}`);
     return verdict(
-      `partial partition of ${r.killedNode} (the Redis primary's host): ` + (waits ? 'no acknowledged write is lost (the nodes WAIT for a replica)' : 'acknowledged writes the old primary took and then lost are measured'),
+      `partial partition of ${r.killedNode} (the Redis primary's host): ` +
+        (waits ? 'no acknowledged write is lost (the nodes WAIT for a replica)' : 'acknowledged writes the old primary took and then lost are measured'),
       problems,
       `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost, ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
     );

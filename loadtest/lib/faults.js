@@ -109,7 +109,7 @@ export const FAULTS = Object.freeze({
     losesHost: false,
   }),
   drain: Object.freeze({
-    summary: "one host drained (docker node update --availability drain): its app tasks move (--target swarm)",
+    summary: 'one host drained (docker node update --availability drain): its app tasks move (--target swarm)',
     store: false,
     victim: 'host',
     signal: 'TERM',

@@ -43,10 +43,16 @@ export function createRedisClient(
     // Commands issued in the same tick (concurrent requests) share one socket write: fewer
     // syscalls per request. Off, each command is its own write (REDIS_AUTO_PIPELINING=false).
     enableAutoPipelining: opts.autoPipelining ?? false,
+    // A server that vanishes without closing anything (its host lost power, or is cut off) leaves
+    // a socket that never errors: commands only time out, and the client would keep sending there.
+    // When a command has waited this long with no byte back, the socket is destroyed and the client
+    // reconnects: with Sentinel, it asks them again and follows a new primary. Longer than the
+    // command timeout (a WAIT holds the connection for up to REDIS_WAIT_TIMEOUT_MS, which is shorter).
+    socketTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
   };
   if (opts.sentinel) {
     // High availability: ask the Sentinels which server is the primary; when the connection to it
-    // drops, or the Sentinels announce a new one, the client asks them again and follows it.
+    // drops (or goes silent: socketTimeout), the client asks them again and follows the new one.
     return new Redis({
       ...options,
       sentinels: opts.sentinel.sentinels,
@@ -54,11 +60,6 @@ export function createRedisClient(
       db: opts.db ?? 0,
       sentinelCommandTimeout: opts.commandTimeoutMs,
       sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-      // Follow a failover when the old primary vanishes without closing anything (its host lost
-      // power, or is cut off): the socket to it never errors, commands only time out, and the
-      // client would keep sending there. Subscribed to the Sentinels' +switch-master, it drops
-      // that connection and asks them again.
-      failoverDetector: true,
     });
   }
   // ioredis lets the URL's path win over the `db` option, so the database goes into the URL.
@@ -96,6 +97,7 @@ export function createClusterClient(nodes: Array<{ host: string; port: number }>
       maxRetriesPerRequest: 1,
       commandTimeout: opts.commandTimeoutMs,
       connectTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+      socketTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
     },
   });
   return cluster as unknown as Redis;

@@ -109,10 +109,11 @@ async function main(argv: string[]): Promise<number> {
   const killNode = values['kill-node']!;
   if (killNode !== 'busiest' && !/^app-\d+$/.test(killNode)) throw new UsageError(`--kill-node must be busiest or app-N, got "${killNode}"`);
   const nodeSettings = settingsFromFlags((values.env as string[] | undefined) ?? []);
-  if (target === 'swarm') for (const mode of modes) {
-    const refused = swarmRefuses({ mode, store, redisPersistence });
-    if (refused) throw new UsageError(refused);
-  }
+  if (target === 'swarm')
+    for (const mode of modes) {
+      const refused = swarmRefuses({ mode, store, redisPersistence });
+      if (refused) throw new UsageError(refused);
+    }
   if (target !== 'swarm' && (values.host || values['min-replicas-to-write'])) throw new UsageError('--host and --min-replicas-to-write apply to --target swarm');
   const minReplicas = intOption('min-replicas-to-write', values['min-replicas-to-write'], 0, 0, 2);
   const redisArgs = minReplicas ? ['--min-replicas-to-write', String(minReplicas), '--min-replicas-max-lag', '10'] : [];

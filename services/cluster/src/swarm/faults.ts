@@ -23,7 +23,9 @@ export function actionOf(fault: Fault): SwarmAction {
 
 /** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
 export async function containersOn(host: string, service: string): Promise<Array<{ container: string; task: string }>> {
-  const out = await docker(host, ['ps', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'], { timeoutMs: 15_000 });
+  const out = await docker(host, ['ps', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'], {
+    timeoutMs: 15_000,
+  });
   return out
     .trim()
     .split('\n')
@@ -63,7 +65,11 @@ export async function inject(state: SwarmState, fault: Fault, host: string): Pro
     case 'update': {
       const manager = await anyManager(state);
       // --detach=false: returns when the update has converged (every task replaced and running).
-      return void (await docker(manager, ['service', 'update', '--detach=false', '--quiet', '--force', '--update-parallelism', '1', '--update-order', 'start-first', `${STACK}_app`], { timeoutMs: 10 * 60_000 }));
+      return void (await docker(
+        manager,
+        ['service', 'update', '--detach=false', '--quiet', '--force', '--update-parallelism', '1', '--update-order', 'start-first', `${STACK}_app`],
+        { timeoutMs: 10 * 60_000 },
+      ));
     }
     case 'drain': {
       const manager = await anyManager(state, [host]);
@@ -116,7 +122,9 @@ export async function nodeStatus(state: SwarmState, host: string, except: string
 export async function replicasBack(state: SwarmState, lost: string[]): Promise<boolean> {
   const manager = await anyManager(state, lost).catch(() => null);
   if (!manager) return false;
-  const out = await docker(manager, ['service', 'ps', `${STACK}_app`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'], { timeoutMs: 15_000 }).catch(() => '');
+  const out = await docker(manager, ['service', 'ps', `${STACK}_app`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'], { timeoutMs: 15_000 }).catch(
+    () => '',
+  );
   const running = out
     .trim()
     .split('\n')

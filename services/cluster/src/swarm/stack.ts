@@ -44,6 +44,8 @@ export interface StackOptions {
 export const SECRET_NAME = 'session_secrets';
 export const NETWORK = 'sessions';
 export const APP_PREFIX = 'app-';
+/** Seconds a stopping node keeps accepting: nginx's re-resolution period (5 s) and a margin. */
+export const DRAIN_DELAY_S = 6;
 
 type Service = Record<string, unknown> & { environment?: Record<string, string>; command?: unknown; entrypoint?: unknown };
 type ComposeDoc = { services: Record<string, Service> };
@@ -100,12 +102,20 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
   Object.assign(app.environment!, {
     NODE_ID: `${APP_PREFIX}{{.Task.Slot}}`,
     SESSION_SECRETS_FILE: `/run/secrets/${SECRET_NAME}`,
+    // A stopping task leaves the service's DNS 2 s before its SIGTERM (moby's gossip delay), and
+    // nginx re-resolves every 5 s (render.sh: valid=5s): a node keeps accepting that long after the
+    // signal, so that nginx stops sending before its listener closes (a connection the kernel
+    // accepted and the node did not is reset, and a POST on it is a 502). The deadline and the
+    // grace period cover the delay and the drain.
+    SHUTDOWN_DELAY: `${DRAIN_DELAY_S}`,
+    SHUTDOWN_TIMEOUT: `${DRAIN_DELAY_S + 10}`,
     ...o.appEnv,
   });
   const services: Record<string, unknown> = {
     app: {
       ...app,
       hostname: `${APP_PREFIX}{{.Task.Slot}}`,
+      stop_grace_period: `${DRAIN_DELAY_S + 15}s`,
       ...net,
       secrets: [{ source: SECRET_NAME, target: SECRET_NAME, uid: '1000', gid: '1000', mode: 0o400 }],
       deploy: {
@@ -117,21 +127,46 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
         ...restart,
       },
     },
-    redis: { ...svc('redis'), command: withArgs(svc('redis').command), hostname: 'redis', ...net, volumes: ['redis-data:/data'], deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(o.hosts[0]!), ...restart } },
+    redis: {
+      ...svc('redis'),
+      command: withArgs(svc('redis').command),
+      hostname: 'redis',
+      ...net,
+      volumes: ['redis-data:/data'],
+      deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(o.hosts[0]!), ...restart },
+    },
   };
   // Compose scales one `redis-replica` service; here each replica is pinned to its own host, so
   // that the primary and the replicas never share one.
   o.hosts.slice(1, 3).forEach((host, i) => {
     const r = svc('redis-replica');
-    services[`redis-replica-${i + 1}`] = { ...r, healthcheck: redisAlive(6379), command: withArgs(r.command), hostname: `redis-replica-${i + 1}`, ...net, volumes: [`redis-replica-${i + 1}-data:/data`], deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(host), ...restart } };
+    services[`redis-replica-${i + 1}`] = {
+      ...r,
+      healthcheck: redisAlive(6379),
+      command: withArgs(r.command),
+      hostname: `redis-replica-${i + 1}`,
+      ...net,
+      volumes: [`redis-replica-${i + 1}-data:/data`],
+      deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(host), ...restart },
+    };
   });
-  services.sentinel = { ...svc('sentinel'), healthcheck: redisAlive(26379), hostname: 'sentinel-{{.Node.Hostname}}', ...net, deploy: { endpoint_mode: 'dnsrr', mode: 'global', ...restart } };
+  services.sentinel = {
+    ...svc('sentinel'),
+    healthcheck: redisAlive(26379),
+    hostname: 'sentinel-{{.Node.Hostname}}',
+    ...net,
+    deploy: { endpoint_mode: 'dnsrr', mode: 'global', ...restart },
+  };
   const nginx = svc('nginx');
   Object.assign(nginx.environment!, { APP_HOST: 'app', APP_REPLICA_PREFIX: APP_PREFIX });
   services.nginx = {
     ...nginx,
     ...net,
-    configs: [config('nginx_conf', '/etc/nginx/nginx.conf'), config('nginx_render', '/opt/session-cluster/nginx/render.sh'), config('nginx_entrypoint', '/opt/session-cluster/nginx/docker-entrypoint.sh')],
+    configs: [
+      config('nginx_conf', '/etc/nginx/nginx.conf'),
+      config('nginx_render', '/opt/session-cluster/nginx/render.sh'),
+      config('nginx_entrypoint', '/opt/session-cluster/nginx/docker-entrypoint.sh'),
+    ],
     ports: [{ target: 8080, published: 8080, protocol: 'tcp', mode: 'host' }],
     deploy: { endpoint_mode: 'dnsrr', mode: 'global', ...restart },
   };

@@ -104,7 +104,16 @@ export async function up(o: SwarmOptions): Promise<SwarmState> {
     state.frontPid = startFrontProcess(port, hosts);
     state.url = `http://127.0.0.1:${port}`;
     fs.writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
-    await waitFor('the front to answer', () => fetch(`${state.url}/lb/healthz`).then((r) => r.ok, () => false), 30_000, 200);
+    await waitFor(
+      'the front to answer',
+      () =>
+        fetch(`${state.url}/lb/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      30_000,
+      200,
+    );
     state.prometheus = await findPrometheus(state);
     fs.writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
     return state;
@@ -161,7 +170,15 @@ async function loadImages(hosts: string[], say: (l: string) => void): Promise<vo
 
 /** (Re)deploys the stack with the state's settings and waits until every service has its tasks. */
 export async function deploy(state: SwarmState, say: (l: string) => void = () => {}): Promise<void> {
-  const doc = stackDocument({ repoRoot: REPO_ROOT, mode: state.mode, replicas: state.replicas, hosts: state.hosts, appEnv: state.appEnv, redisArgs: state.redisArgs, without: ['grafana'] });
+  const doc = stackDocument({
+    repoRoot: REPO_ROOT,
+    mode: state.mode,
+    replicas: state.replicas,
+    hosts: state.hosts,
+    appEnv: state.appEnv,
+    redisArgs: state.redisArgs,
+    without: ['grafana'],
+  });
   const file = path.join(SWARM_RUN_DIR, 'stack.json');
   fs.writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
   const manager = await anyManager(state);
@@ -185,12 +202,24 @@ export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeout
     async () => {
       const views = await Promise.all(
         state.hosts.map(async (h) => {
-          const ids = (await docker(h, ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_sentinel`], { timeoutMs: 10_000 }).catch(() => '')).trim().split('\n').filter(Boolean);
+          const ids = (await docker(h, ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_sentinel`], { timeoutMs: 10_000 }).catch(() => ''))
+            .trim()
+            .split('\n')
+            .filter(Boolean);
           if (!ids.length) return `${h}: no Sentinel`;
           return docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`);
         }),
       );
-      last = views.map((v) => v.replace(/\r/g, '').split('\n').filter((l) => /tilt:|master0/.test(l)).join(' ') || v).join(' | ');
+      last = views
+        .map(
+          (v) =>
+            v
+              .replace(/\r/g, '')
+              .split('\n')
+              .filter((l) => /tilt:|master0/.test(l))
+              .join(' ') || v,
+        )
+        .join(' | ');
       return views.every((v) => /sentinel_tilt:0/.test(v) && /master0:name=\w+,status=ok,address=[\d.]+:6379,slaves=2,sentinels=3/.test(v));
     },
     timeoutMs,
@@ -241,7 +270,13 @@ function startFrontProcess(port: number, hosts: string[]): number {
 async function findPrometheus(state: SwarmState): Promise<string> {
   for (const h of state.hosts) {
     const url = `http://${addressOf(h)}:9090`;
-    if (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false)) return url;
+    if (
+      await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2000) }).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return url;
   }
   return '';
 }

@@ -24,13 +24,17 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
   const refused = swarmRefuses(o);
   if (refused) throw new Error(refused);
   if (readState()) throw new Error('a swarm is already up (npm run swarm -- down first): the experiment starts its own');
-  const state: SwarmState = await up({ mode: o.mode as 'shared' | 'sticky', replicas: o.nodes, appEnv: { LOG_LEVEL: 'info', DEMO_USERS: String(o.demoUsers), ...o.nodeSettings }, redisArgs: o.redisArgs ?? [] });
+  const state: SwarmState = await up({
+    mode: o.mode as 'shared' | 'sticky',
+    replicas: o.nodes,
+    appEnv: { LOG_LEVEL: 'info', DEMO_USERS: String(o.demoUsers), ...o.nodeSettings },
+    redisArgs: o.redisArgs ?? [],
+  });
   const nodes = Array.from({ length: o.nodes }, (_, i) => `app-${i + 1}`);
   // Where each slot runs now: host and container.
   const where = async () => {
     const out: Record<string, { host: string; container: string }> = {};
-    for (const h of state.hosts)
-      for (const c of await containersOn(h, 'app').catch(() => [])) out[`app-${c.task.split('.')[1]}`] = { host: h, container: c.container };
+    for (const h of state.hosts) for (const c of await containersOn(h, 'app').catch(() => [])) out[`app-${c.task.split('.')[1]}`] = { host: h, container: c.container };
     return out;
   };
   const loads = async () => {
@@ -84,7 +88,8 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
         if (o.mode !== 'shared') return null;
         const host = await primaryHost(state);
         for (const service of ['redis', 'redis-replica-1', 'redis-replica-2'])
-          for (const c of await containersOn(host, service)) return Number(await docker(host, ['exec', c.container, 'redis-cli', '--raw', 'MEMORY', 'USAGE', key, 'SAMPLES', '0'])) || null;
+          for (const c of await containersOn(host, service))
+            return Number(await docker(host, ['exec', c.container, 'redis-cli', '--raw', 'MEMORY', 'USAGE', key, 'SAMPLES', '0'])) || null;
         return null;
       },
       sessionRowBytes: async () => null,
