@@ -11,7 +11,7 @@ export interface FaultAction {
   readonly wrongStore?: (store: string) => string;
   readonly keepsSessions: boolean;
   readonly failsNone: boolean;
-  readonly swarm?: 'power-off' | 'cut' | 'cut-from-hosts' | 'update' | 'drain';
+  readonly swarm?: 'power-off' | 'cut' | 'cut-from-hosts' | 'update' | 'drain-host';
   readonly losesHost?: boolean;
 }
 

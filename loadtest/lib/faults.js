@@ -19,7 +19,7 @@
 //   swarm         a fault of the three-host swarm (npm run swarm, --target swarm), and what is done
 //                 (services/cluster/src/swarm/faults.ts): power-off (every process of the host
 //                 killed at once), cut (the host loses every link), cut-from-hosts (it loses the
-//                 other hosts only), update (the app service updated, one task at a time), drain
+//                 other hosts only), update (the app service updated, one task at a time), drain-host
 //                 (the host's availability set to drain). Its victim is a host (`host`), the Redis
 //                 primary's host (`primary-host`) or the app service (`service`); it runs on that
 //                 target only. `losesHost`: every app replica on the host is lost to the clients
@@ -116,7 +116,7 @@ export const FAULTS = Object.freeze({
     stores: null,
     keepsSessions: false,
     failsNone: true,
-    swarm: 'drain',
+    swarm: 'drain-host',
     losesHost: false,
   }),
 });

@@ -11,7 +11,7 @@ import { anyManager, STACK, type SwarmState } from './swarm.js';
  *   cut-from-hosts  the host cut off from the other hosts only: its own app replicas, and clients
  *                   through its nginx, still reach it (the Redis primary's host: a split brain)
  *   update          `docker service update --force` of the app, one task at a time, start-first
- *   drain           one host's availability set to drain (its app tasks move), then active again
+ *   drain-host      one host's availability set to drain (its app tasks move), then active again
  */
 export type SwarmAction = NonNullable<(typeof FAULTS)[Fault]['swarm']>;
 
@@ -71,9 +71,9 @@ export async function inject(state: SwarmState, fault: Fault, host: string): Pro
         { timeoutMs: 10 * 60_000 },
       ));
     }
-    case 'drain': {
+    case 'drain-host': {
       const manager = await anyManager(state, [host]);
-      await docker(manager, ['node', 'update', '--availability', 'drain', host]);
+      await docker(manager, ['node', 'update', '--availability=drain', host]);
       // Drained once no app task is left on it and the others run the replicas again.
       await waitFor(`${host} drained`, async () => (await appSlotsOn(host)).length === 0 && (await replicasBack(state, [])), 5 * 60_000, 500);
       return;
@@ -91,7 +91,7 @@ export async function restore(state: SwarmState, fault: Fault, host: string): Pr
     case 'cut-from-hosts':
       await hostsSh(['heal', host]);
       break;
-    case 'drain': {
+    case 'drain-host': {
       const manager = await anyManager(state);
       await docker(manager, ['node', 'update', '--availability', 'active', host]);
       break;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, STORE_FAULTS } from '@session-cluster/loadtest/faults';
+import { FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, STORE_FAULTS, SWARM_FAULTS, targetRefusal } from '@session-cluster/loadtest/faults';
 import { k6Thresholds } from '@session-cluster/loadtest/claims';
 import { REPO_ROOT, STORES } from '../../src/cluster.js';
 
@@ -39,6 +39,19 @@ describe('the fault table', () => {
     expect(faultRefusal('node-explode', 'single')).toMatch(/--fault must be one of node-kill, node-term, redis-restart, redis-primary-kill/);
     expect(STORE_FAULTS).toEqual(FAULT_NAMES.filter(isStoreFault));
     expect(STORE_FAULTS.length).toBeGreaterThan(0);
+  });
+
+  it("runs the swarm's faults on the swarm only, and only those there", () => {
+    expect(SWARM_FAULTS.length).toBeGreaterThan(0);
+    for (const name of FAULT_NAMES) {
+      for (const target of ['local', 'compose', 'swarm']) {
+        const refusal = targetRefusal(name, target);
+        if (SWARM_FAULTS.includes(name) === (target === 'swarm')) expect(refusal, `${name} on ${target}`).toBeNull();
+        else expect(refusal, `${name} on ${target}`).toMatch(/--target swarm/);
+      }
+    }
+    // A host lost to the clients is only the host a fault takes.
+    for (const name of SWARM_FAULTS) if (FAULTS[name].losesHost) expect(FAULTS[name].victim, name).toBe('host');
   });
 
   it('gives k6 the claims of each fault: a store fault allows no 502, a fault that keeps sessions allows no loss', () => {
