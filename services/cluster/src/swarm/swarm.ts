@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +88,7 @@ export async function up(o: SwarmOptions): Promise<SwarmState> {
     await formSwarm(hosts, say);
     await loadImages(hosts, say);
     const manager = hosts[0]!;
-    const secret = (await sh('openssl', ['rand', '-hex', '32'])).trim();
+    const secret = randomBytes(32).toString('hex'); // as the compose path's secrets service makes one
     await docker(manager, ['secret', 'create', SECRET_NAME, '-'], { input: `${secret}\n` });
     const state: SwarmState = {
       mode: o.mode,

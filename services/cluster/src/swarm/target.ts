@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Fault } from '@session-cluster/loadtest/faults';
+import { type Fault, FAULTS } from '@session-cluster/loadtest/faults';
 import type { Target, TargetOptions } from '../experiment/targets.js';
 import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
 import { docker } from './hosts.js';
@@ -66,7 +66,6 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
           if (!state.hosts.includes(choice)) throw new Error(`--host: no host named ${choice} (hosts: ${state.hosts.join(', ')})`);
           return choice;
         }
-        const { FAULTS } = await import('@session-cluster/loadtest/faults');
         if (FAULTS[fault].victim === 'primary-host') return primaryHost(state);
         // The host running app-1 (a host with an app replica: losing it tests something).
         const at = await where();
