@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '../cluster.js';
 import { cmdline, isAlive, terminate } from '../lib/pids.js';
-import { freePort, sleep, waitFor } from '../lib/ports.js';
+import { freePort, waitFor } from '../lib/ports.js';
 import { addressOf, docker, hostNames, hostsSh, sh, SWARM_RUN_DIR } from './hosts.js';
 import { SECRET_NAME, stackDocument, type SwarmMode } from './stack.js';
 
@@ -296,5 +296,4 @@ export async function down(say: (l: string) => void = () => {}): Promise<void> {
   say('removing the hosts (engines, namespaces, bridge, mounts, cgroups)');
   await hostsSh(['down']);
   fs.rmSync(STATE_FILE, { force: true });
-  await sleep(0);
 }

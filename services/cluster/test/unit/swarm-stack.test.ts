@@ -9,7 +9,7 @@ import { stackImages } from '../../src/swarm/swarm.js';
 // The swarm stack is made from the compose files at every deploy (swarm/stack.ts): what the two
 // paths share comes from docker-compose.yml and docker-compose.sentinel.yml, and only what a swarm
 // needs differently is written in stack.ts.
-type Service = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Service = Record<string, any>;
 const hosts = ['h1', 'h2', 'h3'];
 const stack = (mode: 'shared' | 'sticky' = 'shared', extra = {}) => stackDocument({ repoRoot: REPO_ROOT, mode, replicas: 3, hosts, ...extra }) as { services: Record<string, Service>; secrets: Record<string, unknown>; configs: Record<string, { file: string }> };
 const compose = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
