@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pinnedCommand, type PinPlan } from '../lib/pin.js';
 import { which } from '../lib/process.js';
 
 /**
@@ -101,7 +102,7 @@ function toMs(value: string): number {
 }
 
 /** bash's `times` after wrk: its second line is the children's user and system time, e.g. `0m1.250s 0m0.310s`. */
-function parseTimes(out: string): number {
+export function parseTimes(out: string): number {
   const lines = out
     .trim()
     .split('\n')
@@ -138,12 +139,15 @@ export async function runWrk(opts: {
   connections: number;
   threads: number;
   workDir: string;
+  /** When given (and it pins), wrk runs on the cores of everything but the node(s). */
+  pin?: PinPlan;
 }): Promise<WrkResult> {
   const script = path.join(opts.workDir, `wrk-${opts.kind}.lua`);
   fs.writeFileSync(script, LUA[opts.kind]);
   const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users?.first ?? 1), String(opts.users?.count ?? 100)];
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '--timeout', '5s', '-s', script, opts.url, '--', ...scriptArgs];
+  const [cmd, cmdArgs] = opts.pin ? pinnedCommand(opts.pin, opts.pin.rest, requireWrk(), args) : [requireWrk(), args];
   // Run under bash so that `times` can report wrk's CPU time once it has exited.
-  const { stdout } = await promisify(execFile)('bash', ['-c', '"$0" "$@"; status=$?; times; exit $status', requireWrk(), ...args], { timeout: (opts.seconds + 30) * 1000 });
+  const { stdout } = await promisify(execFile)('bash', ['-c', '"$0" "$@"; status=$?; times; exit $status', cmd, ...cmdArgs], { timeout: (opts.seconds + 30) * 1000 });
   return { ...parseWrk(stdout), cpuUs: parseTimes(stdout) };
 }
