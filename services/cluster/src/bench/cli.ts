@@ -6,7 +6,7 @@ import { capacityMarkdown, capacityTable, runCapacity } from './capacity.js';
 import { durabilityMarkdown, runDurability } from './durability.js';
 import { profileMarkdown, runProfile } from './profile.js';
 import { markdown, table } from './report.js';
-import { runBench } from './run.js';
+import { CONFIG_NAMES, runBench } from './run.js';
 
 /**
  * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--rate 400] [--login-rate 40] [--connections 32]
@@ -25,6 +25,8 @@ const USAGE = `usage: npm run bench [-- options]
   --seconds 5s                length of each run (whole seconds: 5, 5s, 1m, 1m30s)
   --rate 400                  fixed offered rate of reads, req/s (k6 constant-arrival-rate)
   --login-rate 40             fixed offered rate of logins, req/s
+  --only shared,textbook      only these configurations (their results table and targets; no
+                              scaling, stored sessions, writes kept or memory): re-measure A/B rows
   --connections 32 --threads 2   wrk's, for the saturation runs
   --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)
   --memory-sessions 100000    sessions written for the bytes-per-session measurement
@@ -60,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
     durability: { type: 'boolean', default: false },
     capacity: { type: 'boolean', default: false },
     rate: { type: 'string' },
+    only: { type: 'string' },
     'login-rate': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
@@ -75,10 +78,18 @@ async function main(argv: string[]): Promise<number> {
   const report = await runBench({
     ...loadOptions(values, { seconds: '5s', connections: 32 }),
     ...rates,
+    ...(values.only !== undefined && { only: onlyOption(values.only) }),
     memorySessions: intOption('memory-sessions', values['memory-sessions'], 100_000, 1, 10_000_000),
     storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
   });
   return publish(values, 'benchmarks.md', markdown(report), report, `${table(report)}\n`);
+}
+
+/** --only: configuration names, each one the benchmark has. */
+function onlyOption(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim());
+  for (const name of names) if (!CONFIG_NAMES.includes(name)) throw new UsageError(`--only: no configuration "${name}" (one of ${CONFIG_NAMES.join(', ')})`);
+  return names;
 }
 
 async function capacity(values: LoadValues, rates: { rate: number; loginRate: number }): Promise<number> {

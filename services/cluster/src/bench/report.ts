@@ -153,6 +153,22 @@ function judgementMarkdown(r: BenchReport): string[] {
   );
   for (const t of r.targets) lines.push(`- ${t.name}: **${t.met ? 'met' : 'missed'}**, ${t.detail}.`);
   lines.push('');
+  for (const p of r.targetProfiles ?? []) {
+    lines.push(
+      `### Missed: ${p.target}. Where the difference lives, round by round`,
+      '',
+      `${p.a} and ${p.b} each on a fresh node (no nginx, pinned) under \`node --cpu-prof\`, alternately, at ${r.settings.rate} req/s for ${r.settings.seconds} s per round; self time per request (µs) by who spends it, and what ${p.b} spends more than ${p.a}. The profiler adds its own cost: compare the columns, not the absolute figures with the tables below.`,
+      '',
+      `| who | ${p.rounds.map((_, i) => `round ${i + 1}: ${p.a} / ${p.b} (${p.b} − ${p.a})`).join(' | ')} |`,
+      `|---|${p.rounds.map(() => '---:').join('|')}|`,
+      ...p.rounds[0]!.groups.map(
+        (g, gi) =>
+          `| ${g.name} | ${p.rounds.map((round) => `${round.groups[gi]!.aUs.toFixed(1)} / ${round.groups[gi]!.bUs.toFixed(1)} (${(round.groups[gi]!.bUs - round.groups[gi]!.aUs).toFixed(1)})`).join(' | ')} |`,
+      ),
+      `| node CPU from /proc | ${p.rounds.map((round) => `${Math.round(round.aCpuUs)} / ${Math.round(round.bCpuUs)} (${Math.round(round.bCpuUs - round.aCpuUs)})`).join(' | ')} |`,
+      '',
+    );
+  }
   return lines;
 }
 

@@ -13,6 +13,7 @@ import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
+import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
 import { rangesApart, spreadPct, judgeTargets, type TargetOutcome } from './targets.js';
 import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 import { resolveK6 } from '../experiment/k6.js';
@@ -136,6 +137,11 @@ export interface BenchReport {
   spreadTarget: { boundPct: number; met: boolean; worst: { config: string; operation: string; spreadPct: number } | null };
   /** Each A/B row at the fixed rate: whether the node CPU per request differs in every round (ranges apart). */
   abClaims: Array<{ change: string; operation: Operation; onUs: [number, number]; offUs: [number, number]; holds: boolean; direction: 'costs' | 'saves' | 'none' }>;
+  /**
+   * For each missed target: the two configurations profiled (node --cpu-prof) alternately at the
+   * fixed rate, round by round, self time per request by package group: which holds the difference.
+   */
+  targetProfiles: Array<{ target: string } & PairProfile>;
   /** The scaling runs' CPU per request by class (saturation, unpinned), for the capacity check. */
   scalingCpu: Record<'1' | '2' | '3', { node: number; nginx: number; redis: number; loadGenerator: number }>;
   results: Result[];
@@ -172,6 +178,8 @@ export interface BenchOptions {
   loginRate: number;
   /** 'capacity': only what the capacity model needs (the modes and the limit, and the scaling runs). */
   scope?: 'all' | 'capacity';
+  /** Only these configurations' clusters (by name: shared (with the limit), textbook, sticky, …, the variants), and nothing else (no scaling, stored sessions, writes kept or memory). */
+  only?: string[];
   onProgress: (line: string) => void;
 }
 
@@ -346,6 +354,9 @@ function configPlans(scope: 'all' | 'capacity'): ConfigPlan[] {
   return plans;
 }
 
+/** The configurations' cluster names, as `--only` takes them. */
+export const CONFIG_NAMES: readonly string[] = configPlans('all').map((c) => c.name);
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   requireWrk();
   resolveK6();
@@ -353,25 +364,35 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const scope = opts.scope ?? 'all';
   const plan = pinPlan();
   const bench: Bench = { opts, work: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-')), say: opts.onProgress, pin: plan, live: new Set() };
+  const plans = configPlans(scope).filter((c) => !opts.only || opts.only.includes(c.name));
+  const matrixOnly = opts.only !== undefined;
+  // Interrupted (Ctrl-C, SIGTERM): the clusters are detached processes; take down those up before leaving.
+  const interrupted = (sig: NodeJS.Signals) => {
+    bench.say(`${sig}: stopping the clusters that are up`);
+    void Promise.allSettled([...bench.live].map((t) => down(t.state.dir))).then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   // This process (scrapes, INFO, bookkeeping) stays off the node's core too.
   if (plan.pinned) pin([process.pid], plan.rest);
   bench.say(plan.pinned ? `pinned: node(s) on cpu ${plan.nodes}; nginx, the store, the load generator and the bench on cpu ${plan.rest}` : 'not pinned (one core, or no taskset)');
   try {
     const samples = new Map<string, Sample[]>();
-    for (const c of configPlans(scope)) await measureConfig(bench, c, samples);
+    for (const c of plans) await measureConfig(bench, c, samples);
     const results = resultsOf(samples, plan.pinned);
-    const { scaling, scalingCpu } = await measureScaling(bench);
-    const concurrentWrites = scope === 'all' ? await measureWritesKept(bench) : [];
-    const storedSessions = scope === 'all' ? await measureStoredSessions(bench) : [];
+    const { scaling, scalingCpu } = matrixOnly ? { scaling: { '1': 0, '2': 0, '3': 0 }, scalingCpu: {} as BenchReport['scalingCpu'] } : await measureScaling(bench);
+    const concurrentWrites = scope === 'all' && !matrixOnly ? await measureWritesKept(bench) : [];
+    const storedSessions = scope === 'all' && !matrixOnly ? await measureStoredSessions(bench) : [];
     let redisBytesPerSession = { count: 0, textbook: 0, shared: 0, ratio: 0, memoryUsageKey: { textbook: 0, shared: 0 } } as BytesPerSession;
-    if (scope === 'all') {
+    if (scope === 'all' && !matrixOnly) {
       bench.say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
       redisBytesPerSession = await measureBytesPerSession(opts.memorySessions);
     }
-    return reportOf(opts, plan, (Date.now() - started) / 1000, { results, redisBytesPerSession, concurrentWrites, scaling, scalingCpu, storedSessions });
+    const targetProfiles = scope === 'all' ? await profileMissedTargets(bench, judgementOf(results).targets) : [];
+    return reportOf(opts, plan, (Date.now() - started) / 1000, { results, redisBytesPerSession, concurrentWrites, scaling, scalingCpu, storedSessions, targetProfiles });
   } finally {
     for (const t of bench.live) await stopTarget(bench, t);
     fs.rmSync(bench.work, { recursive: true, force: true });
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
   }
 }
 
@@ -715,11 +736,38 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
   return { targets, spreadTarget, abClaims };
 }
 
+/** The baseline each target holds a shared read against, as a profiled subject. */
+const TARGET_BASELINES: Array<{ test: RegExp; subject: ProfileSubject }> = [
+  { test: /textbook/, subject: { name: 'textbook', mode: 'shared', env: { SESSION_PROFILE: 'textbook' }, path: '/api/cart' } },
+  { test: /sticky/, subject: { name: 'sticky', mode: 'sticky', path: '/api/cart' } },
+  { test: /no-session/, subject: { name: 'limit', mode: 'shared', path: '/api/ping' } },
+];
+const SHARED_READ: ProfileSubject = { name: 'shared', mode: 'shared', path: '/api/cart' };
+
+async function profileMissedTargets(b: Bench, targets: TargetOutcome[]): Promise<BenchReport['targetProfiles']> {
+  const out: BenchReport['targetProfiles'] = [];
+  for (const t of targets.filter((x) => !x.met)) {
+    const baseline = TARGET_BASELINES.find((x) => x.test.test(t.name));
+    if (!baseline) continue;
+    b.say(`target missed: ${t.name}; profiling ${baseline.subject.name} against shared, ${b.opts.rounds} rounds`);
+    const pair = await profilePair(baseline.subject, SHARED_READ, {
+      rounds: b.opts.rounds,
+      seconds: b.opts.seconds,
+      connections: 8,
+      rate: b.opts.rate,
+      pin: b.pin,
+      onProgress: b.say,
+    });
+    out.push({ target: t.name, ...pair });
+  }
+  return out;
+}
+
 function reportOf(
   opts: BenchOptions,
   plan: PinPlan,
   wallSeconds: number,
-  measured: Pick<BenchReport, 'results' | 'redisBytesPerSession' | 'concurrentWrites' | 'scaling' | 'scalingCpu' | 'storedSessions'>,
+  measured: Pick<BenchReport, 'results' | 'redisBytesPerSession' | 'concurrentWrites' | 'scaling' | 'scalingCpu' | 'storedSessions' | 'targetProfiles'>,
 ): BenchReport {
   const cpu = os.cpus();
   const rateOrder = (r: Result) => (r.offeredRate === null ? 1 : 0);
@@ -746,6 +794,7 @@ function reportOf(
     scaling: measured.scaling,
     scalingCpu: measured.scalingCpu,
     storedSessions: measured.storedSessions,
+    targetProfiles: measured.targetProfiles,
   };
 }
 
