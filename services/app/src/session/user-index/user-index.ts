@@ -99,7 +99,8 @@ end
 redis.call('SELECT', auxDb)
 if #dead > 0 then redis.call('ZREM', idx, unpack(dead)) end
 local evicted = {}
-local over = redis.call('ZCARD', idx) - tonumber(ARGV[3])
+-- The index now holds exactly the members read above (sid among them) less the dead removed: no ZCARD needed.
+local over = #members - #dead - tonumber(ARGV[3])
 if over > 0 then
   local popped = redis.call('ZPOPMIN', idx, over)
   redis.call('SELECT', sessionsDb)
