@@ -84,8 +84,9 @@ local clear = tonumber(ARGV[8] or '0')
 for i = 3, #KEYS do
   if i - 2 <= clear then
     redis.call('DEL', KEYS[i])
-  elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
-    redis.call('DECR', KEYS[i])
+  elseif redis.call('DECR', KEYS[i]) < 0 then
+    -- as login-limiter.ts's SETTLE: a release never leaves a counter below zero, nor one without its window
+    if redis.call('PTTL', KEYS[i]) == -1 then redis.call('DEL', KEYS[i]) else redis.call('INCR', KEYS[i]) end
   end
 end
 local sessionsDb, auxDb, prefix = ARGV[5], ARGV[6], ARGV[7]
