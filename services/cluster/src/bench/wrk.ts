@@ -62,12 +62,19 @@ end
 export async function writeCredentials(url: string, users: number, file: string): Promise<string> {
   const lines: string[] = new Array<string>(users);
   const login = async (i: number) => {
-    const res = await fetch(`${url}/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
-    });
-    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}`);
+    const attempt = () =>
+      fetch(`${url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
+      });
+    let res = await attempt();
+    // 503 says "try again shortly" (a busy or briefly unreachable store on a loaded machine): as a client would, after its Retry-After.
+    for (let retry = 1; res.status === 503 && retry <= LOGIN_RETRIES; retry++) {
+      await new Promise((r) => setTimeout(r, 1000 * Math.min(5, Number(res.headers.get('retry-after')) || 1)));
+      res = await attempt();
+    }
+    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}${res.status === 503 ? ` after ${LOGIN_RETRIES} retries` : ''}: ${(await res.text()).slice(0, 200)}`);
     const body = (await res.json()) as { accessToken?: string };
     const cookies = res.headers
       .getSetCookie()
@@ -87,6 +94,7 @@ export async function writeCredentials(url: string, users: number, file: string)
 }
 
 const LOGINS_IN_FLIGHT = 4;
+const LOGIN_RETRIES = 5;
 
 export function requireWrk(): string {
   const bin = which('wrk');
