@@ -48,7 +48,7 @@ export interface CapacityReport {
   /** A shared node over a Redis Cluster of k primaries: the store's CPU per request, summed over the primaries. */
   shards: Array<{ primaries: number; operation: 'read' | 'me'; redisCpuUs: number; redisCpuRange: [number, number]; nodeCpuUs: number; rps: number }>;
   /** Predicted vs measured shared-read throughput on this machine with 1, 2 and 3 nodes. */
-  check: Array<{ nodes: number; predicted: number; measured: number; errorPct: number }>;
+  check: Array<{ nodes: number; predicted: number; measured: number; errorPct: number; coresUsed: number }>;
   assumptions: string[];
 }
 
@@ -96,7 +96,10 @@ export function modelOf(bench: BenchReport, shards: CapacityReport['shards']): C
   const check = (['1', '2', '3'] as const).map((n) => {
     const predicted = Math.round(predictThroughput({ nodes: Number(n), cores: bench.machine.cpus, nodeUs: sat.nodeCpuUsPerRequest, otherUs }));
     const measured = bench.scaling[n];
-    return { nodes: Number(n), predicted, measured, errorPct: Math.round(errorPct(predicted, measured) * 10) / 10 };
+    // What the run's own processes got of the machine: measured req/s × their CPU per request (a shared machine gives the rest to others).
+    const c = bench.scalingCpu[n];
+    const coresUsed = c ? Math.round(((measured * (c.node + c.nginx + c.redis + c.loadGenerator)) / 1e6) * 100) / 100 : NaN;
+    return { nodes: Number(n), predicted, measured, errorPct: Math.round(errorPct(predicted, measured) * 10) / 10, coresUsed };
   });
   return {
     generatedAt: new Date().toISOString(),
@@ -214,6 +217,8 @@ async function joinSlots(ports: number[]): Promise<void> {
   for (const [i, port] of ports.entries()) {
     const r = new Redis({ port, host: '127.0.0.1' });
     try {
+      // A node that has met no other announces an empty address in CLUSTER SLOTS (clients then cannot reach it).
+      await r.call('CONFIG', 'SET', 'cluster-announce-ip', '127.0.0.1');
       await r.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(16383, (i + 1) * per - 1)));
       if (i > 0) await r.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[0]));
     } finally {
@@ -275,9 +280,11 @@ export function capacityMarkdown(r: CapacityReport): string {
     '',
     `Shared-mode reads at saturation (wrk, ${r.settings.connections} connections), 1, 2 and 3 nodes behind nginx, unpinned, one cluster at a time. Predicted from the pinned 1-node saturation run's CPU per request: min(nodes × 1e6 / node µs, ${r.machine.cpus} cores × 1e6 / (node + nginx + Redis + wrk µs)).`,
     '',
-    '| nodes | predicted req/s | measured req/s | measured vs predicted |',
-    '|---:|---:|---:|---:|',
-    ...r.check.map((c) => `| ${c.nodes} | ${c.predicted} | ${c.measured} | ${c.errorPct > 0 ? '+' : ''}${c.errorPct} % |`),
+    "| nodes | predicted req/s | measured req/s | measured vs predicted | cores the run's processes used (measured req/s × their CPU µs / request) |",
+    '|---:|---:|---:|---:|---:|',
+    ...r.check.map((c) => `| ${c.nodes} | ${c.predicted} | ${c.measured} | ${c.errorPct > 0 ? '+' : ''}${c.errorPct} % | ${c.coresUsed} of ${r.machine.cpus} |`),
+    '',
+    'The prediction assumes the run has the machine to itself; where the cores used fall short of the machine, other processes had the rest, and the measurement says as much about them as about the model.',
     '',
     '## Assumptions',
     '',
@@ -296,6 +303,6 @@ export function capacityTable(r: CapacityReport): string {
         `${m.mode.padEnd(9)} node ${String(m.cost.node).padStart(5)} µs/req (mix), ${fmt(m.nodeRpsPerCore).padStart(6)} req/s per core; nodes at 10k/100k/1M: ${levels.map((l) => m.nodes[l]).join('/')}${m.redisShards ? `; Redis shards ${levels.map((l) => m.redisShards![l]).join('/')}` : ''}${m.postgresCores ? `; PostgreSQL cores ${levels.map((l) => m.postgresCores![l]).join('/')}` : ''}`,
     ),
     ...r.shards.map((s) => `Redis Cluster ${s.primaries} primaries ${s.operation.padEnd(4)}: ${s.redisCpuUs} µs/req (${s.redisCpuRange[0]}–${s.redisCpuRange[1]})`),
-    ...r.check.map((c) => `check ${c.nodes} node(s): predicted ${c.predicted} req/s, measured ${c.measured} (${c.errorPct} %)`),
+    ...r.check.map((c) => `check ${c.nodes} node(s): predicted ${c.predicted} req/s, measured ${c.measured} (${c.errorPct} %), ${c.coresUsed} cores used`),
   ].join('\n');
 }
