@@ -25,7 +25,7 @@ const USAGE = `usage: npm run bench [-- options]
   --seconds 5s                length of each run (whole seconds: 5, 5s, 1m, 1m30s)
   --rate 400                  fixed offered rate of reads, req/s (k6 constant-arrival-rate)
   --login-rate 40             fixed offered rate of logins, req/s
-  --only shared,textbook      only these configurations (their results table and targets; no
+  --only textbook,sticky      only these configurations, and shared (its cluster serves the limit); no
                               scaling, stored sessions, writes kept or memory): re-measure A/B rows
   --connections 32 --threads 2   wrk's, for the saturation runs
   --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, up, type ClusterState } from '../cluster.js';
 import { cpuSplitSnapshot, withDescendants } from '../lib/cpu.js';
-import { freePort } from '../lib/ports.js';
+import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
+import { nodeLoad } from '../lib/node-metrics.js';
 import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
@@ -364,7 +365,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const scope = opts.scope ?? 'all';
   const plan = pinPlan();
   const bench: Bench = { opts, work: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-')), say: opts.onProgress, pin: plan, live: new Set() };
-  const plans = configPlans(scope).filter((c) => !opts.only || opts.only.includes(c.name));
+  // The shared cluster always runs: the limit, every result's denominator, rides on it.
+  const plans = configPlans(scope).filter((c) => !opts.only || c.name === 'shared' || opts.only.includes(c.name));
   const matrixOnly = opts.only !== undefined;
   // Interrupted (Ctrl-C, SIGTERM): the clusters are detached processes; take down those up before leaving.
   const interrupted = (sig: NodeJS.Signals) => {
@@ -423,11 +425,45 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
     ]);
     // Warm-up at saturation: the JIT compiles each request's path before any round is measured.
     for (const cell of cells.filter((x) => x.offeredRate === null)) await wrkOn(b, t, cell.operation === 'login' ? 'login' : 'get', pathOf(cell), cell.config !== 'limit', 2);
+    await quiesce(t);
     for (let r = 1; r <= b.opts.rounds; r++) for (const cell of cells.filter((x) => x.offeredRate !== null)) record(b, samples, cell, await measureCell(cell, r));
-    for (const cell of cells.filter((x) => x.offeredRate === null)) record(b, samples, cell, await measureCell(cell, 1));
+    for (const cell of cells.filter((x) => x.offeredRate === null)) {
+      record(b, samples, cell, await measureCell(cell, 1));
+      await quiesce(t);
+    }
   } finally {
     await stopTarget(b, t);
   }
+}
+
+/**
+ * Waits until the nodes have finished everything sent to them: wrk stops with requests in flight,
+ * and logins queued for their hash (up to LOGIN_HASH_QUEUE) finish afterwards, sending their store
+ * commands into whatever window is measured next (seen: 0.02-0.6 Redis commands per request in the
+ * round after a login warm-up). A login whose client has gone is counted as a request when the
+ * connection closes, but as a login only when its work is done: done when neither count grows.
+ */
+async function quiesce(t: Target): Promise<void> {
+  const answered = async () => {
+    let sum = 0;
+    for (const p of t.state.parts.filter((x) => x.kind === 'app')) {
+      const load = await nodeLoad(p.ports!.metrics!);
+      sum += load.requests + load.logins;
+    }
+    return sum;
+  };
+  let last = await answered();
+  await waitFor(
+    'the nodes to answer every request in flight',
+    async () => {
+      const now = await answered();
+      const still = now === last;
+      last = now;
+      return still;
+    },
+    60_000,
+    500,
+  );
 }
 
 const keyOf = (config: ConfigName, operation: Operation, offeredRate: number | null) => `${config}/${operation}/${offeredRate ?? 'max'}`;
