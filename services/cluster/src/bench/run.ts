@@ -315,7 +315,8 @@ interface Cell {
   operation: Operation;
   offeredRate: number | null;
   target: Target;
-  run: () => Promise<WrkResult & { dropped?: number }>;
+  /** `seconds`: a shorter run (a warm-up) than the measurement's. */
+  run: (seconds?: number) => Promise<WrkResult & { dropped?: number }>;
 }
 
 type Sample = WrkResult & {
@@ -427,6 +428,10 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
     // Warm-up at saturation: the JIT compiles each request's path before any round is measured.
     for (const cell of cells.filter((x) => x.offeredRate === null)) await wrkOn(b, t, cell.operation === 'login' ? 'login' : 'get', pathOf(cell), cell.config !== 'limit', 2);
     await quiesce(t);
+    // And at the fixed rate, unmeasured: from saturation to a low rate V8 collects the warm-up's
+    // garbage (seen: the first round's node CPU per request 40-70 % above the next two on a quiet machine).
+    for (const cell of cells.filter((x) => x.offeredRate !== null)) await cell.run(PACED_WARM_UP_S);
+    await quiesce(t);
     // Reads interleaved round by round, then the logins' rounds: a read's window never follows a
     // login's (whose last settlements could land in it), and the saturation runs last, the same way.
     const paced = cells.filter((x) => x.offeredRate !== null);
@@ -477,6 +482,8 @@ async function quiesce(t: Target): Promise<void> {
   );
 }
 
+const PACED_WARM_UP_S = 3;
+
 const keyOf = (config: ConfigName, operation: Operation, offeredRate: number | null) => `${config}/${operation}/${offeredRate ?? 'max'}`;
 
 function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample): void {
@@ -502,7 +509,7 @@ function cellOf(b: Bench, t: Target, config: ConfigName, operation: Operation, o
   const run =
     offeredRate === null
       ? () => wrkOn(b, t, kind, p, cookies)
-      : () =>
+      : (seconds = b.opts.seconds) =>
           runPaced({
             url: t.state.url,
             kind,
@@ -510,7 +517,7 @@ function cellOf(b: Bench, t: Target, config: ConfigName, operation: Operation, o
             cookieFile: cookies && kind === 'get' ? t.cookieFile : undefined,
             users: LOGIN_USERS,
             rate: offeredRate,
-            seconds: b.opts.seconds,
+            seconds,
             workDir: b.work,
             pin: b.pin,
           });
