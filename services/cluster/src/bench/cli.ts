@@ -2,15 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../cluster.js';
 import { durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
+import { capacityMarkdown, capacityTable, runCapacity } from './capacity.js';
 import { durabilityMarkdown, runDurability } from './durability.js';
 import { profileMarkdown, runProfile } from './profile.js';
 import { markdown, table } from './report.js';
-import { runBench } from './run.js';
+import { CONFIG_NAMES, runBench } from './run.js';
 
 /**
- * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--connections 32] [--stored 1000,100000,1000000]
- *   [--memory-sessions 100000] [--no-doc]
+ * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--rate 400] [--login-rate 40] [--connections 32]
+ *   [--stored 1000,100000,1000000] [--memory-sessions 100000] [--no-doc]
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
+ * npm run bench -- --capacity: the capacity model (capacity.ts), into docs/capacity.md.
  * npm run bench -- --profile [--rounds 3] [--seconds 10] [--connections 8]: where a read's CPU goes (profile.ts),
  * into docs/profile.md.
  * npm run bench -- --durability [--rounds 3] [--seconds 5]: what a durable session write costs (durability.ts),
@@ -19,9 +21,13 @@ import { runBench } from './run.js';
  */
 const USAGE = `usage: npm run bench [-- options]
   --json                      print one JSON object instead of the table
-  --rounds 3                  rounds per configuration (the median is kept)
-  --seconds 5s                length of each wrk run (whole seconds: 5, 5s, 1m, 1m30s)
-  --connections 32 --threads 2
+  --rounds 3                  rounds per configuration at the fixed rate (the median is kept)
+  --seconds 5s                length of each run (whole seconds: 5, 5s, 1m, 1m30s)
+  --rate 400                  fixed offered rate of reads, req/s (k6 constant-arrival-rate)
+  --login-rate 40             fixed offered rate of logins, req/s
+  --only textbook,sticky      only these configurations, and shared (its cluster serves the limit); no
+                              scaling, stored sessions, writes kept or memory): re-measure A/B rows
+  --connections 32 --threads 2   wrk's, for the saturation runs
   --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)
   --memory-sessions 100000    sessions written for the bytes-per-session measurement
   --no-doc                    do not rewrite docs/benchmarks.md (or docs/profile.md)
@@ -30,7 +36,10 @@ const USAGE = `usage: npm run bench [-- options]
                               --connections 8 by default), into docs/profile.md
   --durability                instead: what closing everysec's loss window costs a session write
                               (appendfsync always; WAIT for a replica), each configuration alone,
-                              into docs/durability.md`;
+                              into docs/durability.md
+  --capacity                  instead: what it costs at scale: the modes at the fixed rate and at
+                              saturation, Redis Cluster with 1, 2 and 3 primaries, 1-3 nodes;
+                              the model's table into docs/capacity.md (--json: the table as JSON)`;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -51,18 +60,41 @@ async function main(argv: string[]): Promise<number> {
     'no-doc': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     durability: { type: 'boolean', default: false },
+    capacity: { type: 'boolean', default: false },
+    rate: { type: 'string' },
+    only: { type: 'string' },
+    'login-rate': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return (void process.stdout.write(`${USAGE}\n`), EXIT.ok);
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.profile) return profile(values);
   if (values.durability) return durability(values);
+  const rates = {
+    rate: intOption('rate', values.rate, 400, 1, 100_000),
+    loginRate: intOption('login-rate', values['login-rate'], 40, 1, 100_000),
+  };
+  if (values.capacity) return capacity(values, rates);
   const report = await runBench({
     ...loadOptions(values, { seconds: '5s', connections: 32 }),
+    ...rates,
+    ...(values.only !== undefined && { only: onlyOption(values.only) }),
     memorySessions: intOption('memory-sessions', values['memory-sessions'], 100_000, 1, 10_000_000),
     storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
   });
   return publish(values, 'benchmarks.md', markdown(report), report, `${table(report)}\n`);
+}
+
+/** --only: configuration names, each one the benchmark has. */
+function onlyOption(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim());
+  for (const name of names) if (!CONFIG_NAMES.includes(name)) throw new UsageError(`--only: no configuration "${name}" (one of ${CONFIG_NAMES.join(', ')})`);
+  return names;
+}
+
+async function capacity(values: LoadValues, rates: { rate: number; loginRate: number }): Promise<number> {
+  const report = await runCapacity({ ...loadOptions(values, { seconds: '5s', connections: 32 }), ...rates, memorySessions: 0, storedLevels: [] });
+  return publish(values, 'capacity.md', capacityMarkdown(report), report, `${capacityTable(report)}\n`);
 }
 
 async function profile(values: LoadValues): Promise<number> {

@@ -10,6 +10,8 @@ import { freePort } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
 import { appSpec, launch, redisSpec } from '../parts.js';
 import { nodeEnvironment } from '../topology.js';
+import { pin, type PinPlan } from '../lib/pin.js';
+import { runPaced } from './paced.js';
 import { runWrk, writeCredentials } from './wrk.js';
 
 /**
@@ -119,7 +121,9 @@ export async function runProfile(opts: { rounds: number; seconds: number; connec
     for (let round = 1; round <= opts.rounds; round++) {
       for (const which of Object.keys(PATHS) as ProfiledPath[]) {
         opts.onProgress(`round ${round}/${opts.rounds}, ${which}: ${PATHS[which]} for ${opts.seconds} s under node --cpu-prof`);
-        rounds[which].push(await profileOnce(which, path.join(dir, `${which}-${round}`), { ...opts, redisPort: redis.port, secrets, dir }));
+        rounds[which].push(
+          await profileOnce({ name: which, mode: 'shared', path: PATHS[which] }, path.join(dir, `${which}-${round}`), { ...opts, redisPort: redis.port, secrets, dir }),
+        );
       }
     }
   } finally {
@@ -159,22 +163,43 @@ export async function runProfile(opts: { rounds: number; seconds: number; connec
   };
 }
 
-/** One node under --cpu-prof: 20 logins, a 1 s warm-up, the measured wrk run; then its profile. */
-async function profileOnce(which: ProfiledPath, profileDir: string, o: { seconds: number; connections: number; redisPort: number; secrets: string; dir: string }): Promise<Round> {
+/** What one profiled node runs: its mode and settings, and the path every request asks for. */
+export interface ProfileSubject {
+  name: string;
+  mode: 'shared' | 'sticky';
+  env?: Record<string, string>;
+  path: string;
+}
+
+/**
+ * One node under --cpu-prof: 20 logins, a 1 s warm-up, the measured run (wrk at saturation, or k6 at
+ * `rate` req/s, pinned as the benchmark pins); then its profile.
+ */
+async function profileOnce(
+  subject: ProfileSubject,
+  profileDir: string,
+  o: { seconds: number; connections: number; redisPort: number; secrets: string; dir: string; rate?: number; pin?: PinPlan },
+): Promise<Round> {
+  const which = subject.name;
   const spec = appSpec({
     index: 1,
     port: await freePort(),
     metricsPort: await freePort(),
     appEntry: APP_ENTRY,
-    env: { ...nodeEnvironment({ mode: 'shared', redisUrl: `redis://127.0.0.1:${o.redisPort}/0`, demoUsers: 20 }), SESSION_SECRETS: o.secrets },
+    env: { ...nodeEnvironment({ mode: subject.mode, redisUrl: `redis://127.0.0.1:${o.redisPort}/0`, demoUsers: 20 }), SESSION_SECRETS: o.secrets, ...subject.env },
   });
   const node = await launch({ ...spec, args: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...spec.args] }, o.dir);
   try {
+    if (o.pin?.pinned) pin([node.pid], o.pin.nodes);
     const cookieFile = await writeCredentials(node.url, 20, path.join(o.dir, 'cookies.txt'));
-    const wrk = (seconds: number) => runWrk({ url: node.url, kind: 'get', path: PATHS[which], cookieFile, seconds, connections: o.connections, threads: 1, workDir: o.dir });
+    const wrk = (seconds: number) =>
+      runWrk({ url: node.url, kind: 'get', path: subject.path, cookieFile, seconds, connections: o.connections, threads: 1, workDir: o.dir, pin: o.pin });
     await wrk(1);
     const before = cpuMicros(node.pid);
-    const run = await wrk(o.seconds);
+    const run =
+      o.rate === undefined
+        ? await wrk(o.seconds)
+        : await runPaced({ url: node.url, kind: 'get', path: subject.path, cookieFile, rate: o.rate, seconds: o.seconds, workDir: o.dir, pin: o.pin! });
     const cpuUsPerRequest = (cpuMicros(node.pid) - before) / run.requests;
     if (run.errors > 0) throw new Error(`${which}: ${run.errors} of ${run.requests} requests failed`);
     const served = (await nodeLoad(node.ports!.metrics!)).requests;
@@ -240,4 +265,47 @@ export function profileMarkdown(r: ProfileReport, top = 25): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/** Per round, self time per request by group (GROUPS) of two subjects, and the node CPU per request of each from /proc. */
+export interface PairProfile {
+  a: string;
+  b: string;
+  rounds: Array<{ aCpuUs: number; bCpuUs: number; groups: Array<{ name: string; aUs: number; bUs: number }> }>;
+}
+
+/**
+ * Where a missed target's difference lives: `a` and `b` profiled alternately for `rounds` rounds, a
+ * fresh node each time, at the benchmark's fixed rate and pinning, over one redis-server.
+ */
+export async function profilePair(
+  a: ProfileSubject,
+  b: ProfileSubject,
+  opts: { rounds: number; seconds: number; connections: number; rate: number; pin: PinPlan; onProgress: (line: string) => void },
+): Promise<PairProfile> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-profile-pair-'));
+  const redis = await launch(redisSpec(await freePort(), dir, 'off'), dir);
+  if (opts.pin.pinned) pin([redis.pid], opts.pin.rest);
+  const secrets = randomBytes(32).toString('hex');
+  const out: PairProfile = { a: a.name, b: b.name, rounds: [] };
+  try {
+    for (let round = 1; round <= opts.rounds; round++) {
+      const runs: Round[] = [];
+      for (const s of [a, b]) {
+        opts.onProgress(`profile round ${round}/${opts.rounds}, ${s.name}: ${s.path} at ${opts.rate} req/s under node --cpu-prof`);
+        runs.push(await profileOnce(s, path.join(dir, `${s.name}-${round}`), { ...opts, redisPort: redis.port, secrets, dir }));
+      }
+      const [ra, rb] = runs as [Round, Round];
+      const rows = [...new Set([...ra.selfUs.keys(), ...rb.selfUs.keys()])].map((where) => ({
+        where,
+        limitUs: (ra.selfUs.get(where) ?? 0) / ra.served,
+        readUs: (rb.selfUs.get(where) ?? 0) / rb.served,
+      }));
+      out.rounds.push({ aCpuUs: ra.cpuUsPerRequest, bCpuUs: rb.cpuUsPerRequest, groups: groupRows(rows).map((g) => ({ name: g.name, aUs: g.limitUs, bUs: g.readUs })) });
+    }
+  } finally {
+    await terminate(redis.pid);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { AB, type BenchReport, type ConfigName } from './run.js';
+import { AB, type BenchReport, type ConfigName, type Result } from './run.js';
 
 const OP_TITLES = { read: 'Authenticated read — `GET /api/cart`', me: '`GET /api/me` (reads, and writes its request counter)', login: 'Login — `POST /api/login`' } as const;
 const CONFIG_TITLES = {
@@ -30,55 +30,63 @@ export function markdown(r: BenchReport): string {
   lines.push(`- When: ${r.generatedAt}`);
   lines.push(`- Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`);
   lines.push(
-    `- Method: every configuration runs as a local cluster (${r.settings.nodes} nodes behind nginx) at the same time; wrk with ${r.settings.threads} threads and ${r.settings.connections} connections, ${r.settings.seconds} s per measurement, configurations interleaved over ${r.settings.rounds} rounds; figures are medians. Load generator, nginx, nodes and Redis share the same ${r.machine.cpus} cores, so absolute numbers are small; the ratios measured side by side are the result.`,
+    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.seconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
+    '- At a fixed rate below saturation each request pays its own event-loop turn and the node idles between requests, so its CPU per request holds still; at saturation requests share turns and cost less, by an amount that depends on how many share one, so saturation figures say how much a node can serve, not what a request costs.',
   );
   lines.push('');
+  lines.push(...judgementMarkdown(r));
   for (const op of ['read', 'me', 'login'] as const) {
-    lines.push(`## ${OP_TITLES[op]}`, '');
-    lines.push(
-      '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms (rounds: min–max) | Redis commands sent / request | executed (incl. inside scripts) | PostgreSQL statements / request | errors |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    );
-    for (const x of r.results.filter((x) => x.operation === op)) {
-      const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
-      const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
+    for (const rate of ['fixed', 'saturation'] as const) {
+      const ofRate = (x: Result) => (rate === 'fixed' ? x.offeredRate !== null : x.offeredRate === null);
+      lines.push(`## ${OP_TITLES[op]}, ${rate === 'fixed' ? `at a fixed ${op === 'login' ? r.settings.loginRate : r.settings.rate} req/s offered` : 'at saturation'}`, '');
       lines.push(
-        `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} (${x.spread.p99Ms[0]}–${x.spread.p99Ms[1]}) | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.dbQueriesPerRequest ?? '–'}${x.dbQueriesByName ? ` (${byName(x.dbQueriesByName)})` : ''} | ${x.errors} |`,
+        '| configuration | req/s (rounds: min–max) | × limit (rounds: min–max) | p50 ms | p99 ms (rounds: min–max) | Redis commands sent / request | executed (incl. inside scripts) | PostgreSQL statements / request | errors |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
       );
-    }
-    lines.push('');
-    // CPU per request: the physical cost, which moves far less than req/s on a shared machine.
-    const limit = r.results.find((x) => x.config === 'limit' && x.operation === op);
-    lines.push(
-      'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
-      '',
-      "| configuration | nodes | × limit (nodes; rounds: min–max, each against the same round's limit) | nginx | Redis | wrk |",
-      '|---|---:|---:|---:|---:|---:|',
-    );
-    for (const x of r.results.filter((x) => x.operation === op)) {
-      const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
-      const [lo, hi] = x.spread.nodeCpuRatioToLimit;
-      const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
+      for (const x of r.results.filter((x) => x.operation === op && ofRate(x))) {
+        const cmds = x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : '';
+        const sent = x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : '';
+        lines.push(
+          `| ${CONFIG_TITLES[x.config]} | ${x.rps} (${x.rpsMin}–${x.rpsMax}) | ${x.ratioToLimit.toFixed(2)} (${x.spread.ratioToLimit[0].toFixed(2)}–${x.spread.ratioToLimit[1].toFixed(2)}) | ${x.p50Ms} | ${x.p99Ms} (${x.spread.p99Ms[0]}–${x.spread.p99Ms[1]}) | ${x.redisCommandsSentPerRequest ?? '–'}${sent} | ${x.redisCommandsPerRequest ?? '–'}${cmds} | ${x.dbQueriesPerRequest ?? '–'}${x.dbQueriesByName ? ` (${byName(x.dbQueriesByName)})` : ''} | ${x.errors} |`,
+        );
+      }
+      lines.push('');
+      // CPU per request: the physical cost, which moves far less than req/s on a shared machine.
+      const limit = r.results.find((x) => x.config === 'limit' && x.operation === op && ofRate(x));
       lines.push(
-        `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.loadGeneratorCpuUsPerRequest} |`,
+        'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
+        '',
+        "| configuration | node | node: user / system | node: round-to-round spread | × limit (node; rounds: min–max, each against the same round's limit) | nginx | Redis | PostgreSQL | load generator |",
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
       );
+      for (const x of r.results.filter((x) => x.operation === op && ofRate(x))) {
+        const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
+        const [lo, hi] = x.spread.nodeCpuRatioToLimit;
+        const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
+        lines.push(
+          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %` : '– (one run)'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
+        );
+      }
+      lines.push('');
     }
-    lines.push('');
   }
+  lines.push(...loginsMarkdown(r));
   lines.push('## What each change buys or costs (A/B)', '');
   lines.push(
-    "Two clusters identical but for one change, in the same interleaved rounds: a difference counts only where the rounds' ranges do not overlap. `read` (`GET /api/cart`) writes nothing; `me` (`GET /api/me`) writes the session (its counter) on every request.",
+    `Two clusters identical but for one change, each measured alone at the fixed rate (${r.settings.rate} req/s): a difference is claimed only where the node CPU per request of every round with the change lies apart from every round without it. \`read\` (\`GET /api/cart\`) writes nothing; \`me\` (\`GET /api/me\`) writes the session (its counter) on every request. req/s at saturation beside it.`,
     '',
-    '| change | operation | req/s with it (rounds) | req/s without (rounds) | node CPU µs/request with (rounds) | without (rounds) | p99 ms with (rounds) / without (rounds) |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| change | operation | node CPU µs/request with (rounds) | without (rounds) | claim | p99 ms with / without (fixed rate) | req/s at saturation with / without |',
+    '|---|---|---:|---:|---|---:|---:|',
   );
   for (const ab of AB) {
     for (const op of ['read', 'me'] as const) {
-      const on = r.results.find((x) => x.config === ab.on && x.operation === op);
-      const off = r.results.find((x) => x.config === ab.off && x.operation === op);
+      const find = (config: ConfigName, fixed: boolean) => r.results.find((x) => x.config === config && x.operation === op && (x.offeredRate !== null) === fixed);
+      const [on, off, onMax, offMax] = [find(ab.on, true), find(ab.off, true), find(ab.on, false), find(ab.off, false)];
       if (!on || !off) continue;
+      const claim = r.abClaims.find((c) => c.change === ab.change && c.operation === op);
+      const verdict = !claim?.holds ? 'no difference (ranges overlap)' : `it ${claim.direction} ${Math.abs(on.nodeCpuUsPerRequest - off.nodeCpuUsPerRequest)} µs (ranges apart)`;
       lines.push(
-        `| ${ab.change} | ${op} | ${on.rps} (${on.rpsMin}–${on.rpsMax}) | ${off.rps} (${off.rpsMin}–${off.rpsMax}) | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) | ${on.p99Ms} (${on.spread.p99Ms[0]}–${on.spread.p99Ms[1]}) / ${off.p99Ms} (${off.spread.p99Ms[0]}–${off.spread.p99Ms[1]}) |`,
+        `| ${ab.change} | ${op} | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) | ${verdict} | ${on.p99Ms} / ${off.p99Ms} | ${onMax?.rps ?? '–'} / ${offMax?.rps ?? '–'} |`,
       );
     }
   }
@@ -96,7 +104,7 @@ export function markdown(r: BenchReport): string {
   if (r.concurrentWrites?.length) {
     lines.push('## Concurrent writes kept', '');
     lines.push(
-      'One session, simultaneous writes through nginx (3 nodes): 100 `GET /api/me` at once (each counts) and 40 `POST /api/cart/items` of different items at once; what the store kept of what it acknowledged (medians over the rounds).',
+      'One session, simultaneous writes through nginx (a cluster of 3 nodes per configuration, each alone): 100 `GET /api/me` at once (each counts) and 40 `POST /api/cart/items` of different items at once; what the store kept of what it acknowledged (medians over the rounds).',
       '',
     );
     lines.push('| configuration | counter: kept / acknowledged | cart lines: kept / acknowledged |', '|---|---:|---:|');
@@ -105,17 +113,20 @@ export function markdown(r: BenchReport): string {
     lines.push('');
   }
   lines.push('## Scaling: shared-mode reads by node count', '');
-  lines.push('| nodes | req/s |', '|---:|---:|');
-  for (const [n, rps] of Object.entries(r.scaling)) lines.push(`| ${n} | ${rps} |`);
+  lines.push('| nodes | req/s at saturation (median of the rounds) | node CPU µs/request | nginx | Redis | wrk |', '|---:|---:|---:|---:|---:|---:|');
+  for (const [n, rps] of Object.entries(r.scaling)) {
+    const c = r.scalingCpu?.[n as '1' | '2' | '3'];
+    lines.push(`| ${n} | ${rps} | ${c?.node ?? '–'} | ${c?.nginx ?? '–'} | ${c?.redis ?? '–'} | ${c?.loadGenerator ?? '–'} |`);
+  }
   lines.push(
     '',
-    `On ${r.machine.cpus} cores shared with wrk, nginx and Redis, more nodes cannot add CPU: this table shows the cost of the extra hop and processes, not the scaling a real multi-host deployment gets.`,
+    `Each cluster alone, unpinned: on ${r.machine.cpus} cores shared with wrk, nginx and Redis, more nodes can add at most the other core. docs/capacity.md predicts these figures from the pinned measurement and compares.`,
     '',
   );
   if (r.storedSessions.length) {
     lines.push('## Cost of a read by number of stored sessions', '');
     lines.push(
-      `One shared cluster per level, filled once; the levels measured in ${r.settings.rounds} interleaved rounds (median, and the rounds' range).`,
+      `One shared cluster per level (${r.settings.nodes} node, pinned), filled, then measured alone at saturation for ${r.settings.rounds} rounds (median, and the rounds' range).`,
       '',
       '| sessions in Redis | req/s (rounds: min–max) | Redis commands / request | one scrape of every node |',
       '|---:|---:|---:|---:|',
@@ -133,12 +144,66 @@ export function markdown(r: BenchReport): string {
   return lines.join('\n');
 }
 
+/** The spread target, the peer targets and the A/B verdicts, at the top of docs/benchmarks.md. */
+function judgementMarkdown(r: BenchReport): string[] {
+  const lines = ['## Targets (issue #25), judged in this run', ''];
+  const w = r.spreadTarget.worst;
+  lines.push(
+    `- Round-to-round spread of node CPU per request at the fixed rate ≤ ${r.spreadTarget.boundPct} % for every configuration: **${r.spreadTarget.met ? 'met' : 'missed'}**${w ? ` (largest: ${w.config}/${w.operation} ${w.spreadPct} %)` : ''}.`,
+  );
+  for (const t of r.targets) lines.push(`- ${t.name}: **${t.met ? 'met' : 'missed'}**, ${t.detail}.`);
+  lines.push('');
+  for (const p of r.targetProfiles ?? []) {
+    lines.push(
+      `### Missed: ${p.target}. Where the difference lives, round by round`,
+      '',
+      `${p.a} and ${p.b} each on a fresh node (no nginx, pinned) under \`node --cpu-prof\`, alternately, at ${r.settings.rate} req/s for ${r.settings.seconds} s per round; self time per request (µs) by who spends it, and what ${p.b} spends more than ${p.a}. The profiler adds its own cost: compare the columns, not the absolute figures with the tables below.`,
+      '',
+      `| who | ${p.rounds.map((_, i) => `round ${i + 1}: ${p.a} / ${p.b} (${p.b} − ${p.a})`).join(' | ')} |`,
+      `|---|${p.rounds.map(() => '---:').join('|')}|`,
+      ...p.rounds[0]!.groups.map(
+        (g, gi) =>
+          `| ${g.name} | ${p.rounds.map((round) => `${round.groups[gi]!.aUs.toFixed(1)} / ${round.groups[gi]!.bUs.toFixed(1)} (${(round.groups[gi]!.bUs - round.groups[gi]!.aUs).toFixed(1)})`).join(' | ')} |`,
+      ),
+      `| node CPU from /proc | ${p.rounds.map((round) => `${Math.round(round.aCpuUs)} / ${Math.round(round.bCpuUs)} (${Math.round(round.bCpuUs - round.aCpuUs)})`).join(' | ')} |`,
+      '',
+    );
+  }
+  return lines;
+}
+
+/** Logins: what a login costs the store, commands sent beside those executed (a script's inner commands counted). */
+function loginsMarkdown(r: BenchReport): string[] {
+  const rows = r.results.filter((x) => x.operation === 'login' && x.offeredRate !== null && x.config !== 'limit');
+  if (!rows.length) return [];
+  return [
+    `## Logins: store commands and Redis CPU per login (fixed ${r.settings.loginRate} logins/s)`,
+    '',
+    '| configuration | Redis commands sent / login | executed / login (INFO commandstats, inside scripts included) | Redis CPU µs / login | PostgreSQL statements / login |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map(
+      (x) =>
+        `| ${CONFIG_TITLES[x.config]} | ${x.redisCommandsSentPerRequest ?? '–'}${x.redisCommandsSentByName ? ` (${byName(x.redisCommandsSentByName)})` : ''} | ${x.redisCommandsPerRequest ?? '–'}${x.redisCommandsByName ? ` (${byName(x.redisCommandsByName)})` : ''} | ${x.redisCpuUsPerRequest} | ${x.dbQueriesPerRequest ?? '–'} |`,
+    ),
+    '',
+  ];
+}
+
 export function table(r: BenchReport): string {
   const rows = r.results.map(
     (x) =>
-      `${x.operation.padEnd(6)} ${x.config.padEnd(7)} ${String(x.rps).padStart(7)} req/s (${x.rpsMin}–${x.rpsMax})  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  CPU µs/req node ${x.nodeCpuUsPerRequest} nginx ${x.nginxCpuUsPerRequest} redis ${x.redisCpuUsPerRequest}  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`,
+      `${x.operation.padEnd(6)} ${x.config.padEnd(20)} ${(x.offeredRate === null ? 'saturation' : `at ${x.offeredRate}/s`).padEnd(10)} ${String(x.rps).padStart(7)} req/s (${x.rpsMin}–${x.rpsMax})  ${x.ratioToLimit.toFixed(2)}× limit  p50 ${String(x.p50Ms).padStart(6)} ms  p99 ${String(x.p99Ms).padStart(7)} ms  CPU µs/req node ${x.nodeCpuUsPerRequest} (user ${x.nodeUserCpuUsPerRequest}, system ${x.nodeSystemCpuUsPerRequest}${x.offeredRate === null ? '' : `, spread ${x.nodeCpuSpreadPct} %`}) nginx ${x.nginxCpuUsPerRequest} redis ${x.redisCpuUsPerRequest}  redis ${x.redisCommandsSentPerRequest ?? '–'} sent / ${x.redisCommandsPerRequest ?? '–'} executed per req`,
   );
   const m = r.redisBytesPerSession;
   rows.push(`bytes/session: textbook ${m.textbook}, shared ${m.shared} (${m.ratio}×)   scaling 1/2/3 nodes: ${r.scaling['1']}/${r.scaling['2']}/${r.scaling['3']} req/s`);
+  const w = r.spreadTarget.worst;
+  rows.push(
+    `spread of node CPU per request at the fixed rate ≤ ${r.spreadTarget.boundPct} %: ${r.spreadTarget.met ? 'met' : 'missed'}${w ? ` (largest ${w.config}/${w.operation} ${w.spreadPct} %)` : ''}`,
+  );
+  for (const t of r.targets) rows.push(`target ${t.name}: ${t.met ? 'met' : 'missed'}, ${t.detail}`);
+  for (const c of r.abClaims)
+    rows.push(
+      `A/B ${c.change} (${c.operation}): ${c.holds ? `${c.direction}, ranges apart` : 'no difference, ranges overlap'} (with ${c.onUs.join('–')} µs, without ${c.offUs.join('–')} µs)`,
+    );
   return rows.join('\n');
 }

@@ -6,18 +6,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, up, type ClusterState } from '../cluster.js';
-import { cpuSnapshot, withDescendants } from '../lib/cpu.js';
-import { freePort } from '../lib/ports.js';
+import { cpuSplitSnapshot, withDescendants } from '../lib/cpu.js';
+import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
+import { nodeLoad } from '../lib/node-metrics.js';
+import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
+import { runPaced } from './paced.js';
+import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
+import { rangesApart, spreadPct, judgeTargets, type TargetOutcome } from './targets.js';
 import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
+import { resolveK6 } from '../experiment/k6.js';
 
 /**
- * `npm run bench`: every configuration side by side in one run, through nginx, 3 nodes each,
- * the same wrk settings. Clusters for all configurations run at once (idle ones cost nothing)
- * and measurements are interleaved round by round, so a noisy neighbour hurts all alike; each
- * figure is the median over the rounds.
+ * `npm run bench`: every configuration measured the same way, one at a time (no other cluster
+ * running beside it): a cluster of one node behind nginx, the node pinned to a core of its own and
+ * everything else (nginx, the store, the load generator, this process) to the other (lib/pin.ts).
+ * Each operation is driven at a fixed offered rate (k6, paced.ts; the same rate for every
+ * configuration, below the slowest one's saturation) for `rounds` rounds, the operations of a
+ * cluster interleaved round by round, and then once at saturation (wrk). CPU per request is read
+ * from /proc per class of process, user and system apart; each figure is the median over the
+ * rounds, and the round-to-round spread of the node's CPU per request is reported beside it.
  */
 export type ConfigName = 'limit' | 'textbook' | ModeConfig | VariantConfig;
 /** Every session mode (modes.ts), on the same nodes, the same wrk settings, in the same rounds. */
@@ -88,13 +98,53 @@ export interface Result {
     redisCpuUs: [number, number];
   };
   errors: number;
+  /** The node's CPU per request split into user and system time (median over the rounds; their sum is ~nodeCpuUsPerRequest). */
+  nodeUserCpuUsPerRequest: number;
+  nodeSystemCpuUsPerRequest: number;
+  /** PostgreSQL's CPU per request (database mode: the postmaster and its backends), median over the rounds. */
+  postgresCpuUsPerRequest: number;
+  /** Requests per second offered at a fixed rate (k6 constant-arrival-rate); null for the saturation run (wrk). */
+  offeredRate: number | null;
+  /** Whether the node ran on a core of its own and everything else on the other(s). */
+  pinned: boolean;
+  /** Round-to-round spread of the node's CPU per request: (highest − lowest) / median, percent. */
+  nodeCpuSpreadPct: number;
+  /** Requests k6 could not start on time over the rounds (the offered rate was not held when > 0); 0 at saturation. */
+  dropped: number;
 }
 
 export interface BenchReport {
   generatedAt: string;
   command: string;
   machine: { cpus: number; model: string; memoryGiB: number; node: string };
-  settings: { rounds: number; seconds: number; connections: number; threads: number; nodes: number };
+  settings: {
+    rounds: number;
+    seconds: number;
+    connections: number;
+    threads: number;
+    nodes: number;
+    /** The fixed offered rates, req/s: reads (read, me) and logins. */
+    rate: number;
+    loginRate: number;
+    pinned: boolean;
+    /** Which cores ran what (taskset lists), or why nothing was pinned. */
+    cpuLayout: string;
+    /** Wall time of the whole run, seconds. */
+    wallSeconds: number;
+  };
+  /** Issue #25's targets, judged from this run's fixed-rate results. */
+  targets: TargetOutcome[];
+  /** The round-to-round spread target: node CPU per request at the fixed rate, ≤ 10 % for every configuration. */
+  spreadTarget: { boundPct: number; met: boolean; worst: { config: string; operation: string; spreadPct: number } | null };
+  /** Each A/B row at the fixed rate: whether the node CPU per request differs in every round (ranges apart). */
+  abClaims: Array<{ change: string; operation: Operation; onUs: [number, number]; offUs: [number, number]; holds: boolean; direction: 'costs' | 'saves' | 'none' }>;
+  /**
+   * For each missed target: the two configurations profiled (node --cpu-prof) alternately at the
+   * fixed rate, round by round, self time per request by package group: which holds the difference.
+   */
+  targetProfiles: Array<{ target: string } & PairProfile>;
+  /** The scaling runs' CPU per request by class (saturation, unpinned), for the capacity check. */
+  scalingCpu: Record<'1' | '2' | '3', { node: number; nginx: number; redis: number; loadGenerator: number }>;
   results: Result[];
   redisBytesPerSession: BytesPerSession;
   /** One session, simultaneous writes through nginx: acknowledged vs kept, per configuration (medians over the rounds). */
@@ -124,6 +174,13 @@ export interface BenchOptions {
   threads: number;
   memorySessions: number;
   storedLevels: number[];
+  /** Fixed offered rates, req/s: reads and logins. */
+  rate: number;
+  loginRate: number;
+  /** 'capacity': only what the capacity model needs (the modes and the limit, and the scaling runs). */
+  scope?: 'all' | 'capacity';
+  /** Only these configurations' clusters (by name: shared (with the limit), textbook, sticky, …, the variants), and nothing else (no scaling, stored sessions, writes kept or memory). */
+  only?: string[];
   onProgress: (line: string) => void;
 }
 
@@ -143,9 +200,22 @@ interface Target {
 /** The processes of each class in a target (nginx: master and workers). */
 function processClasses(t: Target): Record<CpuClass, number[]> {
   const of = (kind: string) => t.state.parts.filter((p) => p.kind === kind).map((p) => p.pid);
-  return { node: of('app'), nginx: of('nginx').flatMap(withDescendants), redis: of('redis') };
+  return { node: of('app'), nginx: of('nginx').flatMap(withDescendants), redis: of('redis'), postgres: of('postgres').flatMap(withDescendants) };
 }
-type CpuClass = 'node' | 'nginx' | 'redis';
+type CpuClass = 'node' | 'nginx' | 'redis' | 'postgres';
+
+/** The node(s) on their own core, every other process of the cluster on the rest (new PostgreSQL backends inherit the postmaster's). */
+function pinTarget(t: Target, plan: PinPlan): void {
+  if (!plan.pinned) return;
+  pin(
+    t.state.parts.filter((p) => p.kind === 'app').map((p) => p.pid),
+    plan.nodes,
+  );
+  pin(
+    t.state.parts.filter((p) => p.kind !== 'app').flatMap((p) => withDescendants(p.pid)),
+    plan.rest,
+  );
+}
 
 async function startTarget(
   name: string,
@@ -155,6 +225,7 @@ async function startTarget(
   work: string,
   env: Record<string, string> = {},
   store: 'single' | 'sentinel' = 'single',
+  credentials = true,
 ): Promise<Target> {
   const dir = path.join(work, name);
   const { state } = await up({
@@ -165,12 +236,17 @@ async function startTarget(
     port: await freePort(),
     monitoring: false,
     demoUsers: USERS,
-    nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000', ...env },
+    // One node takes every login of a saturation run (wrk's connections at once): a hash queue that
+    // holds them all, so that the run measures the hashing rather than the shedding (503) of a full queue.
+    nodeEnv: { SESSION_PROFILE: profile, LOGIN_MAX_FAILURES_PER_CLIENT: '100000', LOGIN_HASH_QUEUE: '256', ...env },
   });
   const redisPart = state.parts.find((p) => p.kind === 'redis'); // with Sentinel: redis-1, the primary (no fault during a bench)
   const redis = redisPart ? new Redis({ host: '127.0.0.1', port: redisPart.port, lazyConnect: false }) : null;
+  if (!credentials) return { state, redis, cookieFile: '' };
   // Log in SESSIONS users through nginx; keep each one's credential (in sticky mode with the route cookie).
-  const cookieFile = await writeCredentials(state.url, SESSIONS, path.join(dir, 'cookies.txt')).catch((err: Error) => {
+  const cookieFile = await writeCredentials(state.url, SESSIONS, path.join(dir, 'cookies.txt')).catch(async (err: Error) => {
+    redis?.disconnect();
+    await down(dir);
     throw new Error(`${name}: ${err.message}`);
   });
   return { state, redis, cookieFile };
@@ -224,22 +300,23 @@ async function fillTo(redis: Redis, total: number): Promise<void> {
   }
 }
 
-/** One benchmark as it goes: its options, its work folder, and the clusters it has started. */
+/** One benchmark as it goes: its options, its work folder, how it pins, and the clusters it has up (to tear down). */
 interface Bench {
   opts: BenchOptions;
   work: string;
   say: (line: string) => void;
-  targets: Record<string, Target>;
-  /** The stored-session levels' clusters, filled, in the order of opts.storedLevels. */
-  levels: Array<{ level: number; target: Target }>;
+  pin: PinPlan;
+  live: Set<Target>;
 }
 
-/** One measured configuration and operation: the wrk run that measures it, on its cluster. */
+/** One measured configuration and operation at one offered rate (null: saturation), on its cluster. */
 interface Cell {
   config: ConfigName;
   operation: Operation;
+  offeredRate: number | null;
   target: Target;
-  run: () => Promise<WrkResult>;
+  /** `seconds`: a shorter run (a warm-up) than the measurement's. */
+  run: (seconds?: number) => Promise<WrkResult & { dropped?: number }>;
 }
 
 type Sample = WrkResult & {
@@ -248,73 +325,203 @@ type Sample = WrkResult & {
   sentByName: Record<string, number> | null;
   dbByName: Record<string, number> | null;
   cpu: Record<CpuClass, number>;
+  nodeUser: number;
+  nodeSystem: number;
+  dropped: number;
   round: number;
 };
 
+/** Each configuration: its cluster, and which operations it is measured on (the limit rides on shared's cluster). */
+interface ConfigPlan {
+  name: string;
+  mode: ModeConfig;
+  profile: 'tuned' | 'textbook';
+  env?: Record<string, string>;
+  store?: 'single' | 'sentinel';
+  cells: Array<{ config: ConfigName; operation: Operation }>;
+}
+
+const READ_PATHS: Record<Exclude<Operation, 'login'>, string> = { read: '/api/cart', me: '/api/me' };
+
+function configPlans(scope: 'all' | 'capacity'): ConfigPlan[] {
+  const ops = (config: ConfigName, withLogin = true) => (['read', 'me', ...(withLogin ? (['login'] as const) : [])] as Operation[]).map((operation) => ({ config, operation }));
+  const plans: ConfigPlan[] = [
+    { name: 'shared', mode: 'shared', profile: 'tuned', cells: [{ config: 'limit', operation: 'read' }, ...ops('shared')] },
+    ...(scope === 'all' ? [{ name: 'textbook', mode: 'shared' as const, profile: 'textbook' as const, cells: ops('textbook') }] : []),
+    ...MODE_CONFIGS.filter((m) => m !== 'shared').map((mode) => ({ name: mode, mode, profile: 'tuned' as const, cells: ops(mode) })),
+  ];
+  if (scope === 'all')
+    for (const [name, v] of Object.entries(VARIANTS) as Array<[VariantConfig, (typeof VARIANTS)[VariantConfig]]>)
+      plans.push({ name, mode: 'shared', profile: 'tuned', env: v.env, store: v.store, cells: ops(name, false) });
+  return plans;
+}
+
+/** The configurations' cluster names, as `--only` takes them. */
+export const CONFIG_NAMES: readonly string[] = configPlans('all').map((c) => c.name);
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   requireWrk();
-  const bench: Bench = { opts, work: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-')), say: opts.onProgress, targets: {}, levels: [] };
+  resolveK6();
+  const started = Date.now();
+  const scope = opts.scope ?? 'all';
+  const plan = pinPlan();
+  const bench: Bench = { opts, work: fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bench-')), say: opts.onProgress, pin: plan, live: new Set() };
+  // The shared cluster always runs: the limit, every result's denominator, rides on it.
+  const plans = configPlans(scope).filter((c) => !opts.only || c.name === 'shared' || opts.only.includes(c.name));
+  const matrixOnly = opts.only !== undefined;
+  // Interrupted (Ctrl-C, SIGTERM): the clusters are detached processes; take down those up before leaving.
+  const interrupted = (sig: NodeJS.Signals) => {
+    bench.say(`${sig}: stopping the clusters that are up`);
+    void Promise.allSettled([...bench.live].map((t) => down(t.state.dir))).then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  // This process (scrapes, INFO, bookkeeping) stays off the node's core too.
+  if (plan.pinned) pin([process.pid], plan.rest);
+  bench.say(plan.pinned ? `pinned: node(s) on cpu ${plan.nodes}; nginx, the store, the load generator and the bench on cpu ${plan.rest}` : 'not pinned (one core, or no taskset)');
   try {
-    await startTargets(bench);
-    const matrix = matrixOf(bench);
-    await warmUp(bench, matrix);
-    const samples = await measureRounds(bench, matrix);
-    const results = resultsOf(samples);
-    const concurrentWrites = await measureWritesKept(bench);
-    const scaling = await measureScaling(bench);
-    const storedSessions = await measureStoredSessions(bench);
-    bench.say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
-    const redisBytesPerSession = await measureBytesPerSession(opts.memorySessions);
-    return reportOf(opts, { results, redisBytesPerSession, concurrentWrites, scaling, storedSessions });
+    const samples = new Map<string, Sample[]>();
+    for (const c of plans) await measureConfig(bench, c, samples);
+    const results = resultsOf(samples, plan.pinned);
+    const { scaling, scalingCpu } = matrixOnly ? { scaling: { '1': 0, '2': 0, '3': 0 }, scalingCpu: {} as BenchReport['scalingCpu'] } : await measureScaling(bench);
+    const concurrentWrites = scope === 'all' && !matrixOnly ? await measureWritesKept(bench) : [];
+    const storedSessions = scope === 'all' && !matrixOnly ? await measureStoredSessions(bench) : [];
+    let redisBytesPerSession = { count: 0, textbook: 0, shared: 0, ratio: 0, memoryUsageKey: { textbook: 0, shared: 0 } } as BytesPerSession;
+    if (scope === 'all' && !matrixOnly) {
+      bench.say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
+      redisBytesPerSession = await measureBytesPerSession(opts.memorySessions);
+    }
+    const targetProfiles = scope === 'all' ? await profileMissedTargets(bench, judgementOf(results).targets) : [];
+    return reportOf(opts, plan, (Date.now() - started) / 1000, { results, redisBytesPerSession, concurrentWrites, scaling, scalingCpu, storedSessions, targetProfiles });
   } finally {
-    for (const t of Object.values(bench.targets)) t.redis?.disconnect();
-    await Promise.all(Object.values(bench.targets).map((t) => down(t.state.dir)));
+    for (const t of bench.live) await stopTarget(bench, t);
     fs.rmSync(bench.work, { recursive: true, force: true });
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
+  }
+}
+
+async function startLive(b: Bench, ...args: Parameters<typeof startTarget>): Promise<Target> {
+  const t = await startTarget(...args);
+  b.live.add(t);
+  return t;
+}
+
+async function stopTarget(b: Bench, t: Target): Promise<void> {
+  t.redis?.disconnect();
+  await down(t.state.dir);
+  b.live.delete(t);
+}
+
+/**
+ * One configuration alone: its cluster started and pinned, warmed up, its reads at the fixed rate
+ * round by round (interleaved within the round), its logins' rounds, then each operation once at
+ * saturation; then stopped.
+ */
+async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sample[]>): Promise<void> {
+  b.say(`${c.name}: starting (1 node behind nginx)`);
+  const t = await startLive(b, c.name, 1, c.mode, c.profile, b.work, c.env ?? {}, c.store ?? 'single');
+  try {
+    pinTarget(t, b.pin);
+    const cells = c.cells.flatMap(({ config, operation }) => [
+      cellOf(b, t, config, operation, operation === 'login' ? b.opts.loginRate : b.opts.rate),
+      cellOf(b, t, config, operation, null),
+    ]);
+    // Warm-up at saturation: the JIT compiles each request's path before any round is measured.
+    for (const cell of cells.filter((x) => x.offeredRate === null)) await wrkOn(b, t, cell.operation === 'login' ? 'login' : 'get', pathOf(cell), cell.config !== 'limit', 2);
+    await quiesce(t);
+    // And at the fixed rate, unmeasured: from saturation to a low rate V8 collects the warm-up's
+    // garbage (seen: the first round's node CPU per request 40-70 % above the next two on a quiet machine).
+    for (const cell of cells.filter((x) => x.offeredRate !== null)) await cell.run(PACED_WARM_UP_S);
+    await quiesce(t);
+    // Reads interleaved round by round, then the logins' rounds: a read's window never follows a
+    // login's (whose last settlements could land in it), and the saturation runs last, the same way.
+    const paced = cells.filter((x) => x.offeredRate !== null);
+    for (const group of [paced.filter((x) => x.operation !== 'login'), paced.filter((x) => x.operation === 'login')])
+      for (let r = 1; r <= b.opts.rounds; r++) for (const cell of group) record(b, samples, cell, await measureCell(cell, r));
+    await quiesce(t);
+    for (const cell of cells.filter((x) => x.offeredRate === null)) {
+      record(b, samples, cell, await measureCell(cell, 1));
+      await quiesce(t);
+    }
+  } finally {
+    await stopTarget(b, t);
   }
 }
 
 /**
- * Runs `tasks` at most `width` at a time; after a failure starts no more, waits for those under
- * way to settle (so that whatever they started is recorded and torn down), then throws it.
+ * Waits until the nodes have finished everything sent to them: wrk stops with requests in flight,
+ * and logins queued for their hash (up to LOGIN_HASH_QUEUE) finish afterwards, sending their store
+ * commands into whatever window is measured next (seen: 0.02-0.6 Redis commands per request in the
+ * round after a login warm-up). A login whose client has gone is counted as a request when the
+ * connection closes, but as a login only when its work is done: done when neither count grows.
  */
-async function settleAll(tasks: Array<() => Promise<void>>, width: number): Promise<void> {
-  const queue = [...tasks];
-  const failures: unknown[] = [];
-  const worker = async () => {
-    while (queue.length && !failures.length) await queue.shift()!().catch((err: unknown) => void failures.push(err));
+async function quiesce(t: Target): Promise<void> {
+  const answered = async () => {
+    let sum = 0;
+    for (const p of t.state.parts.filter((x) => x.kind === 'app')) {
+      const load = await nodeLoad(p.ports!.metrics!);
+      sum += load.requests + load.logins;
+    }
+    // And the store's executed commands (but the DBSIZE each scrape above runs): seen still growing after both counts had stopped.
+    if (t.redis) {
+      const { dbsize: _scrapes, ...commands } = await commandStats(t.redis);
+      sum += total(commands);
+    }
+    return sum;
   };
-  await Promise.all(Array.from({ length: width }, worker));
-  if (failures.length) throw failures[0];
+  let last = await answered();
+  await waitFor(
+    'the nodes to answer every request in flight',
+    async () => {
+      const now = await answered();
+      const still = now === last;
+      last = now;
+      return still;
+    },
+    60_000,
+    500,
+  );
 }
 
-/**
- * Every cluster the benchmark measures, two starting at a time (a start is mostly waiting for
- * processes to become healthy and for scrypt logins; nothing is measured yet), each recorded as
- * soon as it is up so that a failure tears down what was started. The stored-session levels'
- * clusters are filled as they come up.
- */
-async function startTargets(b: Bench): Promise<void> {
-  b.say('starting clusters: shared (3 nodes, also serves the no-session limit), textbook, sticky, and shared with 1 and 2 nodes');
-  const start =
-    (key: string, nodes: number, mode: ModeConfig, profile: 'tuned' | 'textbook', env: Record<string, string> = {}, store: 'single' | 'sentinel' = 'single') =>
-    async () => {
-      b.targets[key] = await startTarget(key === 'shared1' ? 'shared-1' : key === 'shared2' ? 'shared-2' : key, nodes, mode, profile, b.work, env, store);
-    };
-  const tasks = [
-    start('shared', 3, 'shared', 'tuned'),
-    start('textbook', 3, 'shared', 'textbook'),
-    ...MODE_CONFIGS.filter((m) => m !== 'shared').map((mode) => start(mode, 3, mode, 'tuned')),
-    start('shared1', 1, 'shared', 'tuned'),
-    start('shared2', 2, 'shared', 'tuned'),
-    ...Object.entries(VARIANTS).map(([name, v]) => start(name, 3, 'shared', 'tuned', v.env, v.store)),
-    ...b.opts.storedLevels.map((level) => async () => {
-      b.say(`stored sessions: a shared cluster with ${level.toLocaleString('en')} sessions in Redis`);
-      const target = (b.targets[`stored${level}`] = await startTarget(`stored-${level}`, 3, 'shared', 'tuned', b.work));
-      await fillTo(target.redis!, level);
-    }),
-  ];
-  await settleAll(tasks, 2);
-  b.levels = b.opts.storedLevels.map((level) => ({ level, target: b.targets[`stored${level}`]! }));
+const PACED_WARM_UP_S = 3;
+
+const keyOf = (config: ConfigName, operation: Operation, offeredRate: number | null) => `${config}/${operation}/${offeredRate ?? 'max'}`;
+
+function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample): void {
+  const key = keyOf(cell.config, cell.operation, cell.offeredRate);
+  samples.set(key, [...(samples.get(key) ?? []), s]);
+  const at = cell.offeredRate === null ? 'saturation' : `${cell.offeredRate}/s`;
+  b.say(
+    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}) nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}`,
+  );
+}
+
+/** jwt keeps no cart (501): its authenticated read is GET /api/me, which writes nothing there. */
+function pathOf(cell: { config: ConfigName; operation: Operation }): string | undefined {
+  if (cell.operation === 'login') return undefined;
+  if (cell.config === 'limit') return '/api/ping';
+  return cell.config === 'jwt' ? '/api/me' : READ_PATHS[cell.operation];
+}
+
+function cellOf(b: Bench, t: Target, config: ConfigName, operation: Operation, offeredRate: number | null): Cell {
+  const kind = operation === 'login' ? 'login' : 'get';
+  const p = pathOf({ config, operation });
+  const cookies = config !== 'limit';
+  const run =
+    offeredRate === null
+      ? () => wrkOn(b, t, kind, p, cookies)
+      : (seconds = b.opts.seconds) =>
+          runPaced({
+            url: t.state.url,
+            kind,
+            path: p,
+            cookieFile: cookies && kind === 'get' ? t.cookieFile : undefined,
+            users: LOGIN_USERS,
+            rate: offeredRate,
+            seconds,
+            workDir: b.work,
+            pin: b.pin,
+          });
+  return { config, operation, offeredRate, target: t, run };
 }
 
 function wrkOn(b: Bench, t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = b.opts.seconds): Promise<WrkResult> {
@@ -328,58 +535,8 @@ function wrkOn(b: Bench, t: Target, kind: 'get' | 'login', p?: string, cookies =
     connections: b.opts.connections,
     threads: b.opts.threads,
     workDir: b.work,
+    pin: b.pin,
   });
-}
-
-/** Every configuration and operation of the results table. */
-function matrixOf(b: Bench): Cell[] {
-  const { targets } = b;
-  const matrix: Cell[] = [];
-  const readOps: Array<[Operation, string]> = [
-    ['read', '/api/cart'],
-    ['me', '/api/me'],
-  ];
-  matrix.push({ config: 'limit', operation: 'read', target: targets.shared!, run: () => wrkOn(b, targets.shared!, 'get', '/api/ping', false) });
-  for (const config of ['textbook', ...MODE_CONFIGS] as const) {
-    const t = targets[config]!;
-    // jwt keeps no cart (501): its authenticated read is GET /api/me, which writes nothing there.
-    for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrkOn(b, t, 'get', config === 'jwt' ? '/api/me' : p) });
-    matrix.push({ config, operation: 'login', target: t, run: () => wrkOn(b, t, 'login') });
-  }
-  for (const config of Object.keys(VARIANTS) as VariantConfig[]) {
-    const t = targets[config]!;
-    for (const [operation, p] of readOps) matrix.push({ config, operation, target: t, run: () => wrkOn(b, t, 'get', p) });
-  }
-  return matrix;
-}
-
-/** One second of each kind of request (a GET without a session; a login) on every cluster, once. */
-async function warmUp(b: Bench, matrix: Cell[]): Promise<void> {
-  b.say('warm-up');
-  const done = new Set<string>();
-  for (const m of matrix) {
-    const kind = m.operation === 'login' ? 'login' : 'get';
-    const key = `${m.target.state.dir} ${kind}`;
-    if (done.has(key)) continue; // read and me warm up the same GET on the same cluster
-    done.add(key);
-    await wrkOn(b, m.target, kind, kind === 'login' ? undefined : '/api/ping', false, 1);
-  }
-}
-
-/** Every cell once per round, round after round, with the store commands and CPU each cost. */
-async function measureRounds(b: Bench, matrix: Cell[]): Promise<Map<string, Sample[]>> {
-  const samples = new Map<string, Sample[]>();
-  for (let r = 1; r <= b.opts.rounds; r++) {
-    for (const m of matrix) {
-      const s = await measureCell(m, r);
-      const key = `${m.config}/${m.operation}`;
-      samples.set(key, [...(samples.get(key) ?? []), s]);
-      b.say(
-        `round ${r}/${b.opts.rounds}  ${key.padEnd(14)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}`,
-      );
-    }
-  }
-  return samples;
 }
 
 async function measureCell(m: Cell, round: number): Promise<Sample> {
@@ -387,26 +544,42 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const sentBefore = await sentStats(m.target.state);
   const before = m.target.redis ? await commandStats(m.target.redis) : null;
   const classes = processClasses(m.target);
-  const cpuBefore = cpuSnapshot(classes);
+  const cpuBefore = cpuSplitSnapshot(classes);
   const res = await m.run();
-  const cpuAfter = cpuSnapshot(classes);
+  const cpuAfter = cpuSplitSnapshot(classes);
   const after = m.target.redis ? await commandStats(m.target.redis) : null;
-  const cpu = Object.fromEntries(Object.keys(classes).map((c) => [c, (cpuAfter[c]! - cpuBefore[c]!) / res.requests])) as Record<CpuClass, number>;
+  const used = (c: string, part: 'user' | 'system') => (cpuAfter[c]![part] - cpuBefore[c]![part]) / res.requests;
+  const cpu = Object.fromEntries(Object.keys(classes).map((c) => [c, used(c, 'user') + used(c, 'system')])) as Record<CpuClass, number>;
   const sentAfter = await sentStats(m.target.state);
   const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
   const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
   const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
   const commands = byName === null ? null : total(byName);
-  return { ...res, commands, byName, sentByName, dbByName, cpu, round };
+  return { ...res, commands, byName, sentByName, dbByName, cpu, nodeUser: used('node', 'user'), nodeSystem: used('node', 'system'), dropped: res.dropped ?? 0, round };
 }
 
-/** Each cell's medians over the rounds, and the rounds' spread; the limit is the denominator of every operation. */
-function resultsOf(samples: Map<string, Sample[]>): Result[] {
-  const limits = samples.get('limit/read')!;
-  const limitRps = median(limits.map((s) => s.rps));
+/**
+ * Each cell's medians over the rounds, and the rounds' spread. The limit (at the same offered rate,
+ * or at saturation) is the denominator of every operation.
+ */
+function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
   const results: Result[] = [];
   for (const [key, xs] of samples) {
-    const [config, operation] = key.split('/') as [ConfigName, Operation];
+    const [config, operation, rate] = key.split('/') as [ConfigName, Operation, string];
+    const offeredRate = rate === 'max' ? null : Number(rate);
+    // The limit is measured at the read rate: logins compare against it as the other operations do.
+    const limits = samples.get(
+      keyOf(
+        'limit',
+        'read',
+        offeredRate === null
+          ? null
+          : samples.has(keyOf('limit', 'read', offeredRate))
+            ? offeredRate
+            : Number([...samples.keys()].find((k) => k.startsWith('limit/read/') && !k.endsWith('/max'))!.split('/')[2]),
+      ),
+    )!;
+    const limitRps = median(limits.map((s) => s.rps));
     const rps = median(xs.map((s) => s.rps));
     const cmds = xs[0]!.commands === null ? null : round2(median(xs.map((s) => s.commands!)));
     const medianByName = (pick: (s: Sample) => Record<string, number> | null) => {
@@ -419,7 +592,7 @@ function resultsOf(samples: Map<string, Sample[]>): Result[] {
     const sentByName = medianByName((s) => s.sentByName);
     const dbByName = medianByName((s) => s.dbByName);
     // Each round's ratios against the limit measured in the same round: the spread of the result.
-    const limitOf = (s: Sample) => limits.find((l) => l.round === s.round)!;
+    const limitOf = (s: Sample) => limits.find((l) => l.round === s.round) ?? limits[0]!;
     const ratios = xs.map((s) => s.rps / limitOf(s).rps);
     const range = (vs: number[], r: (n: number) => number = Math.round): [number, number] => [r(Math.min(...vs)), r(Math.max(...vs))];
     const cpu = (c: CpuClass) => xs.map((s) => s.cpu[c]);
@@ -459,23 +632,34 @@ function resultsOf(samples: Map<string, Sample[]>): Result[] {
       loadGeneratorCpuUsPerRequest: Math.round(median(xs.map((s) => s.cpuUs / s.requests))),
       spread,
       errors: xs.reduce((a, s) => a + s.errors, 0),
+      nodeUserCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeUser))),
+      nodeSystemCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeSystem))),
+      postgresCpuUsPerRequest: Math.round(median(cpu('postgres'))),
+      offeredRate,
+      pinned,
+      nodeCpuSpreadPct: Math.round(spreadPct(cpu('node')) * 10) / 10,
+      dropped: xs.reduce((a, s) => a + s.dropped, 0),
     });
   }
-  // The limit is the denominator for every operation.
-  const limit = results.find((r) => r.config === 'limit')!;
-  results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
+  // The limit is the denominator for every operation: the same row under each.
+  for (const limit of results.filter((r) => r.config === 'limit' && r.operation === 'read')) results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
   return results;
 }
 
-/** One session, simultaneous writes through nginx: how many acknowledged writes each store keeps. */
+/** One session, simultaneous writes through nginx: how many acknowledged writes each store keeps (3 nodes, each configuration alone). */
 async function measureWritesKept(b: Bench): Promise<BenchReport['concurrentWrites']> {
-  b.say('concurrent writes kept: 100 simultaneous GET /api/me and 40 cart adds on one session');
+  b.say('concurrent writes kept: 100 simultaneous GET /api/me and 40 cart adds on one session, 3 nodes, one configuration at a time');
   const concurrentWrites: BenchReport['concurrentWrites'] = [];
   // Every configuration whose sessions keep a counter and a cart (jwt keeps neither).
   for (const config of ['textbook', ...MODE_CONFIGS.filter((m) => MODE_DESCRIPTORS[m].capabilities.state)] as const) {
+    const t = await startLive(b, `writes-${config}`, 3, config === 'textbook' ? 'shared' : config, config === 'textbook' ? 'textbook' : 'tuned', b.work, {}, 'single', false);
     const runs: ConcurrentWrites[] = [];
-    // Logins use the login users (never a read session); each round a fresh session.
-    for (let r = 0; r < b.opts.rounds; r++) runs.push(await measureConcurrentWrites(b.targets[config]!.state.url, LOGIN_USERS.first + r));
+    try {
+      // Logins use the login users (never a read session); each round a fresh session.
+      for (let r = 0; r < b.opts.rounds; r++) runs.push(await measureConcurrentWrites(t.state.url, LOGIN_USERS.first + r));
+    } finally {
+      await stopTarget(b, t);
+    }
     const med = (f: (w: ConcurrentWrites) => number) => Math.round(median(runs.map(f)));
     const kept = {
       config,
@@ -488,70 +672,183 @@ async function measureWritesKept(b: Bench): Promise<BenchReport['concurrentWrite
   return concurrentWrites;
 }
 
-async function measureScaling(b: Bench): Promise<BenchReport['scaling']> {
-  b.say('scaling: shared-mode reads with 1, 2 and 3 nodes');
-  const { targets } = b;
-  return {
-    '1': Math.round((await wrkOn(b, targets.shared1!, 'get', '/api/cart')).rps),
-    '2': Math.round((await wrkOn(b, targets.shared2!, 'get', '/api/cart')).rps),
-    '3': Math.round((await wrkOn(b, targets.shared!, 'get', '/api/cart')).rps),
-  };
+/**
+ * Shared-mode reads at saturation with 1, 2 and 3 nodes, each cluster alone and unpinned (the
+ * nodes compete with nginx, Redis and wrk for the machine's cores): the measurement the capacity
+ * model's prediction is checked against.
+ */
+async function measureScaling(b: Bench): Promise<Pick<BenchReport, 'scaling' | 'scalingCpu'>> {
+  b.say('scaling: shared-mode reads at saturation with 1, 2 and 3 nodes (unpinned, one cluster at a time)');
+  const scaling = {} as BenchReport['scaling'];
+  const scalingCpu = {} as BenchReport['scalingCpu'];
+  const unpinned = { ...b, pin: { pinned: false, nodes: '', rest: '' } };
+  for (const n of ['1', '2', '3'] as const) {
+    const t = await startLive(b, `scaling-${n}`, Number(n), 'shared', 'tuned', b.work);
+    try {
+      if (b.pin.pinned) pin([process.pid], `0-${os.cpus().length - 1}`);
+      await wrkOn(unpinned, t, 'get', '/api/cart', true, 2);
+      const rps: number[] = [];
+      const cpus: Array<BenchReport['scalingCpu']['1']> = [];
+      for (let r = 1; r <= b.opts.rounds; r++) {
+        const cell: Cell = { config: 'shared', operation: 'read', offeredRate: null, target: t, run: () => wrkOn(unpinned, t, 'get', '/api/cart') };
+        const s = await measureCell(cell, r);
+        rps.push(s.rps);
+        cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests });
+      }
+      scaling[n] = Math.round(median(rps));
+      const med = (k: keyof BenchReport['scalingCpu']['1']) => Math.round(median(cpus.map((c) => c[k])));
+      scalingCpu[n] = { node: med('node'), nginx: med('nginx'), redis: med('redis'), loadGenerator: med('loadGenerator') };
+      b.say(
+        `  ${n} node(s): ${scaling[n]} req/s (rounds ${rps.map((x) => x.toFixed(0)).join(', ')}); CPU µs/req node ${scalingCpu[n].node} nginx ${scalingCpu[n].nginx} redis ${scalingCpu[n].redis} wrk ${scalingCpu[n].loadGenerator}`,
+      );
+    } finally {
+      if (b.pin.pinned) pin([process.pid], b.pin.rest);
+      await stopTarget(b, t);
+    }
+  }
+  return { scaling, scalingCpu };
 }
 
 /**
- * A read at each stored-session level (one cluster per level, filled at start-up), measured in
- * interleaved rounds (level by level within a round) so that a noisy moment hurts every level
- * alike; then what one scrape of every node's metrics costs Redis.
+ * A read at each stored-session level: one shared cluster per level (1 node, pinned), filled, its
+ * reads measured for the rounds, and what one scrape of the node's metrics costs Redis; then stopped.
  */
 async function measureStoredSessions(b: Bench): Promise<BenchReport['storedSessions']> {
-  const runs = new Map<number, Array<{ rps: number; byName: Record<string, number> }>>(b.levels.map((l) => [l.level, []]));
-  for (let r = 1; r <= b.opts.rounds && b.levels.length; r++) {
-    for (const l of b.levels) {
-      const redis = l.target.redis!;
-      const before = await commandStats(redis);
-      const res = await wrkOn(b, l.target, 'get', '/api/cart');
-      const after = await commandStats(redis);
-      runs.get(l.level)!.push({ rps: res.rps, byName: commandsBetween(before, after, res.requests) });
-      b.say(`round ${r}/${b.opts.rounds}  ${l.level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
-    }
-  }
   const storedSessions: BenchReport['storedSessions'] = [];
-  for (const l of b.levels) {
-    const redis = l.target.redis!;
-    const levelRuns = runs.get(l.level)!;
-    // One scrape of every node's metrics, as Prometheus does: what it costs Redis.
-    const before = await commandStats(redis);
-    for (const p of l.target.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
-    const scrapeCommands = commandsBetween(before, await commandStats(redis));
-    const byName: Record<string, number> = {};
-    for (const name of new Set(levelRuns.flatMap((x) => Object.keys(x.byName)))) byName[name] = round2(median(levelRuns.map((x) => x.byName[name] ?? 0)));
-    const rps = levelRuns.map((x) => x.rps);
-    storedSessions.push({
-      stored: l.level,
-      keys: await redis.dbsize(),
-      rps: Math.round(median(rps)),
-      rpsMin: Math.round(Math.min(...rps)),
-      rpsMax: Math.round(Math.max(...rps)),
-      redisCommandsPerRequest: round2(total(byName)),
-      redisCommandsByName: byName,
-      scrapeCommands,
-    });
+  for (const level of b.opts.storedLevels) {
+    b.say(`stored sessions: a shared cluster with ${level.toLocaleString('en')} sessions in Redis`);
+    const t = await startLive(b, `stored-${level}`, 1, 'shared', 'tuned', b.work);
+    try {
+      const redis = t.redis!;
+      await fillTo(redis, level);
+      pinTarget(t, b.pin);
+      await wrkOn(b, t, 'get', '/api/cart', true, 1);
+      const levelRuns: Array<{ rps: number; byName: Record<string, number> }> = [];
+      for (let r = 1; r <= b.opts.rounds; r++) {
+        const before = await commandStats(redis);
+        const res = await wrkOn(b, t, 'get', '/api/cart');
+        const after = await commandStats(redis);
+        levelRuns.push({ rps: res.rps, byName: commandsBetween(before, after, res.requests) });
+        b.say(`round ${r}/${b.opts.rounds}  ${level.toLocaleString('en').padStart(10)} stored: ${res.rps.toFixed(0)} req/s`);
+      }
+      // One scrape of every node's metrics, as Prometheus does: what it costs Redis.
+      const before = await commandStats(redis);
+      for (const p of t.state.parts.filter((x) => x.kind === 'app')) await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`).then((r) => r.text());
+      const scrapeCommands = commandsBetween(before, await commandStats(redis));
+      const byName: Record<string, number> = {};
+      for (const name of new Set(levelRuns.flatMap((x) => Object.keys(x.byName)))) byName[name] = round2(median(levelRuns.map((x) => x.byName[name] ?? 0)));
+      const rps = levelRuns.map((x) => x.rps);
+      storedSessions.push({
+        stored: level,
+        keys: await redis.dbsize(),
+        rps: Math.round(median(rps)),
+        rpsMin: Math.round(Math.min(...rps)),
+        rpsMax: Math.round(Math.max(...rps)),
+        redisCommandsPerRequest: round2(total(byName)),
+        redisCommandsByName: byName,
+        scrapeCommands,
+      });
+    } finally {
+      await stopTarget(b, t);
+    }
   }
   return storedSessions;
 }
 
-function reportOf(opts: BenchOptions, measured: Pick<BenchReport, 'results' | 'redisBytesPerSession' | 'concurrentWrites' | 'scaling' | 'storedSessions'>): BenchReport {
+const SPREAD_BOUND_PCT = 10;
+
+/** The spread target, the peer targets and the A/B claims, from the fixed-rate results. */
+function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTarget' | 'abClaims'> {
+  const paced = results.filter((r) => r.offeredRate !== null);
+  const own = paced.filter((r) => r.config !== 'limit' || r.operation === 'read');
+  const worst = own.reduce<Result | null>((w, r) => (w === null || r.nodeCpuSpreadPct > w.nodeCpuSpreadPct ? r : w), null);
+  const spreadTarget = {
+    boundPct: SPREAD_BOUND_PCT,
+    met: own.length > 0 && own.every((r) => r.nodeCpuSpreadPct <= SPREAD_BOUND_PCT),
+    worst: worst && { config: worst.config, operation: worst.operation, spreadPct: worst.nodeCpuSpreadPct },
+  };
+  const read = (config: ConfigName) => paced.find((r) => r.config === config && r.operation === 'read');
+  const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, p99Ms: r.p99Ms });
+  const [shared, textbook, sticky, limit] = [read('shared'), read('textbook'), read('sticky'), read('limit')];
+  const targets = shared && textbook && sticky && limit ? judgeTargets({ shared: input(shared), textbook: input(textbook), sticky: input(sticky), limit: input(limit) }) : [];
+  const abClaims: BenchReport['abClaims'] = [];
+  for (const ab of AB)
+    for (const operation of ['read', 'me'] as const) {
+      const on = paced.find((r) => r.config === ab.on && r.operation === operation);
+      const off = paced.find((r) => r.config === ab.off && r.operation === operation);
+      if (!on || !off) continue;
+      const holds = rangesApart(on.spread.nodeCpuUs, off.spread.nodeCpuUs);
+      abClaims.push({
+        change: ab.change,
+        operation,
+        onUs: on.spread.nodeCpuUs,
+        offUs: off.spread.nodeCpuUs,
+        holds,
+        direction: !holds ? 'none' : on.nodeCpuUsPerRequest > off.nodeCpuUsPerRequest ? 'costs' : 'saves',
+      });
+    }
+  return { targets, spreadTarget, abClaims };
+}
+
+/** The baseline each target holds a shared read against, as a profiled subject. */
+const TARGET_BASELINES: Array<{ test: RegExp; subject: ProfileSubject }> = [
+  { test: /textbook/, subject: { name: 'textbook', mode: 'shared', env: { SESSION_PROFILE: 'textbook' }, path: '/api/cart' } },
+  { test: /sticky/, subject: { name: 'sticky', mode: 'sticky', path: '/api/cart' } },
+  { test: /no-session/, subject: { name: 'limit', mode: 'shared', path: '/api/ping' } },
+];
+const SHARED_READ: ProfileSubject = { name: 'shared', mode: 'shared', path: '/api/cart' };
+
+async function profileMissedTargets(b: Bench, targets: TargetOutcome[]): Promise<BenchReport['targetProfiles']> {
+  const out: BenchReport['targetProfiles'] = [];
+  for (const t of targets.filter((x) => !x.met)) {
+    const baseline = TARGET_BASELINES.find((x) => x.test.test(t.name));
+    if (!baseline) continue;
+    b.say(`target missed: ${t.name}; profiling ${baseline.subject.name} against shared, ${b.opts.rounds} rounds`);
+    const pair = await profilePair(baseline.subject, SHARED_READ, {
+      rounds: b.opts.rounds,
+      seconds: b.opts.seconds,
+      connections: 8,
+      rate: b.opts.rate,
+      pin: b.pin,
+      onProgress: b.say,
+    });
+    out.push({ target: t.name, ...pair });
+  }
+  return out;
+}
+
+function reportOf(
+  opts: BenchOptions,
+  plan: PinPlan,
+  wallSeconds: number,
+  measured: Pick<BenchReport, 'results' | 'redisBytesPerSession' | 'concurrentWrites' | 'scaling' | 'scalingCpu' | 'storedSessions' | 'targetProfiles'>,
+): BenchReport {
   const cpu = os.cpus();
+  const rateOrder = (r: Result) => (r.offeredRate === null ? 1 : 0);
   return {
     generatedAt: new Date().toISOString(),
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: { cpus: cpu.length, model: cpu[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-    settings: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, threads: opts.threads, nodes: 3 },
-    results: measured.results.sort((a, b) => a.operation.localeCompare(b.operation) || order(a.config) - order(b.config)),
+    settings: {
+      rounds: opts.rounds,
+      seconds: opts.seconds,
+      connections: opts.connections,
+      threads: opts.threads,
+      nodes: 1,
+      rate: opts.rate,
+      loginRate: opts.loginRate,
+      pinned: plan.pinned,
+      cpuLayout: plan.pinned ? `node on cpu ${plan.nodes}; nginx, the store, the load generator and the bench on cpu ${plan.rest}` : 'not pinned',
+      wallSeconds: Math.round(wallSeconds),
+    },
+    results: measured.results.sort((a, b) => a.operation.localeCompare(b.operation) || rateOrder(a) - rateOrder(b) || order(a.config) - order(b.config)),
+    ...judgementOf(measured.results),
     redisBytesPerSession: measured.redisBytesPerSession,
     concurrentWrites: measured.concurrentWrites,
     scaling: measured.scaling,
+    scalingCpu: measured.scalingCpu,
     storedSessions: measured.storedSessions,
+    targetProfiles: measured.targetProfiles,
   };
 }
 

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pinnedCommand, type PinPlan } from '../lib/pin.js';
 import { which } from '../lib/process.js';
 
 /**
@@ -61,12 +62,19 @@ end
 export async function writeCredentials(url: string, users: number, file: string): Promise<string> {
   const lines: string[] = new Array<string>(users);
   const login = async (i: number) => {
-    const res = await fetch(`${url}/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
-    });
-    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}`);
+    const attempt = () =>
+      fetch(`${url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
+      });
+    let res = await attempt();
+    // 503 says "try again shortly" (a busy or briefly unreachable store on a loaded machine): as a client would, after its Retry-After.
+    for (let retry = 1; res.status === 503 && retry <= LOGIN_RETRIES; retry++) {
+      await new Promise((r) => setTimeout(r, 1000 * Math.min(5, Number(res.headers.get('retry-after')) || 1)));
+      res = await attempt();
+    }
+    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}${res.status === 503 ? ` after ${LOGIN_RETRIES} retries` : ''}: ${(await res.text()).slice(0, 200)}`);
     const body = (await res.json()) as { accessToken?: string };
     const cookies = res.headers
       .getSetCookie()
@@ -86,6 +94,7 @@ export async function writeCredentials(url: string, users: number, file: string)
 }
 
 const LOGINS_IN_FLIGHT = 4;
+const LOGIN_RETRIES = 5;
 
 export function requireWrk(): string {
   const bin = which('wrk');
@@ -101,7 +110,7 @@ function toMs(value: string): number {
 }
 
 /** bash's `times` after wrk: its second line is the children's user and system time, e.g. `0m1.250s 0m0.310s`. */
-function parseTimes(out: string): number {
+export function parseTimes(out: string): number {
   const lines = out
     .trim()
     .split('\n')
@@ -138,12 +147,15 @@ export async function runWrk(opts: {
   connections: number;
   threads: number;
   workDir: string;
+  /** When given (and it pins), wrk runs on the cores of everything but the node(s). */
+  pin?: PinPlan;
 }): Promise<WrkResult> {
   const script = path.join(opts.workDir, `wrk-${opts.kind}.lua`);
   fs.writeFileSync(script, LUA[opts.kind]);
   const scriptArgs = opts.kind === 'get' ? [opts.path ?? '/', ...(opts.cookieFile ? [opts.cookieFile] : [])] : [String(opts.users?.first ?? 1), String(opts.users?.count ?? 100)];
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '--timeout', '5s', '-s', script, opts.url, '--', ...scriptArgs];
+  const [cmd, cmdArgs] = opts.pin ? pinnedCommand(opts.pin, opts.pin.rest, requireWrk(), args) : [requireWrk(), args];
   // Run under bash so that `times` can report wrk's CPU time once it has exited.
-  const { stdout } = await promisify(execFile)('bash', ['-c', '"$0" "$@"; status=$?; times; exit $status', requireWrk(), ...args], { timeout: (opts.seconds + 30) * 1000 });
+  const { stdout } = await promisify(execFile)('bash', ['-c', '"$0" "$@"; status=$?; times; exit $status', cmd, ...cmdArgs], { timeout: (opts.seconds + 30) * 1000 });
   return { ...parseWrk(stdout), cpuUs: parseTimes(stdout) };
 }

@@ -20,22 +20,51 @@ export function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
-function statFields(pid: number): string[] | null {
+/** What the CPU accounting needs of one /proc/<pid>/stat line. */
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  /** Clock ticks spent in user mode and in the kernel (every thread, since the process started). */
+  utimeTicks: number;
+  stimeTicks: number;
+}
+
+/**
+ * Parses a /proc/<pid>/stat line. The command name (field 2) sits in parentheses and may itself
+ * hold spaces and parentheses, so the fields are counted from its *last* closing parenthesis.
+ */
+export function parseProcStat(text: string): ProcStat {
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${JSON.stringify(text.slice(0, 80))}`);
+  // After the name: state(0) ppid(1) ... utime(11) stime(12), i.e. fields 3, 4, 14 and 15 of proc(5).
+  const f = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
+  const [utimeTicks, stimeTicks, ppid] = [Number(f[11]), Number(f[12]), Number(f[1])];
+  if (![utimeTicks, stimeTicks, ppid].every(Number.isFinite)) throw new Error(`not a /proc/<pid>/stat line: ${JSON.stringify(text.slice(0, 80))}`);
+  return { state: f[0]!, ppid, utimeTicks, stimeTicks };
+}
+
+function procStat(pid: number): ProcStat | null {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
 }
 
+/** User and system CPU time of `pid` in microseconds (0 if it is gone). */
+export function cpuSplitMicros(pid: number): { user: number; system: number } {
+  const s = procStat(pid);
+  if (!s) return { user: 0, system: 0 };
+  return { user: (s.utimeTicks * 1e6) / clockTicks(), system: (s.stimeTicks * 1e6) / clockTicks() };
+}
+
 /** utime + stime of `pid` in microseconds (0 if it is gone). */
 export function cpuMicros(pid: number): number {
-  const f = statFields(pid);
-  // After the name: state(0) ppid(1) ... utime(11) stime(12), i.e. fields 14 and 15 of proc(5).
-  if (!f) return 0;
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / clockTicks();
+  const { user, system } = cpuSplitMicros(pid);
+  return user + system;
 }
 
 /** `pid` and every process below it (nginx: the master and its workers). */
@@ -43,8 +72,8 @@ export function withDescendants(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const f = statFields(Number(entry));
-    if (f) parentOf.set(Number(entry), Number(f[1]));
+    const s = procStat(Number(entry));
+    if (s) parentOf.set(Number(entry), s.ppid);
   }
   const out = [pid];
   for (let i = 0; i < out.length; i++) for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
@@ -54,4 +83,14 @@ export function withDescendants(pid: number): number[] {
 /** CPU microseconds used by each named group of processes, as a snapshot to subtract from a later one. */
 export function cpuSnapshot(groups: Record<string, number[]>): Record<string, number> {
   return Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce((sum, pid) => sum + cpuMicros(pid), 0)]));
+}
+
+/** User and system CPU microseconds used by each named group of processes, to subtract from a later snapshot. */
+export function cpuSplitSnapshot(groups: Record<string, number[]>): Record<string, { user: number; system: number }> {
+  return Object.fromEntries(
+    Object.entries(groups).map(([name, pids]) => {
+      const each = pids.map(cpuSplitMicros);
+      return [name, { user: each.reduce((a, c) => a + c.user, 0), system: each.reduce((a, c) => a + c.system, 0) }];
+    }),
+  );
 }

@@ -16,9 +16,13 @@ export function parseMetrics(text: string): Map<string, number> {
  */
 export const METRICS_IN_CONTAINER = ['node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"];
 
-/** One node's Prometheus text (its internal port), reduced to its active sessions and the requests it has answered. */
-export async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number }> {
+/** One node's Prometheus text (its internal port), reduced to its active sessions, the requests it has answered and the logins it has finished. */
+export async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number; logins: number }> {
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
   const m = parseMetrics(await res.text());
-  return { sessions: m.get('session_cluster_sessions_active') ?? 0, requests: m.get('session_cluster_http_requests_total') ?? 0 };
+  return {
+    sessions: m.get('session_cluster_sessions_active') ?? 0,
+    requests: m.get('session_cluster_http_requests_total') ?? 0,
+    logins: m.get('session_cluster_logins_total') ?? 0,
+  };
 }

@@ -60,6 +60,9 @@ describe('usage errors: exit 2, naming the option, nothing started', () => {
     ['bench', ['--seconds', '1.5s'], /--seconds must be a duration/],
     ['bench', ['--rounds', '0'], /--rounds must be a whole number from 1 to 100, got "0"/],
     ['bench', ['--bogus'], /Unknown option '--bogus'/],
+    ['bench', ['--only', 'shared,nope'], /--only: no configuration "nope" \(one of shared, textbook, sticky/],
+    ['bench', ['--rate', '0'], /--rate must be a whole number from 1 to 100000, got "0"/],
+    ['bench', ['--capacity', '--login-rate', 'fast'], /--login-rate must be a whole number/],
   ];
   for (const [tool, args, message] of cases) {
     it(`${tool} ${args.join(' ')}`, async () => {

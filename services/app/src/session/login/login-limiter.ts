@@ -138,13 +138,17 @@ end
 return 0
 `;
 
+// A release is one DECR in the usual case (the attempt's own unit is still there). Below zero it is
+// undone: a key that was missing (DECR made it, so it has no TTL: every counter gets one when
+// created) is deleted, one that stood at 0 goes back to 0 with its window kept. Never below zero,
+// as a GET before the DECR guaranteed at one command more per release.
 const SETTLE = `
 local clear = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
   if i <= clear then
     redis.call('DEL', key)
-  elseif tonumber(redis.call('GET', key) or '0') > 0 then
-    redis.call('DECR', key)
+  elseif redis.call('DECR', key) < 0 then
+    if redis.call('PTTL', key) == -1 then redis.call('DEL', key) else redis.call('INCR', key) end
   end
 end
 return 0

@@ -84,8 +84,9 @@ local clear = tonumber(ARGV[8] or '0')
 for i = 3, #KEYS do
   if i - 2 <= clear then
     redis.call('DEL', KEYS[i])
-  elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
-    redis.call('DECR', KEYS[i])
+  elseif redis.call('DECR', KEYS[i]) < 0 then
+    -- as login-limiter.ts's SETTLE: a release never leaves a counter below zero, nor one without its window
+    if redis.call('PTTL', KEYS[i]) == -1 then redis.call('DEL', KEYS[i]) else redis.call('INCR', KEYS[i]) end
   end
 end
 local sessionsDb, auxDb, prefix = ARGV[5], ARGV[6], ARGV[7]
@@ -99,7 +100,8 @@ end
 redis.call('SELECT', auxDb)
 if #dead > 0 then redis.call('ZREM', idx, unpack(dead)) end
 local evicted = {}
-local over = redis.call('ZCARD', idx) - tonumber(ARGV[3])
+-- The index now holds exactly the members read above (sid among them) less the dead removed: no ZCARD needed.
+local over = #members - #dead - tonumber(ARGV[3])
 if over > 0 then
   local popped = redis.call('ZPOPMIN', idx, over)
   redis.call('SELECT', sessionsDb)

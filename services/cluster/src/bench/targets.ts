@@ -1,0 +1,73 @@
+/**
+ * The pure arithmetic of the benchmark's judgement: how much a figure moved from round to round,
+ * whether two configurations' rounds overlap, and the targets of issue #25 computed from one run.
+ */
+
+/** Round-to-round spread: (highest − lowest) / median, in percent (0 for a single round). */
+export function spreadPct(values: number[]): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const median = (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+  return median === 0 ? 0 : ((s.at(-1)! - s[0]!) / median) * 100;
+}
+
+/** True when the two rounds' ranges [lowest, highest] do not overlap: a difference that survived every round. */
+export function rangesApart(a: [number, number], b: [number, number]): boolean {
+  return a[1] < b[0] || b[1] < a[0];
+}
+
+/** The figures a target reads: one configuration's node CPU per request and p99 at the fixed offered rate. */
+export interface TargetInput {
+  nodeCpuUs: number;
+  nodeCpuRange: [number, number];
+  p99Ms: number;
+}
+
+export interface TargetOutcome {
+  name: string;
+  met: boolean;
+  /** The measured ratio (medians), and the bound it is held to. */
+  ratio: number;
+  bound: number;
+  /** The figures, as a sentence: what was compared with what. */
+  detail: string;
+}
+
+const r2 = (n: number) => n.toFixed(2);
+const range = (r: [number, number]) => `${Math.round(r[0])}–${Math.round(r[1])}`;
+
+/**
+ * Issue #25's targets for a shared read against its peers, all at the same fixed offered rate:
+ * node CPU ≤ 0.80× the textbook's with the rounds' ranges apart; node CPU within 1.10× sticky's;
+ * p99 ≤ 1.5× the no-session route's.
+ */
+export function judgeTargets(x: { shared: TargetInput; textbook: TargetInput; sticky: TargetInput; limit: TargetInput }): TargetOutcome[] {
+  const { shared, textbook, sticky, limit } = x;
+  const vsTextbook = shared.nodeCpuUs / textbook.nodeCpuUs;
+  const apart = rangesApart(shared.nodeCpuRange, textbook.nodeCpuRange) && shared.nodeCpuRange[1] < textbook.nodeCpuRange[0];
+  const vsSticky = shared.nodeCpuUs / sticky.nodeCpuUs;
+  const p99 = shared.p99Ms / limit.p99Ms;
+  return [
+    {
+      name: 'shared read: node CPU ≤ 0.80× textbook, ranges apart',
+      met: vsTextbook <= 0.8 && apart,
+      ratio: vsTextbook,
+      bound: 0.8,
+      detail: `${r2(vsTextbook)}× (shared ${Math.round(shared.nodeCpuUs)} µs, rounds ${range(shared.nodeCpuRange)}; textbook ${Math.round(textbook.nodeCpuUs)} µs, rounds ${range(textbook.nodeCpuRange)}; ranges ${apart ? 'apart' : 'overlap'})`,
+    },
+    {
+      name: 'shared read: node CPU ≤ 1.10× sticky',
+      met: vsSticky <= 1.1,
+      ratio: vsSticky,
+      bound: 1.1,
+      detail: `${r2(vsSticky)}× (shared ${Math.round(shared.nodeCpuUs)} µs, rounds ${range(shared.nodeCpuRange)}; sticky ${Math.round(sticky.nodeCpuUs)} µs, rounds ${range(sticky.nodeCpuRange)})`,
+    },
+    {
+      name: 'shared read: p99 ≤ 1.5× the no-session route',
+      met: p99 <= 1.5,
+      ratio: p99,
+      bound: 1.5,
+      detail: `${r2(p99)}× (shared ${r2(shared.p99Ms)} ms, no session ${r2(limit.p99Ms)} ms)`,
+    },
+  ];
+}

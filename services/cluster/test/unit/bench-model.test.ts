@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
+import { parsePacedSummary } from '../../src/bench/paced.js';
+import { judgeTargets, rangesApart, spreadPct } from '../../src/bench/targets.js';
+import { parseProcStat } from '../../src/lib/cpu.js';
+import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
+
+// The benchmark's pure arithmetic, on hand-made figures: no process is started.
+
+describe('/proc/<pid>/stat', () => {
+  it('reads state, ppid, utime and stime after a command name holding spaces and parentheses', () => {
+    // Fields 14 and 15 of proc(5) are utime and stime; the name "(my (odd) name)" must not shift them.
+    const line = '4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 300 0 0 0 1234 56 0 0 20 0 11 0 100 0 0';
+    expect(parseProcStat(line)).toEqual({ state: 'S', ppid: 17, utimeTicks: 1234, stimeTicks: 56 });
+  });
+  it('refuses what is not a stat line', () => {
+    expect(() => parseProcStat('garbage')).toThrow(/not a \/proc\/<pid>\/stat line/);
+    expect(() => parseProcStat('1 (x) S')).toThrow(/not a \/proc\/<pid>\/stat line/);
+  });
+});
+
+describe('round-to-round spread', () => {
+  it('is (highest − lowest) / median in percent', () => {
+    expect(spreadPct([100, 105, 110])).toBeCloseTo(9.52, 2);
+    expect(spreadPct([100, 120])).toBeCloseTo(18.18, 2);
+    expect(spreadPct([500])).toBe(0);
+    expect(spreadPct([])).toBeNaN();
+  });
+  it('ranges are apart only when they do not touch', () => {
+    expect(rangesApart([1, 2], [3, 4])).toBe(true);
+    expect(rangesApart([3, 4], [1, 2])).toBe(true);
+    expect(rangesApart([1, 3], [3, 4])).toBe(false);
+    expect(rangesApart([1, 5], [2, 3])).toBe(false);
+  });
+});
+
+describe('the peer targets', () => {
+  const at = (us: number, range: [number, number], p99Ms = 2) => ({ nodeCpuUs: us, nodeCpuRange: range, p99Ms });
+  it('are met with the ratios inside their bounds and the textbook ranges apart', () => {
+    const t = judgeTargets({ shared: at(400, [390, 410], 2), textbook: at(600, [590, 620]), sticky: at(380, [370, 390]), limit: at(300, [290, 310], 1.5) });
+    expect(t.map((x) => x.met)).toEqual([true, true, true]);
+    expect(t[0]!.ratio).toBeCloseTo(0.667, 3);
+  });
+  it('miss the textbook target when the ratio is ≤ 0.80 but the rounds overlap, and each bound alone', () => {
+    const overlap = judgeTargets({ shared: at(400, [380, 560]), textbook: at(600, [550, 620]), sticky: at(400, [390, 410]), limit: at(300, [290, 310]) });
+    expect(overlap[0]).toMatchObject({ met: false });
+    expect(overlap[0]!.detail).toMatch(/ranges overlap/);
+    const slow = judgeTargets({ shared: at(500, [490, 510], 4), textbook: at(600, [590, 620]), sticky: at(400, [390, 410]), limit: at(300, [290, 310], 2) });
+    expect(slow.map((x) => x.met)).toEqual([false, false, false]);
+    expect(slow[1]!.ratio).toBeCloseTo(1.25, 3);
+    expect(slow[2]!.ratio).toBeCloseTo(2, 3);
+  });
+});
+
+describe('the capacity model', () => {
+  const cost = (node: number, redis = 0, nginx = 0, postgres = 0): ClassCost => ({ node, nginx, redis, postgres });
+  it('one core serves 1e6 / µs per request', () => {
+    expect(perCore(500)).toBe(2000);
+    expect(perCore(0)).toBe(Infinity);
+  });
+  it('weights each operation by its share of the mix, and refuses a mix that does not sum to 1', () => {
+    const mixed = mixCost({ read: cost(400, 20), me: cost(600, 60), login: cost(5000, 300) }, { read: 0.9, me: 0.09, login: 0.01 });
+    expect(mixed.node).toBeCloseTo(0.9 * 400 + 0.09 * 600 + 0.01 * 5000, 6);
+    expect(mixed.redis).toBeCloseTo(0.9 * 20 + 0.09 * 60 + 0.01 * 300, 6);
+    expect(() => mixCost({ read: cost(1), me: cost(1), login: cost(1) }, { read: 0.5, me: 0.1, login: 0.1 })).toThrow(/sum to 1/);
+  });
+  it('sizes single-threaded units at 70 % CPU, rounding up, at least one where the class works at all', () => {
+    // 10k req/s × 464 µs = 4.64 s of CPU per second; at 0.7 per unit: 6.63 → 7.
+    expect(unitsNeeded(10_000, 464)).toBe(7);
+    expect(unitsNeeded(1_000_000, 464)).toBe(663);
+    expect(unitsNeeded(10, 1)).toBe(1);
+    expect(unitsNeeded(10_000, 0)).toBe(0);
+    // A Redis primary at 25 µs per request reaches 70 % at 28,000 req/s.
+    expect(ceiling(25)).toBe(28_000);
+  });
+  it('predicts saturation throughput: bounded by the nodes, then by the machine', () => {
+    // One node at 250 µs: 4000 req/s by its core; two cores for 250 + 150 µs of everything: 5000 req/s.
+    expect(predictThroughput({ nodes: 1, cores: 2, nodeUs: 250, otherUs: 150 })).toBe(4000);
+    expect(predictThroughput({ nodes: 2, cores: 2, nodeUs: 250, otherUs: 150 })).toBe(5000);
+    expect(predictThroughput({ nodes: 3, cores: 2, nodeUs: 250, otherUs: 150 })).toBe(5000);
+    expect(errorPct(5000, 4500)).toBe(-10);
+  });
+});
+
+describe('k6 summary and pinning', () => {
+  it('reads requests, latency, failures and dropped iterations; the rate is over the scenario, not the graceful stop', () => {
+    const r = parsePacedSummary(
+      {
+        metrics: {
+          http_reqs: { values: { count: 2000, rate: 380 } },
+          http_req_duration: { values: { med: 1.2, 'p(99)': 4.5 } },
+          http_req_failed: { values: { passes: 3, fails: 1997, rate: 0.0015 } },
+          dropped_iterations: { values: { count: 7 } },
+        },
+      },
+      5,
+    );
+    expect(r).toEqual({ requests: 2000, rps: 400, p50Ms: 1.2, p99Ms: 4.5, errors: 3, dropped: 7 });
+    expect(() => parsePacedSummary({ metrics: {} }, 5)).toThrow(/no http_reqs/);
+  });
+  it('puts the node on the last core and the rest on the others, or pins nothing', () => {
+    expect(pinPlan(2, true)).toEqual({ pinned: true, nodes: '1', rest: '0' });
+    expect(pinPlan(4, true)).toEqual({ pinned: true, nodes: '3', rest: '0-2' });
+    expect(pinPlan(1, true).pinned).toBe(false);
+    expect(pinPlan(8, false).pinned).toBe(false);
+    expect(pinnedCommand(pinPlan(2, true), '0', 'k6', ['run'])).toEqual(['taskset', ['-c', '0', 'k6', 'run']]);
+    expect(pinnedCommand(pinPlan(1, true), '0', 'k6', ['run'])).toEqual(['k6', ['run']]);
+  });
+});
