@@ -11,7 +11,12 @@ import { stackImages } from '../../src/swarm/swarm.js';
 // needs differently is written in stack.ts.
 type Service = Record<string, any>;
 const hosts = ['h1', 'h2', 'h3'];
-const stack = (mode: 'shared' | 'sticky' = 'shared', extra = {}) => stackDocument({ repoRoot: REPO_ROOT, mode, replicas: 3, hosts, ...extra }) as { services: Record<string, Service>; secrets: Record<string, unknown>; configs: Record<string, { file: string }> };
+const stack = (mode: 'shared' | 'sticky' = 'shared', extra = {}) =>
+  stackDocument({ repoRoot: REPO_ROOT, mode, replicas: 3, hosts, ...extra }) as {
+    services: Record<string, Service>;
+    secrets: Record<string, unknown>;
+    configs: Record<string, { file: string }>;
+  };
 const compose = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
 const sentinelOverlay = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.sentinel.yml'), 'utf8')) as { services: Record<string, Service> };
 
