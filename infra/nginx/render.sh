@@ -39,6 +39,16 @@ pool_end() {
   echo "}"
 }
 address() { echo "${1#*=}"; }
+# need_id SERVER WHY: a server given as NODE_ID=host:port, or exit 2 saying why one is needed.
+need_id() {
+  case "$1" in
+    *=*) ;;
+    *)
+      echo "render.sh: $2, got '$1'" >&2
+      exit 2
+      ;;
+  esac
+}
 # The resolver (compose) and the `app` upstream: every node, least connections first.
 pool() {
   if [ -n "${RESOLVER:-}" ]; then echo "resolver ${RESOLVER} valid=5s ipv6=off;"; fi
@@ -79,13 +89,7 @@ case "$mode" in
       echo '  default app;'
       for s in "$@"; do
         i=$((i + 1))
-        case "$s" in
-          *=*) ;;
-          *)
-            echo "render.sh: sticky mode needs NODE_ID=host:port for every server (the route cookie names the node), got '$s'" >&2
-            exit 2
-            ;;
-        esac
+        need_id "$s" "sticky mode needs NODE_ID=host:port for every server (the route cookie names the node)"
         echo "  \"${s%%=*}\" node_$i;"
       done
       echo '}'
@@ -139,13 +143,7 @@ rotation_pools() {
   i=0
   for s in "$@"; do
     i=$((i + 1))
-    case "$s" in
-      *=*) ;;
-      *)
-        echo "render.sh: ROTATION_DIR needs NODE_ID=host:port for every server (a node's file is named by its id), got '$s'" >&2
-        exit 2
-        ;;
-    esac
+    need_id "$s" "ROTATION_DIR needs NODE_ID=host:port for every server (a node's file is named by its id)"
     echo "map \$backend \$backend_without_$i {"
     echo "  default app_without_$i;"
     # A client pinned to another node stays with it.

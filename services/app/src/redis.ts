@@ -23,6 +23,9 @@ export interface RedisClients {
   writes?: Redis;
 }
 
+/** How long a connect, or a silent socket with a command pending, may take: twice the command timeout, at least 1 s. */
+const patienceMs = (commandTimeoutMs: number) => Math.max(1000, commandTimeoutMs * 2);
+
 /**
  * ioredis tuned to fail fast. Its defaults queue commands while Redis is down and retry each
  * one 20 times, so a request would hang; here a command fails within `commandTimeoutMs` and the
@@ -37,7 +40,7 @@ export function createRedisClient(
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: opts.commandTimeoutMs,
-    connectTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+    connectTimeout: patienceMs(opts.commandTimeoutMs),
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     lazyConnect: true,
     // Commands issued in the same tick (concurrent requests) share one socket write: fewer
@@ -48,7 +51,7 @@ export function createRedisClient(
     // When a command has waited this long with no byte back, the socket is destroyed and the client
     // reconnects: with Sentinel, it asks them again and follows a new primary. Longer than the
     // command timeout (a WAIT holds the connection for up to REDIS_WAIT_TIMEOUT_MS, which is shorter).
-    socketTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+    socketTimeout: patienceMs(opts.commandTimeoutMs),
   };
   if (opts.sentinel) {
     // High availability: ask the Sentinels which server is the primary; when the connection to it
@@ -96,8 +99,8 @@ export function createClusterClient(nodes: Array<{ host: string; port: number }>
       connectionName: opts.name,
       maxRetriesPerRequest: 1,
       commandTimeout: opts.commandTimeoutMs,
-      connectTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
-      socketTimeout: Math.max(1000, opts.commandTimeoutMs * 2),
+      connectTimeout: patienceMs(opts.commandTimeoutMs),
+      socketTimeout: patienceMs(opts.commandTimeoutMs),
     },
   });
   return cluster as unknown as Redis;

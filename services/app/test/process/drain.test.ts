@@ -16,24 +16,7 @@ afterAll(async () => {
 });
 
 it('drains on SIGTERM: in-flight requests complete, then the process exits 0', async () => {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      SESSION_SECRETS: SECRET_A,
-      REDIS_URL: redis.url,
-      PORT: String(port),
-      METRICS_PORT: String(metricsPort),
-      HOST: '127.0.0.1',
-      DEMO_USERS: '5',
-      NODE_ID: 'drainer',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout.on('data', (d) => (log += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const { child, port, metricsPort, exited, log } = await spawnNode('drainer');
   const base = `http://127.0.0.1:${port}`;
   await waitFor('node ready', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, 15_000);
 
@@ -60,31 +43,12 @@ it('drains on SIGTERM: in-flight requests complete, then the process exits 0', a
   const replies = await Promise.all(inflight);
   expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   expect(await exited).toBe(0);
-  expect(log).toMatch(/"msg":"draining"/);
-  expect(log).toMatch(/"msg":"drained; exiting"/);
+  expect(log()).toMatch(/"msg":"draining"/);
+  expect(log()).toMatch(/"msg":"drained; exiting"/);
 });
 
 it('with SHUTDOWN_DELAY, keeps accepting (every answer Connection: close, readiness 503) for the delay, then refuses connections and exits 0', async () => {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      SESSION_SECRETS: SECRET_A,
-      REDIS_URL: redis.url,
-      PORT: String(port),
-      METRICS_PORT: String(metricsPort),
-      HOST: '127.0.0.1',
-      DEMO_USERS: '5',
-      NODE_ID: 'delayer',
-      SHUTDOWN_DELAY: '3s',
-      SHUTDOWN_TIMEOUT: '10s',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout.on('data', (d) => (log += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const { child, port, metricsPort, exited, log } = await spawnNode('delayer', { SHUTDOWN_DELAY: '3s', SHUTDOWN_TIMEOUT: '10s' });
   await waitFor('node ready', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, 15_000);
 
   child.kill('SIGTERM');
@@ -98,11 +62,37 @@ it('with SHUTDOWN_DELAY, keeps accepting (every answer Connection: close, readin
   // Not before the delay: a load balancer that follows DNS is still sending until then.
   expect(Date.now() - signalled).toBeGreaterThanOrEqual(2900);
   expect(await exited).toBe(0);
-  const draining = log.split('\n').find((l) => l.includes('"msg":"draining"'));
+  const draining = log()
+    .split('\n')
+    .find((l) => l.includes('"msg":"draining"'));
   expect(JSON.parse(draining!)).toMatchObject({ signal: 'SIGTERM', delayS: 3, deadlineS: 10 });
-  expect(log).toMatch(/"msg":"no longer accepting connections"/);
-  expect(log).toMatch(/"msg":"drained; exiting"/);
+  expect(log()).toMatch(/"msg":"no longer accepting connections"/);
+  expect(log()).toMatch(/"msg":"drained; exiting"/);
 });
+
+/** A node as its own process (dist/main.js) on free ports, its stdout collected. */
+async function spawnNode(nodeId: string, env: Record<string, string> = {}) {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [path.join(APP_DIR, 'dist/main.js')], {
+    env: {
+      PATH: process.env.PATH,
+      SESSION_SECRETS: SECRET_A,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      HOST: '127.0.0.1',
+      DEMO_USERS: '5',
+      NODE_ID: nodeId,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out = { text: '' };
+  child.stdout.on('data', (d) => (out.text += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, port, metricsPort, exited, log: () => out.text };
+}
 
 /** One request on a connection of its own (no pool): its status and Connection header. */
 function get(port: number, urlPath: string): Promise<{ status: number; connection: string | undefined }> {

@@ -10,6 +10,7 @@ import { tail, type Proc } from '../lib/process.js';
 import { readSeries, type Series } from './analyze.js';
 import { startK6 } from './k6.js';
 import { probeCredential, serverBytesOf } from './probe.js';
+import { convergesByItself } from '../swarm/faults.js';
 import { openTarget, type Target, type TargetKind } from './targets.js';
 
 export const SURVIVAL_SCRIPT = path.join(REPO_ROOT, 'loadtest', 'survival.js');
@@ -314,7 +315,7 @@ async function injectSwarmFault(run: Run): Promise<void> {
   run.killWall = Date.now();
   const started = Date.now();
   const injected = t.swarm.inject(run.fault, host ?? '');
-  if (action.losesHost || action.victim === 'primary-host') {
+  if (!convergesByItself(run.fault)) {
     await injected;
     const lost = run.hostsLost;
     run.faultRunning = (async () => {
@@ -357,7 +358,7 @@ async function restoreSwarm(run: Run): Promise<void> {
   const t = targetOf(run);
   await abortableSleep(run.killWall! + o.restartAfterS! * 1000 - Date.now(), o.signal);
   // An update or a drain is restored once it has converged.
-  if (!FAULTS[run.fault].losesHost && FAULTS[run.fault].victim !== 'primary-host') await run.faultRunning;
+  if (convergesByItself(run.fault)) await run.faultRunning;
   run.restartWall = Date.now();
   sayAt(run, `restoring ${run.killedNode}`);
   try {

@@ -1,7 +1,7 @@
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { sleep, waitFor } from '../lib/ports.js';
 import { type Fault, FAULTS, SWARM_FAULTS } from '@session-cluster/loadtest/faults';
-import { appSlotsOn, inject, primaryHost, replicasBack, restore } from './faults.js';
+import { convergesByItself, defaultVictim, inject, replicasBack, restore } from './faults.js';
 import { down, ps, requireState, up } from './swarm.js';
 
 /**
@@ -81,13 +81,12 @@ async function main(argv: string[]): Promise<number> {
       const forS = durationOption('for', values.for, '20s');
       let host = values.host;
       if (host && !state.hosts.includes(host)) throw new UsageError(`--host must be one of ${state.hosts.join(', ')}, got "${host}"`);
-      if (!host && action.victim === 'primary-host') host = await primaryHost(state);
-      if (!host) host = (await Promise.all(state.hosts.map(async (h) => ((await appSlotsOn(h)).includes('app-1') ? h : null)))).find(Boolean) ?? state.hosts[0]!;
+      host ??= await defaultVictim(state, fault);
       const t0 = Date.now();
       const at = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
       say(`${fault} on ${host}`);
       await inject(state, fault, host);
-      if (!action.losesHost && action.victim !== 'primary-host') {
+      if (convergesByItself(fault)) {
         say(`${fault}: converged after ${at()}`);
         await restore(state, fault, host);
         say(`${host} active again after ${at()}`);

@@ -21,6 +21,16 @@ export function actionOf(fault: Fault): SwarmAction {
   return action;
 }
 
+/** An update or a drain: it ends by itself once the swarm has converged (the others are undone by `restore`). */
+export const convergesByItself = (fault: Fault): boolean => ['update', 'drain-host'].includes(actionOf(fault));
+
+/** The host a fault takes when none is named: the Redis primary's when that is its victim, else the one running app-1 (losing it tests something). */
+export async function defaultVictim(state: SwarmState, fault: Fault): Promise<string> {
+  if (FAULTS[fault].victim === 'primary-host') return primaryHost(state);
+  for (const h of state.hosts) if ((await appSlotsOn(h)).includes('app-1')) return h;
+  return state.hosts[0]!;
+}
+
 /** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
 export async function containersOn(host: string, service: string): Promise<Array<{ container: string; task: string }>> {
   const out = await docker(host, ['ps', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'], {

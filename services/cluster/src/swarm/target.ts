@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Fault, FAULTS } from '@session-cluster/loadtest/faults';
+import type { Fault } from '@session-cluster/loadtest/faults';
 import type { Target, TargetOptions } from '../experiment/targets.js';
 import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
 import { docker } from './hosts.js';
-import { appSlotsOn, containersOn, inject, primaryHost, replicasBack, restore } from './faults.js';
+import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, replicasBack, restore } from './faults.js';
 import { down, readState, STACK, up, type SwarmState } from './swarm.js';
 
 /**
@@ -66,10 +66,7 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
           if (!state.hosts.includes(choice)) throw new Error(`--host: no host named ${choice} (hosts: ${state.hosts.join(', ')})`);
           return choice;
         }
-        if (FAULTS[fault].victim === 'primary-host') return primaryHost(state);
-        // The host running app-1 (a host with an app replica: losing it tests something).
-        const at = await where();
-        return at['app-1']?.host ?? state.hosts[0]!;
+        return defaultVictim(state, fault);
       },
       appSlotsOn,
       async inject(fault, host) {
