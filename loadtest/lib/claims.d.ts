@@ -85,8 +85,10 @@ export interface JudgeInput {
   lostNodes?: string[];
   /** Swarm faults: seconds from the fault until the swarm ran every app replica again without the lost host (an update or a drain: until it converged); null: not within the run. */
   swarmRecoveryS?: number | null;
-  /** Seconds from the fault to the last failed session write or login (0: none failed; null: no fault). */
+  /** Seconds from the fault to the last failed session write or login before the lost part came back (0: none failed; null: no fault). */
   writesBackAfterS?: number | null;
+  /** Seconds from the lost part's return (a host powered on, healed) to the last failed session write or login after it (null: it did not come back). */
+  writesBackAfterRestoreS?: number | null;
   k6: { exitCode: number | null; thresholds: Record<string, Record<string, boolean>> };
 }
 

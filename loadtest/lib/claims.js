@@ -338,7 +338,8 @@ function judgeSwarmFault(r) {
     return verdict(
       `${r.fault} of ${r.killedNode} (${lostNodes.join(', ') || 'no replica'}): 0 sessions lost; requests that need no session fail only within ${LIMITS.hostRetryS} s; session writes work again within ${LIMITS.writesBackWithinS} s`,
       problems,
-      `0 lost of ${r.sessionsTotal}; ${r.failures.length} failed request(s) (${count(r.failures, (x) => x.kind === 'noSession')} without a session); writes back after ${r.writesBackAfterS ?? 0} s; replicas back after ${recovered}`,
+      `0 lost of ${r.sessionsTotal}; ${r.failures.length} failed request(s) (${count(r.failures, (x) => x.kind === 'noSession')} without a session); writes back after ${r.writesBackAfterS ?? 0} s; replicas back after ${recovered}` +
+        (r.writesBackAfterRestoreS ? `; when ${r.killedNode} came back, writes failed for ${r.writesBackAfterRestoreS} s more` : ''),
     );
   }
   const held = r.killedNodeSessions;

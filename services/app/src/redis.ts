@@ -23,6 +23,9 @@ export interface RedisClients {
   writes?: Redis;
 }
 
+/** Replies of a server that is not (or no longer) the primary a write needs. */
+const STALE_PRIMARY = /^(READONLY|NOREPLICAS)\b/;
+
 /** How long a connect, or a silent socket with a command pending, may take: twice the command timeout, at least 1 s. */
 const patienceMs = (commandTimeoutMs: number) => Math.max(1000, commandTimeoutMs * 2);
 
@@ -58,6 +61,12 @@ export function createRedisClient(
     // drops (or goes silent: socketTimeout), the client asks them again and follows the new one.
     return new Redis({
       ...options,
+      // A server that refuses a write as a replica would (READONLY), or as a primary cut off from
+      // its replicas (NOREPLICAS: min-replicas-to-write), is no longer the primary the Sentinels
+      // agree on: a host that rejoins after a partition keeps its old primary and its clients'
+      // connections until the Sentinels demote it. The write fails (nothing was applied) and the
+      // client asks the Sentinels again, instead of writing into a server whose writes will be lost.
+      reconnectOnError: (err) => STALE_PRIMARY.test(err.message),
       sentinels: opts.sentinel.sentinels,
       name: opts.sentinel.name,
       db: opts.db ?? 0,

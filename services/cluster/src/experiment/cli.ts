@@ -5,6 +5,7 @@ import { type Mode, MODES, REPO_ROOT, type Store, STORES } from '../cluster.js';
 import { REDIS_PERSISTENCE, type RedisPersistence } from '../parts.js';
 import { DEFAULT_FAULT, FAULT_NAMES, FAULTS, faultRefusal, isStoreFault, SWARM_FAULTS, targetRefusal, type Fault } from '@session-cluster/loadtest/faults';
 import { swarmRefuses } from '../swarm/target.js';
+import { DEFAULT_MIN_REPLICAS_TO_WRITE, minReplicasArgs } from '../swarm/stack.js';
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { settingsFromFlags } from '../lib/node-settings.js';
 import { k6Version, resolveK6 } from './k6.js';
@@ -30,6 +31,7 @@ const USAGE = `usage: npm run experiment -- failover [options]
   --host hN                   swarm: the host a host fault takes (default: the one running app-1;
                               the Redis primary's for a fault of the primary's host)
   --min-replicas-to-write N   swarm: Redis refuses writes with fewer than N replicas in sync
+                              (default 1; 0 turns it off)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;
                               the default) or all (the five): run one after the other
   --fault ${DEFAULT_FAULT.padEnd(19)} what happens at --kill-at (store faults run in shared mode):
@@ -115,8 +117,7 @@ async function main(argv: string[]): Promise<number> {
       if (refused) throw new UsageError(refused);
     }
   if (target !== 'swarm' && (values.host || values['min-replicas-to-write'])) throw new UsageError('--host and --min-replicas-to-write apply to --target swarm');
-  const minReplicas = intOption('min-replicas-to-write', values['min-replicas-to-write'], 0, 0, 2);
-  const redisArgs = minReplicas ? ['--min-replicas-to-write', String(minReplicas), '--min-replicas-max-lag', '10'] : [];
+  const redisArgs = target === 'swarm' ? minReplicasArgs(intOption('min-replicas-to-write', values['min-replicas-to-write'], DEFAULT_MIN_REPLICAS_TO_WRITE, 0, 2)) : [];
   if (target === 'compose') {
     const refused = composeRefuses({ store, redisPersistence, nodeSettings });
     if (refused) throw new UsageError(refused);

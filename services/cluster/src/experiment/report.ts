@@ -150,6 +150,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   // Failed session writes around the fault: from the first to the last (0: none failed).
   const failedWrites = s.failures.filter((f) => f.kind === 'write').map((f) => f.t);
   const writeOutageS = failedWrites.length ? round(Math.max(...failedWrites) - Math.min(...failedWrites), 1) : 0;
+  const writeFailures = s.failures.filter((f) => f.kind === 'write' || f.kind === 'login').map((f) => f.t);
   const run: RunSummary = {
     mode: r.mode,
     target: r.target,
@@ -162,7 +163,10 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     hostsLost: r.hostsLost,
     lostNodes: r.lostNodes,
     swarmRecoveryS: r.recoveredWall !== null && r.killWall !== null ? round((r.recoveredWall - r.killWall) / 1000, 1) : null,
-    writesBackAfterS: killAtS === null ? null : round(Math.max(0, ...s.failures.filter((f) => f.kind === 'write' || f.kind === 'login').map((f) => f.t - killAtS)), 1),
+    // Until the lost part came back, and after: a host that rejoins after a partition brings back an
+    // app replica whose connections still lead to the old primary, or to nothing yet.
+    writesBackAfterS: killAtS === null ? null : round(Math.max(0, ...writeFailures.filter((t) => t < (restartAtS ?? Infinity)).map((t) => t - killAtS)), 1),
+    writesBackAfterRestoreS: restartAtS === null ? null : round(Math.max(0, ...writeFailures.filter((t) => t >= restartAtS).map((t) => t - restartAtS)), 1),
     label: r.label,
     nodes: r.nodes,
     vus: r.vus,

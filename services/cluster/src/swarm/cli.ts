@@ -3,6 +3,7 @@ import { sleep, waitFor } from '../lib/ports.js';
 import { type Fault, FAULTS, SWARM_FAULTS } from '@session-cluster/loadtest/faults';
 import { convergesByItself, defaultVictim, inject, replicasBack, restore } from './faults.js';
 import { down, ps, requireState, up } from './swarm.js';
+import { DEFAULT_MIN_REPLICAS_TO_WRITE, minReplicasArgs } from './stack.js';
 
 /**
  * npm run swarm -- up [--mode shared|sticky] [--replicas 3] [--env KEY=VALUE]... [--min-replicas-to-write N]
@@ -16,7 +17,7 @@ const USAGE = `usage: npm run swarm -- COMMAND [options]
     --mode shared|sticky      the app's session mode (default shared)
     --replicas 3              app replicas, spread over the hosts
     --env KEY=VALUE           an app setting (repeatable), e.g. --env REDIS_WAIT_REPLICAS=1
-    --min-replicas-to-write N Redis refuses writes with fewer than N replicas in sync (default 0: off)
+    --min-replicas-to-write N Redis refuses writes with fewer than N replicas in sync (default 1; 0: off)
   ps                          the hosts and where each task runs
   fault NAME                  one fault, then back to normal (a killed host powered on, a cut one
                               healed, a drained one active again); prints what happened, with timings
@@ -54,12 +55,12 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'up': {
       if (arg) throw new UsageError(`unexpected argument "${arg}"`);
-      const minReplicas = intOption('min-replicas-to-write', values['min-replicas-to-write'], 0, 0, 2);
+      const minReplicas = intOption('min-replicas-to-write', values['min-replicas-to-write'], DEFAULT_MIN_REPLICAS_TO_WRITE, 0, 2);
       const state = await up({
         mode: choiceOption('mode', values.mode, ['shared', 'sticky'] as const, 'shared'),
         replicas: intOption('replicas', values.replicas, 3, 1, 12),
         appEnv: envOption(values.env),
-        redisArgs: minReplicas ? ['--min-replicas-to-write', String(minReplicas), '--min-replicas-max-lag', '10'] : [],
+        redisArgs: minReplicasArgs(minReplicas),
         onProgress: say,
       });
       say(`up: ${state.url} (${state.mode}, ${state.replicas} app replicas on ${state.hosts.join(', ')}); Prometheus ${state.prometheus || 'not found'}`);

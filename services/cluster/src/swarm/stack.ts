@@ -40,6 +40,18 @@ export interface StackOptions {
   without?: string[];
 }
 
+/**
+ * Redis's guard against a split brain (min-replicas-to-write): a primary that has heard from none of
+ * its replicas for MIN_REPLICAS_MAX_LAG_S refuses writes (NOREPLICAS). A primary whose host is cut
+ * off then stops acknowledging writes that the new primary, promoted on the other side, will never
+ * have; and when the host rejoins, its app replicas are refused (and ask the Sentinels again) until
+ * the Sentinels demote it. The swarm runs with 1 (of 2 replicas) unless told otherwise; 0 is off.
+ */
+export const DEFAULT_MIN_REPLICAS_TO_WRITE = 1;
+/** Past a replica's once-a-second acknowledgement with room for a loaded host; the window a cut-off primary still takes writes. */
+export const MIN_REPLICAS_MAX_LAG_S = 4;
+export const minReplicasArgs = (n: number): string[] => (n ? ['--min-replicas-to-write', String(n), '--min-replicas-max-lag', String(MIN_REPLICAS_MAX_LAG_S)] : []);
+
 /** The swarm secret holding the nodes' session signing secrets. */
 export const SECRET_NAME = 'session_secrets';
 export const NETWORK = 'sessions';
