@@ -77,10 +77,23 @@ function body(res) {
   }
 }
 
+/**
+ * When the current request was sent (Date.now()). A failure is recorded when it ends; with `waited`
+ * (seconds, tagged on failed_requests) the analysis knows when it was sent: a request sent before a
+ * fault that hangs until its timeout says nothing about whether requests sent after it work.
+ */
+let sentAt = 0;
+const failureTags = (kind, res) => ({
+  kind,
+  status: String(res.status),
+  class: failureClass(res.status),
+  vu: String(exec.vu.idInTest),
+  waited: ((Date.now() - sentAt) / 1000).toFixed(2),
+});
+
 /** A response that is neither a node's answer on the session nor a 401: 5xx, network error, other 4xx. */
 function failed(res, kind) {
-  const status = String(res.status);
-  failedRequests.add(1, { kind, status, class: failureClass(res.status), vu: String(exec.vu.idInTest) });
+  failedRequests.add(1, failureTags(kind, res));
   if (res.status === 0 || res.status >= 500) return; // the node or the path to it failed; the session may be fine
   // Any other 4xx on a valid session (403 CSRF, 400) means the session is not what it was.
   continuity.add(false, { kind });
@@ -116,6 +129,8 @@ function checked(res, kind, ok, what) {
 
 function login() {
   const { username, password } = userFor(exec.vu.idInTest);
+  sentAt = Date.now();
+
   const res = http.post(`${BASE}/api/login`, JSON.stringify({ username, password }), {
     headers: JSON_HEADERS,
     tags: { name: 'POST /api/login', kind: 'login' },
@@ -151,6 +166,8 @@ function lost(kind, answeredBy) {
 }
 
 function readMe() {
+  sentAt = Date.now();
+
   const res = http.get(`${BASE}/api/me`, { headers: auth(), tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
   const b = answer(res, 'read', 200);
   if (!b) return;
@@ -165,6 +182,8 @@ function readMe() {
 }
 
 function readCart() {
+  sentAt = Date.now();
+
   const res = http.get(`${BASE}/api/cart`, { headers: auth(), tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
   if (notInMode(res)) return;
   const b = answer(res, 'read', 200);
@@ -177,6 +196,8 @@ function readCart() {
 
 function addToCart() {
   const sku = SKUS[Math.floor(Math.random() * SKUS.length)];
+  sentAt = Date.now();
+
   const res = http.post(`${BASE}/api/cart/items`, JSON.stringify({ sku, qty: 1 }), {
     headers: { ...JSON_HEADERS, ...(session.csrf && { 'X-CSRF-Token': session.csrf }), ...auth() },
     tags: { name: 'POST /api/cart/items', kind: 'write' },
@@ -203,10 +224,12 @@ function notInMode(res) {
 
 /** A route that needs no session (GET /api/ping): a store outage must never fail it. */
 function ping() {
+  sentAt = Date.now();
+
   const res = http.get(`${BASE}/api/ping`, { tags: { name: 'GET /api/ping', kind: 'noSession' }, timeout: '10s' });
   const node = servedBy(res);
   if (node) requestsByNode.add(1, { node });
-  if (res.status !== 200) failedRequests.add(1, { kind: 'noSession', status: String(res.status), class: failureClass(res.status), vu: String(exec.vu.idInTest) });
+  if (res.status !== 200) failedRequests.add(1, failureTags('noSession', res));
 }
 
 export default function () {

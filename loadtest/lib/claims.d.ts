@@ -28,7 +28,10 @@ export function k6Thresholds(s: RunSettings & { vus: number; fault?: Fault }): R
 
 /** One failed request (failed_requests), seconds since k6's first sample. */
 export interface FailureEvent {
+  /** When it failed (s from the run's start). */
   t: number;
+  /** When it was sent (s from the run's start); absent: recorded without it, take `t`. */
+  sent?: number;
   kind: string;
   /** HTTP status as k6 tagged it; "0" = network error. */
   status: string;
@@ -85,9 +88,9 @@ export interface JudgeInput {
   lostNodes?: string[];
   /** Swarm faults: seconds from the fault until the swarm ran every app replica again without the lost host (an update or a drain: until it converged); null: not within the run. */
   swarmRecoveryS?: number | null;
-  /** Seconds from the fault to the last failed session write or login before the lost part came back (0: none failed; null: no fault). */
+  /** Seconds from the fault to the last session write or login sent before the lost part came back that failed (0: none failed; null: no fault). */
   writesBackAfterS?: number | null;
-  /** Seconds from the lost part's return (a host powered on, healed) to the last failed session write or login after it (null: it did not come back). */
+  /** Seconds from the lost part's return (a host powered on, healed) to the last session write or login sent after it that failed (null: it did not come back). */
   writesBackAfterRestoreS?: number | null;
   k6: { exitCode: number | null; thresholds: Record<string, Record<string, boolean>> };
 }

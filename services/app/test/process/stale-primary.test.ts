@@ -26,7 +26,8 @@ beforeAll(async () => {
   parts.push(await launch(redisSpec(p, path.join(dir, 'p'), 'off', { name: 'primary', replicated: true }), dir));
   parts.push(await launch(redisSpec(r, path.join(dir, 'r'), 'off', { name: 'replica', replicaOf: p, replicated: true }), dir));
   parts.push(await launch(sentinelSpec({ index: 1, port: s, dir: path.join(dir, 's'), primaryPort: p }), dir));
-  [oldPrimary, newPrimary, sentinel] = [p, r, s].map((port) => new Redis({ port, host: '127.0.0.1', lazyConnect: true }));
+  const client = (port: number) => new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  [oldPrimary, newPrimary, sentinel] = [client(p), client(r), client(s)];
   await waitFor('the replica in sync', async () => (await newPrimary.info('replication')).includes('master_link_status:up'), 10_000);
   node = await startNode({ SESSION_MODE: 'shared', NODE_ID: 'stale', REDIS_SENTINELS: `127.0.0.1:${s}`, REDIS_SENTINEL_NAME: 'sessions' });
 }, 60_000);

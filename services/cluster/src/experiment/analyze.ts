@@ -107,7 +107,9 @@ export async function readSeries(file: string): Promise<Series> {
           const kind = p.tags.kind ?? 'unknown';
           s.failed += p.value;
           s.failedByKind[kind] = (s.failedByKind[kind] ?? 0) + p.value;
-          series.failures.push({ t, kind, status: p.tags.status ?? '?', vu: p.tags.vu ?? '?' });
+          // `waited`: how long the request was out before it failed (a timeout: 10 s).
+          const waited = Number(p.tags.waited);
+          series.failures.push({ t, sent: Number.isFinite(waited) ? Math.max(0, t - waited) : t, kind, status: p.tags.status ?? '?', vu: p.tags.vu ?? '?' });
         }
         break;
       case 'sessions_lost':

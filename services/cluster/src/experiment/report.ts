@@ -27,6 +27,8 @@ export interface RunSummary extends JudgeInput {
   redisPersistence: string | null;
   /** Node settings given with --env (e.g. REDIS_WAIT_REPLICAS=1). */
   nodeSettings: Record<string, string>;
+  /** Swarm: extra redis-server arguments (--min-replicas-to-write 1 --min-replicas-max-lag 4); [] if none. */
+  redisArgs: string[];
   /** Lost between the kill and the restarted node's readiness (or the end), and after that. */
   sessionsLostDuringOutage: number;
   sessionsLostAfterRestart: number;
@@ -145,12 +147,14 @@ export function summarizeRun(r: RunOutcome): RunSummary {
   const lostAfter = readyAtS === null ? 0 : s.losses.filter((l) => l.t >= readyAtS).length;
   const thresholds = k6Thresholds(r.summary);
   const thresholdsPassed = Object.values(thresholds).every((x) => Object.values(x).every(Boolean));
-  const byTime = <T extends { t: number }>(xs: T[]) => [...xs].sort((a, b) => a.t - b.t).map((x) => ({ ...x, t: round(x.t, 3) }));
+  const byTime = <T extends { t: number; sent?: number }>(xs: T[]) =>
+    [...xs].sort((a, b) => a.t - b.t).map((x) => ({ ...x, t: round(x.t, 3), ...(x.sent !== undefined && { sent: round(x.sent, 3) }) }));
 
   // Failed session writes around the fault: from the first to the last (0: none failed).
   const failedWrites = s.failures.filter((f) => f.kind === 'write').map((f) => f.t);
   const writeOutageS = failedWrites.length ? round(Math.max(...failedWrites) - Math.min(...failedWrites), 1) : 0;
-  const writeFailures = s.failures.filter((f) => f.kind === 'write' || f.kind === 'login').map((f) => f.t);
+  // By when they were sent: a write sent before the fault that hangs until its timeout says nothing about later ones.
+  const writeFailures = s.failures.filter((f) => f.kind === 'write' || f.kind === 'login').map((f) => f.sent ?? f.t);
   const run: RunSummary = {
     mode: r.mode,
     target: r.target,
@@ -158,6 +162,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     store: r.store,
     redisPersistence: r.redisPersistence,
     nodeSettings: r.nodeSettings,
+    redisArgs: r.redisArgs,
     writeOutageS,
     acknowledgedWritesLost: count('acknowledged_writes_lost'),
     hostsLost: r.hostsLost,
@@ -243,7 +248,7 @@ function row(r: RunSummary): string[] {
     r.label,
     `${r.fault}${r.fault?.startsWith('redis') ? ` (${r.store}, ${r.redisPersistence})` : ''}${Object.entries(r.nodeSettings ?? {})
       .map(([k, v]) => ` ${k}=${v}`)
-      .join('')}`,
+      .join('')}${r.redisArgs?.length ? ` redis ${r.redisArgs.join(' ')}` : ''}`,
     String(r.nodes),
     String(r.vus),
     String(r.requests),

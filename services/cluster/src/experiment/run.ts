@@ -63,6 +63,8 @@ export interface RunOutcome {
   redisPersistence: RedisPersistence | null;
   /** The node settings given with --env ({} if none). */
   nodeSettings: Record<string, string>;
+  /** Swarm: the extra redis-server arguments it ran with ([] if none). */
+  redisArgs: string[];
   /** mode, or mode-N when runs repeat (file names). */
   label: string;
   nodes: number;
@@ -427,6 +429,7 @@ async function outcomeOf(run: Run): Promise<RunOutcome> {
     store: o.store ?? 'single',
     redisPersistence: nodeStore(o.mode) === 'redis' ? (o.redisPersistence ?? 'aof') : null,
     nodeSettings: o.nodeSettings ?? {},
+    redisArgs: o.redisArgs ?? [],
     label: run.label,
     nodes: o.nodes,
     nodeNames: run.target?.nodes ?? [],

@@ -305,7 +305,7 @@ describe('analysis', () => {
       lines.push(point(i * 100, 'requests_by_node', 1, { node: i % 2 ? 'app-2' : 'app-1' }));
       lines.push(point(i * 100, 'sessions_lost', 0, {}), point(i * 100, 'failed_requests', 0, {}));
     }
-    lines.push(point(1200, 'http_reqs', 1, { kind: 'write' }), point(1200, 'failed_requests', 1, { kind: 'write', status: '502', class: '5xx', vu: '4' }));
+    lines.push(point(1200, 'http_reqs', 1, { kind: 'write' }), point(1200, 'failed_requests', 1, { kind: 'write', status: '502', class: '5xx', vu: '4', waited: '0.70' }));
     lines.push(point(1300, 'http_reqs', 1, { kind: 'read' }), point(1300, 'sessions_lost', 1, { node: 'app-1', answered_by: 'app-2', answer: 'other', kind: 'read', vu: '2' }));
     lines.push(point(1400, 'sessions_started', 1, { node: 'app-2' }), point(1400, 'vus', 4, {}));
     return lines.join('\n') + '\n';
@@ -320,7 +320,8 @@ describe('analysis', () => {
     expect(s.seconds[0]).toMatchObject({ byNode: { 'app-1': 2, 'app-2': 2 }, p50: 2, p95: 4, failed: 0, lost: 0 });
     expect(s.seconds[1]).toMatchObject({ failed: 1, failedByKind: { write: 1 }, lost: 1 });
     expect(s.requestsByKind).toEqual({ read: 5, write: 1 });
-    expect(s.failures).toEqual([{ t: 1.2, kind: 'write', status: '502', vu: '4' }]);
+    // Sent 0.7 s before it failed (its `waited` tag).
+    expect(s.failures.map((f) => ({ ...f, sent: Math.round(f.sent! * 1000) / 1000 }))).toEqual([{ t: 1.2, sent: 0.5, kind: 'write', status: '502', vu: '4' }]);
     expect(s.losses).toEqual([{ t: 1.3, node: 'app-1', answeredBy: 'app-2', answer: 'other', vu: '2' }]);
     expect(s.logins).toEqual([{ t: 1.4, node: 'app-2' }]);
     // The plain (not gzipped) form reads the same.
@@ -356,6 +357,7 @@ describe('analysis', () => {
       store: 'single',
       redisPersistence: 'aof',
       nodeSettings: {},
+      redisArgs: [],
       label: 'shared',
       nodes: 2,
       nodeNames: ['app-1', 'app-2'],
@@ -382,6 +384,9 @@ describe('analysis', () => {
       sessionsLostDuringOutage: 1,
       endS: 2,
       restartToReadyS: null,
+      // The failed write was sent at 0.5 s, before the kill at 1 s: writes sent after it did not fail.
+      writesBackAfterS: 0,
+      writesBackAfterRestoreS: null,
       revokesStolenCredential: true,
       stateBytesPerRequest: 91,
       serverBytesPerSession: 136,

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { judge, k6Thresholds, LIMITS, type JudgeInput } from '../../../../loadtest/lib/claims.js';
+
+// The claims of a lost host on the swarm (claims.js judgeSwarmFault), on fixtures: a run that holds,
+// then each rule shown to fail a run that breaks it. Times are seconds from the run's start; a
+// failure's `sent` is when its request went out (a request sent at the fault to the lost host may
+// wait out its 10 s timeout and fail long after it).
+
+function passed(vus: number) {
+  const out: Record<string, Record<string, boolean>> = {};
+  for (const [metric, sources] of Object.entries(k6Thresholds({ mode: 'shared', kill: true, restart: true, vus, fault: 'host-partition' })))
+    out[metric] = Object.fromEntries(sources.map((s) => [s, true]));
+  return out;
+}
+
+/** h3 cut off at 17.5 s, healed at 37.5 s; two writes failed at the cut, one of them after its 10 s timeout. */
+function partitionRun(): JudgeInput {
+  return {
+    mode: 'shared',
+    fault: 'host-partition',
+    vus: 12,
+    requestsByKind: { read: 4000, write: 2000, login: 12, noSession: 1000 },
+    sessionsTotal: 12,
+    sessionsLost: 0,
+    checkFailures: 0,
+    failures: [
+      { t: 20.1, sent: 19.9, kind: 'write', status: '0', vu: '5' },
+      { t: 27.6, sent: 17.6, kind: 'write', status: '0', vu: '9' },
+      { t: 27.6, sent: 17.6, kind: 'noSession', status: '0', vu: '11' },
+    ],
+    losses: [],
+    killedNode: 'h3',
+    killedNodeSessions: null,
+    killedNodeServedBeforeKill: 900,
+    killAtS: 17.5,
+    restartAtS: 37.5,
+    readyAtS: 57,
+    endS: 60,
+    hostsLost: ['h3'],
+    lostNodes: ['app-1'],
+    swarmRecoveryS: 18.4,
+    writesBackAfterS: 2.4,
+    writesBackAfterRestoreS: 0,
+    k6: { exitCode: 0, thresholds: passed(12) },
+  };
+}
+
+const problems = (r: JudgeInput) => judge(r).problems.join('; ');
+
+describe('a lost host on the swarm, shared mode', () => {
+  it('holds: requests sent at the fault may fail, and writes work again within the limit', () => {
+    expect(judge(partitionRun())).toMatchObject({ held: true, problems: [] });
+  });
+
+  it('a write sent after the limit that still failed fails it', () => {
+    expect(problems({ ...partitionRun(), writesBackAfterS: LIMITS.writesBackWithinS + 0.1 })).toMatch(/session write sent 10\.1 s after the fault still failed/);
+  });
+
+  it('a request that needs no session, sent after the first seconds, failing fails it', () => {
+    const late = { t: 24, sent: 17.5 + LIMITS.hostRetryS + 0.5, kind: 'noSession', status: '502', vu: '2' };
+    expect(problems({ ...partitionRun(), failures: [...partitionRun().failures, late] })).toMatch(
+      /1 request\(s\) that need no session, sent more than 5 s after the fault, failed/,
+    );
+    // Without `sent` (an older recording), when it failed is all there is.
+    const { sent: _, ...unsent } = partitionRun().failures[2]!;
+    expect(problems({ ...partitionRun(), failures: [unsent] })).toMatch(/need no session/);
+  });
+
+  it('a lost session, or a host that ran no app replica, fails it', () => {
+    expect(problems({ ...partitionRun(), sessionsLost: 1 })).toMatch(/1 session\(s\) lost/);
+    expect(problems({ ...partitionRun(), lostNodes: [] })).toMatch(/ran no app replica/);
+  });
+
+  it('writes that fail after the host came back are reported with the run, apart from the claim', () => {
+    const v = judge({ ...partitionRun(), writesBackAfterRestoreS: 20.3 });
+    expect(v.held).toBe(true);
+    expect(v.why).toMatch(/when h3 came back, writes failed for 20\.3 s more/);
+  });
+});
