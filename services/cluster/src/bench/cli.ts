@@ -10,7 +10,7 @@ import { CONFIG_NAMES, runBench } from './run.js';
 
 /**
  * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--rate 400] [--login-rate 40] [--connections 32]
- *   [--stored 1000,100000,1000000] [--memory-sessions 100000] [--no-doc]
+ *   [--stored 1000,100000,1000000] [--memory-sessions 100000] [--no-doc] [--no-target-profiles]
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
  * npm run bench -- --capacity: the capacity model (capacity.ts), into docs/capacity.md.
  * npm run bench -- --profile [--rounds 3] [--seconds 10] [--connections 8]: where a read's CPU goes (profile.ts),
@@ -31,6 +31,8 @@ const USAGE = `usage: npm run bench [-- options]
   --stored 1000,100000,1000000   stored-session levels for the read-cost table ('' for none)
   --memory-sessions 100000    sessions written for the bytes-per-session measurement
   --no-doc                    do not rewrite docs/benchmarks.md (or docs/profile.md)
+  --no-target-profiles        judge the targets without profiling a missed one's pair (the
+                              profiles take about as long as the rest of a short run)
   --profile                   instead: one node under node --cpu-prof, a read against the limit,
                               self time by package per request (--rounds 3, --seconds 10s,
                               --connections 8 by default), into docs/profile.md
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     stored: { type: 'string', default: '1000,100000,1000000' },
     'memory-sessions': { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
+    'no-target-profiles': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     durability: { type: 'boolean', default: false },
     capacity: { type: 'boolean', default: false },
@@ -79,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
     ...loadOptions(values, { seconds: '5s', connections: 32 }),
     ...rates,
     ...(values.only !== undefined && { only: onlyOption(values.only) }),
+    profileMisses: !values['no-target-profiles'],
     memorySessions: intOption('memory-sessions', values['memory-sessions'], 100_000, 1, 10_000_000),
     storedLevels: values.stored === '' ? [] : values.stored!.split(',').map((s) => intOption('stored', s.trim(), 0, 1, 100_000_000)),
   });

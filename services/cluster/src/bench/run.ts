@@ -181,6 +181,8 @@ export interface BenchOptions {
   scope?: 'all' | 'capacity';
   /** Only these configurations' clusters (by name: shared (with the limit), textbook, sticky, …, the variants), and nothing else (no scaling, stored sessions, writes kept or memory). */
   only?: string[];
+  /** Profile each missed target's pair (default true); false: the targets are judged, not profiled. */
+  profileMisses?: boolean;
   onProgress: (line: string) => void;
 }
 
@@ -390,7 +392,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       bench.say(`Redis memory per session: ${opts.memorySessions.toLocaleString('en')} sessions through each store`);
       redisBytesPerSession = await measureBytesPerSession(opts.memorySessions);
     }
-    const targetProfiles = scope === 'all' ? await profileMissedTargets(bench, judgementOf(results).targets) : [];
+    const targetProfiles = scope === 'all' && opts.profileMisses !== false ? await profileMissedTargets(bench, judgementOf(results).targets) : [];
     return reportOf(opts, plan, (Date.now() - started) / 1000, { results, redisBytesPerSession, concurrentWrites, scaling, scalingCpu, storedSessions, targetProfiles });
   } finally {
     for (const t of bench.live) await stopTarget(bench, t);
