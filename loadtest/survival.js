@@ -130,7 +130,6 @@ function checked(res, kind, ok, what) {
 function login() {
   const { username, password } = userFor(exec.vu.idInTest);
   sentAt = Date.now();
-
   const res = http.post(`${BASE}/api/login`, JSON.stringify({ username, password }), {
     headers: JSON_HEADERS,
     tags: { name: 'POST /api/login', kind: 'login' },
@@ -167,7 +166,6 @@ function lost(kind, answeredBy) {
 
 function readMe() {
   sentAt = Date.now();
-
   const res = http.get(`${BASE}/api/me`, { headers: auth(), tags: { name: 'GET /api/me', kind: 'read' }, timeout: '10s' });
   const b = answer(res, 'read', 200);
   if (!b) return;
@@ -183,7 +181,6 @@ function readMe() {
 
 function readCart() {
   sentAt = Date.now();
-
   const res = http.get(`${BASE}/api/cart`, { headers: auth(), tags: { name: 'GET /api/cart', kind: 'read' }, timeout: '10s' });
   if (notInMode(res)) return;
   const b = answer(res, 'read', 200);
@@ -197,7 +194,6 @@ function readCart() {
 function addToCart() {
   const sku = SKUS[Math.floor(Math.random() * SKUS.length)];
   sentAt = Date.now();
-
   const res = http.post(`${BASE}/api/cart/items`, JSON.stringify({ sku, qty: 1 }), {
     headers: { ...JSON_HEADERS, ...(session.csrf && { 'X-CSRF-Token': session.csrf }), ...auth() },
     tags: { name: 'POST /api/cart/items', kind: 'write' },
@@ -225,7 +221,6 @@ function notInMode(res) {
 /** A route that needs no session (GET /api/ping): a store outage must never fail it. */
 function ping() {
   sentAt = Date.now();
-
   const res = http.get(`${BASE}/api/ping`, { tags: { name: 'GET /api/ping', kind: 'noSession' }, timeout: '10s' });
   const node = servedBy(res);
   if (node) requestsByNode.add(1, { node });
