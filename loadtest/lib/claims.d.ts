@@ -83,6 +83,8 @@ export interface JudgeInput {
   requests?: number;
   /** Node settings given with --env (REDIS_WAIT_REPLICAS=1 ...). */
   nodeSettings?: Record<string, string>;
+  /** Swarm: the extra redis-server arguments (--min-replicas-to-write 1 ...). */
+  redisArgs?: string[];
   /** Swarm faults: the hosts lost to the clients, and the app nodes they ran. */
   hostsLost?: string[];
   lostNodes?: string[];

@@ -296,7 +296,8 @@ function judgeStoreFault(r) {
  * comes back, how long its return fails writes is reported, not judged); in sticky mode exactly the sessions of the
  * app replicas on that host are lost, nobody else's. An update or a drain fails nothing. A partial
  * partition (the Redis primary's host cut off from the others) loses no acknowledged write when the
- * nodes WAIT for a replica (REDIS_WAIT_REPLICAS=1); without it the loss is measured and reported.
+ * nodes WAIT for a replica (REDIS_WAIT_REPLICAS=1) and Redis runs min-replicas-to-write; otherwise
+ * the loss is measured and reported.
  */
 function judgeSwarmFault(r) {
   const f = FAULTS[r.fault];
@@ -317,14 +318,25 @@ function judgeSwarmFault(r) {
     );
   }
   if (f.victim === 'primary-host') {
-    const waits = Number(r.nodeSettings?.REDIS_WAIT_REPLICAS ?? 0) > 0;
-    if (waits && r.acknowledgedWritesLost > 0)
-      problems.push(`${r.acknowledgedWritesLost} acknowledged write(s) lost with REDIS_WAIT_REPLICAS=${r.nodeSettings.REDIS_WAIT_REPLICAS}`);
+    // Both guards: the nodes WAIT for a replica to hold each write (nothing the old primary alone
+    // has is acknowledged), and the old primary refuses what it is sent once it has heard from no
+    // replica for a while (min-replicas-to-write; GETEX, a read's command, included), so nothing it
+    // holds is read back after the heal either, before the Sentinels demote it. With WAIT alone, those
+    // stale reads show as acknowledged writes missing; with neither guard, the writes are lost.
+    const wait = Number(r.nodeSettings?.REDIS_WAIT_REPLICAS ?? 0);
+    const args = r.redisArgs ?? [];
+    const at = args.indexOf('--min-replicas-to-write');
+    const minReplicas = at >= 0 ? Number(args[at + 1]) || 0 : 0;
+    const guarded = wait > 0 && minReplicas > 0;
+    if (guarded && r.acknowledgedWritesLost > 0)
+      problems.push(`${r.acknowledgedWritesLost} acknowledged write(s) missing with REDIS_WAIT_REPLICAS=${wait} and min-replicas-to-write ${minReplicas}`);
     return verdict(
       `partial partition of ${r.killedNode} (the Redis primary's host): ` +
-        (waits ? 'no acknowledged write is lost (the nodes WAIT for a replica)' : 'acknowledged writes the old primary took and then lost are measured'),
+        (guarded
+          ? 'no acknowledged write is missing (the nodes WAIT for a replica, and the old primary refuses commands once it hears from none)'
+          : `acknowledged writes missing are measured (REDIS_WAIT_REPLICAS=${wait}, min-replicas-to-write ${minReplicas})`),
       problems,
-      `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) lost, ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
+      `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) missing, ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
     );
   }
   // By when they were sent: one sent at the fault to the lost host may wait out its timeout.

@@ -6,9 +6,9 @@ import { judge, k6Thresholds, LIMITS, type JudgeInput } from '../../../../loadte
 // failure's `sent` is when its request went out (a request sent at the fault to the lost host may
 // wait out its 10 s timeout and fail long after it).
 
-function passed(vus: number) {
+function passed(vus: number, fault: 'host-partition' | 'partial-partition' = 'host-partition') {
   const out: Record<string, Record<string, boolean>> = {};
-  for (const [metric, sources] of Object.entries(k6Thresholds({ mode: 'shared', kill: true, restart: true, vus, fault: 'host-partition' })))
+  for (const [metric, sources] of Object.entries(k6Thresholds({ mode: 'shared', kill: true, restart: true, vus, fault })))
     out[metric] = Object.fromEntries(sources.map((s) => [s, true]));
   return out;
 }
@@ -75,5 +75,36 @@ describe('a lost host on the swarm, shared mode', () => {
     const v = judge({ ...partitionRun(), writesBackAfterRestoreS: 20.3 });
     expect(v.held).toBe(true);
     expect(v.why).toMatch(/when h3 came back, writes failed for 20\.3 s more/);
+  });
+});
+
+describe("a partial partition of the primary's host", () => {
+  const guard = ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '4'];
+  const run = (lost: number, wait: string | null, redisArgs: string[]): JudgeInput => ({
+    ...partitionRun(),
+    fault: 'partial-partition',
+    killedNode: 'h1',
+    lostNodes: [],
+    acknowledgedWritesLost: lost,
+    nodeSettings: wait ? { REDIS_WAIT_REPLICAS: wait } : {},
+    redisArgs,
+    k6: { exitCode: 0, thresholds: passed(12, 'partial-partition') },
+  });
+
+  it('with both guards (WAIT and min-replicas-to-write), an acknowledged write missing fails it', () => {
+    expect(judge(run(0, '1', guard))).toMatchObject({ held: true });
+    expect(problems(run(3, '1', guard))).toMatch(/3 acknowledged write\(s\) missing with REDIS_WAIT_REPLICAS=1 and min-replicas-to-write 1/);
+  });
+
+  it('with either guard alone, or none, what is missing is measured and reported', () => {
+    for (const [wait, args] of [
+      ['1', []],
+      [null, guard],
+      [null, []],
+    ] as const) {
+      const v = judge(run(400, wait, [...args]));
+      expect(v.held, `${wait} ${args.join(' ')}`).toBe(true);
+      expect(v.why).toMatch(/400 acknowledged write\(s\) missing/);
+    }
   });
 });
