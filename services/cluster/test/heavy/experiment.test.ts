@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { EXPERIMENT_CLI, runExperimentCli } from '../../../../testkit/experiment.js';
 import { k6Thresholds, LIMITS } from '../../../../loadtest/lib/claims.js';
 import type { RunSummary, Summary } from '../../src/experiment/report.js';
 
@@ -12,26 +11,12 @@ import type { RunSummary, Summary } from '../../src/experiment/report.js';
 // busiest node at 6 s and starts it again 3 s later. Shared runs 16 s; sticky 30 s, long enough
 // for the restarted node to be ready and for nginx to send it traffic again (its fail_timeout),
 // so the second loss of its users is seen. About 80 s on a 2-core machine.
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const CLI = path.join(ROOT, 'services/cluster/dist/experiment/cli.js');
 const VUS = 10;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-experiment-test-'));
 
 afterAll(() => {
   fs.rmSync(out, { recursive: true, force: true });
 });
-
-function runCli(args: string[], timeout: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  const gobin = path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin');
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { cwd: ROOT, env: { ...process.env, PATH: `${process.env.PATH}:${gobin}` }, maxBuffer: 16 * 1024 * 1024, timeout },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 const base = ['failover', '--nodes', '3', '--kill-at', '6s', '--restart-after', '3s', '--vus', String(VUS)];
 
@@ -70,9 +55,9 @@ function common(r: { stdout: string }, run: RunSummary) {
 }
 
 it('shared mode keeps every session through a SIGKILL and a restart', { timeout: 100_000 }, async () => {
-  expect(fs.existsSync(CLI), `${CLI} is missing: build first (npx tsc -p services/cluster)`).toBe(true);
+  expect(fs.existsSync(EXPERIMENT_CLI), `${EXPERIMENT_CLI} is missing: build first (npx tsc -p services/cluster)`).toBe(true);
   const dir = path.join(out, 'shared');
-  const r = await runCli([...base, '--mode', 'shared', '--duration', '16s', '--out', dir], 90_000);
+  const r = await runExperimentCli([...base, '--mode', 'shared', '--duration', '16s', '--out', dir], 90_000);
   if (r.code !== 0)
     console.log(
       r.stdout,
@@ -99,7 +84,7 @@ it('shared mode keeps every session through a SIGKILL and a restart', { timeout:
 
 it("sticky mode loses the killed node's sessions once: re-pinned, nobody is sent back to it after its restart", { timeout: 110_000 }, async () => {
   const dir = path.join(out, 'sticky');
-  const r = await runCli([...base, '--mode', 'sticky', '--duration', '30s', '--out', dir], 100_000);
+  const r = await runExperimentCli([...base, '--mode', 'sticky', '--duration', '30s', '--out', dir], 100_000);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
   expect(r.code).toBe(0); // every claim held
   const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary;
@@ -131,7 +116,7 @@ it("sticky mode loses the killed node's sessions once: re-pinned, nobody is sent
 
 it('database, cookie and jwt: the same script and fault lose nothing, and each run measures its credential', { timeout: 200_000 }, async () => {
   const dir = path.join(out, 'others');
-  const r = await runCli([...base, '--mode', 'database,cookie,jwt', '--duration', '14s', '--out', dir], 190_000);
+  const r = await runExperimentCli([...base, '--mode', 'database,cookie,jwt', '--duration', '14s', '--out', dir], 190_000);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
   expect(r.code).toBe(0); // every claim held
   const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary;
@@ -157,7 +142,7 @@ it('database, cookie and jwt: the same script and fault lose nothing, and each r
 
 it('a Redis restart under load: session requests answer 503, nothing needing no session fails, no session lost (AOF)', { timeout: 120_000 }, async () => {
   const dir = path.join(out, 'redis-restart');
-  const r = await runCli(['failover', '--fault', 'redis-restart', '--kill-at', '6s', '--restart-after', '3s', '--vus', '6', '--duration', '16s', '--out', dir], 110_000);
+  const r = await runExperimentCli(['failover', '--fault', 'redis-restart', '--kill-at', '6s', '--restart-after', '3s', '--vus', '6', '--duration', '16s', '--out', dir], 110_000);
   if (r.code !== 0) console.log(r.stdout, r.stderr);
   expect(r.code).toBe(0); // the claim held
   const run = (JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary).runs[0]!;

@@ -1,9 +1,9 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EXPERIMENT_CLI, REPO_ROOT, runExperimentCli } from '../../../../testkit/experiment.js';
 import type { RunSummary, Summary } from '../../src/experiment/report.js';
 
 // The three-host swarm under a fault, end to end, as `npm run experiment -- failover --target swarm`
@@ -11,8 +11,6 @@ import type { RunSummary, Summary } from '../../src/experiment/report.js';
 // outside the hosts through the front, the fault at 15 s, the host back later, everything removed
 // afterwards. The claims are loadtest/lib/claims.js's (judgeSwarmFault); each run takes about 2.5
 // minutes (a minute of it to start the swarm).
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const CLI = path.join(ROOT, 'services/cluster/dist/experiment/cli.js');
 const VUS = 12;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-swarm-test-'));
 
@@ -20,25 +18,13 @@ afterAll(() => {
   fs.rmSync(out, { recursive: true, force: true });
 });
 
-function runCli(args: string[], timeout: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  const gobin = path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin');
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { cwd: ROOT, env: { ...process.env, PATH: `${process.env.PATH}:${gobin}` }, maxBuffer: 16 * 1024 * 1024, timeout },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
 /** What the swarm leaves on this machine: namespaces, links, engines, mounts, cgroups. Nothing, after a run. */
 function leftovers(): string[] {
   const left: string[] = [];
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   if (/^sc-h\d/m.test(netns)) left.push(`namespaces: ${netns.trim()}`);
   if (execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).includes('scswarm0')) left.push('the bridge scswarm0');
-  const swarmDir = path.join(ROOT, '.run/swarm');
+  const swarmDir = path.join(REPO_ROOT, '.run/swarm');
   const mounts = fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
@@ -59,9 +45,9 @@ function leftovers(): string[] {
 }
 
 async function experiment(name: string, args: string[]): Promise<RunSummary> {
-  expect(fs.existsSync(CLI), `${CLI} is missing: build first (npm run build)`).toBe(true);
+  expect(fs.existsSync(EXPERIMENT_CLI), `${EXPERIMENT_CLI} is missing: build first (npm run build)`).toBe(true);
   const dir = path.join(out, name);
-  const r = await runCli(['failover', '--target', 'swarm', '--vus', String(VUS), '--kill-at', '15s', ...args, '--out', dir], 9 * 60_000);
+  const r = await runExperimentCli(['failover', '--target', 'swarm', '--vus', String(VUS), '--kill-at', '15s', ...args, '--out', dir], 9 * 60_000);
   const summaryFile = path.join(dir, 'summary.json');
   if (r.code !== 0) console.log(r.stdout.slice(-6000), r.stderr.slice(-3000));
   expect(fs.existsSync(summaryFile), `no summary.json (exit ${r.code})`).toBe(true);
