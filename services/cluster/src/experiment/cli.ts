@@ -29,7 +29,8 @@ const USAGE = `usage: npm run experiment -- failover [options]
                               root; the swarm's faults only, shared and sticky modes, the Sentinel
                               store; --restart-after is when a lost host comes back)
   --host hN                   swarm: the host a host fault takes (default: the one running app-1;
-                              the Redis primary's for a fault of the primary's host)
+                              the Redis primary's for a fault of the primary's host; for a drain,
+                              not the primary's: draining it stops the primary, pinned there)
   --min-replicas-to-write N   swarm: Redis refuses writes with fewer than N replicas in sync
                               (default 1; 0 turns it off)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;

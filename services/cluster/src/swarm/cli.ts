@@ -23,7 +23,7 @@ const USAGE = `usage: npm run swarm -- COMMAND [options]
                               healed, a drained one active again); prints what happened, with timings
 ${SWARM_FAULTS.map((f) => `    ${f.padEnd(24)}${FAULTS[f].summary.replace(/ \(--target swarm\)$/, '')}`).join('\n')}
     --host hN                 the host (default: the one running app-1; the primary's when the fault's
-                              victim is the Redis primary's host)
+                              victim is the Redis primary's host; for a drain, not the primary's)
     --for 20s                 how long a host stays killed or cut off
   down                        remove everything up made: stack, swarm, engines, namespaces, bridge, front`;
 

@@ -24,11 +24,24 @@ export function actionOf(fault: Fault): SwarmAction {
 /** An update or a drain: it ends by itself once the swarm has converged (the others are undone by `restore`). */
 export const convergesByItself = (fault: Fault): boolean => ['update', 'drain-host'].includes(actionOf(fault));
 
-/** The host a fault takes when none is named: the Redis primary's when that is its victim, else the one running app-1 (losing it tests something). */
+/**
+ * The host a fault takes when none is named: the Redis primary's when that is its victim; else the
+ * one running app-1 (losing it tests something). A drain moves app replicas, so it takes a host
+ * that runs one and not the Redis primary: a drain stops every task of its host, and the primary,
+ * pinned to its host with its data, would stop too (a store failover: measured, 429 requests failed
+ * in one run, not a drain's 0).
+ */
 export async function defaultVictim(state: SwarmState, fault: Fault): Promise<string> {
   if (FAULTS[fault].victim === 'primary-host') return primaryHost(state);
-  for (const h of state.hosts) if ((await appSlotsOn(h)).includes('app-1')) return h;
-  return state.hosts[0]!;
+  const avoid = actionOf(fault) === 'drain-host' ? await primaryHost(state) : null;
+  const withApp: string[] = [];
+  for (const h of state.hosts) {
+    const slots = await appSlotsOn(h);
+    if (h === avoid || !slots.length) continue;
+    if (slots.includes('app-1')) return h;
+    withApp.push(h);
+  }
+  return withApp[0] ?? state.hosts.find((h) => h !== avoid) ?? state.hosts[0]!;
 }
 
 /** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
