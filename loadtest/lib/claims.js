@@ -120,6 +120,9 @@ export function k6Thresholds({ mode, kill, vus, fault = DEFAULT_FAULT }) {
     // k6 holds what needs no timing. A partial partition may lose acknowledged writes (measured).
     if (FAULTS[fault].victim === 'primary-host') delete t['checks{check:counters}'];
     else if (mode !== 'sticky') t.sessions_lost = ['count==0'];
+    // A lost host may hold the Redis primary, and every mode keeps its login budgets there: logins
+    // answer 503 until a replica is promoted, like session writes (the judge's writes-back rule).
+    if (FAULTS[fault].victim === 'host') delete t['failed_requests{kind:login}'];
     return t;
   }
   t['failed_requests{kind:write}'] = [`count<=${vus * LIMITS.writeFailuresPerVu}`];
@@ -370,7 +373,7 @@ function judgeSwarmFault(r) {
   const twice = Object.entries(tally(r.losses.map((l) => l.vu))).filter(([, n]) => n > 1);
   if (twice.length) problems.push(`VU(s) ${twice.map(([vu]) => vu).join(', ')} lost more than once`);
   return verdict(
-    `${r.fault} of ${r.killedNode}: the sessions held by its replicas (${lostNodes.join(', ')}: ${held ?? '?'}) are lost, nobody else's; requests that need no session fail only within ${LIMITS.hostRetryS} s`,
+    `${r.fault} of ${r.killedNode}: the sessions held by its replicas (${lostNodes.join(', ')}: ${held ?? '?'}) are lost, nobody else's; requests that need no session fail only within ${LIMITS.hostRetryS} s; logins work again within ${LIMITS.writesBackWithinS} s`,
     problems,
     `${during.length} lost (${lostNodes.join(', ')} held ${held}); 0 on other hosts; replicas back after ${recovered}`,
   );

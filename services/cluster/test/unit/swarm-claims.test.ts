@@ -108,3 +108,30 @@ describe("a partial partition of the primary's host", () => {
     }
   });
 });
+
+describe('a lost host on the swarm, sticky mode', () => {
+  // h1 (the Redis primary, app-1 holding 3 sessions) powered off at 17.5 s: those 3 are lost, and
+  // their VUs' logins answer 503 until a replica is promoted (the login budgets are in Redis).
+  const run = (loginSentAt: number): JudgeInput => ({
+    ...partitionRun(),
+    mode: 'sticky',
+    fault: 'host-kill',
+    killedNode: 'h1',
+    sessionsTotal: 15,
+    sessionsLost: 3,
+    killedNodeSessions: 3,
+    losses: ['1', '2', '3'].map((vu) => ({ t: 18, node: 'app-1', answeredBy: 'app-2', answer: 'other', vu })),
+    failures: [{ t: loginSentAt, sent: loginSentAt, kind: 'login', status: '503', vu: '1' }],
+    writesBackAfterS: Math.max(0, loginSentAt - 17.5),
+    k6: { exitCode: 0, thresholds: {} },
+  });
+  const thresholds = k6Thresholds({ mode: 'sticky', kill: true, restart: true, vus: 12, fault: 'host-kill' });
+
+  it('k6 holds no login threshold: logins fail while the primary is promoted, and the judge bounds that', () => {
+    expect(Object.keys(thresholds)).not.toContain('failed_requests{kind:login}');
+    const held = (r: JudgeInput) =>
+      judge({ ...r, k6: { exitCode: 0, thresholds: Object.fromEntries(Object.entries(thresholds).map(([m, s]) => [m, Object.fromEntries(s.map((x) => [x, true]))])) } });
+    expect(held(run(19))).toMatchObject({ held: true });
+    expect(held(run(17.5 + LIMITS.writesBackWithinS + 1)).problems.join('; ')).toMatch(/session write sent 11 s after the fault still failed/);
+  });
+});
