@@ -40,8 +40,13 @@ const requestsByNode = new Counter('requests_by_node');
 const loginDuration = new Trend('login_duration', true);
 const failedRequests = new Counter('failed_requests');
 // A session write answered 2xx that a later read of the same session did not show (a counter or
-// the cart went back): what a store that loses acknowledged writes costs (lib/claims.js).
+// the cart went back below what a write's answer had said): what a store that loses acknowledged
+// writes costs (lib/claims.js).
 const acknowledgedWritesLost = new Counter('acknowledged_writes_lost');
+// A read that showed less than an earlier read, but not less than any write's answer: a stale read
+// (a server behind the others), or a dirty one rolled back (it had shown a write that failed, e.g.
+// applied by a primary cut off from its replicas, whose WAIT timed out). Reported beside the above.
+const readsWentBack = new Counter('reads_went_back');
 // A VU that lost more sessions than its share allows (lib/claims.js lossesPerVu): in sticky mode
 // only the users of the killed node lose theirs, once (the route cookie is re-pinned to the node
 // that answers next, so the restarted node does not take its old clients back).
@@ -54,7 +59,7 @@ const JSON_HEADERS = { 'Content-Type': 'application/json' };
 const SKUS = ['apple', 'bread', 'cheese', 'dates', 'eggs', 'flour', 'grapes', 'honey'];
 
 /** This VU's session (each VU has its own JS runtime, so module state is per VU). */
-let session = null; // { user, loginAt, requests, cartCount, csrf, token, node }
+let session = null; // { user, loginAt, requests, cartCount (the most any answer showed), cartAcked (the most a write's answer showed), csrf, token, node }
 
 /**
  * What the mode can do, learnt from its answers (the same script runs every mode): a login that
@@ -144,7 +149,7 @@ function login() {
   const node = servedBy(res);
   loginDuration.add(res.timings.duration);
   sessionsStarted.add(1, { node });
-  session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, csrf: b.csrfToken, token: b.accessToken, node };
+  session = { user: username, loginAt: b.loginAt, requests: 0, cartCount: 0, cartAcked: 0, csrf: b.csrfToken, token: b.accessToken, node };
 }
 
 /**
@@ -187,8 +192,14 @@ function readCart() {
   if (!b) return;
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
   checked(res, 'read', ok, `cart: count went from ${session.cartCount} to ${b.count}`);
-  if (typeof b.count === 'number' && b.count < session.cartCount) acknowledgedWritesLost.add(session.cartCount - b.count);
+  if (typeof b.count === 'number') wentBack(b.count);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
+}
+
+/** A cart count below what a write's answer showed is a lost write; below only what a read showed, a read that went back. */
+function wentBack(count) {
+  if (count < session.cartAcked) acknowledgedWritesLost.add(session.cartAcked - count);
+  else if (count < session.cartCount) readsWentBack.add(session.cartCount - count);
 }
 
 function addToCart() {
@@ -206,7 +217,9 @@ function addToCart() {
   // so the count may jump by more than one, but it never goes back.
   const ok = check(b, { counters: (x) => typeof x.count === 'number' && x.count >= session.cartCount });
   checked(res, 'write', ok, `add: count went from ${session.cartCount} to ${b.count}`);
+  if (typeof b.count === 'number') wentBack(b.count);
   session.cartCount = Math.max(session.cartCount, b.count || 0);
+  session.cartAcked = Math.max(session.cartAcked, b.count || 0);
 }
 
 /** A 501 NOT_IN_MODE: this mode keeps no cart; leave it out of the mix (not a failure). */
@@ -234,6 +247,7 @@ export default function () {
   sessionsLost.add(0);
   failedRequests.add(0);
   acknowledgedWritesLost.add(0);
+  readsWentBack.add(0);
   if (!session) login();
   else {
     const r = Math.random();

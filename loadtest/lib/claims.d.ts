@@ -57,8 +57,10 @@ export interface JudgeInput {
   fault?: Fault;
   /** Seconds from the first to the last failed session write around the fault (store faults). */
   writeOutageS?: number;
-  /** Session writes answered 2xx that a later read did not show (counter or cart went back). */
+  /** Session writes answered 2xx that a later read did not show (a counter or the cart went below what a write's answer showed). */
   acknowledgedWritesLost?: number;
+  /** Reads that showed less than an earlier read but not less than any write's answer: stale reads, or dirty ones rolled back. */
+  readsWentBack?: number;
   vus: number;
   /** Requests by kind (login, read = GET /api/me or /api/cart, write = POST /api/cart/items, noSession = GET /api/ping). */
   requestsByKind: { read: number; write: number; login: number; noSession?: number };

@@ -339,7 +339,7 @@ function judgeSwarmFault(r) {
           ? 'no acknowledged write is missing (the nodes WAIT for a replica, and the old primary refuses commands once it hears from none)'
           : `acknowledged writes missing are measured (REDIS_WAIT_REPLICAS=${wait}, min-replicas-to-write ${minReplicas})`),
       problems,
-      `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) missing, ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
+      `${r.acknowledgedWritesLost ?? 0} acknowledged write(s) missing, ${r.readsWentBack ?? 0} read(s) went back (stale, or dirty and rolled back), ${r.sessionsLost} session(s) lost, ${r.failures.length} request(s) failed`,
     );
   }
   // By when they were sent: one sent at the fault to the lost host may wait out its timeout.

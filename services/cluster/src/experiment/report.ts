@@ -165,6 +165,7 @@ export function summarizeRun(r: RunOutcome): RunSummary {
     redisArgs: r.redisArgs,
     writeOutageS,
     acknowledgedWritesLost: count('acknowledged_writes_lost'),
+    readsWentBack: count('reads_went_back'),
     hostsLost: r.hostsLost,
     lostNodes: r.lostNodes,
     swarmRecoveryS: r.recoveredWall !== null && r.killWall !== null ? round((r.recoveredWall - r.killWall) / 1000, 1) : null,
