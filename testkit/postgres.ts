@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, postgresSpec, type PartState } from '../services/cluster/src/parts.js';
+import { launch, postgresSpec, removePostgresData, type PartState } from '../services/cluster/src/parts.js';
 import { freePort, sleep } from '../services/cluster/src/lib/ports.js';
 import { signal, terminate, waitGone } from '../services/cluster/src/lib/pids.js';
 import { retrying } from './ports.js';
@@ -35,6 +35,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     },
     async stop() {
       await terminate(part.pid);
+      removePostgresData(dir);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

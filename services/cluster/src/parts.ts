@@ -174,6 +174,16 @@ function asPostgresUser(command: string, args: string[]): { command: string; arg
  * (tests only) turns fsync off: a test needs no durability across a machine crash, only across a
  * killed process (commits still reach the kernel before they are acknowledged).
  */
+/** Deletes PostgreSQL's data folder that `postgresSpec` made under the system temp directory for the run folder `dir` (nothing if it made none). */
+export function removePostgresData(dir: string): void {
+  const link = path.join(dir, 'data');
+  try {
+    if (fs.lstatSync(link).isSymbolicLink()) fs.rmSync(fs.realpathSync(link), { recursive: true, force: true });
+  } catch {
+    /* no data folder of its own */
+  }
+}
+
 export function postgresSpec(opts: { port: number; dir: string; fast?: boolean }): PartSpec {
   // As root the server runs as `postgres`, which must be able to reach its data directory: a run
   // folder may sit under a private directory (a 0700 temp folder, /root), so the data then lives

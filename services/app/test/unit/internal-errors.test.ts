@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -44,7 +44,9 @@ it('an unexpected error is a 500 INTERNAL with the catalogue message only; the s
 });
 
 it('SESSION_SECRETS_FILE (the compose secret) supplies the secrets, one per line, first signs', () => {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sc-secrets-')), 'session_secrets');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-secrets-'));
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'session_secrets');
   fs.writeFileSync(file, `${SECRET_B}\n${SECRET_A}\n`, { mode: 0o600 });
   expect(parseConfig({ SESSION_SECRETS_FILE: file }).secrets).toEqual([SECRET_B, SECRET_A]);
   expect(() => parseConfig({ SESSION_SECRETS_FILE: file, SESSION_SECRETS: SECRET_A })).toThrow(/SESSION_SECRETS_FILE cannot be combined/);

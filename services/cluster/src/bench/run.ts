@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { down, up, type ClusterState } from '../cluster.js';
+import { down, removeRun, up, type ClusterState } from '../cluster.js';
 import { cpuSplitSnapshot, withDescendants } from '../lib/cpu.js';
 import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
@@ -396,6 +396,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     return reportOf(opts, plan, (Date.now() - started) / 1000, { results, redisBytesPerSession, concurrentWrites, scaling, scalingCpu, storedSessions, targetProfiles });
   } finally {
     for (const t of bench.live) await stopTarget(bench, t);
+    // Each configuration's run folder, with what it links to outside the work folder (PostgreSQL's data: parts.ts).
+    for (const run of fs.existsSync(bench.work) ? fs.readdirSync(bench.work) : []) removeRun(path.join(bench.work, run));
     fs.rmSync(bench.work, { recursive: true, force: true });
     process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
   }

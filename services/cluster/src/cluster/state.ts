@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { SESSION_MODES, type SessionMode } from '@session-cluster/app/modes';
 import { DEFAULT_LOG_MAX_BYTES, rotateLogs } from '../lib/logs.js';
 import { cmdline, isAlive } from '../lib/pids.js';
-import type { PartKind, PartState, RedisPersistence } from '../parts.js';
+import { removePostgresData, type PartKind, type PartState, type RedisPersistence } from '../parts.js';
 
 /**
  * Where a local cluster lives and what it knows: everything is in `<dir>/state.json`, so `up
@@ -90,11 +90,6 @@ export function owns(part: PartState): boolean {
  * experiment, the benchmark); a kept run folder keeps its data for the next `up`.
  */
 export function removeRun(dir: string): void {
-  const link = path.join(dir, 'postgres', 'data');
-  try {
-    if (fs.lstatSync(link).isSymbolicLink()) fs.rmSync(fs.realpathSync(link), { recursive: true, force: true });
-  } catch {
-    /* no PostgreSQL in this run */
-  }
+  removePostgresData(path.join(dir, 'postgres'));
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
@@ -10,7 +12,11 @@ import type { BenchReport } from '../../src/bench/run.js';
 // sessions, what a metrics scrape costs, bytes per session. Speed ratios are reported by the full
 // benchmark with their spread over rounds (docs/benchmarks.md), not asserted here: on a shared
 // 2-core machine they are not stable enough to gate a test on.
+/** PostgreSQL data folders under the system temp directory (parts.ts puts a root-run cluster's there). */
+const postgresData = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('sc-postgres-data-'));
+
 it('measures every configuration side by side and holds the deterministic targets', async () => {
+  const dataBefore = postgresData();
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
@@ -33,6 +39,8 @@ it('measures every configuration side by side and holds the deterministic target
     { timeout: 540_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;
+  // It removed what it made, PostgreSQL's data (57 MB a run) included.
+  expect(postgresData().filter((f) => !dataBefore.includes(f))).toEqual([]);
   const get = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation)!;
 
   // Every configuration and operation twice: at the fixed offered rate (k6) and at saturation (wrk,

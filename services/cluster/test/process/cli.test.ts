@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cluster.js';
 
 // The three command-line tools parse options one way (lib/cli.ts): a usage error names the bad
@@ -21,7 +21,15 @@ const run = (cli: string, args: string[], env: NodeJS.ProcessEnv = process.env) 
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
 
-const nowhere = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sc-cli-'));
+const made: string[] = [];
+const nowhere = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-cli-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 describe('usage errors: exit 2, naming the option, nothing started', () => {
   const cases: [keyof typeof CLIS, string[], RegExp][] = [

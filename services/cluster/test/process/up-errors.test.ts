@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cluster.js';
 import { isAlive, signal } from '../../src/lib/pids.js';
 import { processesUsing } from '../../../../testkit/procs.js';
@@ -21,6 +21,7 @@ const run = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
 /** A PATH with every tool but `hide`. */
 function pathWithout(hide: string): string {
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bin-'));
+  made.push(bin);
   for (const tool of ['nginx', 'redis-server', 'prometheus', 'prometheus-nginx-exporter', 'prometheus-redis-exporter', 'sh']) {
     if (tool === hide) continue;
     for (const dir of ['/usr/sbin', '/usr/bin', '/bin']) {
@@ -43,8 +44,15 @@ const runDir = () => {
   runDirs.push(dir);
   return dir;
 };
+const made: string[] = [];
 afterEach(() => {
-  for (const dir of runDirs.splice(0)) for (const p of processesUsing(dir)) signal(p.pid, 'SIGKILL');
+  for (const dir of runDirs.splice(0)) {
+    for (const p of processesUsing(dir)) signal(p.pid, 'SIGKILL');
+    made.push(dir);
+  }
+});
+afterAll(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 it('refuses a taken port, naming it, and starts nothing', async () => {
@@ -86,6 +94,7 @@ it('a bad node setting is refused before anything starts, naming it (exit 2)', a
 it('a part that fails after others started: everything started is stopped', async () => {
   // Real redis and nodes, then an nginx that refuses its configuration (a stand-in binary on PATH).
   const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-bin-'));
+  made.push(bin);
   fs.writeFileSync(path.join(bin, 'nginx'), '#!/bin/sh\necho "nginx: [emerg] stand-in nginx refuses every configuration" >&2\nexit 1\n', { mode: 0o755 });
   const dir = runDir();
   const r = await run(['up', '--detach', '--no-monitoring', '--nodes', '2', '--demo-users', '20', '--port', String(await freePort()), '--dir', dir], {
