@@ -25,12 +25,14 @@ const USAGE = `usage: npm run experiment -- failover [options]
                               (docker compose up, killed with docker kill; needs Docker and Compose
                               v2; its own project, session-cluster-experiment, removed afterwards;
                               the files: COMPOSE_FILE as docker compose reads it, else
-                              docker-compose.yml), or a three-host swarm of its own (npm run swarm;
-                              root; the swarm's faults only, shared and sticky modes, the Sentinel
-                              store; --restart-after is when a lost host comes back)
-  --host hN                   swarm: the host a host fault takes (default: the one running app-1;
+                              docker-compose.yml), or a three-host swarm (npm run swarm; root; the
+                              swarm's faults only, shared and sticky modes, the Sentinel store;
+                              --restart-after is when a lost host comes back): the one that is up,
+                              settled first and left up, or else one of its own, removed afterwards
+  --host hN|primary           swarm: the host a host fault takes (default: the one running app-1;
                               the Redis primary's for a fault of the primary's host; for a drain,
-                              not the primary's: draining it stops the primary, pinned there)
+                              not the primary's: draining it stops the primary, pinned there);
+                              primary: the Redis primary's host, wherever it runs now
   --min-replicas-to-write N   swarm: Redis refuses writes with fewer than N replicas in sync
                               (default 1; 0 turns it off)
   --mode MODE[,MODE…]         shared, sticky, database, cookie or jwt; both (shared and sticky;

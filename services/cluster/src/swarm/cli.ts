@@ -1,14 +1,14 @@
 import { choiceOption, durationOption, EXIT, intOption, parseOptions, runCli, UsageError } from '../lib/cli.js';
 import { sleep, waitFor } from '../lib/ports.js';
 import { type Fault, FAULTS, SWARM_FAULTS } from '@session-cluster/loadtest/faults';
-import { convergesByItself, defaultVictim, inject, replicasBack, restore } from './faults.js';
+import { convergesByItself, defaultVictim, inject, primaryHost, replicasBack, restore } from './faults.js';
 import { down, ps, requireState, up } from './swarm.js';
 import { DEFAULT_MIN_REPLICAS_TO_WRITE, minReplicasArgs } from './stack.js';
 
 /**
  * npm run swarm -- up [--mode shared|sticky] [--replicas 3] [--env KEY=VALUE]... [--min-replicas-to-write N]
  * npm run swarm -- ps | down
- * npm run swarm -- fault host-kill|host-partition|partial-partition|rolling-update|drain [--host hN] [--for 20s]
+ * npm run swarm -- fault host-kill|host-partition|partial-partition|rolling-update|drain [--host hN|primary] [--for 20s]
  */
 const USAGE = `usage: npm run swarm -- COMMAND [options]
   up                          three hosts (network namespaces, a dockerd each, root needed), one swarm
@@ -22,8 +22,9 @@ const USAGE = `usage: npm run swarm -- COMMAND [options]
   fault NAME                  one fault, then back to normal (a killed host powered on, a cut one
                               healed, a drained one active again); prints what happened, with timings
 ${SWARM_FAULTS.map((f) => `    ${f.padEnd(24)}${FAULTS[f].summary.replace(/ \(--target swarm\)$/, '')}`).join('\n')}
-    --host hN                 the host (default: the one running app-1; the primary's when the fault's
-                              victim is the Redis primary's host; for a drain, not the primary's)
+    --host hN|primary         the host (default: the one running app-1; the primary's when the fault's
+                              victim is the Redis primary's host; for a drain, not the primary's);
+                              primary: the Redis primary's host, wherever it runs now
     --for 20s                 how long a host stays killed or cut off
   down                        remove everything up made: stack, swarm, engines, namespaces, bridge, front`;
 
@@ -81,8 +82,8 @@ async function main(argv: string[]): Promise<number> {
       const state = requireState();
       const forS = durationOption('for', values.for, '20s');
       let host = values.host;
-      if (host && !state.hosts.includes(host)) throw new UsageError(`--host must be one of ${state.hosts.join(', ')}, got "${host}"`);
-      host ??= await defaultVictim(state, fault);
+      if (host && host !== 'primary' && !state.hosts.includes(host)) throw new UsageError(`--host must be one of ${state.hosts.join(', ')} or primary, got "${host}"`);
+      host = host === 'primary' ? await primaryHost(state) : (host ?? (await defaultVictim(state, fault)));
       const t0 = Date.now();
       const at = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
       say(`${fault} on ${host}`);

@@ -1,7 +1,7 @@
 import { type Fault, FAULTS } from '@session-cluster/loadtest/faults';
 import { waitFor } from '../lib/ports.js';
 import { docker, hostsSh } from './hosts.js';
-import { anyManager, STACK, type SwarmState } from './swarm.js';
+import { anyManager, STACK, waitForSentinels, waitForServices, type SwarmState } from './swarm.js';
 
 /**
  * What each swarm fault (lib/faults.js, `swarm`: its action) does, as steps the CLI and the
@@ -70,6 +70,42 @@ export async function primaryHost(state: SwarmState): Promise<string> {
     }
   }
   throw new Error('no Redis primary found on any host');
+}
+
+/** The Redis primary's INFO replication, asked where it runs. */
+async function primaryReplication(state: SwarmState): Promise<string> {
+  const host = await primaryHost(state);
+  for (const service of ['redis', 'redis-replica-1', 'redis-replica-2'])
+    for (const c of await containersOn(host, service)) return docker(host, ['exec', c.container, 'redis-cli', 'info', 'replication'], { timeoutMs: 10_000 });
+  return '';
+}
+
+/**
+ * Waits until the swarm is whole again, as `up` leaves it: every host Ready and active, every
+ * service with its tasks, the Sentinels agreed on one primary, and that primary streaming to both
+ * replicas (a demoted primary resyncs after a partition heals). An experiment on a swarm that is
+ * already up starts from there: a fault injected before would also measure the end of the last.
+ */
+export async function waitSettled(state: SwarmState, timeoutMs = 3 * 60_000): Promise<void> {
+  await waitFor(
+    'every host Ready and active in the swarm',
+    async () => {
+      const manager = await anyManager(state).catch(() => null);
+      const out = manager ? await docker(manager, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}}'], { timeoutMs: 10_000 }).catch(() => '') : '';
+      const lines = out.split('\n').map((l) => l.trim());
+      return state.hosts.every((h) => lines.includes(`${h} Ready Active`));
+    },
+    timeoutMs,
+    500,
+  );
+  await waitForServices(state, timeoutMs);
+  await waitForSentinels(state, timeoutMs);
+  await waitFor(
+    'the Redis primary streaming to both replicas',
+    async () => [...(await primaryReplication(state).catch(() => '')).matchAll(/^slave\d+:.*state=online/gm)].length === 2,
+    timeoutMs,
+    500,
+  );
 }
 
 /** The app slots running on a host (app-2 ...), from their task names. */

@@ -4,14 +4,16 @@ import type { Fault } from '@session-cluster/loadtest/faults';
 import type { Target, TargetOptions } from '../experiment/targets.js';
 import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
 import { docker } from './hosts.js';
-import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, replicasBack, restore } from './faults.js';
-import { down, readState, STACK, up, type SwarmState } from './swarm.js';
+import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, replicasBack, restore, waitSettled } from './faults.js';
+import { anyManager, down, readState, STACK, up, type SwarmState } from './swarm.js';
 
 /**
  * The experiment's swarm target (--target swarm): `npm run swarm -- up` in the mode asked, the load
  * through the front, and the swarm's faults (lib/faults.js `swarm`) instead of a kill by name. The
  * app nodes are the slots (app-1...), which the route cookie and X-Served-By name wherever the
- * swarm runs them. A swarm already up (npm run swarm -- up) is refused: the experiment owns its own.
+ * swarm runs them. A swarm already up (npm run swarm -- up) is used as it is, once it has settled,
+ * and left up: several faults in a row on one swarm, without a minute of `up` before each. Its
+ * settings must be the ones the experiment asks for (attachRefuses).
  */
 export function swarmRefuses(o: Pick<TargetOptions, 'mode' | 'store' | 'redisPersistence'>): string | null {
   if (o.mode !== 'shared' && o.mode !== 'sticky') return `--target swarm runs shared and sticky modes, not ${o.mode}`;
@@ -20,16 +22,50 @@ export function swarmRefuses(o: Pick<TargetOptions, 'mode' | 'store' | 'redisPer
   return null;
 }
 
+/** Settings the swarm sets itself, or the experiment's defaults: not compared with the experiment's --env. */
+const OWN_SETTINGS = ['LOG_LEVEL', 'DEMO_USERS'];
+
+/** Why a swarm that is already up cannot run the experiment asked for (null: it can). */
+export function attachRefuses(
+  s: Pick<SwarmState, 'mode' | 'replicas' | 'appEnv' | 'redisArgs'>,
+  o: Pick<TargetOptions, 'mode' | 'nodes' | 'demoUsers' | 'nodeSettings' | 'redisArgs'>,
+): string | null {
+  const up = 'the swarm that is up (npm run swarm -- up)';
+  if (s.mode !== o.mode) return `--mode ${o.mode}: ${up} runs ${s.mode} mode`;
+  if (s.replicas !== o.nodes) return `--nodes ${o.nodes}: ${up} runs ${s.replicas} app replicas`;
+  if (JSON.stringify(s.redisArgs) !== JSON.stringify(o.redisArgs ?? []))
+    return `--min-replicas-to-write: ${up} runs Redis with [${s.redisArgs.join(' ')}], the experiment asks for [${(o.redisArgs ?? []).join(' ')}]`;
+  const theirs = Object.entries(s.appEnv).filter(([k]) => !OWN_SETTINGS.includes(k));
+  const ours = Object.entries(o.nodeSettings ?? {});
+  const show = (e: [string, string][]) =>
+    e
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join(' ') || 'none';
+  if (show(theirs) !== show(ours)) return `--env: ${up} runs the app with ${show(theirs)}, the experiment asks for ${show(ours)}`;
+  const users = Number(s.appEnv.DEMO_USERS ?? 1000);
+  if (users < o.demoUsers) return `--vus: ${up} has ${users} demo users, the experiment needs ${o.demoUsers}`;
+  return null;
+}
+
 export async function swarmTarget(o: TargetOptions): Promise<Target> {
   const refused = swarmRefuses(o);
   if (refused) throw new Error(refused);
-  if (readState()) throw new Error('a swarm is already up (npm run swarm -- down first): the experiment starts its own');
-  const state: SwarmState = await up({
-    mode: o.mode as 'shared' | 'sticky',
-    replicas: o.nodes,
-    appEnv: { LOG_LEVEL: 'info', DEMO_USERS: String(o.demoUsers), ...o.nodeSettings },
-    redisArgs: o.redisArgs ?? [],
-  });
+  const running = readState();
+  if (running) {
+    const mismatch = attachRefuses(running, o);
+    if (mismatch) throw new Error(`${mismatch} (npm run swarm -- down, and the experiment starts its own)`);
+    await waitSettled(running);
+  }
+  const since = new Date().toISOString();
+  const state: SwarmState =
+    running ??
+    (await up({
+      mode: o.mode as 'shared' | 'sticky',
+      replicas: o.nodes,
+      appEnv: { LOG_LEVEL: 'info', DEMO_USERS: String(o.demoUsers), ...o.nodeSettings },
+      redisArgs: o.redisArgs ?? [],
+    }));
   const nodes = Array.from({ length: o.nodes }, (_, i) => `app-${i + 1}`);
   // Where each slot runs now: host and container.
   const where = async () => {
@@ -62,6 +98,7 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
     swarm: {
       hosts: state.hosts,
       async victim(fault, choice) {
+        if (choice === 'primary') return primaryHost(state);
         if (choice && choice !== 'busiest') {
           if (!state.hosts.includes(choice)) throw new Error(`--host: no host named ${choice} (hosts: ${state.hosts.join(', ')})`);
           return choice;
@@ -93,13 +130,16 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
     async down(logsDir) {
       fs.mkdirSync(logsDir, { recursive: true });
       try {
+        const h = await anyManager(state);
         for (const service of ['app', 'nginx', 'redis', 'redis-replica-1', 'redis-replica-2', 'sentinel']) {
-          const h = state.hosts[0]!;
-          const text = await docker(h, ['service', 'logs', '--timestamps', '--no-trunc', `${STACK}_${service}`], { timeoutMs: 180_000 }).catch((err: Error) => err.message);
+          // On a swarm that was up before, this run's lines only.
+          const text = await docker(h, ['service', 'logs', '--timestamps', '--no-trunc', ...(running ? ['--since', since] : []), `${STACK}_${service}`], {
+            timeoutMs: 180_000,
+          }).catch((err: Error) => err.message);
           fs.writeFileSync(path.join(logsDir, `${service}.log`), text);
         }
       } finally {
-        await down();
+        if (!running) await down();
       }
     },
   };

@@ -36,7 +36,12 @@ const passes = (rid: string) => upstreamOf(rid).split(' : ').length;
 async function serving(...stopped: string[]): Promise<void> {
   for (const name of stopped) await start(name, { dir: cluster.dir });
   const seen = new Set<string>();
-  await waitFor('nginx sending to both nodes again', async () => seen.add((await fetch(cluster.url + '/api/ping')).headers.get('x-served-by') ?? '').has('app-1') && seen.has('app-2'), 20_000, 100);
+  await waitFor(
+    'nginx sending to both nodes again',
+    async () => seen.add((await fetch(cluster.url + '/api/ping')).headers.get('x-served-by') ?? '').has('app-1') && seen.has('app-2'),
+    20_000,
+    100,
+  );
 }
 
 it('a POST that reached no node is passed to the nodes once more', async () => {
@@ -69,8 +74,11 @@ it('a POST that a node received and lost is answered 502 once, never sent to a n
   signal(app1.pid, 'SIGSTOP');
   try {
     const pending = client.post('/api/cart/items', { sku: 'b', qty: 1 });
-    const unread = () => execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${app1.port} )`], { encoding: 'utf8' }).split('\n').some((l) => Number(l.trim().split(/\s+/)[0]) > 0);
-    await waitFor('the POST waiting in app-1\'s socket', async () => unread(), 10_000, 20);
+    const unread = () =>
+      execFileSync('ss', ['-Htn', 'state', 'established', `( sport = :${app1.port} )`], { encoding: 'utf8' })
+        .split('\n')
+        .some((l) => Number(l.trim().split(/\s+/)[0]) > 0);
+    await waitFor("the POST waiting in app-1's socket", async () => unread(), 10_000, 20);
     signal(app1.pid, 'SIGKILL');
     const r = await pending;
     expect(r.status).toBe(502);
