@@ -18,7 +18,10 @@ import YAML from 'yaml';
  * - Healthchecks say "alive", not "ready": a swarm replaces a task whose healthcheck fails, where
  *   compose only marks it. The compose checks ask for readiness (a node whose store is down, a
  *   Sentinel without its quorum), which here would restart every node during a store outage and
- *   keep the Sentinels restarting each other before they ever form a quorum.
+ *   keep the Sentinels restarting each other before they ever form a quorum. The app's asks for
+ *   readiness once (APP_HEALTHCHECK): a swarm puts a task in its service's DNS only once it is
+ *   healthy, so a new replica (an update, a drain, a lost host's) gets no request before its store
+ *   answers; after that, liveness.
  * - Files from the repository go in as swarm configs, the session secret as a swarm secret (the
  *   compose path's one-shot `secrets` service and its volume are not needed).
  */
@@ -58,6 +61,16 @@ export const NETWORK = 'sessions';
 export const APP_PREFIX = 'app-';
 /** Seconds a stopping node keeps accepting: nginx's re-resolution period (5 s) and a margin. */
 export const DRAIN_DELAY_S = 6;
+
+/**
+ * The app's swarm healthcheck (node -e): /readyz until it has answered 200 once (a mark in the
+ * temp folder), /healthz after that, on the node's internal port.
+ */
+export const APP_HEALTHCHECK = [
+  "const fs=require('fs'),mark=require('path').join(require('os').tmpdir(),'session-cluster-ready'),once=fs.existsSync(mark);",
+  "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9100)+(once?'/healthz':'/readyz'))",
+  ".then(r=>{if(r.ok&&!once)fs.writeFileSync(mark,'');process.exit(r.ok?0:1)},()=>process.exit(1))",
+].join('');
 
 type Service = Record<string, unknown> & { environment?: Record<string, string>; command?: unknown; entrypoint?: unknown };
 type ComposeDoc = { services: Record<string, Service> };
@@ -109,7 +122,7 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
 
   const alive = (test: string[], start = '30s') => ({ test, interval: '2s', timeout: '2s', retries: 5, start_period: start });
   const app = svc('app');
-  app.healthcheck = alive(['CMD', 'node', '-e', "fetch('http://127.0.0.1:9100/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"], '60s');
+  app.healthcheck = alive(['CMD', 'node', '-e', APP_HEALTHCHECK], '60s');
   const redisAlive = (port: number) => alive(['CMD-SHELL', `redis-cli -p ${port} ping | grep -q PONG`]);
   Object.assign(app.environment!, {
     NODE_ID: `${APP_PREFIX}{{.Task.Slot}}`,

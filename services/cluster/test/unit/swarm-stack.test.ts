@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { REPO_ROOT } from '../../src/cluster.js';
-import { DRAIN_DELAY_S, interpolate, SECRET_NAME, stackDocument } from '../../src/swarm/stack.js';
+import { APP_HEALTHCHECK, DRAIN_DELAY_S, interpolate, SECRET_NAME, stackDocument } from '../../src/swarm/stack.js';
 import { stackImages } from '../../src/swarm/swarm.js';
 
 // The swarm stack is made from the compose files at every deploy (swarm/stack.ts): what the two
@@ -56,8 +56,9 @@ describe('the swarm stack', () => {
     expect(DRAIN_DELAY_S).toBeGreaterThan(5);
     expect(Number(app.environment.SHUTDOWN_TIMEOUT)).toBeGreaterThan(DRAIN_DELAY_S);
     expect(parseInt(app.stop_grace_period, 10)).toBeGreaterThan(Number(app.environment.SHUTDOWN_TIMEOUT));
-    // Liveness, not readiness: a swarm replaces a task whose check fails.
-    expect(app.healthcheck.test.join(' ')).toContain('/healthz');
+    // Readiness once (a task enters the service's DNS when healthy), then liveness: a swarm
+    // replaces a task whose check fails. The command itself: test/process/swarm-healthcheck.test.ts.
+    expect(app.healthcheck.test).toEqual(['CMD', 'node', '-e', APP_HEALTHCHECK]);
     expect(JSON.stringify(stack().services.sentinel!.healthcheck)).not.toContain('ckquorum');
   });
 
