@@ -180,8 +180,12 @@ function readMe() {
     ...(can.counter && { counters: (x) => typeof x.requests === 'number' && x.requests > session.requests }),
   });
   checked(res, 'read', ok, `me: expected ${session.user}@${session.loginAt} after ${session.requests}, got ${res.body}`);
-  if (can.counter && typeof b.requests === 'number' && b.requests <= session.requests) acknowledgedWritesLost.add(session.requests - b.requests + 1);
-  session.requests = Math.max(session.requests, b.requests || 0);
+  if (can.counter && typeof b.requests === 'number' && b.requests <= session.requests) {
+    // Counted once: from here on the counter is what this answer says (the next answers are
+    // measured against it, not against the increments already counted as lost).
+    acknowledgedWritesLost.add(session.requests - b.requests + 1);
+    session.requests = b.requests;
+  } else session.requests = Math.max(session.requests, b.requests || 0);
 }
 
 function readCart() {
@@ -196,10 +200,16 @@ function readCart() {
   session.cartCount = Math.max(session.cartCount, b.count || 0);
 }
 
-/** A cart count below what a write's answer showed is a lost write; below only what a read showed, a read that went back. */
+/**
+ * A cart count below what a write's answer showed is a lost write; below only what a read showed, a
+ * read that went back. Each is counted once: the cart is then what this answer says.
+ */
 function wentBack(count) {
   if (count < session.cartAcked) acknowledgedWritesLost.add(session.cartAcked - count);
   else if (count < session.cartCount) readsWentBack.add(session.cartCount - count);
+  else return;
+  session.cartAcked = Math.min(session.cartAcked, count);
+  session.cartCount = count;
 }
 
 function addToCart() {

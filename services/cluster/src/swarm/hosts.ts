@@ -33,3 +33,12 @@ export const hostNames = (n: number) => Array.from({ length: n }, (_, i) => `h${
 /** `docker ARGS` on one host. */
 export const docker = (host: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}) =>
   sh('docker', args, { env: { DOCKER_HOST: `unix://${socketOf(host)}` }, ...opts });
+
+/** `docker ARGS` on one host, with both of what it printed (docker logs: a container's stdout and stderr). */
+export async function dockerStreams(host: string, args: string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run('docker', args, { cwd: REPO_ROOT, env: { ...process.env, DOCKER_HOST: `unix://${socketOf(host)}` }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
+  } catch (err) {
+    throw new Error(`docker ${args.join(' ')}: ${((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').slice(-8).join('\n')}`, { cause: err });
+  }
+}

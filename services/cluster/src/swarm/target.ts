@@ -3,9 +3,9 @@ import path from 'node:path';
 import type { Fault } from '@session-cluster/loadtest/faults';
 import type { Target, TargetOptions } from '../experiment/targets.js';
 import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
-import { docker } from './hosts.js';
+import { docker, dockerStreams } from './hosts.js';
 import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, replicasBack, restore, waitSettled } from './faults.js';
-import { anyManager, down, readState, STACK, up, type SwarmState } from './swarm.js';
+import { down, readState, STACK, up, type SwarmState } from './swarm.js';
 
 /**
  * The experiment's swarm target (--target swarm): `npm run swarm -- up` in the mode asked, the load
@@ -46,6 +46,42 @@ export function attachRefuses(
   const users = Number(s.appEnv.DEMO_USERS ?? 1000);
   if (users < o.demoUsers) return `--vus: ${up} has ${users} demo users, the experiment needs ${o.demoUsers}`;
   return null;
+}
+
+/**
+ * One service's log as `docker service logs --timestamps` prints it (time, task@host | line), in
+ * time order, read from every host's engine: each task container's, stopped ones too (a replaced
+ * or killed task's), stdout and stderr. `docker service logs` through a manager took 3 minutes for
+ * one run's logs. `since`: this run's lines only (on a swarm that was up before).
+ */
+async function serviceLogs(state: SwarmState, service: string, since: string | null): Promise<string> {
+  const lines: Array<{ at: number; text: string }> = [];
+  await Promise.all(
+    state.hosts.map(async (h) => {
+      const rows = await docker(
+        h,
+        ['ps', '-a', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'],
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      for (const [container, task] of rows
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((r) => r.split(' '))) {
+        const { stdout, stderr } = await dockerStreams(h, ['logs', '--timestamps', ...(since ? ['--since', since] : []), container!]);
+        for (const line of `${stdout}\n${stderr}`.split('\n').filter(Boolean)) {
+          const space = line.indexOf(' ');
+          lines.push({ at: Date.parse(line.slice(0, space)), text: `${line.slice(0, space)} ${task}@${h}    | ${line.slice(space + 1)}` });
+        }
+      }
+    }),
+  );
+  return lines
+    .sort((a, b) => a.at - b.at)
+    .map((l) => `${l.text}\n`)
+    .join('');
 }
 
 export async function swarmTarget(o: TargetOptions): Promise<Target> {
@@ -130,14 +166,8 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
     async down(logsDir) {
       fs.mkdirSync(logsDir, { recursive: true });
       try {
-        const h = await anyManager(state);
-        for (const service of ['app', 'nginx', 'redis', 'redis-replica-1', 'redis-replica-2', 'sentinel']) {
-          // On a swarm that was up before, this run's lines only.
-          const text = await docker(h, ['service', 'logs', '--timestamps', '--no-trunc', ...(running ? ['--since', since] : []), `${STACK}_${service}`], {
-            timeoutMs: 180_000,
-          }).catch((err: Error) => err.message);
-          fs.writeFileSync(path.join(logsDir, `${service}.log`), text);
-        }
+        for (const service of ['app', 'nginx', 'redis', 'redis-replica-1', 'redis-replica-2', 'sentinel'])
+          fs.writeFileSync(path.join(logsDir, `${service}.log`), await serviceLogs(state, service, running ? since : null).catch((err: Error) => `${err.message}\n`));
       } finally {
         if (!running) await down();
       }
