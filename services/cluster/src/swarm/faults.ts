@@ -80,11 +80,31 @@ async function primaryReplication(state: SwarmState): Promise<string> {
   return '';
 }
 
+/** Whether every app replica answers /readyz (its store answers), and every host's nginx reaches every replica. */
+async function appsReachable(state: SwarmState): Promise<boolean> {
+  const exec = (h: string, container: string, cmd: string[]) =>
+    docker(h, ['exec', container, ...cmd], { timeoutMs: 10_000 }).then(
+      () => true,
+      () => false,
+    );
+  const apps = (await Promise.all(state.hosts.map(async (h) => (await containersOn(h, 'app')).map((c) => ({ h, ...c }))))).flat();
+  const slots = apps.map((a) => `app-${a.task.split('.')[1]}`);
+  const ready = apps.map((a) => exec(a.h, a.container, ['node', '-e', "fetch('http://127.0.0.1:9100/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]));
+  const reached = state.hosts.map(async (h) => {
+    const nginx = (await containersOn(h, 'nginx'))[0];
+    if (!nginx) return false;
+    return (await Promise.all(slots.map((slot) => exec(h, nginx.container, ['wget', '-q', '-O', '/dev/null', '-T', '2', `http://${slot}:3000/api/ping`])))).every(Boolean);
+  });
+  return apps.length === state.replicas && (await Promise.all([...ready, ...reached])).every(Boolean);
+}
+
 /**
  * Waits until the swarm is whole again, as `up` leaves it: every host Ready and active, every
- * service with its tasks, the Sentinels agreed on one primary, and that primary streaming to both
- * replicas (a demoted primary resyncs after a partition heals). An experiment on a swarm that is
- * already up starts from there: a fault injected before would also measure the end of the last.
+ * service with its tasks, the Sentinels agreed on one primary, that primary streaming to both
+ * replicas (a demoted primary resyncs after a partition heals), every app replica ready and reached
+ * by every host's nginx (after a heal, the overlay took 10-25 s and more to carry traffic between
+ * some containers again). An experiment on a swarm that is already up starts from there: a fault
+ * injected before would also measure the end of the last.
  */
 export async function waitSettled(state: SwarmState, timeoutMs = 3 * 60_000): Promise<void> {
   await waitFor(
@@ -106,6 +126,7 @@ export async function waitSettled(state: SwarmState, timeoutMs = 3 * 60_000): Pr
     timeoutMs,
     500,
   );
+  await waitFor("every app replica ready and reached by every host's nginx", () => appsReachable(state).catch(() => false), timeoutMs, 1000);
 }
 
 /** The app slots running on a host (app-2 ...), from their task names. */
