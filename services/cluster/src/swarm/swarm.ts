@@ -195,11 +195,19 @@ export async function deploy(state: SwarmState, say: (l: string) => void = () =>
  * The store is settled when every Sentinel sees the primary with both replicas and the other two
  * Sentinels, and none is in TILT mode (in which it fails nothing over): before that, a fault would
  * test the start-up, not the failover.
+ *
+ * A Sentinel never forgets a Sentinel or a replica it has seen. When a host's tasks come back as
+ * new containers (after a partition the swarm saw as a lost host), the others keep the old ones
+ * too: 4 Sentinels known, so a failover needs 3 votes, and one more lost host leaves 2, no
+ * failover. Such a Sentinel is reset (SENTINEL RESET), one at a time, as Redis's documentation
+ * prescribes after removing one; it learns the live ones again within seconds.
  */
 export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeoutMs: number): Promise<void> {
   let last = '';
+  let resetting: { h: string; at: number } | null = null;
+  const replicas = state.hosts.length - 1;
   await waitFor(
-    'the Sentinels to settle (a primary with 2 replicas, 3 Sentinels, no TILT)',
+    `the Sentinels to settle (a primary with ${replicas} replicas, ${state.hosts.length} Sentinels, no TILT)`,
     async () => {
       const views = await Promise.all(
         state.hosts.map(async (h) => {
@@ -207,21 +215,32 @@ export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeout
             .trim()
             .split('\n')
             .filter(Boolean);
-          if (!ids.length) return `${h}: no Sentinel`;
-          return docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`);
+          if (!ids.length) return { h, id: '', info: `${h}: no Sentinel` };
+          const info = await docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`);
+          return { h, id: ids[0]!, info: info.replace(/\r/g, '') };
         }),
       );
       last = views
         .map(
           (v) =>
-            v
-              .replace(/\r/g, '')
+            v.info
               .split('\n')
               .filter((l) => /tilt:|master0/.test(l))
-              .join(' ') || v,
+              .join(' ') || v.info,
         )
         .join(' | ');
-      return views.every((v) => /sentinel_tilt:0/.test(v) && /master0:name=\w+,status=ok,address=[\d.]+:6379,slaves=2,sentinels=3/.test(v));
+      const known = (info: string) => /master0:name=(\w+),status=ok,address=[\d.]+:6379,slaves=(\d+),sentinels=(\d+)/.exec(info);
+      const full = (v: (typeof views)[number]) => Number(known(v.info)?.[2]) === replicas && Number(known(v.info)?.[3]) === state.hosts.length;
+      if (views.every((v) => /sentinel_tilt:0/.test(v.info) && full(v))) return true;
+      // One reset at a time: the next once the last one reset knows every live server again (or after 20 s).
+      const previous = resetting;
+      if (previous && (full(views.find((v) => v.h === previous.h)!) || Date.now() - previous.at > 20_000)) resetting = null;
+      const stale = views.find((v) => v.id && (Number(known(v.info)?.[2]) > replicas || Number(known(v.info)?.[3]) > state.hosts.length));
+      if (stale && !resetting) {
+        resetting = { h: stale.h, at: Date.now() };
+        await docker(stale.h, ['exec', stale.id, 'redis-cli', '-p', '26379', 'sentinel', 'reset', known(stale.info)![1]!], { timeoutMs: 10_000 }).catch(() => '');
+      }
+      return false;
     },
     timeoutMs,
     1000,

@@ -78,8 +78,9 @@ async function experiment(name: string, args: string[]): Promise<RunSummary> {
 }
 
 // In this order on one swarm: the partial partition first, while the primary's host h1 runs an app
-// replica (its writer on the cut-off side; the swarm moves it away during the cut), then the update
-// (which spreads the replicas again), the partition of wherever the primary runs by then, the kill.
+// replica as `up` spread them (its writer on the cut-off side; the swarm moves it away during the
+// cut), then the update (which spreads the replicas again), the partition of wherever the primary
+// runs by then, and the kill.
 describe('the cluster on a three-host swarm', () => {
   it("partial-partition: the primary's host cut off from the other hosts only; the old primary takes writes that are then lost", { timeout: 10 * 60_000 }, async () => {
     // The fault itself, shown to happen: clients still reach the primary's host, its app replica
@@ -87,11 +88,9 @@ describe('the cluster on a three-host swarm', () => {
     // writes only once its replicas have been silent for min-replicas-max-lag), and those writes
     // are gone once it rejoins as a replica of the primary promoted on the other side.
     const run = await experiment('partial-partition', ['--fault', 'partial-partition', '--duration', '50s', '--restart-after', '15s']);
-    // Clients still reach the host: none is lost to them. The victim is the primary's host (h1 since
-    // up), with the app replica that writes to the old primary while it is cut off.
+    // Clients still reach the host: none is lost to them. The victim is the primary's host (h1 since up).
     expect(run.hostsLost).toEqual([]);
     expect(run.killedNode).toBe('h1');
-    expect(run.lostNodes!.length).toBeGreaterThan(0);
     expect(run.redisArgs).toContain('--min-replicas-to-write');
     expect(run.acknowledgedWritesLost).toBeGreaterThan(0);
   });
