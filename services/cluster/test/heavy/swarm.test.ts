@@ -67,7 +67,7 @@ async function experiment(name: string, args: string[]): Promise<RunSummary> {
   const run = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Summary).runs[0]!;
   console.log(
     `${name}: ${run.requests} requests, ${run.failedRequests} failed ${JSON.stringify(run.failedByKind)}, ${run.sessionsLost} lost; ${run.fault} of ${run.killedNode} at ${run.killAtS}s ` +
-      `(it ran ${run.lostNodes?.join(', ') || 'no replica'}); writes back after ${run.writesBackAfterS} s; replicas back after ${run.swarmRecoveryS} s; claim: ${run.claim.why}`,
+      `${run.hostsLost?.length ? `(it ran ${run.lostNodes?.join(', ') || 'no replica'})` : '(not lost to clients)'}; writes back after ${run.writesBackAfterS} s; replicas back after ${run.swarmRecoveryS} s; claim: ${run.claim.why}`,
   );
   expect(run.k6.exitCode).toBe(0);
   // A partial partition loses acknowledged writes (measured): the counters' checks are how k6 sees it.
