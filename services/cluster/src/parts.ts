@@ -168,12 +168,6 @@ function asPostgresUser(command: string, args: string[]): { command: string; arg
   return { command: 'setpriv', args: ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args] };
 }
 
-/**
- * database mode's PostgreSQL: its own cluster (initdb) in `dir`, on a loopback port, trust
- * authentication on loopback only (no password in the demo; the URL names the user). `fast`
- * (tests only) turns fsync off: a test needs no durability across a machine crash, only across a
- * killed process (commits still reach the kernel before they are acknowledged).
- */
 /** Deletes PostgreSQL's data folder that `postgresSpec` made under the system temp directory for the run folder `dir` (nothing if it made none). */
 export function removePostgresData(dir: string): void {
   const link = path.join(dir, 'data');
@@ -184,6 +178,12 @@ export function removePostgresData(dir: string): void {
   }
 }
 
+/**
+ * database mode's PostgreSQL: its own cluster (initdb) in `dir`, on a loopback port, trust
+ * authentication on loopback only (no password in the demo; the URL names the user). `fast`
+ * (tests only) turns fsync off: a test needs no durability across a machine crash, only across a
+ * killed process (commits still reach the kernel before they are acknowledged).
+ */
 export function postgresSpec(opts: { port: number; dir: string; fast?: boolean }): PartSpec {
   // As root the server runs as `postgres`, which must be able to reach its data directory: a run
   // folder may sit under a private directory (a 0700 temp folder, /root), so the data then lives
