@@ -15,6 +15,8 @@ export function parseMetrics(text: string): Map<string, number> {
  * ...`): the app port 9100 is never published, and the image has Node, not curl.
  */
 export const METRICS_IN_CONTAINER = ['node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"];
+/** The same, exiting 0 if the node answers /readyz 200 (it can serve sessions). */
+export const READY_IN_CONTAINER = ['node', '-e', "fetch('http://127.0.0.1:9100/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"];
 
 /** One node's Prometheus text (its internal port), reduced to its active sessions, the requests it has answered and the logins it has finished. */
 export async function nodeLoad(metricsPort: number): Promise<{ sessions: number; requests: number; logins: number }> {

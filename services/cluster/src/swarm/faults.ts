@@ -1,4 +1,5 @@
 import { type Fault, FAULTS } from '@session-cluster/loadtest/faults';
+import { READY_IN_CONTAINER } from '../lib/node-metrics.js';
 import { waitFor } from '../lib/ports.js';
 import { docker, hostsSh } from './hosts.js';
 import { anyManager, STACK, waitForSentinels, waitForServices, type SwarmState } from './swarm.js';
@@ -44,11 +45,15 @@ export async function defaultVictim(state: SwarmState, fault: Fault): Promise<st
   return withApp[0] ?? state.hosts.find((h) => h !== avoid) ?? state.hosts[0]!;
 }
 
-/** The tasks of one service on one host: container name → task name (sc_app.2.xyz). */
-export async function containersOn(host: string, service: string): Promise<Array<{ container: string; task: string }>> {
-  const out = await docker(host, ['ps', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'], {
-    timeoutMs: 15_000,
-  });
+/** The tasks of one service on one host: container name → task name (sc_app.2.xyz); `all`: stopped ones too. */
+export async function containersOn(host: string, service: string, o: { all?: boolean } = {}): Promise<Array<{ container: string; task: string }>> {
+  const out = await docker(
+    host,
+    ['ps', ...(o.all ? ['-a'] : []), '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'],
+    {
+      timeoutMs: 15_000,
+    },
+  );
   return out
     .trim()
     .split('\n')
@@ -59,26 +64,29 @@ export async function containersOn(host: string, service: string): Promise<Array
     });
 }
 
-/** Which host runs the Redis primary now (each Redis is pinned to a host of its own). */
-export async function primaryHost(state: SwarmState): Promise<string> {
+/** The Redis primary now: its host and container (each Redis is pinned to a host of its own). */
+export async function primaryRedis(state: SwarmState): Promise<{ host: string; container: string }> {
   for (const h of state.hosts) {
     for (const service of ['redis', 'redis-replica-1', 'redis-replica-2']) {
       for (const c of await containersOn(h, service).catch(() => [])) {
         const role = await docker(h, ['exec', c.container, 'redis-cli', 'role'], { timeoutMs: 10_000 }).catch(() => '');
-        if (role.split('\n')[0]!.trim() === 'master') return h;
+        if (role.split('\n')[0]!.trim() === 'master') return { host: h, container: c.container };
       }
     }
   }
   throw new Error('no Redis primary found on any host');
 }
 
-/** The Redis primary's INFO replication, asked where it runs. */
+export const primaryHost = async (state: SwarmState): Promise<string> => (await primaryRedis(state)).host;
+
+/** The Redis primary's INFO replication. */
 async function primaryReplication(state: SwarmState): Promise<string> {
-  const host = await primaryHost(state);
-  for (const service of ['redis', 'redis-replica-1', 'redis-replica-2'])
-    for (const c of await containersOn(host, service)) return docker(host, ['exec', c.container, 'redis-cli', 'info', 'replication'], { timeoutMs: 10_000 });
-  return '';
+  const { host, container } = await primaryRedis(state);
+  return docker(host, ['exec', container, 'redis-cli', 'info', 'replication'], { timeoutMs: 10_000 });
 }
+
+/** The app slot (app-2) a task (sc_app.2.xyz) fills. */
+export const slotOf = (task: string): string => `app-${task.split('.')[1]}`;
 
 /** Whether every app replica answers /readyz (its store answers), and every host's nginx reaches every replica. */
 async function appsReachable(state: SwarmState): Promise<boolean> {
@@ -88,8 +96,8 @@ async function appsReachable(state: SwarmState): Promise<boolean> {
       () => false,
     );
   const apps = (await Promise.all(state.hosts.map(async (h) => (await containersOn(h, 'app')).map((c) => ({ h, ...c }))))).flat();
-  const slots = apps.map((a) => `app-${a.task.split('.')[1]}`);
-  const ready = apps.map((a) => exec(a.h, a.container, ['node', '-e', "fetch('http://127.0.0.1:9100/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]));
+  const slots = apps.map((a) => slotOf(a.task));
+  const ready = apps.map((a) => exec(a.h, a.container, READY_IN_CONTAINER));
   const reached = state.hosts.map(async (h) => {
     const nginx = (await containersOn(h, 'nginx'))[0];
     if (!nginx) return false;
@@ -131,7 +139,7 @@ export async function waitSettled(state: SwarmState, timeoutMs = 3 * 60_000): Pr
 
 /** The app slots running on a host (app-2 ...), from their task names. */
 export async function appSlotsOn(host: string): Promise<string[]> {
-  return (await containersOn(host, 'app').catch(() => [])).map((c) => `app-${c.task.split('.')[1]}`);
+  return (await containersOn(host, 'app').catch(() => [])).map((c) => slotOf(c.task));
 }
 
 export async function inject(state: SwarmState, fault: Fault, host: string): Promise<void> {

@@ -11,18 +11,23 @@ const run = promisify(execFile);
 export const HOSTS_SH = path.join(REPO_ROOT, 'infra/swarm/hosts.sh');
 export const SWARM_RUN_DIR = path.join(REPO_ROOT, '.run/swarm');
 
-export async function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<string> {
+type ShOptions = { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string };
+
+/** A command's stdout and stderr; it fails with the last lines of its stderr. */
+async function shStreams(cmd: string, args: string[], opts: ShOptions = {}): Promise<{ stdout: string; stderr: string }> {
   try {
     const p = run(cmd, args, { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 256 * 1024 * 1024 });
     if (opts.input !== undefined) {
       p.child.stdin!.end(opts.input);
     }
-    return (await p).stdout;
+    return await p;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${path.basename(cmd)} ${args.join(' ')}: ${(e.stderr || e.message).trim().split('\n').slice(-8).join('\n')}`, { cause: err });
   }
 }
+
+export const sh = async (cmd: string, args: string[], opts: ShOptions = {}): Promise<string> => (await shStreams(cmd, args, opts)).stdout;
 
 export const hostsSh = (args: string[], timeoutMs = 180_000) => sh('bash', [HOSTS_SH, ...args], { env: { SWARM_RUN_DIR }, timeoutMs });
 
@@ -35,10 +40,4 @@ export const docker = (host: string, args: string[], opts: { timeoutMs?: number;
   sh('docker', args, { env: { DOCKER_HOST: `unix://${socketOf(host)}` }, ...opts });
 
 /** `docker ARGS` on one host, with both of what it printed (docker logs: a container's stdout and stderr). */
-export async function dockerStreams(host: string, args: string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
-  try {
-    return await run('docker', args, { cwd: REPO_ROOT, env: { ...process.env, DOCKER_HOST: `unix://${socketOf(host)}` }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
-  } catch (err) {
-    throw new Error(`docker ${args.join(' ')}: ${((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').slice(-8).join('\n')}`, { cause: err });
-  }
-}
+export const dockerStreams = (host: string, args: string[], timeoutMs = 120_000) => shStreams('docker', args, { env: { DOCKER_HOST: `unix://${socketOf(host)}` }, timeoutMs });

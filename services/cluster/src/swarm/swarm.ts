@@ -202,6 +202,8 @@ export async function deploy(state: SwarmState, say: (l: string) => void = () =>
  * failover. Such a Sentinel is reset (SENTINEL RESET), one at a time, as Redis's documentation
  * prescribes after removing one; it learns the live ones again within seconds.
  */
+const UNKNOWN = { tilt: true, master: '', replicas: -1, sentinels: -1 };
+
 export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeoutMs: number): Promise<void> {
   let last = '';
   let resetting: { h: string; at: number } | null = null;
@@ -215,9 +217,12 @@ export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeout
             .trim()
             .split('\n')
             .filter(Boolean);
-          if (!ids.length) return { h, id: '', info: `${h}: no Sentinel` };
-          const info = await docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`);
-          return { h, id: ids[0]!, info: info.replace(/\r/g, '') };
+          if (!ids.length) return { h, id: '', info: `${h}: no Sentinel`, ...UNKNOWN };
+          const info = (
+            await docker(h, ['exec', ids[0]!, 'redis-cli', '-p', '26379', 'info', 'sentinel'], { timeoutMs: 10_000 }).catch((err: Error) => `${h}: ${err.message}`)
+          ).replace(/\r/g, '');
+          const m = /master0:name=(\w+),status=ok,address=[\d.]+:6379,slaves=(\d+),sentinels=(\d+)/.exec(info);
+          return { h, id: ids[0]!, info, tilt: !/sentinel_tilt:0/.test(info), master: m?.[1] ?? '', replicas: Number(m?.[2] ?? -1), sentinels: Number(m?.[3] ?? -1) };
         }),
       );
       last = views
@@ -229,16 +234,15 @@ export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeout
               .join(' ') || v.info,
         )
         .join(' | ');
-      const known = (info: string) => /master0:name=(\w+),status=ok,address=[\d.]+:6379,slaves=(\d+),sentinels=(\d+)/.exec(info);
-      const full = (v: (typeof views)[number]) => Number(known(v.info)?.[2]) === replicas && Number(known(v.info)?.[3]) === state.hosts.length;
-      if (views.every((v) => /sentinel_tilt:0/.test(v.info) && full(v))) return true;
+      const full = (v: (typeof views)[number]) => v.replicas === replicas && v.sentinels === state.hosts.length;
+      if (views.every((v) => !v.tilt && full(v))) return true;
       // One reset at a time: the next once the last one reset knows every live server again (or after 20 s).
       const previous = resetting;
       if (previous && (full(views.find((v) => v.h === previous.h)!) || Date.now() - previous.at > 20_000)) resetting = null;
-      const stale = views.find((v) => v.id && (Number(known(v.info)?.[2]) > replicas || Number(known(v.info)?.[3]) > state.hosts.length));
+      const stale = views.find((v) => v.id && (v.replicas > replicas || v.sentinels > state.hosts.length));
       if (stale && !resetting) {
         resetting = { h: stale.h, at: Date.now() };
-        await docker(stale.h, ['exec', stale.id, 'redis-cli', '-p', '26379', 'sentinel', 'reset', known(stale.info)![1]!], { timeoutMs: 10_000 }).catch(() => '');
+        await docker(stale.h, ['exec', stale.id, 'redis-cli', '-p', '26379', 'sentinel', 'reset', stale.master], { timeoutMs: 10_000 }).catch(() => '');
       }
       return false;
     },

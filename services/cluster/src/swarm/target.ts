@@ -4,8 +4,8 @@ import type { Fault } from '@session-cluster/loadtest/faults';
 import type { Target, TargetOptions } from '../experiment/targets.js';
 import { METRICS_IN_CONTAINER, parseMetrics } from '../lib/node-metrics.js';
 import { docker, dockerStreams } from './hosts.js';
-import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, replicasBack, restore, waitSettled } from './faults.js';
-import { down, readState, STACK, up, type SwarmState } from './swarm.js';
+import { appSlotsOn, containersOn, defaultVictim, inject, primaryHost, primaryRedis, replicasBack, restore, slotOf, waitSettled } from './faults.js';
+import { down, readState, up, type SwarmState } from './swarm.js';
 
 /**
  * The experiment's swarm target (--target swarm): `npm run swarm -- up` in the mode asked, the load
@@ -58,19 +58,8 @@ async function serviceLogs(state: SwarmState, service: string, since: string | n
   const lines: Array<{ at: number; text: string }> = [];
   await Promise.all(
     state.hosts.map(async (h) => {
-      const rows = await docker(
-        h,
-        ['ps', '-a', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`, '--format', '{{.Names}} {{.Label "com.docker.swarm.task.name"}}'],
-        {
-          timeoutMs: 15_000,
-        },
-      );
-      for (const [container, task] of rows
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((r) => r.split(' '))) {
-        const { stdout, stderr } = await dockerStreams(h, ['logs', '--timestamps', ...(since ? ['--since', since] : []), container!]);
+      for (const { container, task } of await containersOn(h, service, { all: true })) {
+        const { stdout, stderr } = await dockerStreams(h, ['logs', '--timestamps', ...(since ? ['--since', since] : []), container]);
         for (const line of `${stdout}\n${stderr}`.split('\n').filter(Boolean)) {
           const space = line.indexOf(' ');
           lines.push({ at: Date.parse(line.slice(0, space)), text: `${line.slice(0, space)} ${task}@${h}    | ${line.slice(space + 1)}` });
@@ -106,7 +95,7 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
   // Where each slot runs now: host and container.
   const where = async () => {
     const out: Record<string, { host: string; container: string }> = {};
-    for (const h of state.hosts) for (const c of await containersOn(h, 'app').catch(() => [])) out[`app-${c.task.split('.')[1]}`] = { host: h, container: c.container };
+    for (const h of state.hosts) for (const c of await containersOn(h, 'app').catch(() => [])) out[slotOf(c.task)] = { host: h, container: c.container };
     return out;
   };
   const loads = async () => {
@@ -155,11 +144,8 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
       url: state.url,
       async redisMemoryUsage(key) {
         if (o.mode !== 'shared') return null;
-        const host = await primaryHost(state);
-        for (const service of ['redis', 'redis-replica-1', 'redis-replica-2'])
-          for (const c of await containersOn(host, service))
-            return Number(await docker(host, ['exec', c.container, 'redis-cli', '--raw', 'MEMORY', 'USAGE', key, 'SAMPLES', '0'])) || null;
-        return null;
+        const { host, container } = await primaryRedis(state);
+        return Number(await docker(host, ['exec', container, 'redis-cli', '--raw', 'MEMORY', 'USAGE', key, 'SAMPLES', '0'])) || null;
       },
       sessionRowBytes: async () => null,
     },
