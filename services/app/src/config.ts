@@ -92,6 +92,9 @@ function estimatedBits(secret: string): number {
  * shares, so that they hold across the cluster. By default database mode's PostgreSQL and every
  * other mode's Redis (sticky and cookie modes use it for this alone); `memory` is for one node only.
  */
+/** How many live sessions one user may hold (SESSIONS_PER_USER_MAX) unless set: the oldest is ended at the next login beyond it. */
+export const SESSIONS_PER_USER_MAX_DEFAULT = 20;
+
 export const LOGIN_LIMITERS = ['redis', 'postgres', 'memory'] as const;
 export type LoginLimiterKind = (typeof LOGIN_LIMITERS)[number];
 
@@ -141,7 +144,7 @@ const schema = z
     SESSION_IDLE_TIMEOUT: duration.default(1800),
     JWT_ACCESS_TTL: duration.default(900),
     SESSION_ABSOLUTE_TIMEOUT: duration.default(8 * 3600),
-    SESSIONS_PER_USER_MAX: int(1, 1000).default(20),
+    SESSIONS_PER_USER_MAX: int(1, 1000).default(SESSIONS_PER_USER_MAX_DEFAULT),
     SESSION_PROFILE: z.enum(['tuned', 'textbook']).default('tuned'),
     COOKIE_SECURE: bool().default(false),
     COOKIE_MAX_BYTES: int(1024, 4096).default(4096),

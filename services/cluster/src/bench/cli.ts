@@ -9,7 +9,7 @@ import { markdown, table } from './report.js';
 import { CONFIG_NAMES, runBench } from './run.js';
 
 /**
- * npm run bench [-- --json] [--rounds 3] [--seconds 5] [--rate 400] [--login-rate 40] [--connections 32]
+ * npm run bench [-- --json] [--rounds 3] [--seconds 20] [--saturation-seconds 5] [--rate 400] [--login-rate 40] [--connections 32]
  *   [--stored 1000,100000,1000000] [--memory-sessions 100000] [--no-doc] [--no-target-profiles]
  * Prints the table (or, with --json, one JSON object) and rewrites docs/benchmarks.md.
  * npm run bench -- --capacity: the capacity model (capacity.ts), into docs/capacity.md.
@@ -22,7 +22,8 @@ import { CONFIG_NAMES, runBench } from './run.js';
 const USAGE = `usage: npm run bench [-- options]
   --json                      print one JSON object instead of the table
   --rounds 3                  rounds per configuration at the fixed rate (the median is kept)
-  --seconds 5s                length of each run (whole seconds: 5, 5s, 1m, 1m30s)
+  --seconds 20s               length of each round at the fixed rate (whole seconds: 5, 5s, 1m, 1m30s)
+  --saturation-seconds 5s     length of each run at saturation (wrk)
   --rate 400                  fixed offered rate of reads, req/s (k6 constant-arrival-rate)
   --login-rate 40             fixed offered rate of logins, req/s
   --only textbook,sticky      only these configurations, and shared (its cluster serves the limit); no
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     json: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     seconds: { type: 'string' },
+    'saturation-seconds': { type: 'string' },
     connections: { type: 'string' },
     threads: { type: 'string' },
     stored: { type: 'string', default: '1000,100000,1000000' },
@@ -79,7 +81,8 @@ async function main(argv: string[]): Promise<number> {
   };
   if (values.capacity) return capacity(values, rates);
   const report = await runBench({
-    ...loadOptions(values, { seconds: '5s', connections: 32 }),
+    ...loadOptions(values, { seconds: '20s', connections: 32 }),
+    saturationSeconds: wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s')),
     ...rates,
     ...(values.only !== undefined && { only: onlyOption(values.only) }),
     profileMisses: !values['no-target-profiles'],
@@ -97,7 +100,13 @@ function onlyOption(value: string): string[] {
 }
 
 async function capacity(values: LoadValues, rates: { rate: number; loginRate: number }): Promise<number> {
-  const report = await runCapacity({ ...loadOptions(values, { seconds: '5s', connections: 32 }), ...rates, memorySessions: 0, storedLevels: [] });
+  const report = await runCapacity({
+    ...loadOptions(values, { seconds: '20s', connections: 32 }),
+    saturationSeconds: wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s')),
+    ...rates,
+    memorySessions: 0,
+    storedLevels: [],
+  });
   return publish(values, 'capacity.md', capacityMarkdown(report), report, `${capacityTable(report)}\n`);
 }
 
@@ -113,7 +122,7 @@ async function durability(values: LoadValues): Promise<number> {
   return publish(values, 'durability.md', doc, report, doc);
 }
 
-type LoadValues = { json?: boolean; rounds?: string; seconds?: string; connections?: string; threads?: string; 'no-doc'?: boolean };
+type LoadValues = { json?: boolean; rounds?: string; seconds?: string; 'saturation-seconds'?: string; connections?: string; threads?: string; 'no-doc'?: boolean };
 
 /** The options every benchmark takes, with its own defaults for the length of a run and the connections. */
 function loadOptions(values: LoadValues, defaults: { seconds: string; connections: number }) {

@@ -27,7 +27,7 @@ export function markdown(r: BenchReport): string {
   const lines = generatedHeader('Benchmarks', 'npm run bench', r, 'Re-run it to refresh every figure below.');
   lines.push(`- Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`);
   lines.push(
-    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.seconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
+    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.saturationSeconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. Before the login rounds the login users are logged in up to the per-user session cap, so that every measured login finds its user's index full and ends the oldest session (without it a login's work grew round by round). Over each window the bench also reads how much of the node's core the host gave to other guests (steal, /proc/stat): on a shared host the node's CPU per request rises and falls with it. The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
     '- At a fixed rate below saturation each request pays its own event-loop turn and the node idles between requests, so its CPU per request holds still; at saturation requests share turns and cost less, by an amount that depends on how many share one, so saturation figures say how much a node can serve, not what a request costs.',
   );
   lines.push('');
@@ -53,15 +53,15 @@ export function markdown(r: BenchReport): string {
       lines.push(
         'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
         '',
-        "| configuration | node | node: user / system | node: round-to-round spread | × limit (node; rounds: min–max, each against the same round's limit) | nginx | Redis | PostgreSQL | load generator |",
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+        "| configuration | node | node: user / system | node: round-to-round spread | node's core: % stolen by the host (rounds: min–max) | × limit (node; rounds: min–max, each against the same round's limit) | nginx | Redis | PostgreSQL | load generator |",
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       );
       for (const x of r.results.filter((x) => x.operation === op && ofRate(x))) {
         const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
         const [lo, hi] = x.spread.nodeCpuRatioToLimit;
         const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
         lines.push(
-          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %` : '– (one run)'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
+          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %` : '– (one run)'} | ${x.nodeCoreStealPctRange ? `${x.nodeCoreStealPct} (${x.nodeCoreStealPctRange[0]}–${x.nodeCoreStealPctRange[1]})` : '–'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
         );
       }
       lines.push('');

@@ -1,12 +1,13 @@
 import type { SessionData } from 'express-session';
 import { createCodec, SESSION_PREFIX } from '@session-cluster/app/session';
 import { MODE_DESCRIPTORS, SESSION_MODES, type SessionMode } from '@session-cluster/app/modes';
+import { SESSIONS_PER_USER_MAX_DEFAULT } from '@session-cluster/app/config';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, removeRun, up, type ClusterState } from '../cluster.js';
-import { cpuSplitSnapshot, withDescendants } from '../lib/cpu.js';
+import { coreTicks, cpuSplitSnapshot, stealPct, withDescendants } from '../lib/cpu.js';
 import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
 import { nodeLoad } from '../lib/node-metrics.js';
@@ -111,6 +112,13 @@ export interface Result {
   nodeCpuSpreadPct: number;
   /** Requests k6 could not start on time over the rounds (the offered rate was not held when > 0); 0 at saturation. */
   dropped: number;
+  /**
+   * Percent of the node's core's time that the host gave another guest (steal, /proc/stat) during
+   * each window: median and the rounds' range; null when nothing was pinned. On a shared host the
+   * node's CPU per request rises with it.
+   */
+  nodeCoreStealPct: number | null;
+  nodeCoreStealPctRange: [number, number] | null;
 }
 
 export interface BenchReport {
@@ -120,6 +128,7 @@ export interface BenchReport {
   settings: {
     rounds: number;
     seconds: number;
+    saturationSeconds: number;
     connections: number;
     threads: number;
     nodes: number;
@@ -169,7 +178,10 @@ export interface BenchReport {
 
 export interface BenchOptions {
   rounds: number;
+  /** Length of each round at the fixed rate. */
   seconds: number;
+  /** Length of each run at saturation (wrk), and of the scaling runs. */
+  saturationSeconds: number;
   connections: number;
   threads: number;
   memorySessions: number;
@@ -317,6 +329,8 @@ interface Cell {
   operation: Operation;
   offeredRate: number | null;
   target: Target;
+  /** The core the node is pinned to (its steal is read over each window), or null. */
+  nodeCore: number | null;
   /** `seconds`: a shorter run (a warm-up) than the measurement's. */
   run: (seconds?: number) => Promise<WrkResult & { dropped?: number }>;
 }
@@ -329,6 +343,8 @@ type Sample = WrkResult & {
   cpu: Record<CpuClass, number>;
   nodeUser: number;
   nodeSystem: number;
+  /** Percent of the node's core's time its host gave another guest during the window (null: not pinned). */
+  nodeCoreStealPct: number | null;
   dropped: number;
   round: number;
 };
@@ -431,10 +447,11 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
     ]);
     // Warm-up at saturation: the JIT compiles each request's path before any round is measured.
     for (const cell of cells.filter((x) => x.offeredRate === null)) await wrkOn(b, t, cell.operation === 'login' ? 'login' : 'get', pathOf(cell), cell.config !== 'limit', 2);
+    if (c.cells.some((x) => x.operation === 'login')) await fillSessionIndexes(b, t, c);
     await quiesce(t);
     // And at the fixed rate, unmeasured: from saturation to a low rate V8 collects the warm-up's
     // garbage (seen: the first round's node CPU per request 40-70 % above the next two on a quiet machine).
-    for (const cell of cells.filter((x) => x.offeredRate !== null)) await cell.run(PACED_WARM_UP_S);
+    for (const cell of cells.filter((x) => x.offeredRate !== null)) await cell.run(Math.min(PACED_WARM_UP_S, b.opts.seconds));
     await quiesce(t);
     // Reads interleaved round by round, then the logins' rounds: a read's window never follows a
     // login's (whose last settlements could land in it), and the saturation runs last, the same way.
@@ -486,7 +503,32 @@ async function quiesce(t: Target): Promise<void> {
   );
 }
 
-const PACED_WARM_UP_S = 3;
+/**
+ * Unmeasured seconds of each operation at the fixed rate before the rounds (at most a round's). Seen with 3 s: the
+ * first round's node CPU per request 20-45 % above the next two (limit 707 vs 520/481 µs).
+ */
+const PACED_WARM_UP_S = 10;
+
+/**
+ * Logs the login users in until each holds as many sessions as the node allows
+ * (SESSIONS_PER_USER_MAX), so that every measured login finds the same state: a full index whose
+ * oldest session it ends. Without it the per-user index grew through the rounds, and with it a
+ * login's work (seen: 29, 37 and 45 Redis commands executed per login in rounds 1-3; node CPU
+ * 5.7, 6.1 and 7.2 ms).
+ */
+async function fillSessionIndexes(b: Bench, t: Target, c: ConfigPlan): Promise<void> {
+  const cap = Number(c.env?.SESSIONS_PER_USER_MAX ?? SESSIONS_PER_USER_MAX_DEFAULT);
+  const logins = async () => {
+    let sum = 0;
+    for (const p of t.state.parts.filter((x) => x.kind === 'app')) sum += (await nodeLoad(p.ports!.metrics!)).logins;
+    return sum;
+  };
+  const goal = (await logins()) + LOGIN_USERS.count * cap;
+  for (let i = 0; (await logins()) < goal; i++) {
+    if (i === 30) throw new Error(`${c.name}: ${LOGIN_USERS.count} users did not reach ${cap} sessions each after 30 login runs`);
+    await wrkOn(b, t, 'login', undefined, false, 2);
+  }
+}
 
 const keyOf = (config: ConfigName, operation: Operation, offeredRate: number | null) => `${config}/${operation}/${offeredRate ?? 'max'}`;
 
@@ -495,7 +537,7 @@ function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample)
   samples.set(key, [...(samples.get(key) ?? []), s]);
   const at = cell.offeredRate === null ? 'saturation' : `${cell.offeredRate}/s`;
   b.say(
-    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}) nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}`,
+    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}) nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
   );
 }
 
@@ -525,10 +567,10 @@ function cellOf(b: Bench, t: Target, config: ConfigName, operation: Operation, o
             workDir: b.work,
             pin: b.pin,
           });
-  return { config, operation, offeredRate, target: t, run };
+  return { config, operation, offeredRate, target: t, nodeCore: b.pin.pinned ? Number(b.pin.nodes) : null, run };
 }
 
-function wrkOn(b: Bench, t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = b.opts.seconds): Promise<WrkResult> {
+function wrkOn(b: Bench, t: Target, kind: 'get' | 'login', p?: string, cookies = true, seconds = b.opts.saturationSeconds): Promise<WrkResult> {
   return runWrk({
     url: t.state.url,
     kind,
@@ -548,9 +590,11 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const sentBefore = await sentStats(m.target.state);
   const before = m.target.redis ? await commandStats(m.target.redis) : null;
   const classes = processClasses(m.target);
+  const core = m.nodeCore === null ? null : coreTicks(m.nodeCore);
   const cpuBefore = cpuSplitSnapshot(classes);
   const res = await m.run();
   const cpuAfter = cpuSplitSnapshot(classes);
+  const stolen = core === null ? null : stealPct(core, coreTicks(m.nodeCore!));
   const after = m.target.redis ? await commandStats(m.target.redis) : null;
   const used = (c: string, part: 'user' | 'system') => (cpuAfter[c]![part] - cpuBefore[c]![part]) / res.requests;
   const cpu = Object.fromEntries(Object.keys(classes).map((c) => [c, used(c, 'user') + used(c, 'system')])) as Record<CpuClass, number>;
@@ -559,7 +603,19 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
   const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
   const commands = byName === null ? null : total(byName);
-  return { ...res, commands, byName, sentByName, dbByName, cpu, nodeUser: used('node', 'user'), nodeSystem: used('node', 'system'), dropped: res.dropped ?? 0, round };
+  return {
+    ...res,
+    commands,
+    byName,
+    sentByName,
+    dbByName,
+    cpu,
+    nodeUser: used('node', 'user'),
+    nodeSystem: used('node', 'system'),
+    nodeCoreStealPct: stolen,
+    dropped: res.dropped ?? 0,
+    round,
+  };
 }
 
 /**
@@ -643,11 +699,19 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       pinned,
       nodeCpuSpreadPct: Math.round(spreadPct(cpu('node')) * 10) / 10,
       dropped: xs.reduce((a, s) => a + s.dropped, 0),
+      ...stealOf(xs),
     });
   }
   // The limit is the denominator for every operation: the same row under each.
   for (const limit of results.filter((r) => r.config === 'limit' && r.operation === 'read')) results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
   return results;
+}
+
+function stealOf(xs: Sample[]): Pick<Result, 'nodeCoreStealPct' | 'nodeCoreStealPctRange'> {
+  const pcts = xs.map((s) => s.nodeCoreStealPct).filter((p): p is number => p !== null);
+  if (!pcts.length) return { nodeCoreStealPct: null, nodeCoreStealPctRange: null };
+  const r1 = (n: number) => Math.round(n * 10) / 10;
+  return { nodeCoreStealPct: r1(median(pcts)), nodeCoreStealPctRange: [r1(Math.min(...pcts)), r1(Math.max(...pcts))] };
 }
 
 /** One session, simultaneous writes through nginx: how many acknowledged writes each store keeps (3 nodes, each configuration alone). */
@@ -694,7 +758,7 @@ async function measureScaling(b: Bench): Promise<Pick<BenchReport, 'scaling' | '
       const rps: number[] = [];
       const cpus: Array<BenchReport['scalingCpu']['1']> = [];
       for (let r = 1; r <= b.opts.rounds; r++) {
-        const cell: Cell = { config: 'shared', operation: 'read', offeredRate: null, target: t, run: () => wrkOn(unpinned, t, 'get', '/api/cart') };
+        const cell: Cell = { config: 'shared', operation: 'read', offeredRate: null, target: t, nodeCore: null, run: () => wrkOn(unpinned, t, 'get', '/api/cart') };
         const s = await measureCell(cell, r);
         rps.push(s.rps);
         cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests });
@@ -836,6 +900,7 @@ function reportOf(
     settings: {
       rounds: opts.rounds,
       seconds: opts.seconds,
+      saturationSeconds: opts.saturationSeconds,
       connections: opts.connections,
       threads: opts.threads,
       nodes: 1,

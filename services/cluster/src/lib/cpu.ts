@@ -94,3 +94,34 @@ export function cpuSplitSnapshot(groups: Record<string, number[]>): Record<strin
     }),
   );
 }
+
+/** One core's line of /proc/stat: the clock ticks the hypervisor ran something else while it wanted to run (steal), and all its ticks. */
+export interface CoreTicks {
+  steal: number;
+  total: number;
+}
+
+/**
+ * Core `cpu`'s ticks from /proc/stat's text (`cpuN user nice system idle iowait irq softirq steal …`).
+ * Steal is the time a virtual machine's core was ready to run and its host ran another guest: on a
+ * shared host it tracks the noise in a measured process's CPU per request.
+ */
+export function parseCoreTicks(text: string, cpu: number): CoreTicks {
+  const line = text.split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) throw new Error(`/proc/stat has no line for cpu${cpu}`);
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  if (f.length < 8 || !f.every(Number.isFinite)) throw new Error(`not a /proc/stat cpu line: ${JSON.stringify(line)}`);
+  // Guest time (fields 9 and 10) is already counted in user and nice.
+  return { steal: f[7]!, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** Core `cpu`'s ticks now. */
+export function coreTicks(cpu: number): CoreTicks {
+  return parseCoreTicks(fs.readFileSync('/proc/stat', 'utf8'), cpu);
+}
+
+/** Percent of core `cpu`'s time between two readings that its host gave to another guest. */
+export function stealPct(before: CoreTicks, after: CoreTicks): number {
+  const total = after.total - before.total;
+  return total > 0 ? ((after.steal - before.steal) / total) * 100 : 0;
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
 import { parsePacedSummary } from '../../src/bench/paced.js';
 import { judgeTargets, rangesApart, spreadPct } from '../../src/bench/targets.js';
-import { parseProcStat } from '../../src/lib/cpu.js';
+import { parseCoreTicks, parseProcStat, stealPct } from '../../src/lib/cpu.js';
 import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
 
 // The benchmark's pure arithmetic, on hand-made figures: no process is started.
@@ -16,6 +16,23 @@ describe('/proc/<pid>/stat', () => {
   it('refuses what is not a stat line', () => {
     expect(() => parseProcStat('garbage')).toThrow(/not a \/proc\/<pid>\/stat line/);
     expect(() => parseProcStat('1 (x) S')).toThrow(/not a \/proc\/<pid>\/stat line/);
+  });
+});
+
+describe("/proc/stat steal of the node's core", () => {
+  const at = (steal1: number, idle1: number) =>
+    `cpu  900 0 300 5000 10 0 5 ${steal1 + 7} 0 0\ncpu0 500 0 200 2000 5 0 3 7 0 0\ncpu1 400 0 100 ${idle1} 5 0 2 ${steal1} 40 0\nintr 1 2 3\n`;
+  it("reads steal from the named core only, and the core's ticks without guest time", () => {
+    expect(parseCoreTicks(at(20, 3000), 1)).toEqual({ steal: 20, total: 400 + 100 + 3000 + 5 + 2 + 20 });
+    expect(parseCoreTicks(at(20, 3000), 0).steal).toBe(7);
+  });
+  it("is the stolen share of the core's time between two readings", () => {
+    // 60 ticks elapsed on cpu1: 20 idle, 10 more user, 30 stolen.
+    expect(stealPct(parseCoreTicks(at(20, 3000), 1), { steal: 50, total: 3527 + 60 })).toBeCloseTo(50, 5);
+    expect(stealPct({ steal: 5, total: 10 }, { steal: 5, total: 10 })).toBe(0);
+  });
+  it('refuses a core /proc/stat does not list', () => {
+    expect(() => parseCoreTicks(at(1, 1), 7)).toThrow(/no line for cpu7/);
   });
 });
 
