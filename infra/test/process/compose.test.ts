@@ -655,7 +655,8 @@ describe('docker-compose.sentinel.yml, merged over docker-compose.yml as compose
     const r = spawnSync('docker', ['compose', '-f', 'docker-compose.yml', '-f', 'docker-compose.sentinel.yml', 'config', '--format', 'json'], {
       cwd: ROOT,
       encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' },
+      // DOCKER_CONFIG: where scripts/setup.sh put the compose plugin it built, when the user had none recent enough.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...(process.env.DOCKER_CONFIG && { DOCKER_CONFIG: process.env.DOCKER_CONFIG }) },
     });
     if (r.error || r.status !== 0) {
       throw new Error(`docker compose config failed (scripts/setup.sh installs the docker CLI and builds the compose plugin): ${r.error?.message ?? r.stderr}`);

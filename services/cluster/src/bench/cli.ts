@@ -22,7 +22,8 @@ import { CONFIG_NAMES, runBench } from './run.js';
 const USAGE = `usage: npm run bench [-- options]
   --json                      print one JSON object instead of the table
   --rounds 3                  rounds per configuration at the fixed rate (the median is kept)
-  --seconds 20s               length of each round at the fixed rate (whole seconds: 5, 5s, 1m, 1m30s)
+  --seconds 20s               length of each round at the fixed rate (whole seconds: 5, 5s, 1m, 1m30s;
+                              5s with --capacity)
   --saturation-seconds 5s     length of each run at saturation (wrk)
   --rate 400                  fixed offered rate of reads, req/s (k6 constant-arrival-rate)
   --login-rate 40             fixed offered rate of logins, req/s
@@ -101,7 +102,7 @@ function onlyOption(value: string): string[] {
 
 async function capacity(values: LoadValues, rates: { rate: number; loginRate: number }): Promise<number> {
   const report = await runCapacity({
-    ...loadOptions(values, { seconds: '20s', connections: 32 }),
+    ...loadOptions(values, { seconds: '5s', connections: 32 }),
     saturationSeconds: wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s')),
     ...rates,
     memorySessions: 0,
