@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.capacity) return capacity(values, rates);
   const report = await runBench({
     ...loadOptions(values, { seconds: '20s', connections: 32 }),
-    saturationSeconds: wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s')),
+    saturationSeconds: saturationSeconds(values),
     ...rates,
     ...(values.only !== undefined && { only: onlyOption(values.only) }),
     profileMisses: !values['no-target-profiles'],
@@ -92,6 +92,9 @@ async function main(argv: string[]): Promise<number> {
   });
   return publish(values, 'benchmarks.md', markdown(report), report, `${table(report)}\n`);
 }
+
+/** --saturation-seconds: the length of each wrk run at saturation (5 s unless given). */
+const saturationSeconds = (values: LoadValues) => wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s'));
 
 /** --only: configuration names, each one the benchmark has. */
 function onlyOption(value: string): string[] {
@@ -103,7 +106,7 @@ function onlyOption(value: string): string[] {
 async function capacity(values: LoadValues, rates: { rate: number; loginRate: number }): Promise<number> {
   const report = await runCapacity({
     ...loadOptions(values, { seconds: '5s', connections: 32 }),
-    saturationSeconds: wholeSeconds('saturation-seconds', durationOption('saturation-seconds', values['saturation-seconds'], '5s')),
+    saturationSeconds: saturationSeconds(values),
     ...rates,
     memorySessions: 0,
     storedLevels: [],
