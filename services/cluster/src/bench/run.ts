@@ -477,11 +477,8 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
  */
 async function quiesce(t: Target): Promise<void> {
   const answered = async () => {
-    let sum = 0;
-    for (const p of t.state.parts.filter((x) => x.kind === 'app')) {
-      const load = await nodeLoad(p.ports!.metrics!);
-      sum += load.requests + load.logins;
-    }
+    const load = await clusterLoad(t);
+    let sum = load.requests + load.logins;
     // And the store's executed commands (but the DBSIZE each scrape above runs): seen still growing after both counts had stopped.
     if (t.redis) {
       const { dbsize: _scrapes, ...commands } = await commandStats(t.redis);
@@ -509,6 +506,17 @@ async function quiesce(t: Target): Promise<void> {
  */
 const PACED_WARM_UP_S = 10;
 
+/** The requests answered and the logins finished by every node of the cluster, summed. */
+async function clusterLoad(t: Target): Promise<{ requests: number; logins: number }> {
+  const sum = { requests: 0, logins: 0 };
+  for (const p of t.state.parts.filter((x) => x.kind === 'app')) {
+    const load = await nodeLoad(p.ports!.metrics!);
+    sum.requests += load.requests;
+    sum.logins += load.logins;
+  }
+  return sum;
+}
+
 /**
  * Logs the login users in until each holds as many sessions as the node allows
  * (SESSIONS_PER_USER_MAX), so that every measured login finds the same state: a full index whose
@@ -518,11 +526,7 @@ const PACED_WARM_UP_S = 10;
  */
 async function fillSessionIndexes(b: Bench, t: Target, c: ConfigPlan): Promise<void> {
   const cap = Number(c.env?.SESSIONS_PER_USER_MAX ?? SESSIONS_PER_USER_MAX_DEFAULT);
-  const logins = async () => {
-    let sum = 0;
-    for (const p of t.state.parts.filter((x) => x.kind === 'app')) sum += (await nodeLoad(p.ports!.metrics!)).logins;
-    return sum;
-  };
+  const logins = async () => (await clusterLoad(t)).logins;
   const goal = (await logins()) + LOGIN_USERS.count * cap;
   for (let i = 0; (await logins()) < goal; i++) {
     if (i === 30) throw new Error(`${c.name}: ${LOGIN_USERS.count} users did not reach ${cap} sessions each after 30 login runs`);
