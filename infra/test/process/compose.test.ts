@@ -672,6 +672,13 @@ describe('docker-compose.sentinel.yml, merged over docker-compose.yml as compose
     const replica = merged.services['redis-replica'].command as string[];
     expect(replica.slice(replica.indexOf('--replicaof'), replica.indexOf('--replicaof') + 3)).toEqual(['--replicaof', 'redis', String(CONTAINER_PORTS.redis)]);
     for (const cmd of [replica, merged.services.redis.command as string[]]) expect(cmd[cmd.indexOf('--appendonly') + 1]).toBe('yes');
+    // Each starts through start.sh, which asks the Sentinels for the primary first (infra/test/process/redis-start.test.ts).
+    for (const r of ['redis', 'redis-replica']) {
+      expect(merged.services[r].entrypoint, r).toEqual(['sh', '/opt/session-cluster/redis/start.sh']);
+      expect(merged.services[r].volumes, r).toContainEqual(
+        expect.objectContaining({ source: path.join(ROOT, 'infra/redis'), target: '/opt/session-cluster/redis', read_only: true }),
+      );
+    }
     const quorum = Number(/sentinel monitor sessions redis 6379 (\d+)/.exec(sentinelConf())?.[1]);
     // A majority of the Sentinels must agree before a failover, and a majority can still be reached with one down.
     expect(quorum).toBeGreaterThan(scaleOf('sentinel') / 2);

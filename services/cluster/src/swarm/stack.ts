@@ -103,6 +103,8 @@ function kept(s: Service | undefined, name: string): Service {
 }
 
 const config = (name: string, target: string, mode = 0o444) => ({ source: name, target, mode });
+/** Where docker-compose.sentinel.yml mounts infra/redis/start.sh, each Redis's entrypoint. */
+const REDIS_START = '/opt/session-cluster/redis/start.sh';
 
 export function stackDocument(o: StackOptions): Record<string, unknown> {
   if (o.hosts.length < 3) throw new Error(`the swarm stack needs 3 hosts (a Redis on each), got ${o.hosts.length}`);
@@ -158,6 +160,7 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
       hostname: 'redis',
       ...net,
       volumes: ['redis-data:/data'],
+      configs: [config('redis_start', REDIS_START)],
       deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(o.hosts[0]!), ...restart },
     },
   };
@@ -171,6 +174,7 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
       command: withArgs(r.command),
       hostname: `redis-replica-${i + 1}`,
       ...net,
+      configs: [config('redis_start', REDIS_START)],
       volumes: [`redis-replica-${i + 1}-data:/data`],
       deploy: { endpoint_mode: 'dnsrr', replicas: 1, ...pinned(host), ...restart },
     };
@@ -223,6 +227,7 @@ export function stackDocument(o: StackOptions): Record<string, unknown> {
       nginx_conf: file('nginx.conf'),
       nginx_render: file('infra/nginx/render.sh'),
       nginx_entrypoint: file('infra/nginx/docker-entrypoint.sh'),
+      redis_start: file('infra/redis/start.sh'),
       prometheus_entrypoint: file('infra/prometheus/docker-entrypoint.sh'),
       prometheus_yml: file('infra/prometheus/prometheus.yml'),
     },

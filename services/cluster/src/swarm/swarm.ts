@@ -248,9 +248,31 @@ export async function waitForSentinels(state: Pick<SwarmState, 'hosts'>, timeout
     },
     timeoutMs,
     1000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; last seen: ${last}`);
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}; last seen: ${last}; the Redis servers: ${await redisRoles(state)}`);
   });
+}
+
+/** Each Redis server's address and replication role, as it sees itself (what a settle timeout shows). */
+async function redisRoles(state: Pick<SwarmState, 'hosts'>): Promise<string> {
+  const seen = await Promise.all(
+    state.hosts.map(async (h) => {
+      const ids = (await docker(h, ['ps', '-q', '--filter', `label=com.docker.stack.namespace=${STACK}`], { timeoutMs: 10_000 }).catch(() => '')).split('\n').filter(Boolean);
+      const lines: string[] = [];
+      for (const id of ids) {
+        const name = (await docker(h, ['inspect', '-f', '{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id], { timeoutMs: 10_000 }).catch(() => '')).trim();
+        if (!/_redis(-replica-\d+)?\./.test(name)) continue;
+        const info = await docker(h, ['exec', id, 'redis-cli', 'info', 'replication'], { timeoutMs: 10_000 }).catch((e: Error) => e.message);
+        const fields = info
+          .replace(/\r/g, '')
+          .split('\n')
+          .filter((l) => /^(role|master_host|master_link_status|connected_slaves|slave\d+):/.test(l));
+        lines.push(`${h} ${name.replace(/^\//, '')}: ${fields.join(' ')}`);
+      }
+      return lines;
+    }),
+  );
+  return seen.flat().join(' | ') || 'none found';
 }
 
 /** Each service's running / wanted tasks (global services: one per host that is up). */

@@ -30,6 +30,13 @@ describe('the swarm stack', () => {
     // The Sentinel overlay's primary command (diskless sync), with its variables filled in.
     expect(s.redis!.command).toEqual(interpolate(sentinelOverlay.services.redis!.command, {}));
     expect(s['redis-replica-2']!.command).toEqual(interpolate(sentinelOverlay.services['redis-replica']!.command, {}));
+    // Each Redis starts through infra/redis/start.sh (it asks the Sentinels), a config where compose mounts it.
+    const startSh = (sentinelOverlay.services.redis!.entrypoint as string[]).at(-1)!;
+    for (const r of ['redis', 'redis-replica-1', 'redis-replica-2']) {
+      expect(s[r]!.entrypoint, r).toEqual(sentinelOverlay.services.redis!.entrypoint);
+      const c = (s[r]!.configs as Array<{ source: string; target: string }>).find((x) => x.target === startSh);
+      expect(stack().configs[c!.source]!.file, r).toBe(path.join(REPO_ROOT, 'infra/redis/start.sh'));
+    }
     // Every environment variable compose gives the app, with the mode asked for.
     for (const key of Object.keys(compose.services.app!.environment)) expect(s.app!.environment, key).toHaveProperty(key);
     expect(stack('sticky').services.app!.environment.SESSION_MODE).toBe('sticky');
