@@ -93,9 +93,17 @@ local sessionsDb, auxDb, prefix = ARGV[5], ARGV[6], ARGV[7]
 redis.call('ZADD', idx, ARGV[2], sid)
 local members = redis.call('ZRANGE', idx, 0, -1)
 redis.call('SELECT', sessionsDb)
-local dead = {}
+-- One EXISTS over every other member's session; only when it counts fewer than there are members
+-- is each checked on its own, to name the dead (a full index of 20: 1 command, not 19).
+local others = {}
 for _, m in ipairs(members) do
-  if m ~= sid and redis.call('EXISTS', prefix .. m) == 0 then dead[#dead + 1] = m end
+  if m ~= sid then others[#others + 1] = prefix .. m end
+end
+local dead = {}
+if #others > 0 and redis.call('EXISTS', unpack(others)) < #others then
+  for _, m in ipairs(members) do
+    if m ~= sid and redis.call('EXISTS', prefix .. m) == 0 then dead[#dead + 1] = m end
+  end
 end
 redis.call('SELECT', auxDb)
 if #dead > 0 then redis.call('ZREM', idx, unpack(dead)) end

@@ -104,6 +104,21 @@ describe('index hygiene (shared)', () => {
     db.disconnect();
   });
 
+  it('a login checks a full index of live sessions with one EXISTS, and each member only when one is gone', async () => {
+    const db = sessions();
+    const exists = async () => Number(/cmdstat_exists:calls=(\d+)/.exec(await db.info('commandstats'))?.[1] ?? 0);
+    const devices = Array.from({ length: 3 }, () => new Client(a.url));
+    for (const d of devices) await d.login('user15');
+    let before = await exists();
+    await new Client(b.url).login('user15'); // 3 live members besides the new one: one EXISTS over them
+    expect((await exists()) - before).toBe(1);
+    await db.del(`s:${devices[2]!.sessionId()}`); // one of the 3 others gone (the login above ended the oldest)
+    before = await exists();
+    await new Client(a.url).login('user15'); // the count falls short: then each of the 3 other members on its own
+    expect((await exists()) - before).toBe(1 + 3);
+    db.disconnect();
+  });
+
   it('"log out everywhere" counts only sessions that still existed', async () => {
     const db = sessions();
     const devices = [new Client(a.url), new Client(b.url)];
