@@ -119,6 +119,8 @@ export interface Result {
    */
   nodeCoreStealPct: number | null;
   nodeCoreStealPctRange: [number, number] | null;
+  /** Windows measured again because the node's core lost more than STEAL_LIMIT_PCT to steal (0 at saturation). */
+  roundsMeasuredAgain: number;
 }
 
 export interface BenchReport {
@@ -347,6 +349,8 @@ type Sample = WrkResult & {
   nodeCoreStealPct: number | null;
   dropped: number;
   round: number;
+  /** How many windows of this round were discarded for steal before this one (measureRound). */
+  measuredAgain: number;
 };
 
 /** Each configuration: its cluster, and which operations it is measured on (the limit rides on shared's cluster). */
@@ -457,7 +461,7 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
     // login's (whose last settlements could land in it), and the saturation runs last, the same way.
     const paced = cells.filter((x) => x.offeredRate !== null);
     for (const group of [paced.filter((x) => x.operation !== 'login'), paced.filter((x) => x.operation === 'login')])
-      for (let r = 1; r <= b.opts.rounds; r++) for (const cell of group) record(b, samples, cell, await measureCell(cell, r));
+      for (let r = 1; r <= b.opts.rounds; r++) for (const cell of group) record(b, samples, cell, await measureRound(b, cell, r));
     await quiesce(t);
     for (const cell of cells.filter((x) => x.offeredRate === null)) {
       record(b, samples, cell, await measureCell(cell, 1));
@@ -589,6 +593,26 @@ function wrkOn(b: Bench, t: Target, kind: 'get' | 'login', p?: string, cookies =
   });
 }
 
+/**
+ * A round at the fixed rate whose window lost more than STEAL_LIMIT_PCT of the node's core to
+ * steal is measured again, at most STEAL_RETRIES times, and keeps its least-stolen window. In the
+ * run of 2026-12-03 (20 s rounds), every cell whose rounds all lost <= 1 % held its round-to-round
+ * spread within 10 %, and 11 of the 12 cells that missed had a round that lost 2.5-19 %.
+ */
+export const STEAL_LIMIT_PCT = 1;
+const STEAL_RETRIES = 2;
+
+async function measureRound(b: Bench, cell: Cell, round: number): Promise<Sample> {
+  let kept = await measureCell(cell, round);
+  for (let again = 1; again <= STEAL_RETRIES && (kept.nodeCoreStealPct ?? 0) > STEAL_LIMIT_PCT; again++) {
+    b.say(`round ${round}/${b.opts.rounds}  ${cell.config}/${cell.operation}: the node's core lost ${kept.nodeCoreStealPct!.toFixed(1)} % to steal; measured again`);
+    const next = { ...(await measureCell(cell, round)), measuredAgain: again };
+    if (next.nodeCoreStealPct! < kept.nodeCoreStealPct!) kept = next;
+    else kept = { ...kept, measuredAgain: again };
+  }
+  return kept;
+}
+
 async function measureCell(m: Cell, round: number): Promise<Sample> {
   // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
   const sentBefore = await sentStats(m.target.state);
@@ -619,6 +643,7 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
     nodeCoreStealPct: stolen,
     dropped: res.dropped ?? 0,
     round,
+    measuredAgain: 0,
   };
 }
 
@@ -704,6 +729,7 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       nodeCpuSpreadPct: Math.round(spreadPct(cpu('node')) * 10) / 10,
       dropped: xs.reduce((a, s) => a + s.dropped, 0),
       ...stealOf(xs),
+      roundsMeasuredAgain: xs.reduce((a, s) => a + s.measuredAgain, 0),
     });
   }
   // The limit is the denominator for every operation: the same row under each.
