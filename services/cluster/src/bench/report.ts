@@ -27,11 +27,11 @@ export function markdown(r: BenchReport): string {
   const lines = generatedHeader('Benchmarks', 'npm run bench', r, 'Re-run it to refresh every figure below.');
   lines.push(`- Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`);
   lines.push(
-    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.saturationSeconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. Before the login rounds the login users are logged in up to the per-user session cap, so that every measured login finds its user's index full and ends the oldest session (without it a login's work grew round by round). Over each window the bench also reads how much of the node's core the host gave to other guests (steal, /proc/stat): on a shared host the node's CPU per request rises and falls with it, so a fixed-rate window whose node core lost more than ${STEAL_LIMIT_PCT} % to steal is measured again (at most twice; the round keeps its least-stolen window): ${r.results.filter((x) => !(x.config === 'limit' && x.operation !== 'read')).reduce((a, x) => a + (x.roundsMeasuredAgain ?? 0), 0)} window(s) in this run. The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
-    '- At a fixed rate below saturation each request pays its own event-loop turn and the node idles between requests, so its CPU per request holds still; at saturation requests share turns and cost less, by an amount that depends on how many share one, so saturation figures say how much a node can serve, not what a request costs.',
+    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.saturationSeconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. Before the login rounds the login users are logged in up to the per-user session cap, so that every measured login finds its user's index full and ends the oldest session (without it a login's work grew round by round). Over each window the bench also reads how much of the node's core the host gave to other guests (steal, /proc/stat): on a shared host the node's CPU per request rises and falls with it, so a fixed-rate window whose node core lost more than ${STEAL_LIMIT_PCT} % to steal is measured again (at most twice; the round keeps its least-stolen window): ${r.results.filter((x) => !(x.config === 'limit' && x.operation !== 'read')).reduce((a, x) => a + (x.roundsMeasuredAgain ?? 0), 0)} window(s) in this run. The node's main thread is read apart from its other threads (/proc/<pid>/task/<pid>/stat; the others are V8's compiler and garbage-collector helpers and libuv's pool), and the garbage collector's pauses of the main thread from the node's own metrics (prom-client's \`nodejs_gc_duration_seconds\`). The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
+    '- At a fixed rate below saturation each request pays its own event-loop turn and the node idles between requests, so its CPU per request does not depend on how many requests share a turn; at saturation requests share turns and cost less, by an amount that depends on how many share one, so saturation figures say how much a node can serve, not what a request costs.',
   );
   lines.push('');
-  lines.push(...judgementMarkdown(r));
+  lines.push(...judgementMarkdown(r), ...roundGapMarkdown(r));
   for (const op of ['read', 'me', 'login'] as const) {
     for (const rate of ['fixed', 'saturation'] as const) {
       const ofRate = (x: Result) => (rate === 'fixed' ? x.offeredRate !== null : x.offeredRate === null);
@@ -53,15 +53,15 @@ export function markdown(r: BenchReport): string {
       lines.push(
         'CPU time per request, µs (median; rounds: min–max), from /proc over each measured window:',
         '',
-        "| configuration | node | node: user / system | node: round-to-round spread | node's core: % stolen by the host (rounds: min–max) | × limit (node; rounds: min–max, each against the same round's limit) | nginx | Redis | PostgreSQL | load generator |",
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        "| configuration | node | node: user / system | node: main thread / other threads (rounds: min–max) | node: GC pauses (rounds: min–max; major GCs per round) | node: round-to-round spread | node's core: % stolen by the host (rounds: min–max) | × limit (node; rounds: min–max, each against the same round's limit) | nginx | Redis | PostgreSQL | load generator |",
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       );
       for (const x of r.results.filter((x) => x.operation === op && ofRate(x))) {
         const rangeOf = (v: number, [lo, hi]: [number, number]) => `${v} (${lo}–${hi})`;
         const [lo, hi] = x.spread.nodeCpuRatioToLimit;
         const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
         lines.push(
-          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %` : '– (one run)'} | ${x.nodeCoreStealPctRange ? `${x.nodeCoreStealPct} (${x.nodeCoreStealPctRange[0]}–${x.nodeCoreStealPctRange[1]})` : '–'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
+          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${threadsOf(x)} | ${gcOf(x)} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %` : '– (one run)'} | ${x.nodeCoreStealPctRange ? `${x.nodeCoreStealPct} (${x.nodeCoreStealPctRange[0]}–${x.nodeCoreStealPctRange[1]})` : '–'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
         );
       }
       lines.push('');
@@ -139,6 +139,39 @@ export function markdown(r: BenchReport): string {
     );
   }
   return lines.join('\n');
+}
+
+/** "612 (590–640) / 80 (75–120)": the node's main thread and its other threads. */
+const threadsOf = (x: Result) =>
+  `${x.nodeMainThreadCpuUsPerRequest} (${x.spread.nodeMainThreadCpuUs[0]}–${x.spread.nodeMainThreadCpuUs[1]}) / ${x.nodeOtherThreadsCpuUsPerRequest} (${x.spread.nodeOtherThreadsCpuUs[0]}–${x.spread.nodeOtherThreadsCpuUs[1]})`;
+const gcOf = (x: Result) => {
+  const [lo, hi] = x.majorGcsPerRound;
+  return `${x.nodeGcPauseUsPerRequest} (${x.spread.nodeGcPauseUs[0]}–${x.spread.nodeGcPauseUs[1]}; ${lo === hi ? lo : `${lo}–${hi}`})`;
+};
+
+/**
+ * Each fixed-rate cell whose rounds spread past the bound: its most and least costly rounds, part
+ * by part (what moved: the main thread, the other threads, the collector's pauses, the steal).
+ */
+function roundGapMarkdown(r: BenchReport): string[] {
+  const wide = r.results.filter((x) => x.offeredRate !== null && !(x.config === 'limit' && x.operation !== 'read') && x.nodeCpuSpreadPct > r.spreadTarget.boundPct);
+  if (!wide.length) return [];
+  const lines = [
+    `### Where the rounds differ: each fixed-rate cell whose spread passed ${r.spreadTarget.boundPct} %`,
+    '',
+    "The round whose node CPU per request was highest minus the lowest, part by part (µs per request; major GCs: how many more; steal: percentage points of the node's core).",
+    '',
+    '| configuration | operation | spread | node CPU gap | main thread | other threads | GC pauses (main thread) | major GCs | steal |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const x of wide) {
+    const g = x.roundGap;
+    lines.push(
+      `| ${CONFIG_TITLES[x.config]} | ${x.operation} | ${x.nodeCpuSpreadPct} % | ${g.nodeCpuUs} | ${g.mainThreadUs} | ${g.otherThreadsUs} | ${g.gcPauseUs} | ${g.majorGcs} | ${g.stealPct} |`,
+    );
+  }
+  lines.push('');
+  return lines;
 }
 
 /** The spread target, the peer targets and the A/B verdicts, at the top of docs/benchmarks.md. */

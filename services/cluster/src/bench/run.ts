@@ -7,16 +7,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { down, removeRun, up, type ClusterState } from '../cluster.js';
-import { coreTicks, cpuSplitSnapshot, stealPct, withDescendants } from '../lib/cpu.js';
+import { coreTicks, cpuSplitSnapshot, mainThreadSplitMicros, stealPct, withDescendants } from '../lib/cpu.js';
 import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
-import { nodeLoad } from '../lib/node-metrics.js';
+import { nodeLoad, parseGcPauses } from '../lib/node-metrics.js';
 import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
 import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
-import { rangesApart, spreadPct, judgeTargets, type TargetOutcome } from './targets.js';
+import { rangesApart, roundGapOf, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
 import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 import { resolveK6 } from '../experiment/k6.js';
 
@@ -97,6 +97,9 @@ export interface Result {
     nodeCpuRatioToLimit: [number, number];
     nginxCpuUs: [number, number];
     redisCpuUs: [number, number];
+    nodeMainThreadCpuUs: [number, number];
+    nodeOtherThreadsCpuUs: [number, number];
+    nodeGcPauseUs: [number, number];
   };
   errors: number;
   /** The node's CPU per request split into user and system time (median over the rounds; their sum is ~nodeCpuUsPerRequest). */
@@ -121,6 +124,21 @@ export interface Result {
   nodeCoreStealPctRange: [number, number] | null;
   /** Windows measured again because the node's core lost more than STEAL_LIMIT_PCT to steal (0 at saturation). */
   roundsMeasuredAgain: number;
+  /**
+   * The node's CPU per request in its main thread, and in its other threads (V8's compiler and
+   * garbage collector helpers, libuv's pool), medians over the rounds.
+   */
+  nodeMainThreadCpuUsPerRequest: number;
+  nodeOtherThreadsCpuUsPerRequest: number;
+  /** Time the garbage collector paused the node's main thread, µs per request (median over the rounds; one decimal). */
+  nodeGcPauseUsPerRequest: number;
+  /** Major (mark-compact) collections in a round: the rounds' fewest and most. */
+  majorGcsPerRound: [number, number];
+  /**
+   * Where the round-to-round spread lives: the round whose node CPU per request was highest minus
+   * the lowest, part by part (µs per request; major collections; steal in points). All 0 with one round.
+   */
+  roundGap: RoundGap;
 }
 
 export interface BenchReport {
@@ -276,13 +294,19 @@ async function commandStats(redis: Redis): Promise<Record<string, number>> {
   return out;
 }
 
-/** What every node of a cluster has sent to its store, by name (from their metrics): Redis commands, PostgreSQL statements. */
-async function sentStats(state: ClusterState): Promise<{ redis: Record<string, number>; db: Record<string, number> }> {
-  const out = { redis: {} as Record<string, number>, db: {} as Record<string, number> };
+/**
+ * What every node of a cluster has sent to its store, by name (from their metrics): Redis commands,
+ * PostgreSQL statements; and the garbage collector's pauses of their main threads (parseGcPauses).
+ */
+async function sentStats(state: ClusterState): Promise<{ redis: Record<string, number>; db: Record<string, number>; gc: { pauseSeconds: number; majors: number } }> {
+  const out = { redis: {} as Record<string, number>, db: {} as Record<string, number>, gc: { pauseSeconds: 0, majors: 0 } };
   for (const p of state.parts.filter((x) => x.kind === 'app')) {
     const text = await (await fetch(`http://127.0.0.1:${p.ports!.metrics!}/metrics`)).text();
     for (const m of text.matchAll(/^session_cluster_redis_commands_total\{[^}]*command="([^"]+)"[^}]*\} (\S+)$/gm)) out.redis[m[1]!] = (out.redis[m[1]!] ?? 0) + Number(m[2]);
     for (const m of text.matchAll(/^session_cluster_db_queries_total\{[^}]*statement="([^"]+)"[^}]*\} (\S+)$/gm)) out.db[m[1]!] = (out.db[m[1]!] ?? 0) + Number(m[2]);
+    const gc = parseGcPauses(text);
+    out.gc.pauseSeconds += gc.pauseSeconds;
+    out.gc.majors += gc.majors;
   }
   return out;
 }
@@ -345,6 +369,12 @@ type Sample = WrkResult & {
   cpu: Record<CpuClass, number>;
   nodeUser: number;
   nodeSystem: number;
+  /** The node's CPU per request in its main thread, and in its other threads (V8's compiler and GC helpers, libuv's pool). */
+  nodeMainThread: number;
+  nodeOtherThreads: number;
+  /** The node's main thread paused by the garbage collector, µs per request, and the major collections in the window. */
+  gcPauseUs: number;
+  majorGcs: number;
   /** Percent of the node's core's time its host gave another guest during the window (null: not pinned). */
   nodeCoreStealPct: number | null;
   dropped: number;
@@ -619,9 +649,12 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const before = m.target.redis ? await commandStats(m.target.redis) : null;
   const classes = processClasses(m.target);
   const core = m.nodeCore === null ? null : coreTicks(m.nodeCore);
+  const mainThreads = () => classes.node.reduce((sum, pid) => sum + total(mainThreadSplitMicros(pid)), 0);
   const cpuBefore = cpuSplitSnapshot(classes);
+  const mainBefore = mainThreads();
   const res = await m.run();
   const cpuAfter = cpuSplitSnapshot(classes);
+  const mainAfter = mainThreads();
   const stolen = core === null ? null : stealPct(core, coreTicks(m.nodeCore!));
   const after = m.target.redis ? await commandStats(m.target.redis) : null;
   const used = (c: string, part: 'user' | 'system') => (cpuAfter[c]![part] - cpuBefore[c]![part]) / res.requests;
@@ -631,6 +664,7 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
   const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
   const commands = byName === null ? null : total(byName);
+  const nodeMainThread = (mainAfter - mainBefore) / res.requests;
   return {
     ...res,
     commands,
@@ -640,6 +674,10 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
     cpu,
     nodeUser: used('node', 'user'),
     nodeSystem: used('node', 'system'),
+    nodeMainThread,
+    nodeOtherThreads: cpu.node - nodeMainThread,
+    gcPauseUs: ((sentAfter.gc.pauseSeconds - sentBefore.gc.pauseSeconds) * 1e6) / res.requests,
+    majorGcs: sentAfter.gc.majors - sentBefore.gc.majors,
     nodeCoreStealPct: stolen,
     dropped: res.dropped ?? 0,
     round,
@@ -699,6 +737,12 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       ),
       nginxCpuUs: range(cpu('nginx')),
       redisCpuUs: range(cpu('redis')),
+      nodeMainThreadCpuUs: range(xs.map((s) => s.nodeMainThread)),
+      nodeOtherThreadsCpuUs: range(xs.map((s) => s.nodeOtherThreads)),
+      nodeGcPauseUs: range(
+        xs.map((s) => s.gcPauseUs),
+        (n) => Math.round(n * 10) / 10,
+      ),
     };
     results.push({
       config,
@@ -730,6 +774,20 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       dropped: xs.reduce((a, s) => a + s.dropped, 0),
       ...stealOf(xs),
       roundsMeasuredAgain: xs.reduce((a, s) => a + s.measuredAgain, 0),
+      nodeMainThreadCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeMainThread))),
+      nodeOtherThreadsCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeOtherThreads))),
+      nodeGcPauseUsPerRequest: Math.round(median(xs.map((s) => s.gcPauseUs)) * 10) / 10,
+      majorGcsPerRound: range(xs.map((s) => s.majorGcs)),
+      roundGap: roundGapOf(
+        xs.map((x) => ({
+          nodeCpuUs: x.cpu.node,
+          mainThreadUs: x.nodeMainThread,
+          otherThreadsUs: x.nodeOtherThreads,
+          gcPauseUs: x.gcPauseUs,
+          majorGcs: x.majorGcs,
+          stealPct: x.nodeCoreStealPct ?? 0,
+        })),
+      ),
     });
   }
   // The limit is the denominator for every operation: the same row under each.

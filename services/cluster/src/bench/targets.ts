@@ -11,6 +11,34 @@ export function spreadPct(values: number[]): number {
   return median === 0 ? 0 : ((s.at(-1)! - s[0]!) / median) * 100;
 }
 
+/** One round's node figures, part by part (µs per request; major collections; steal in percent of the node's core). */
+export interface RoundGap {
+  nodeCpuUs: number;
+  mainThreadUs: number;
+  otherThreadsUs: number;
+  gcPauseUs: number;
+  majorGcs: number;
+  stealPct: number;
+}
+
+/**
+ * Where a round-to-round spread lives: the round whose node CPU per request was highest minus the
+ * lowest, part by part (all 0 for a single round).
+ */
+export function roundGapOf(rounds: RoundGap[]): RoundGap {
+  const byCpu = [...rounds].sort((a, b) => a.nodeCpuUs - b.nodeCpuUs);
+  const [lo, hi] = [byCpu[0]!, byCpu.at(-1)!];
+  const gap = (k: keyof RoundGap, digits = 0) => Math.round((hi[k] - lo[k]) * 10 ** digits) / 10 ** digits;
+  return {
+    nodeCpuUs: gap('nodeCpuUs'),
+    mainThreadUs: gap('mainThreadUs'),
+    otherThreadsUs: gap('otherThreadsUs'),
+    gcPauseUs: gap('gcPauseUs'),
+    majorGcs: gap('majorGcs'),
+    stealPct: gap('stealPct', 1),
+  };
+}
+
 /** True when the two rounds' ranges [lowest, highest] do not overlap: a difference that survived every round. */
 export function rangesApart(a: [number, number], b: [number, number]): boolean {
   return a[1] < b[0] || b[1] < a[0];

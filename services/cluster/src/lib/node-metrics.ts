@@ -11,6 +11,20 @@ export function parseMetrics(text: string): Map<string, number> {
 }
 
 /**
+ * The garbage collector's pauses of a node's main thread, from its Prometheus text (prom-client's
+ * `nodejs_gc_duration_seconds` histogram, every kind): seconds in all, and how many were major
+ * (mark-compact) collections.
+ */
+export function parseGcPauses(text: string): { pauseSeconds: number; majors: number } {
+  const out = { pauseSeconds: 0, majors: 0 };
+  for (const m of text.matchAll(/^session_cluster_nodejs_gc_duration_seconds_(sum|count)\{[^}]*\bkind="([^"]+)"[^}]*\} (\S+)$/gm)) {
+    if (m[1] === 'sum') out.pauseSeconds += Number(m[3]);
+    else if (m[2] === 'major') out.majors += Number(m[3]);
+  }
+  return out;
+}
+
+/**
  * The command that prints a node's Prometheus text from inside its container (`docker exec NAME
  * ...`): the app port 9100 is never published, and the image has Node, not curl.
  */

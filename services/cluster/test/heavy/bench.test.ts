@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cluster.js';
+import { markdown } from '../../src/bench/report.js';
 import { type BenchReport, STEAL_LIMIT_PCT } from '../../src/bench/run.js';
 
 // A short `npm run bench -- --json`: the claims that do not depend on timing, measured: which
@@ -63,6 +64,16 @@ it('measures every configuration side by side and holds the deterministic target
     // round, and only at the fixed rate; a round keeps a window within the limit, or its least-stolen.
     expect(r.roundsMeasuredAgain, `${r.config}/${r.operation} measured again`).toBeLessThanOrEqual(r.offeredRate === null ? 0 : 2 * report.settings.rounds);
     if (r.offeredRate !== null && r.roundsMeasuredAgain === 0 && r.nodeCoreStealPctRange) expect(r.nodeCoreStealPctRange[1]).toBeLessThanOrEqual(STEAL_LIMIT_PCT);
+    // The node's CPU split by thread: its main thread and its other threads add up to it (with two
+    // rounds a median is a mean; each figure is rounded), and the collector's pauses are read.
+    expect(r.nodeMainThreadCpuUsPerRequest, `${r.config}/${r.operation} main thread`).toBeGreaterThan(0);
+    expect(Math.abs(r.nodeMainThreadCpuUsPerRequest + r.nodeOtherThreadsCpuUsPerRequest - r.nodeCpuUsPerRequest), `${r.config}/${r.operation} threads`).toBeLessThanOrEqual(2);
+    expect(r.nodeGcPauseUsPerRequest).toBeGreaterThanOrEqual(0);
+    expect(r.spread.nodeGcPauseUs[0]).toBeLessThanOrEqual(r.spread.nodeGcPauseUs[1]);
+    expect(r.majorGcsPerRound[0]).toBeGreaterThanOrEqual(0);
+    // The round gap spans the rounds' range of node CPU (each end rounded); one run has none.
+    expect(Math.abs(r.roundGap.nodeCpuUs - (r.spread.nodeCpuUs[1] - r.spread.nodeCpuUs[0]))).toBeLessThanOrEqual(1);
+    if (r.offeredRate === null) expect(r.roundGap).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0 });
   }
   for (const config of ['limit', 'textbook', 'shared', 'sticky', 'database', 'cookie', 'jwt', 'shared-no-pipelining'])
     expect(
@@ -128,6 +139,13 @@ it('measures every configuration side by side and holds the deterministic target
   // A login hashes a password (scrypt): it costs a node far more CPU than a read.
   // (2×, not more: 1 s windows on a loaded machine measured ratios from 4.7 to 9.)
   expect(get('shared', 'login').nodeCpuUsPerRequest).toBeGreaterThan(2 * get('shared', 'read').nodeCpuUsPerRequest);
+  // Under load every node collects garbage: the pauses are read from its metrics (a misread metric reads 0).
+  expect(report.results.filter((r) => r.offeredRate === null).reduce((a, r) => a + r.nodeGcPauseUsPerRequest, 0)).toBeGreaterThan(0);
+  // And the hash runs in libuv's pool, not on the main thread: a login's other threads cost more than 1 ms
+  // (scrypt N=2^10, r=8: ~2 ms of work), a read's far less.
+  const paced = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation && r.offeredRate !== null)!;
+  expect(paced('shared', 'login').nodeOtherThreadsCpuUsPerRequest).toBeGreaterThan(1000);
+  expect(paced('shared', 'login').nodeOtherThreadsCpuUsPerRequest).toBeGreaterThan(2 * paced('shared', 'read').nodeOtherThreadsCpuUsPerRequest);
   console.log(
     `bench: commands per request ${report.results
       .filter((r) => r.redisCommandsByName)
@@ -221,4 +239,16 @@ it('measures every configuration side by side and holds the deterministic target
   expect(report.redisBytesPerSession.ratio).toBeLessThanOrEqual(0.6);
   // Throughput by node count was measured for 1, 2 and 3 nodes (the values are reported, not judged).
   for (const n of ['1', '2', '3'] as const) expect(report.scaling[n]).toBeGreaterThan(0);
+
+  // docs/benchmarks.md from this report: each result's row names its threads and GC pauses, and the
+  // rounds' gap is shown for exactly the fixed-rate cells whose spread passed the bound.
+  const doc = markdown(report);
+  const shared = report.results.find((r) => r.config === 'shared' && r.operation === 'read' && r.offeredRate !== null)!;
+  expect(doc).toContain(
+    `| ${shared.nodeMainThreadCpuUsPerRequest} (${shared.spread.nodeMainThreadCpuUs[0]}–${shared.spread.nodeMainThreadCpuUs[1]}) / ${shared.nodeOtherThreadsCpuUsPerRequest} (`,
+  );
+  const wide = report.results.filter((r) => r.offeredRate !== null && !(r.config === 'limit' && r.operation !== 'read') && r.nodeCpuSpreadPct > report.spreadTarget.boundPct);
+  const gapRows = /### Where the rounds differ[^\n]*\n\n[^\n]*\n\n((?:\|[^\n]*\n)+)/.exec(doc);
+  if (wide.length) expect(gapRows![1]!.trim().split('\n').length - 2, 'rows of the rounds-gap table').toBe(wide.length);
+  else expect(gapRows).toBeNull();
 }, 600_000);

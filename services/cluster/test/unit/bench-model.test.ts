@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
 import { parsePacedSummary } from '../../src/bench/paced.js';
-import { judgeTargets, rangesApart, spreadPct } from '../../src/bench/targets.js';
+import { judgeTargets, rangesApart, roundGapOf, spreadPct } from '../../src/bench/targets.js';
 import { parseCoreTicks, parseProcStat, stealPct } from '../../src/lib/cpu.js';
+import { parseGcPauses } from '../../src/lib/node-metrics.js';
 import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
 
 // The benchmark's pure arithmetic, on hand-made figures: no process is started.
@@ -48,6 +49,50 @@ describe('round-to-round spread', () => {
     expect(rangesApart([3, 4], [1, 2])).toBe(true);
     expect(rangesApart([1, 3], [3, 4])).toBe(false);
     expect(rangesApart([1, 5], [2, 3])).toBe(false);
+  });
+});
+
+describe("a node's garbage-collector pauses", () => {
+  // As a node's /metrics prints them (prom-client 15, default labels first): buckets are not sums.
+  const text = [
+    '# TYPE session_cluster_nodejs_gc_duration_seconds histogram',
+    'session_cluster_nodejs_gc_duration_seconds_bucket{le="0.01",node="app-1",kind="minor"} 7',
+    'session_cluster_nodejs_gc_duration_seconds_sum{node="app-1",kind="minor"} 0.012',
+    'session_cluster_nodejs_gc_duration_seconds_count{node="app-1",kind="minor"} 7',
+    'session_cluster_nodejs_gc_duration_seconds_bucket{le="+Inf",node="app-1",kind="major"} 2',
+    'session_cluster_nodejs_gc_duration_seconds_sum{node="app-1",kind="major"} 0.02',
+    'session_cluster_nodejs_gc_duration_seconds_count{node="app-1",kind="major"} 2',
+    'session_cluster_nodejs_gc_duration_seconds_sum{node="app-1",kind="incremental"} 0.001',
+    'session_cluster_nodejs_gc_duration_seconds_count{node="app-1",kind="incremental"} 3',
+    'session_cluster_http_requests_total{node="app-1",route="/api/ping"} 40',
+  ].join('\n');
+  it("sums every kind's seconds and counts the major collections", () => {
+    const gc = parseGcPauses(text);
+    expect(gc.pauseSeconds).toBeCloseTo(0.033, 9);
+    expect(gc.majors).toBe(2);
+  });
+  it('is nothing for a node that has not collected yet', () => {
+    expect(parseGcPauses('session_cluster_http_requests_total{node="app-1"} 40\n')).toEqual({ pauseSeconds: 0, majors: 0 });
+  });
+});
+
+describe('where a spread lives', () => {
+  const round = (nodeCpuUs: number, mainThreadUs: number, gcPauseUs: number, majorGcs: number, stealPct: number) => ({
+    nodeCpuUs,
+    mainThreadUs,
+    otherThreadsUs: nodeCpuUs - mainThreadUs,
+    gcPauseUs,
+    majorGcs,
+    stealPct,
+  });
+  it('is the costliest round minus the cheapest, part by part, whatever their order', () => {
+    // The middle round's parts must not enter: only the extremes of node CPU are compared.
+    const rounds = [round(700, 600, 20, 1, 0.1), round(900, 650, 90, 3, 0.04), round(650, 640, 5, 0, 2)];
+    expect(roundGapOf(rounds)).toEqual({ nodeCpuUs: 250, mainThreadUs: 10, otherThreadsUs: 240, gcPauseUs: 85, majorGcs: 3, stealPct: -2 });
+    expect(roundGapOf([...rounds].reverse())).toEqual(roundGapOf(rounds));
+  });
+  it('is 0 in every part for one round', () => {
+    expect(roundGapOf([round(700, 600, 20, 1, 0.5)])).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0 });
   });
 });
 
