@@ -10,13 +10,14 @@ import { down, removeRun, up, type ClusterState } from '../cluster.js';
 import { coreTicks, cpuSplitSnapshot, mainThreadSplitMicros, stealPct, withDescendants } from '../lib/cpu.js';
 import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
+import { coreSpeedUs } from '../lib/core-speed.js';
 import { nodeLoad, parseGcPauses } from '../lib/node-metrics.js';
 import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
 import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
-import { rangesApart, roundGapOf, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
+import { rangesApart, roundGapOf, spreadAtCoreSpeedPct, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
 import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 import { resolveK6 } from '../experiment/k6.js';
 
@@ -139,6 +140,14 @@ export interface Result {
    * the lowest, part by part (µs per request; major collections; steal in points). All 0 with one round.
    */
   roundGap: RoundGap;
+  /**
+   * The core-speed probe (lib/core-speed.ts: CPU µs of a fixed piece of work on the node's core,
+   * read before and after each window): median and the rounds' range; null at saturation or unpinned.
+   */
+  coreSpeedUs: number | null;
+  coreSpeedUsRange: [number, number] | null;
+  /** The round-to-round spread of node CPU per request with each round scaled to the median core speed; null without the probe. */
+  nodeCpuSpreadPctAtCoreSpeed: number | null;
 }
 
 export interface BenchReport {
@@ -164,7 +173,13 @@ export interface BenchReport {
   /** Issue #25's targets, judged from this run's fixed-rate results. */
   targets: TargetOutcome[];
   /** The round-to-round spread target: node CPU per request at the fixed rate, ≤ 10 % for every configuration. */
-  spreadTarget: { boundPct: number; met: boolean; worst: { config: string; operation: string; spreadPct: number } | null };
+  spreadTarget: {
+    boundPct: number;
+    met: boolean;
+    worst: { config: string; operation: string; spreadPct: number } | null;
+    /** Diagnostic, not the target: the largest spread once each round is scaled to the median core speed (null without the probe). */
+    worstAtCoreSpeed: { config: string; operation: string; spreadPct: number } | null;
+  };
   /** Each A/B row at the fixed rate: whether the node CPU per request differs in every round (ranges apart). */
   abClaims: Array<{ change: string; operation: Operation; onUs: [number, number]; offUs: [number, number]; holds: boolean; direction: 'costs' | 'saves' | 'none' }>;
   /**
@@ -375,6 +390,8 @@ type Sample = WrkResult & {
   /** The node's main thread paused by the garbage collector, µs per request, and the major collections in the window. */
   gcPauseUs: number;
   majorGcs: number;
+  /** The core-speed probe on the node's core (lib/core-speed.ts), mean of its readings before and after the window; null at saturation or unpinned. */
+  coreSpeedUs: number | null;
   /** Percent of the node's core's time its host gave another guest during the window (null: not pinned). */
   nodeCoreStealPct: number | null;
   dropped: number;
@@ -575,7 +592,7 @@ function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample)
   samples.set(key, [...(samples.get(key) ?? []), s]);
   const at = cell.offeredRate === null ? 'saturation' : `${cell.offeredRate}/s`;
   b.say(
-    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}) nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
+    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}; main thread ${s.nodeMainThread.toFixed(0)}, others ${s.nodeOtherThreads.toFixed(0)}; GC pauses ${s.gcPauseUs.toFixed(1)}, ${s.majorGcs} major)${s.coreSpeedUs === null ? '' : ` core probe ${(s.coreSpeedUs / 1000).toFixed(1)} ms`} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
   );
 }
 
@@ -644,6 +661,10 @@ async function measureRound(b: Bench, cell: Cell, round: number): Promise<Sample
 }
 
 async function measureCell(m: Cell, round: number): Promise<Sample> {
+  // The probe runs on the node's core while the node idles, outside the window (fixed rate only: a
+  // saturation run is one window, compared with nothing).
+  const probe = m.nodeCore === null || m.offeredRate === null ? null : () => coreSpeedUs(m.nodeCore!);
+  const speedBefore = probe && (await probe());
   // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
   const sentBefore = await sentStats(m.target.state);
   const before = m.target.redis ? await commandStats(m.target.redis) : null;
@@ -663,6 +684,7 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
   const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
   const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
+  const speedAfter = probe && (await probe());
   const commands = byName === null ? null : total(byName);
   const nodeMainThread = (mainAfter - mainBefore) / res.requests;
   return {
@@ -678,6 +700,7 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
     nodeOtherThreads: cpu.node - nodeMainThread,
     gcPauseUs: ((sentAfter.gc.pauseSeconds - sentBefore.gc.pauseSeconds) * 1e6) / res.requests,
     majorGcs: sentAfter.gc.majors - sentBefore.gc.majors,
+    coreSpeedUs: speedBefore && speedAfter ? (speedBefore + speedAfter) / 2 : null,
     nodeCoreStealPct: stolen,
     dropped: res.dropped ?? 0,
     round,
@@ -786,13 +809,26 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
           gcPauseUs: x.gcPauseUs,
           majorGcs: x.majorGcs,
           stealPct: x.nodeCoreStealPct ?? 0,
+          coreSpeedUs: x.coreSpeedUs,
         })),
       ),
+      ...coreSpeedOf(xs),
     });
   }
   // The limit is the denominator for every operation: the same row under each.
   for (const limit of results.filter((r) => r.config === 'limit' && r.operation === 'read')) results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
   return results;
+}
+
+function coreSpeedOf(xs: Sample[]): Pick<Result, 'coreSpeedUs' | 'coreSpeedUsRange' | 'nodeCpuSpreadPctAtCoreSpeed'> {
+  const at = spreadAtCoreSpeedPct(xs.map((x) => ({ nodeCpuUs: x.cpu.node, coreSpeedUs: x.coreSpeedUs })));
+  if (at === null) return { coreSpeedUs: null, coreSpeedUsRange: null, nodeCpuSpreadPctAtCoreSpeed: null };
+  const speeds = xs.map((x) => x.coreSpeedUs!);
+  return {
+    coreSpeedUs: Math.round(median(speeds)),
+    coreSpeedUsRange: [Math.round(Math.min(...speeds)), Math.round(Math.max(...speeds))],
+    nodeCpuSpreadPctAtCoreSpeed: Math.round(at * 10) / 10,
+  };
 }
 
 function stealOf(xs: Sample[]): Pick<Result, 'nodeCoreStealPct' | 'nodeCoreStealPctRange'> {
@@ -918,10 +954,14 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
   const paced = results.filter((r) => r.offeredRate !== null);
   const own = paced.filter((r) => r.config !== 'limit' || r.operation === 'read');
   const worst = own.reduce<Result | null>((w, r) => (w === null || r.nodeCpuSpreadPct > w.nodeCpuSpreadPct ? r : w), null);
+  const worstOf = <T extends { spreadPct: number }>(xs: T[]) => xs.reduce<T | null>((w, x) => (w === null || x.spreadPct > w.spreadPct ? x : w), null);
   const spreadTarget = {
     boundPct: SPREAD_BOUND_PCT,
     met: own.length > 0 && own.every((r) => r.nodeCpuSpreadPct <= SPREAD_BOUND_PCT),
     worst: worst && { config: worst.config, operation: worst.operation, spreadPct: worst.nodeCpuSpreadPct },
+    worstAtCoreSpeed: worstOf(
+      own.filter((r) => r.nodeCpuSpreadPctAtCoreSpeed !== null).map((r) => ({ config: r.config, operation: r.operation, spreadPct: r.nodeCpuSpreadPctAtCoreSpeed! })),
+    ),
   };
   const read = (config: ConfigName) => paced.find((r) => r.config === config && r.operation === 'read');
   const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, p99Ms: r.p99Ms });

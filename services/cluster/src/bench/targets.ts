@@ -11,24 +11,28 @@ export function spreadPct(values: number[]): number {
   return median === 0 ? 0 : ((s.at(-1)! - s[0]!) / median) * 100;
 }
 
-/** One round's node figures, part by part (µs per request; major collections; steal in percent of the node's core). */
-export interface RoundGap {
+/** One round's node figures, part by part (µs per request; major collections; steal in percent of the node's core; the core-speed probe's µs, null without it). */
+export interface RoundFigures {
   nodeCpuUs: number;
   mainThreadUs: number;
   otherThreadsUs: number;
   gcPauseUs: number;
   majorGcs: number;
   stealPct: number;
+  coreSpeedUs: number | null;
 }
+
+/** The costliest round minus the cheapest, part by part; and how much longer the core-speed probe took in the costliest, in percent (null without it). */
+export type RoundGap = Omit<RoundFigures, 'coreSpeedUs'> & { coreSlowerPct: number | null };
 
 /**
  * Where a round-to-round spread lives: the round whose node CPU per request was highest minus the
  * lowest, part by part (all 0 for a single round).
  */
-export function roundGapOf(rounds: RoundGap[]): RoundGap {
+export function roundGapOf(rounds: RoundFigures[]): RoundGap {
   const byCpu = [...rounds].sort((a, b) => a.nodeCpuUs - b.nodeCpuUs);
   const [lo, hi] = [byCpu[0]!, byCpu.at(-1)!];
-  const gap = (k: keyof RoundGap, digits = 0) => Math.round((hi[k] - lo[k]) * 10 ** digits) / 10 ** digits;
+  const gap = (k: Exclude<keyof RoundFigures, 'coreSpeedUs'>, digits = 0) => Math.round((hi[k] - lo[k]) * 10 ** digits) / 10 ** digits;
   return {
     nodeCpuUs: gap('nodeCpuUs'),
     mainThreadUs: gap('mainThreadUs'),
@@ -36,7 +40,20 @@ export function roundGapOf(rounds: RoundGap[]): RoundGap {
     gcPauseUs: gap('gcPauseUs'),
     majorGcs: gap('majorGcs'),
     stealPct: gap('stealPct', 1),
+    coreSlowerPct: hi.coreSpeedUs === null || lo.coreSpeedUs === null ? null : Math.round((hi.coreSpeedUs / lo.coreSpeedUs - 1) * 1000) / 10,
   };
+}
+
+/**
+ * The round-to-round spread of node CPU per request with each round scaled to the same core
+ * speed (its CPU × the rounds' median probe / its own probe): what is left once the machine's
+ * speed is taken out. Null when a round has no probe.
+ */
+export function spreadAtCoreSpeedPct(rounds: Array<{ nodeCpuUs: number; coreSpeedUs: number | null }>): number | null {
+  if (!rounds.length || rounds.some((r) => r.coreSpeedUs === null)) return null;
+  const speeds = rounds.map((r) => r.coreSpeedUs!).sort((a, b) => a - b);
+  const mid = (speeds[(speeds.length - 1) >> 1]! + speeds[speeds.length >> 1]!) / 2;
+  return spreadPct(rounds.map((r) => (r.nodeCpuUs * mid) / r.coreSpeedUs!));
 }
 
 /** True when the two rounds' ranges [lowest, highest] do not overlap: a difference that survived every round. */

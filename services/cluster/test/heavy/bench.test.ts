@@ -71,9 +71,17 @@ it('measures every configuration side by side and holds the deterministic target
     expect(r.nodeGcPauseUsPerRequest).toBeGreaterThanOrEqual(0);
     expect(r.spread.nodeGcPauseUs[0]).toBeLessThanOrEqual(r.spread.nodeGcPauseUs[1]);
     expect(r.majorGcsPerRound[0]).toBeGreaterThanOrEqual(0);
+    // The core-speed probe ran around each fixed-rate window on the node's core (none at saturation).
+    if (r.offeredRate !== null && r.pinned) {
+      expect(r.coreSpeedUs, `${r.config}/${r.operation} core probe`).toBeGreaterThan(0);
+      expect(r.coreSpeedUsRange![0]).toBeLessThanOrEqual(r.coreSpeedUs!);
+      expect(r.coreSpeedUsRange![1]).toBeGreaterThanOrEqual(r.coreSpeedUs!);
+      expect(r.nodeCpuSpreadPctAtCoreSpeed).toBeGreaterThanOrEqual(0);
+      expect(r.roundGap.coreSlowerPct).not.toBeNull();
+    } else expect([r.coreSpeedUs, r.nodeCpuSpreadPctAtCoreSpeed]).toEqual([null, null]);
     // The round gap spans the rounds' range of node CPU (each end rounded); one run has none.
     expect(Math.abs(r.roundGap.nodeCpuUs - (r.spread.nodeCpuUs[1] - r.spread.nodeCpuUs[0]))).toBeLessThanOrEqual(1);
-    if (r.offeredRate === null) expect(r.roundGap).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0 });
+    if (r.offeredRate === null) expect(r.roundGap).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0, coreSlowerPct: null });
   }
   for (const config of ['limit', 'textbook', 'shared', 'sticky', 'database', 'cookie', 'jwt', 'shared-no-pipelining'])
     expect(

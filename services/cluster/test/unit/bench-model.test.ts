@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
 import { parsePacedSummary } from '../../src/bench/paced.js';
-import { judgeTargets, rangesApart, roundGapOf, spreadPct } from '../../src/bench/targets.js';
+import { judgeTargets, rangesApart, roundGapOf, spreadAtCoreSpeedPct, spreadPct } from '../../src/bench/targets.js';
 import { parseCoreTicks, parseProcStat, stealPct } from '../../src/lib/cpu.js';
 import { parseGcPauses } from '../../src/lib/node-metrics.js';
 import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
@@ -77,22 +77,51 @@ describe("a node's garbage-collector pauses", () => {
 });
 
 describe('where a spread lives', () => {
-  const round = (nodeCpuUs: number, mainThreadUs: number, gcPauseUs: number, majorGcs: number, stealPct: number) => ({
+  const round = (nodeCpuUs: number, mainThreadUs: number, gcPauseUs: number, majorGcs: number, stealPct: number, coreSpeedUs: number | null = null) => ({
     nodeCpuUs,
     mainThreadUs,
     otherThreadsUs: nodeCpuUs - mainThreadUs,
     gcPauseUs,
     majorGcs,
     stealPct,
+    coreSpeedUs,
   });
   it('is the costliest round minus the cheapest, part by part, whatever their order', () => {
     // The middle round's parts must not enter: only the extremes of node CPU are compared.
-    const rounds = [round(700, 600, 20, 1, 0.1), round(900, 650, 90, 3, 0.04), round(650, 640, 5, 0, 2)];
-    expect(roundGapOf(rounds)).toEqual({ nodeCpuUs: 250, mainThreadUs: 10, otherThreadsUs: 240, gcPauseUs: 85, majorGcs: 3, stealPct: -2 });
+    const rounds = [round(700, 600, 20, 1, 0.1, 150_000), round(900, 650, 90, 3, 0.04, 180_000), round(650, 640, 5, 0, 2, 160_000)];
+    expect(roundGapOf(rounds)).toEqual({ nodeCpuUs: 250, mainThreadUs: 10, otherThreadsUs: 240, gcPauseUs: 85, majorGcs: 3, stealPct: -2, coreSlowerPct: 12.5 });
     expect(roundGapOf([...rounds].reverse())).toEqual(roundGapOf(rounds));
   });
-  it('is 0 in every part for one round', () => {
-    expect(roundGapOf([round(700, 600, 20, 1, 0.5)])).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0 });
+  it('is 0 in every part for one round, and says nothing of the core without the probe', () => {
+    expect(roundGapOf([round(700, 600, 20, 1, 0.5, 170_000)])).toEqual({
+      nodeCpuUs: 0,
+      mainThreadUs: 0,
+      otherThreadsUs: 0,
+      gcPauseUs: 0,
+      majorGcs: 0,
+      stealPct: 0,
+      coreSlowerPct: 0,
+    });
+    expect(roundGapOf([round(700, 600, 20, 1, 0.5), round(800, 600, 20, 1, 0.5)]).coreSlowerPct).toBeNull();
+  });
+  it('at equal core speed: a round that cost more only because its core was slower no longer spreads', () => {
+    // 1000 µs on a core that took 200 ms for the probe is 800 µs at the median speed of 160 ms.
+    expect(
+      spreadAtCoreSpeedPct([
+        { nodeCpuUs: 800, coreSpeedUs: 160_000 },
+        { nodeCpuUs: 1000, coreSpeedUs: 200_000 },
+        { nodeCpuUs: 600, coreSpeedUs: 120_000 },
+      ]),
+    ).toBeCloseTo(0, 9);
+    // The core as fast in each round: the spread is the raw one.
+    expect(
+      spreadAtCoreSpeedPct([
+        { nodeCpuUs: 800, coreSpeedUs: 160_000 },
+        { nodeCpuUs: 1000, coreSpeedUs: 160_000 },
+        { nodeCpuUs: 900, coreSpeedUs: 160_000 },
+      ]),
+    ).toBeCloseTo(spreadPct([800, 1000, 900]), 9);
+    expect(spreadAtCoreSpeedPct([{ nodeCpuUs: 800, coreSpeedUs: null }])).toBeNull();
   });
 });
 

@@ -1,0 +1,40 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+/**
+ * How fast the node's core is right now: the CPU time a fixed piece of work takes on it (a Node
+ * process pinned there, the same JSON, hashing and allocation a request does, 30,000 times after
+ * a warm-up). The work never changes, so its CPU time moves only with the machine under it: a
+ * host that gives the core to another guest shows as steal, but one whose other guests share the
+ * core's caches or memory bandwidth, or that changes its clock, shows only here. Read before and
+ * after each measured window (while the node idles), it says whether a round cost more because
+ * the request did more or because the core did less per microsecond.
+ */
+const ITERATIONS = 30_000;
+
+const SCRIPT = `
+const { createHash } = require('node:crypto');
+const o = { id: 'abc', user: 'user1', cart: Array.from({ length: 8 }, (_, i) => ({ sku: 'sku' + i, qty: i })), n: 0 };
+function work(n) {
+  let h = 0;
+  for (let i = 0; i < n; i++) {
+    o.n = i;
+    const s = JSON.stringify(o);
+    h ^= createHash('sha256').update(s).digest()[0] + JSON.parse(s).cart.length;
+  }
+  return h;
+}
+work(3000);
+const t0 = process.cpuUsage();
+const h = work(${ITERATIONS});
+const t = process.cpuUsage(t0);
+process.stdout.write(String(t.user + t.system) + ' ' + h + '\\n');
+`;
+
+/** CPU microseconds the fixed work took on core `cpu` (taskset). */
+export async function coreSpeedUs(cpu: number): Promise<number> {
+  const { stdout } = await promisify(execFile)('taskset', ['-c', String(cpu), process.execPath, '-e', SCRIPT], { timeout: 30_000 });
+  const us = Number(stdout.trim().split(' ')[0]);
+  if (!Number.isFinite(us) || us <= 0) throw new Error(`the core-speed probe printed ${JSON.stringify(stdout.slice(0, 80))}`);
+  return us;
+}
