@@ -80,7 +80,7 @@ export async function swarmTarget(o: TargetOptions): Promise<Target> {
   if (running) {
     const mismatch = attachRefuses(running, o);
     if (mismatch) throw new Error(`${mismatch} (npm run swarm -- down, and the experiment starts its own)`);
-    await waitSettled(running);
+    await waitSettled(running, undefined, (line) => process.stderr.write(`[swarm] ${line}\n`));
   }
   const since = new Date().toISOString();
   const state: SwarmState =

@@ -58,10 +58,23 @@ function leftovers(): string[] {
   return left;
 }
 
+/** The app containers running on one host now (its own dockerd, as the swarm CLI reaches it). */
+function appsOn(host: string): number {
+  const ids = execFileSync('docker', ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=sc_app'], {
+    encoding: 'utf8',
+    env: { ...process.env, DOCKER_HOST: `unix://${path.join(REPO_ROOT, '.run/swarm', host, 'docker.sock')}` },
+  });
+  return ids.split('\n').filter(Boolean).length;
+}
+
+/** The last experiment's stderr: its progress lines, and the swarm's. */
+let lastLog = '';
+
 async function experiment(name: string, args: string[]): Promise<RunSummary> {
   const dir = path.join(out, name);
   const r = await runExperimentCli(['failover', '--target', 'swarm', '--mode', 'shared', '--vus', String(VUS), '--kill-at', '15s', ...args, '--out', dir], 9 * 60_000);
   const summaryFile = path.join(dir, 'summary.json');
+  lastLog = r.stderr;
   if (r.code !== 0) console.log(r.stdout.slice(-6000), r.stderr.slice(-3000));
   expect(fs.existsSync(summaryFile), `no summary.json (exit ${r.code})`).toBe(true);
   const run = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Summary).runs[0]!;
@@ -79,8 +92,9 @@ async function experiment(name: string, args: string[]): Promise<RunSummary> {
 
 // In this order on one swarm: the partial partition first, while the primary's host h1 runs an app
 // replica as `up` spread them (its writer on the cut-off side; the swarm moves it away during the
-// cut), then the update (which spreads the replicas again), the partition of wherever the primary
-// runs by then, and the kill.
+// cut), then the update, the partition of wherever the primary runs by then, and the kill. Each run
+// starts from a settled swarm, which has an app replica on every host again (faults.ts, spreadApps):
+// the swarm itself never moves a replica back, and the update can leave a host without one.
 describe('the cluster on a three-host swarm', () => {
   it("partial-partition: the primary's host cut off from the other hosts only; the old primary takes writes that are then lost", { timeout: 10 * 60_000 }, async () => {
     // The fault itself, shown to happen: clients still reach the primary's host, its app replica
@@ -96,11 +110,19 @@ describe('the cluster on a three-host swarm', () => {
   });
 
   it('rolling-update: docker service update of the app, one task at a time, start-first: no request fails', { timeout: 10 * 60_000 }, async () => {
+    // First a drain, which leaves its host without an app replica once it is active again (the
+    // swarm never moves one back): the run's settle step must put one there before the update
+    // (one line per replica it moves; the partial partition may have left another host empty too).
+    const { stdout } = await swarm(['fault', 'drain'], 5 * 60_000);
+    const drained = /\] drain on (h\d)/.exec(stdout)?.[1];
+    expect(drained, stdout).toBeDefined();
+    expect(appsOn(drained!), `app containers on ${drained} after the drain`).toBe(0);
     const run = await experiment('rolling-update', ['--fault', 'rolling-update', '--duration', '60s', '--restart-after', '1s']);
     expect(run.failedRequests).toBe(0);
     expect(run.sessionsLost).toBe(0);
     // It converged within the run: every replica was replaced while the load ran.
     expect(run.swarmRecoveryS).not.toBeNull();
+    expect(lastLog).toMatch(new RegExp(`\\[swarm\\] [^\\n]*\\b${drained}\\b[^\\n]* ran no app replica: stopped app-\\d on h\\d, the swarm started it again \\([^\\n]*\\b${drained}: app-\\d`));
   });
 
   it("host-partition: the Redis primary's host cut off for 20 s, then healed; shared mode loses no session", { timeout: 10 * 60_000 }, async () => {
