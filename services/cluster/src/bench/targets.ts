@@ -45,15 +45,16 @@ export function roundGapOf(rounds: RoundFigures[]): RoundGap {
 }
 
 /**
- * The round-to-round spread of node CPU per request with each round scaled to the same core
- * speed (its CPU × the rounds' median probe / its own probe): what is left once the machine's
- * speed is taken out. Null when a round has no probe.
+ * The round-to-round spread of a figure measured against a reference read in the same window:
+ * each round's value scaled by the rounds' median reference over its own (value × median / own).
+ * A machine that runs every process slower for a while moves both, and the ratio holds still.
+ * Null when a round has no reference.
  */
-export function spreadAtCoreSpeedPct(rounds: Array<{ nodeCpuUs: number; coreSpeedUs: number | null }>): number | null {
-  if (!rounds.length || rounds.some((r) => r.coreSpeedUs === null)) return null;
-  const speeds = rounds.map((r) => r.coreSpeedUs!).sort((a, b) => a - b);
-  const mid = (speeds[(speeds.length - 1) >> 1]! + speeds[speeds.length >> 1]!) / 2;
-  return spreadPct(rounds.map((r) => (r.nodeCpuUs * mid) / r.coreSpeedUs!));
+export function spreadAgainstPct(rounds: Array<{ value: number; reference: number | null }>): number | null {
+  if (!rounds.length || rounds.some((r) => r.reference === null || r.reference <= 0)) return null;
+  const refs = rounds.map((r) => r.reference!).sort((a, b) => a - b);
+  const mid = (refs[(refs.length - 1) >> 1]! + refs[refs.length >> 1]!) / 2;
+  return spreadPct(rounds.map((r) => (r.value * mid) / r.reference!));
 }
 
 /** True when the two rounds' ranges [lowest, highest] do not overlap: a difference that survived every round. */

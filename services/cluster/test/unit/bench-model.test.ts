@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
 import { parsePacedSummary } from '../../src/bench/paced.js';
-import { judgeTargets, rangesApart, roundGapOf, spreadAtCoreSpeedPct, spreadPct } from '../../src/bench/targets.js';
+import { judgeTargets, rangesApart, roundGapOf, spreadAgainstPct, spreadPct } from '../../src/bench/targets.js';
 import { parseCoreTicks, parseProcStat, stealPct } from '../../src/lib/cpu.js';
 import { parseGcPauses } from '../../src/lib/node-metrics.js';
 import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
@@ -104,24 +104,25 @@ describe('where a spread lives', () => {
     });
     expect(roundGapOf([round(700, 600, 20, 1, 0.5), round(800, 600, 20, 1, 0.5)]).coreSlowerPct).toBeNull();
   });
-  it('at equal core speed: a round that cost more only because its core was slower no longer spreads', () => {
-    // 1000 µs on a core that took 200 ms for the probe is 800 µs at the median speed of 160 ms.
+  it('against a reference in the same window: a round where both rose together no longer spreads', () => {
+    // The machine ran 25 % slower in the second round and 25 % faster in the third: node and nginx alike.
     expect(
-      spreadAtCoreSpeedPct([
-        { nodeCpuUs: 800, coreSpeedUs: 160_000 },
-        { nodeCpuUs: 1000, coreSpeedUs: 200_000 },
-        { nodeCpuUs: 600, coreSpeedUs: 120_000 },
+      spreadAgainstPct([
+        { value: 800, reference: 160 },
+        { value: 1000, reference: 200 },
+        { value: 600, reference: 120 },
       ]),
     ).toBeCloseTo(0, 9);
-    // The core as fast in each round: the spread is the raw one.
+    // The reference held still: the spread is the raw one.
     expect(
-      spreadAtCoreSpeedPct([
-        { nodeCpuUs: 800, coreSpeedUs: 160_000 },
-        { nodeCpuUs: 1000, coreSpeedUs: 160_000 },
-        { nodeCpuUs: 900, coreSpeedUs: 160_000 },
+      spreadAgainstPct([
+        { value: 800, reference: 160 },
+        { value: 1000, reference: 160 },
+        { value: 900, reference: 160 },
       ]),
     ).toBeCloseTo(spreadPct([800, 1000, 900]), 9);
-    expect(spreadAtCoreSpeedPct([{ nodeCpuUs: 800, coreSpeedUs: null }])).toBeNull();
+    expect(spreadAgainstPct([{ value: 800, reference: null }])).toBeNull();
+    expect(spreadAgainstPct([{ value: 800, reference: 0 }])).toBeNull();
   });
 });
 
