@@ -108,8 +108,9 @@ async function appsReachable(state: SwarmState): Promise<boolean> {
 
 /**
  * Waits until the swarm is whole again, as `up` leaves it: every host Ready and active, every
- * service with its tasks, an app replica on every host (spreadApps), the Sentinels agreed on one primary, that primary streaming to both
- * replicas (a demoted primary resyncs after a partition heals), every app replica ready and reached
+ * service with its tasks, an app replica on every host (spreadApps), the Sentinels agreed on one
+ * primary, that primary streaming to both replicas (a demoted primary resyncs after a partition
+ * heals), every app replica ready and reached
  * by every host's nginx (after a heal, the overlay took 10-25 s and more to carry traffic between
  * some containers again). An experiment on a swarm that is already up starts from there: a fault
  * injected before would also measure the end of the last.
