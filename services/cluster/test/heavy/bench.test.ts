@@ -39,7 +39,8 @@ it('measures every configuration side by side and holds the deterministic target
       '--memory-sessions',
       '100000', // at 20,000 the ratio sat at 0.59-0.60, on the 0.6 line; 100,000 gives the stable 0.58
     ],
-    { timeout: 540_000, maxBuffer: 10 * 2 ** 20 },
+    // 387-524 s measured (windows that lost steal are measured again; the core probe runs around each).
+    { timeout: 780_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;
   // It removed what it made, PostgreSQL's data (57 MB a run) included.
@@ -78,8 +79,10 @@ it('measures every configuration side by side and holds the deterministic target
       expect(r.coreSpeedUsRange![1]).toBeGreaterThanOrEqual(r.coreSpeedUs!);
       expect(r.roundGap.coreSlowerPct).not.toBeNull();
     } else expect(r.coreSpeedUs).toBeNull();
-    // The spread against nginx's CPU in the same window: nginx proxied every request, so it is read.
-    expect(r.nodeCpuSpreadPctAgainstNginx, `${r.config}/${r.operation} against nginx`).toBeGreaterThanOrEqual(0);
+    // The spread against nginx's CPU in the same window. nginx proxied every request, but a 1 s
+    // window of 40 logins can cost it less than one clock tick (10 ms): then there is no reference
+    // (null). A read's window (400 requests, ~60 ms of nginx) always has one.
+    if (r.operation !== 'login' || r.config === 'limit') expect(r.nodeCpuSpreadPctAgainstNginx, `${r.config}/${r.operation} against nginx`).toBeGreaterThanOrEqual(0);
     if (r.offeredRate === null) expect(r.nodeCpuSpreadPctAgainstNginx).toBe(0);
     // The round gap spans the rounds' range of node CPU (each end rounded); one run has none.
     expect(Math.abs(r.roundGap.nodeCpuUs - (r.spread.nodeCpuUs[1] - r.spread.nodeCpuUs[0]))).toBeLessThanOrEqual(1);
@@ -261,4 +264,4 @@ it('measures every configuration side by side and holds the deterministic target
   const gapRows = /### Where the rounds differ[^\n]*\n\n[^\n]*\n\n((?:\|[^\n]*\n)+)/.exec(doc);
   if (wide.length) expect(gapRows![1]!.trim().split('\n').length - 2, 'rows of the rounds-gap table').toBe(wide.length);
   else expect(gapRows).toBeNull();
-}, 600_000);
+}, 840_000);
