@@ -122,7 +122,9 @@ describe('the cluster on a three-host swarm', () => {
     expect(run.sessionsLost).toBe(0);
     // It converged within the run: every replica was replaced while the load ran.
     expect(run.swarmRecoveryS).not.toBeNull();
-    expect(lastLog).toMatch(new RegExp(`\\[swarm\\] [^\\n]*\\b${drained}\\b[^\\n]* ran no app replica: stopped app-\\d on h\\d, the swarm started it again \\([^\\n]*\\b${drained}: app-\\d`));
+    expect(lastLog).toMatch(
+      new RegExp(`\\[swarm\\] [^\\n]*\\b${drained}\\b[^\\n]* ran no app replica: stopped app-\\d on h\\d, the swarm started it again \\([^\\n]*\\b${drained}: app-\\d`),
+    );
   });
 
   it("host-partition: the Redis primary's host cut off for 20 s, then healed; shared mode loses no session", { timeout: 10 * 60_000 }, async () => {
