@@ -25,10 +25,19 @@ export async function startTestRedisCluster(): Promise<TestRedisCluster> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-rcluster-'));
   const ports: number[] = [];
   const parts = new Map<number, PartState>();
+  // Each server's cluster bus port, the same across a restart (the others know it from nodes.conf).
+  const busPorts = new Map<number, number>();
   const start = async (port: number) => {
     const dir = path.join(root, String(port));
     fs.mkdirSync(dir, { recursive: true });
-    parts.set(port, await launch(redisSpec(port, dir, 'off', { name: `redis-${port}`, replicated: true, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS }), dir));
+    if (!busPorts.has(port)) busPorts.set(port, await freePort());
+    parts.set(
+      port,
+      await launch(
+        redisSpec(port, dir, 'off', { name: `redis-${port}`, replicated: true, cluster: { nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS, busPort: busPorts.get(port)! } }),
+        dir,
+      ),
+    );
   };
   while (ports.length < 6) {
     const p = await freePort();

@@ -77,7 +77,7 @@ export function redisSpec(
   port: number,
   dir: string,
   persistence: RedisPersistence = 'off',
-  opts: { name?: string; replicaOf?: number; replicated?: boolean; clusterNodeTimeoutMs?: number } = {},
+  opts: { name?: string; replicaOf?: number; replicated?: boolean; cluster?: { nodeTimeoutMs: number; busPort: number } } = {},
 ): PartSpec {
   const durability = persistence === 'off' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', persistence === 'aof-always' ? 'always' : 'everysec'];
   // A replica follows the primary; every server of a replicated store syncs without waiting to batch
@@ -87,15 +87,20 @@ export function redisSpec(
   // A Redis Cluster node (redis-cluster.ts): its cluster state in <dir>/nodes.conf, so a restarted node
   // rejoins as itself. Full coverage off: with Redis's default, every primary refuses every command
   // from the moment one primary is marked failed until its replica is promoted (measured: writes to
-  // all slots failed for ~0.4 s); a session store wants the other slots to keep serving.
-  if (opts.clusterNodeTimeoutMs) {
+  // all slots failed for ~0.4 s); a session store wants the other slots to keep serving. The bus
+  // port is a free port of its own: Redis's default, port + 10000, can land in the kernel's
+  // ephemeral range, where an outgoing connection may hold it (seen: "Failed listening on port 39608
+  // (cluster), aborting" in a test run).
+  if (opts.cluster) {
     replica.push(
       '--cluster-enabled',
       'yes',
+      '--cluster-port',
+      String(opts.cluster.busPort),
       '--cluster-config-file',
       'nodes.conf',
       '--cluster-node-timeout',
-      String(opts.clusterNodeTimeoutMs),
+      String(opts.cluster.nodeTimeoutMs),
       '--cluster-require-full-coverage',
       'no',
     );

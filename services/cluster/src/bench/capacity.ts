@@ -136,14 +136,19 @@ async function measureShards(primaries: number, opts: BenchOptions): Promise<Cap
   const plan = pinPlan();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-shards-${primaries}-`));
   const parts: PartState[] = [];
+  const busPorts: number[] = [];
   try {
     say(`Redis Cluster with ${primaries} primar${primaries === 1 ? 'y' : 'ies'}: starting`);
     for (let i = 1; i <= primaries; i++) {
       const d = path.join(dir, `redis-${i}`);
       fs.mkdirSync(d);
-      parts.push(await launch(redisSpec(await freePort(), d, 'off', { name: `redis-${i}`, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS }), dir));
+      busPorts.push(await freePort());
+      parts.push(await launch(redisSpec(await freePort(), d, 'off', { name: `redis-${i}`, cluster: { nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS, busPort: busPorts.at(-1)! } }), dir));
     }
-    await joinSlots(parts.map((p) => p.port));
+    await joinSlots(
+      parts.map((p) => p.port),
+      busPorts[0]!,
+    );
     const spec = appSpec({
       index: 1,
       port: await freePort(),
@@ -212,8 +217,11 @@ async function measureShards(primaries: number, opts: BenchOptions): Promise<Cap
   }
 }
 
-/** Joins cluster-mode servers into a cluster of primaries only, the 16384 slots split evenly (redis-cli --cluster create needs 3). */
-async function joinSlots(ports: number[]): Promise<void> {
+/**
+ * Joins cluster-mode servers into a cluster of primaries only, the 16384 slots split evenly
+ * (redis-cli --cluster create needs 3); each meets the first, at its bus port.
+ */
+async function joinSlots(ports: number[], firstBusPort: number): Promise<void> {
   const per = Math.ceil(16384 / ports.length);
   for (const [i, port] of ports.entries()) {
     const r = new Redis({ port, host: '127.0.0.1' });
@@ -221,7 +229,7 @@ async function joinSlots(ports: number[]): Promise<void> {
       // A node that has met no other announces an empty address in CLUSTER SLOTS (clients then cannot reach it).
       await r.call('CONFIG', 'SET', 'cluster-announce-ip', '127.0.0.1');
       await r.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(16383, (i + 1) * per - 1)));
-      if (i > 0) await r.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[0]));
+      if (i > 0) await r.call('CLUSTER', 'MEET', '127.0.0.1', String(ports[0]), String(firstBusPort));
     } finally {
       r.disconnect();
     }

@@ -53,7 +53,13 @@ async function startRedisCluster(s: StoreStartup): Promise<StoreAddress> {
   const servers: PartState[] = [];
   for (let i = 1; i <= 6; i++) {
     servers.push(
-      await s.started(redisSpec(await freePort(), serverDir(s, i), s.persistence, { name: `redis-${i}`, replicated: true, clusterNodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS })),
+      await s.started(
+        redisSpec(await freePort(), serverDir(s, i), s.persistence, {
+          name: `redis-${i}`,
+          replicated: true,
+          cluster: { nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS, busPort: await freePort() },
+        }),
+      ),
     );
   }
   s.say('joining redis-1..6 into a Redis Cluster (3 primaries, 3 replicas)');
