@@ -389,9 +389,8 @@ type Sample = WrkResult & {
   cpu: Record<CpuClass, number>;
   nodeUser: number;
   nodeSystem: number;
-  /** The node's CPU per request in its main thread, and in its other threads (V8's compiler and GC helpers, libuv's pool). */
+  /** The node's CPU per request in its main thread; the rest of cpu.node is its other threads' (otherThreads). */
   nodeMainThread: number;
-  nodeOtherThreads: number;
   /** The node's main thread paused by the garbage collector, µs per request, and the major collections in the window. */
   gcPauseUs: number;
   majorGcs: number;
@@ -597,7 +596,7 @@ function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample)
   samples.set(key, [...(samples.get(key) ?? []), s]);
   const at = cell.offeredRate === null ? 'saturation' : `${cell.offeredRate}/s`;
   b.say(
-    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}; main thread ${s.nodeMainThread.toFixed(0)}, others ${s.nodeOtherThreads.toFixed(0)}; GC pauses ${s.gcPauseUs.toFixed(1)}, ${s.majorGcs} major)${s.coreSpeedUs === null ? '' : ` core probe ${(s.coreSpeedUs / 1000).toFixed(1)} ms`} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
+    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}; main thread ${s.nodeMainThread.toFixed(0)}, others ${otherThreads(s).toFixed(0)}; GC pauses ${s.gcPauseUs.toFixed(1)}, ${s.majorGcs} major)${s.coreSpeedUs === null ? '' : ` core probe ${(s.coreSpeedUs / 1000).toFixed(1)} ms`} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
   );
 }
 
@@ -702,7 +701,6 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
     nodeUser: used('node', 'user'),
     nodeSystem: used('node', 'system'),
     nodeMainThread,
-    nodeOtherThreads: cpu.node - nodeMainThread,
     gcPauseUs: ((sentAfter.gc.pauseSeconds - sentBefore.gc.pauseSeconds) * 1e6) / res.requests,
     majorGcs: sentAfter.gc.majors - sentBefore.gc.majors,
     coreSpeedUs: speedBefore && speedAfter ? (speedBefore + speedAfter) / 2 : null,
@@ -766,7 +764,7 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       nginxCpuUs: range(cpu('nginx')),
       redisCpuUs: range(cpu('redis')),
       nodeMainThreadCpuUs: range(xs.map((s) => s.nodeMainThread)),
-      nodeOtherThreadsCpuUs: range(xs.map((s) => s.nodeOtherThreads)),
+      nodeOtherThreadsCpuUs: range(xs.map(otherThreads)),
       nodeGcPauseUs: range(
         xs.map((s) => s.gcPauseUs),
         (n) => Math.round(n * 10) / 10,
@@ -803,14 +801,14 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       ...stealOf(xs),
       roundsMeasuredAgain: xs.reduce((a, s) => a + s.measuredAgain, 0),
       nodeMainThreadCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeMainThread))),
-      nodeOtherThreadsCpuUsPerRequest: Math.round(median(xs.map((s) => s.nodeOtherThreads))),
+      nodeOtherThreadsCpuUsPerRequest: Math.round(median(xs.map(otherThreads))),
       nodeGcPauseUsPerRequest: Math.round(median(xs.map((s) => s.gcPauseUs)) * 10) / 10,
       majorGcsPerRound: range(xs.map((s) => s.majorGcs)),
       roundGap: roundGapOf(
         xs.map((x) => ({
           nodeCpuUs: x.cpu.node,
           mainThreadUs: x.nodeMainThread,
-          otherThreadsUs: x.nodeOtherThreads,
+          otherThreadsUs: otherThreads(x),
           gcPauseUs: x.gcPauseUs,
           majorGcs: x.majorGcs,
           stealPct: x.nodeCoreStealPct ?? 0,
@@ -818,20 +816,27 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
         })),
       ),
       ...coreSpeedOf(xs),
+      nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.cpu.nginx })))),
     });
   }
-  // The limit is the denominator for every operation: the same row under each.
+  // The limit is the denominator for every operation: the same row under each (isLimitCopy).
   for (const limit of results.filter((r) => r.config === 'limit' && r.operation === 'read')) results.push({ ...limit, operation: 'login' }, { ...limit, operation: 'me' });
   return results;
 }
 
-function coreSpeedOf(xs: Sample[]): Pick<Result, 'coreSpeedUs' | 'coreSpeedUsRange' | 'nodeCpuSpreadPctAgainstNginx'> {
-  const against = spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.cpu.nginx })));
-  const nodeCpuSpreadPctAgainstNginx = against === null ? null : Math.round(against * 10) / 10;
-  if (xs.some((x) => x.coreSpeedUs === null)) return { coreSpeedUs: null, coreSpeedUsRange: null, nodeCpuSpreadPctAgainstNginx };
+/** The node's CPU per request outside its main thread (V8's compiler and GC helpers, libuv's pool). */
+const otherThreads = (s: Sample) => s.cpu.node - s.nodeMainThread;
+
+const round1 = (n: number | null) => (n === null ? null : Math.round(n * 10) / 10);
+
+function coreSpeedOf(xs: Sample[]): Pick<Result, 'coreSpeedUs' | 'coreSpeedUsRange'> {
+  if (xs.some((x) => x.coreSpeedUs === null)) return { coreSpeedUs: null, coreSpeedUsRange: null };
   const speeds = xs.map((x) => x.coreSpeedUs!);
-  return { coreSpeedUs: Math.round(median(speeds)), coreSpeedUsRange: [Math.round(Math.min(...speeds)), Math.round(Math.max(...speeds))], nodeCpuSpreadPctAgainstNginx };
+  return { coreSpeedUs: Math.round(median(speeds)), coreSpeedUsRange: [Math.round(Math.min(...speeds)), Math.round(Math.max(...speeds))] };
 }
+
+/** The limit's rows under `me` and `login`: copies of its read row (resultsOf), not measurements of their own. */
+export const isLimitCopy = (r: Pick<Result, 'config' | 'operation'>): boolean => r.config === 'limit' && r.operation !== 'read';
 
 function stealOf(xs: Sample[]): Pick<Result, 'nodeCoreStealPct' | 'nodeCoreStealPctRange'> {
   const pcts = xs.map((s) => s.nodeCoreStealPct).filter((p): p is number => p !== null);
@@ -954,7 +959,7 @@ const SPREAD_BOUND_PCT = 10;
 /** The spread target, the peer targets and the A/B claims, from the fixed-rate results. */
 function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTarget' | 'abClaims'> {
   const paced = results.filter((r) => r.offeredRate !== null);
-  const own = paced.filter((r) => r.config !== 'limit' || r.operation === 'read');
+  const own = paced.filter((r) => !isLimitCopy(r));
   // The cell whose rounds spread the most, by one measure of spread.
   const worstBy = (spread: (r: Result) => number | null) =>
     own.reduce<{ config: string; operation: string; spreadPct: number } | null>((w, r) => {

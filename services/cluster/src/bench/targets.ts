@@ -1,3 +1,5 @@
+import { median } from '../lib/stats.js';
+
 /**
  * The pure arithmetic of the benchmark's judgement: how much a figure moved from round to round,
  * whether two configurations' rounds overlap, and the targets of issue #25 computed from one run.
@@ -52,8 +54,7 @@ export function roundGapOf(rounds: RoundFigures[]): RoundGap {
  */
 export function spreadAgainstPct(rounds: Array<{ value: number; reference: number | null }>): number | null {
   if (!rounds.length || rounds.some((r) => r.reference === null || r.reference <= 0)) return null;
-  const refs = rounds.map((r) => r.reference!).sort((a, b) => a - b);
-  const mid = (refs[(refs.length - 1) >> 1]! + refs[refs.length >> 1]!) / 2;
+  const mid = median(rounds.map((r) => r.reference!));
   return spreadPct(rounds.map((r) => (r.value * mid) / r.reference!));
 }
 

@@ -149,12 +149,14 @@ export async function waitSettled(state: SwarmState, timeoutMs = 3 * 60_000, say
  */
 export async function spreadApps(state: SwarmState, timeoutMs: number, say: (line: string) => void = () => {}): Promise<void> {
   if (state.replicas < state.hosts.length) return;
+  const layout = (on: Map<string, Array<{ task: string }>>) => [...on].map(([h, cs]) => `${h}: ${cs.map((c) => slotOf(c.task)).join(', ') || 'none'}`).join('; ');
+  let moving = '';
   for (let moved = 0; ; moved++) {
     const on = new Map(await Promise.all(state.hosts.map(async (h) => [h, await containersOn(h, 'app')] as const)));
+    if (moving) say(`${moving} (${layout(on)})`);
     const empty = state.hosts.filter((h) => on.get(h)!.length === 0);
     if (!empty.length) return;
-    if (moved === state.hosts.length)
-      throw new Error(`the app replicas did not spread over the hosts: ${[...on].map(([h, cs]) => `${h}: ${cs.map((c) => slotOf(c.task)).join(', ') || 'none'}`).join('; ')}`);
+    if (moved === state.hosts.length) throw new Error(`the app replicas did not spread over the hosts: ${layout(on)}`);
     const crowded = state.hosts.reduce((a, h) => (on.get(h)!.length > on.get(a)!.length ? h : a));
     const stopped = on.get(crowded)![0]!;
     // Stopped, the container leaves `docker ps` at once; its slot counts again once a new task runs.
@@ -166,8 +168,7 @@ export async function spreadApps(state: SwarmState, timeoutMs: number, say: (lin
       500,
     );
     await waitForServices(state, timeoutMs);
-    const now = await Promise.all(state.hosts.map(async (h) => `${h}: ${(await appSlotsOn(h)).join(', ') || 'none'}`));
-    say(`${empty.join(', ')} ran no app replica: stopped ${slotOf(stopped.task)} on ${crowded}, the swarm started it again (${now.join('; ')})`);
+    moving = `${empty.join(', ')} ran no app replica: stopped ${slotOf(stopped.task)} on ${crowded}, the swarm started it again`;
   }
 }
 
