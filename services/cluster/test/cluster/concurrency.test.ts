@@ -8,7 +8,9 @@ let cluster: Awaited<ReturnType<typeof startCluster>>;
 beforeAll(async () => {
   // The command timeout is raised from 500 ms: this tests the merge, not the fail-fast path, and
   // 100 simultaneous requests on a loaded 2-core machine can stall Redis longer than 500 ms.
-  cluster = await startCluster({ mode: 'shared', nodes: 3, nodeEnv: { LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '3000' } });
+  // LOGIN_MAX_FAILURES (5 by default) is also how many logins of one user from one address may be
+  // in flight at once (the limiter reserves an attempt before the hash): 50, for 30 logins at once.
+  cluster = await startCluster({ mode: 'shared', nodes: 3, nodeEnv: { LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '3000', LOGIN_MAX_FAILURES: '50' } });
 });
 afterAll(async () => {
   await cluster?.stop();
@@ -34,6 +36,27 @@ describe('one session, many requests at once, three nodes', () => {
       expect(new Set(me.map(servedBy)).size).toBe(3);
       expect(new Set(me.map((r) => r.body.requests)).size).toBe(100);
       expect((await c.get('/api/me')).body.requests).toBe(before + 101);
+    }
+  });
+
+  it('30 logins of one user at once: the per-user cap (20) holds, the oldest are ended, and the index lists exactly the live ones; five rounds', async () => {
+    for (let round = 0; round < 5; round++) {
+      const user = `user${30 + round}`;
+      const devices = Array.from({ length: 30 }, () => new Client(cluster.url));
+      const logins = await Promise.all(devices.map((d) => d.login(user)));
+      // A login may be shed when the nodes' hash queues are full (503); none may fail otherwise.
+      expect(
+        logins.every((r) => r.status === 200 || r.status === 503),
+        JSON.stringify(logins.map((r) => r.status)),
+      ).toBe(true);
+      const ok = devices.filter((_, i) => logins[i]!.status === 200);
+      expect(ok.length, 'logins that succeeded').toBeGreaterThan(20);
+      const me = await Promise.all(ok.map((d) => d.get('/api/me')));
+      expect(me.every((r) => r.status === 200 || r.status === 401)).toBe(true);
+      const live = ok.filter((_, i) => me[i]!.status === 200);
+      expect(live.length, `${user}: live sessions of ${ok.length} logins`).toBe(20);
+      const listed = await live[0]!.get('/api/sessions');
+      expect(listed.body.sessions, `${user}: the index`).toHaveLength(20);
     }
   });
 
