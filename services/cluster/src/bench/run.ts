@@ -10,7 +10,7 @@ import { down, removeRun, up, type ClusterState } from '../cluster.js';
 import { coreTicks, cpuSplitSnapshot, mainThreadSplitMicros, stealPct, withDescendants } from '../lib/cpu.js';
 import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
-import { coreSpeedUs } from '../lib/core-speed.js';
+import { gaugeUsBetween, startCoreGauge, type CoreGauge } from '../lib/core-speed.js';
 import { nodeLoad, parseGcPauses } from '../lib/node-metrics.js';
 import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
@@ -141,8 +141,9 @@ export interface Result {
    */
   roundGap: RoundGap;
   /**
-   * The core-speed probe (lib/core-speed.ts: CPU µs of a fixed piece of work on the node's core,
-   * read before and after each window): median and the rounds' range; null at saturation or unpinned.
+   * The core gauge (lib/core-speed.ts: CPU µs that a fixed piece of work took on the node's core in
+   * the node's idle time, through each window): median and the rounds' range; null at saturation or
+   * unpinned.
    */
   coreSpeedUs: number | null;
   coreSpeedUsRange: [number, number] | null;
@@ -153,6 +154,12 @@ export interface Result {
    * (null if nginx used no CPU in a window).
    */
   nodeCpuSpreadPctAgainstNginx: number | null;
+  /**
+   * The round-to-round spread of the node's CPU per request against the core gauge in the same
+   * window (spreadAgainstPct): the node's cost in units of the core's speed while it ran. Null
+   * without the gauge (saturation, unpinned).
+   */
+  nodeCpuSpreadPctAtCoreSpeed: number | null;
 }
 
 export interface BenchReport {
@@ -184,6 +191,7 @@ export interface BenchReport {
     worst: { config: string; operation: string; spreadPct: number } | null;
     /** Diagnostic, not the target: the largest spread of the node's CPU per request against nginx's in the same window. */
     worstAgainstNginx: { config: string; operation: string; spreadPct: number } | null;
+    worstAtCoreSpeed: { config: string; operation: string; spreadPct: number } | null;
   };
   /** Each A/B row at the fixed rate: whether the node CPU per request differs in every round (ranges apart). */
   abClaims: Array<{ change: string; operation: Operation; onUs: [number, number]; offUs: [number, number]; holds: boolean; direction: 'costs' | 'saves' | 'none' }>;
@@ -394,7 +402,7 @@ type Sample = WrkResult & {
   /** The node's main thread paused by the garbage collector, µs per request, and the major collections in the window. */
   gcPauseUs: number;
   majorGcs: number;
-  /** The core-speed probe on the node's core (lib/core-speed.ts), mean of its readings before and after the window; null at saturation or unpinned. */
+  /** The core gauge on the node's core through the window (lib/core-speed.ts): CPU µs per GAUGE_UNITS of its work; null at saturation or unpinned. */
   coreSpeedUs: number | null;
   /** Percent of the node's core's time its host gave another guest during the window (null: not pinned). */
   nodeCoreStealPct: number | null;
@@ -596,7 +604,7 @@ function record(b: Bench, samples: Map<string, Sample[]>, cell: Cell, s: Sample)
   samples.set(key, [...(samples.get(key) ?? []), s]);
   const at = cell.offeredRate === null ? 'saturation' : `${cell.offeredRate}/s`;
   b.say(
-    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}; main thread ${s.nodeMainThread.toFixed(0)}, others ${otherThreads(s).toFixed(0)}; GC pauses ${s.gcPauseUs.toFixed(1)}, ${s.majorGcs} major)${s.coreSpeedUs === null ? '' : ` core probe ${(s.coreSpeedUs / 1000).toFixed(1)} ms`} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
+    `${cell.offeredRate === null ? 'saturation' : `round ${s.round}/${b.opts.rounds}`}  ${`${cell.config}/${cell.operation}`.padEnd(26)} at ${at.padEnd(10)} ${s.rps.toFixed(0).padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  CPU µs/req node ${s.cpu.node.toFixed(0)} (user ${s.nodeUser.toFixed(0)}, system ${s.nodeSystem.toFixed(0)}; main thread ${s.nodeMainThread.toFixed(0)}, others ${otherThreads(s).toFixed(0)}; GC pauses ${s.gcPauseUs.toFixed(1)}, ${s.majorGcs} major)${s.coreSpeedUs === null ? '' : ` core gauge ${(s.coreSpeedUs / 1000).toFixed(1)} ms`} nginx ${s.cpu.nginx.toFixed(0)} redis ${s.cpu.redis.toFixed(0)}${s.cpu.postgres ? ` postgres ${s.cpu.postgres.toFixed(0)}` : ''}${s.commands === null ? '' : `  ${s.commands.toFixed(2)} Redis cmd/req`}${s.errors ? `  errors ${s.errors}` : ''}${s.dropped ? `  dropped ${s.dropped}` : ''}${s.nodeCoreStealPct ? `  node's core stolen ${s.nodeCoreStealPct.toFixed(1)} %` : ''}`,
   );
 }
 
@@ -665,10 +673,17 @@ async function measureRound(b: Bench, cell: Cell, round: number): Promise<Sample
 }
 
 async function measureCell(m: Cell, round: number): Promise<Sample> {
-  // The probe runs on the node's core while the node idles, outside the window (fixed rate only: a
-  // saturation run is one window, compared with nothing).
-  const probe = m.nodeCore === null || m.offeredRate === null ? null : () => coreSpeedUs(m.nodeCore!);
-  const speedBefore = probe && (await probe());
+  // The gauge runs on the node's core in the node's idle time, through the window (fixed rate only:
+  // a saturation run leaves the core no idle time, and is one window, compared with nothing).
+  const gauge = m.nodeCore === null || m.offeredRate === null ? null : await startCoreGauge(m.nodeCore);
+  try {
+    return await measureWindow(m, round, gauge);
+  } finally {
+    await gauge?.stop();
+  }
+}
+
+async function measureWindow(m: Cell, round: number, gauge: CoreGauge | null): Promise<Sample> {
   // Scraping the nodes' metrics runs DBSIZE (the active-session gauge): outside the commandstats window.
   const sentBefore = await sentStats(m.target.state);
   const before = m.target.redis ? await commandStats(m.target.redis) : null;
@@ -677,7 +692,9 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const mainThreads = () => classes.node.reduce((sum, pid) => sum + total(mainThreadSplitMicros(pid)), 0);
   const cpuBefore = cpuSplitSnapshot(classes);
   const mainBefore = mainThreads();
+  const speedBefore = await gauge?.read();
   const res = await m.run();
+  const speedAfter = await gauge?.read();
   const cpuAfter = cpuSplitSnapshot(classes);
   const mainAfter = mainThreads();
   const stolen = core === null ? null : stealPct(core, coreTicks(m.nodeCore!));
@@ -688,7 +705,6 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
   const byName = before === null || after === null ? null : commandsBetween(before, after, res.requests);
   const sentByName = m.target.redis ? commandsBetween(sentBefore.redis, sentAfter.redis, res.requests) : null;
   const dbByName = m.target.state.parts.some((p) => p.kind === 'postgres') ? commandsBetween(sentBefore.db, sentAfter.db, res.requests) : null;
-  const speedAfter = probe && (await probe());
   const commands = byName === null ? null : total(byName);
   const nodeMainThread = (mainAfter - mainBefore) / res.requests;
   return {
@@ -703,7 +719,7 @@ async function measureCell(m: Cell, round: number): Promise<Sample> {
     nodeMainThread,
     gcPauseUs: ((sentAfter.gc.pauseSeconds - sentBefore.gc.pauseSeconds) * 1e6) / res.requests,
     majorGcs: sentAfter.gc.majors - sentBefore.gc.majors,
-    coreSpeedUs: speedBefore && speedAfter ? (speedBefore + speedAfter) / 2 : null,
+    coreSpeedUs: speedBefore && speedAfter ? gaugeUsBetween(speedBefore, speedAfter) : null,
     nodeCoreStealPct: stolen,
     dropped: res.dropped ?? 0,
     round,
@@ -817,6 +833,7 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       ),
       ...coreSpeedOf(xs),
       nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.cpu.nginx })))),
+      nodeCpuSpreadPctAtCoreSpeed: round1(spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.coreSpeedUs })))),
     });
   }
   // The limit is the denominator for every operation: the same row under each (isLimitCopy).
@@ -971,6 +988,7 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
     met: own.length > 0 && own.every((r) => r.nodeCpuSpreadPct <= SPREAD_BOUND_PCT),
     worst: worstBy((r) => r.nodeCpuSpreadPct),
     worstAgainstNginx: worstBy((r) => r.nodeCpuSpreadPctAgainstNginx),
+    worstAtCoreSpeed: worstBy((r) => r.nodeCpuSpreadPctAtCoreSpeed),
   };
   const read = (config: ConfigName) => paced.find((r) => r.config === config && r.operation === 'read');
   const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, p99Ms: r.p99Ms });
