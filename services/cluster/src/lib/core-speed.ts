@@ -87,7 +87,10 @@ export async function startCoreGauge(cpu: number): Promise<CoreGauge> {
   };
   const withTimeout = async (what: string): Promise<string> => {
     let timer: NodeJS.Timeout | undefined;
-    const line = await Promise.race([next(), new Promise<string>((_, reject) => (timer = setTimeout(() => reject(new Error(`the core gauge on cpu ${cpu} did not answer ${what} within 10 s`)), 10_000)))]).finally(() => clearTimeout(timer));
+    const line = await Promise.race([
+      next(),
+      new Promise<string>((_, reject) => (timer = setTimeout(() => reject(new Error(`the core gauge on cpu ${cpu} did not answer ${what} within 10 s`)), 10_000))),
+    ]).finally(() => clearTimeout(timer));
     if (!line) throw new Error(`the core gauge on cpu ${cpu} exited: ${stderr.trim() || 'no output'}`);
     return line;
   };
