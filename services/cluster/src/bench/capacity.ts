@@ -49,7 +49,7 @@ export interface CapacityReport {
   /** A shared node over a Redis Cluster of k primaries: the store's CPU per request, summed over the primaries. */
   shards: Array<{ primaries: number; operation: 'read' | 'me'; redisCpuUs: number; redisCpuRange: [number, number]; nodeCpuUs: number; rps: number }>;
   /** Predicted vs measured shared-read throughput on this machine with 1, 2 and 3 nodes. */
-  check: Array<{ nodes: number; predicted: number; measured: number; errorPct: number; coresUsed: number }>;
+  check: Array<{ nodes: number; predicted: number; measured: number; errorPct: number; coresUsed: number; cpusAllowed: string[] }>;
   assumptions: string[];
 }
 
@@ -100,7 +100,7 @@ export function modelOf(bench: BenchReport, shards: CapacityReport['shards']): C
     // What the run's own processes got of the machine: measured req/s × their CPU per request (a shared machine gives the rest to others).
     const c = bench.scalingCpu[n];
     const coresUsed = c ? Math.round(((measured * (c.node + c.nginx + c.redis + c.loadGenerator)) / 1e6) * 100) / 100 : NaN;
-    return { nodes: Number(n), predicted, measured, errorPct: Math.round(errorPct(predicted, measured) * 10) / 10, coresUsed };
+    return { nodes: Number(n), predicted, measured, errorPct: Math.round(errorPct(predicted, measured) * 10) / 10, coresUsed, cpusAllowed: c?.cpus ?? [] };
   });
   return {
     generatedAt: new Date().toISOString(),
@@ -284,11 +284,14 @@ export function capacityMarkdown(r: CapacityReport): string {
     '',
     `Shared-mode reads at saturation (wrk, ${r.settings.connections} connections), 1, 2 and 3 nodes behind nginx, unpinned, one cluster at a time. Predicted from the pinned 1-node saturation run's CPU per request: min(nodes × 1e6 / node µs, ${r.machine.cpus} cores × 1e6 / (node + nginx + Redis + wrk µs)).`,
     '',
-    "| nodes | predicted req/s | measured req/s | measured vs predicted | cores the run's processes used (measured req/s × their CPU µs / request) |",
-    '|---:|---:|---:|---:|---:|',
-    ...r.check.map((c) => `| ${c.nodes} | ${c.predicted} | ${c.measured} | ${c.errorPct > 0 ? '+' : ''}${c.errorPct} % | ${c.coresUsed} of ${r.machine.cpus} |`),
+    "| nodes | predicted req/s | measured req/s | measured vs predicted | cores the run's processes used (measured req/s × their CPU µs / request) | cores they may use |",
+    '|---:|---:|---:|---:|---:|---|',
+    ...r.check.map(
+      (c) =>
+        `| ${c.nodes} | ${c.predicted} | ${c.measured} | ${c.errorPct > 0 ? '+' : ''}${c.errorPct} % | ${c.coresUsed} of ${r.machine.cpus} | ${c.cpusAllowed.join(', ') || '–'} |`,
+    ),
     '',
-    'The prediction assumes the run has the machine to itself; where the cores used fall short of the machine, other processes had the rest, and the measurement says as much about them as about the model.',
+    'The prediction assumes the run has the machine to itself; where the cores used fall short of the cores its processes may use, something else had the rest, and the measurement says as much about it as about the model.',
     '',
     '## Assumptions',
     '',

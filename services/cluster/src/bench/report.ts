@@ -110,10 +110,13 @@ export function markdown(r: BenchReport): string {
     lines.push('');
   }
   lines.push('## Scaling: shared-mode reads by node count', '');
-  lines.push('| nodes | req/s at saturation (median of the rounds) | node CPU µs/request | nginx | Redis | wrk |', '|---:|---:|---:|---:|---:|---:|');
+  lines.push(
+    '| nodes | req/s at saturation (median of the rounds) | node CPU µs/request | nginx | Redis | wrk | cores its processes may use |',
+    '|---:|---:|---:|---:|---:|---:|---|',
+  );
   for (const [n, rps] of Object.entries(r.scaling)) {
     const c = r.scalingCpu?.[n as '1' | '2' | '3'];
-    lines.push(`| ${n} | ${rps} | ${c?.node ?? '–'} | ${c?.nginx ?? '–'} | ${c?.redis ?? '–'} | ${c?.loadGenerator ?? '–'} |`);
+    lines.push(`| ${n} | ${rps} | ${c?.node ?? '–'} | ${c?.nginx ?? '–'} | ${c?.redis ?? '–'} | ${c?.loadGenerator ?? '–'} | ${c?.cpus?.join(', ') || '–'} |`);
   }
   lines.push(
     '',

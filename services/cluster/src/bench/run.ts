@@ -12,7 +12,7 @@ import { freePort, waitFor } from '../lib/ports.js';
 import { median } from '../lib/stats.js';
 import { gaugeUsBetween, startCoreGauge, type CoreGauge } from '../lib/core-speed.js';
 import { nodeLoad, parseGcPauses } from '../lib/node-metrics.js';
-import { pin, pinPlan, type PinPlan } from '../lib/pin.js';
+import { cpusAllowed, pin, pinPlan, unpin, type PinPlan } from '../lib/pin.js';
 import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js';
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
@@ -201,7 +201,8 @@ export interface BenchReport {
    */
   targetProfiles: Array<{ target: string } & PairProfile>;
   /** The scaling runs' CPU per request by class (saturation, unpinned), for the capacity check. */
-  scalingCpu: Record<'1' | '2' | '3', { node: number; nginx: number; redis: number; loadGenerator: number }>;
+  /** Each scaling run's CPU per request by class, and the cores its processes were allowed (taskset lists, one per distinct set). */
+  scalingCpu: Record<'1' | '2' | '3', { node: number; nginx: number; redis: number; loadGenerator: number; cpus: string[] }>;
   results: Result[];
   redisBytesPerSession: BytesPerSession;
   /** One session, simultaneous writes through nginx: acknowledged vs kept, per configuration (medians over the rounds). */
@@ -899,9 +900,14 @@ async function measureScaling(b: Bench): Promise<Pick<BenchReport, 'scaling' | '
   const scalingCpu = {} as BenchReport['scalingCpu'];
   const unpinned = { ...b, pin: { pinned: false, nodes: '', rest: '' } };
   for (const n of ['1', '2', '3'] as const) {
+    // Every core for the bench before the cluster starts: its processes inherit the bench's
+    // affinity, and the bench runs on the rest's cores (until 2026-12-04 the scaling clusters ran
+    // on cpu 0 alone, wrk beside them, and the capacity check measured one core).
+    if (b.pin.pinned) unpin([process.pid]);
     const t = await startLive(b, `scaling-${n}`, Number(n), 'shared', 'tuned', b.work);
     try {
-      if (b.pin.pinned) pin([process.pid], `0-${os.cpus().length - 1}`);
+      const parts = t.state.parts.flatMap((p) => withDescendants(p.pid));
+      if (b.pin.pinned) unpin(parts);
       await wrkOn(unpinned, t, 'get', '/api/cart', true, 2);
       const rps: number[] = [];
       const cpus: Array<BenchReport['scalingCpu']['1']> = [];
@@ -909,11 +915,11 @@ async function measureScaling(b: Bench): Promise<Pick<BenchReport, 'scaling' | '
         const cell: Cell = { config: 'shared', operation: 'read', offeredRate: null, target: t, nodeCore: null, run: () => wrkOn(unpinned, t, 'get', '/api/cart') };
         const s = await measureCell(cell, r);
         rps.push(s.rps);
-        cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests });
+        cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests, cpus: [] });
       }
       scaling[n] = Math.round(median(rps));
-      const med = (k: keyof BenchReport['scalingCpu']['1']) => Math.round(median(cpus.map((c) => c[k])));
-      scalingCpu[n] = { node: med('node'), nginx: med('nginx'), redis: med('redis'), loadGenerator: med('loadGenerator') };
+      const med = (k: Exclude<keyof BenchReport['scalingCpu']['1'], 'cpus'>) => Math.round(median(cpus.map((c) => c[k])));
+      scalingCpu[n] = { node: med('node'), nginx: med('nginx'), redis: med('redis'), loadGenerator: med('loadGenerator'), cpus: cpusAllowed(parts) };
       b.say(
         `  ${n} node(s): ${scaling[n]} req/s (rounds ${rps.map((x) => x.toFixed(0)).join(', ')}); CPU µs/req node ${scalingCpu[n].node} nginx ${scalingCpu[n].nginx} redis ${scalingCpu[n].redis} wrk ${scalingCpu[n].loadGenerator}`,
       );

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { which } from './process.js';
 
@@ -30,6 +31,20 @@ export function pin(pids: number[], cpuList: string): void {
 /** Every core again, for processes that outlive a measurement (the benchmark itself). */
 export function unpin(pids: number[]): void {
   pin(pids, `0-${os.cpus().length - 1}`);
+}
+
+/** The distinct CPU lists the processes in `pids` may run on (/proc/<pid>/status, Cpus_allowed_list), sorted; gone processes are skipped. */
+export function cpusAllowed(pids: number[]): string[] {
+  const lists = new Set<string>();
+  for (const pid of pids) {
+    try {
+      const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m);
+      if (line) lists.add(line[1]!);
+    } catch {
+      // gone
+    }
+  }
+  return [...lists].sort();
 }
 
 /** The command and arguments that start `command` pinned to `cpuList` (or unchanged when the plan pins nothing). */
