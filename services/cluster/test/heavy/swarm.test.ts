@@ -14,13 +14,21 @@ import type { RunSummary, Summary } from '../../src/experiment/report.js';
 // has settled from the last), then `down`, which must leave nothing. The claims are
 // loadtest/lib/claims.js's (judgeSwarmFault). One swarm for the four: an `up` takes about a minute.
 const VUS = 12;
+// The app's Redis command timeout, for the swarm and every run on it: 1,500 ms, not the default 500.
+// Three hosts with a dockerd each share this machine's two cores, and while a new task starts the
+// whole machine can stall: in one CI run's rolling update, three requests on one replica finished
+// together after 469-627 ms and requests on the others took 300 ms, and the one whose command had
+// waited past 500 ms got the store's 503 (ioredis: "Command timed out") though Redis had answered.
+// 1,500 ms is over twice that stall; a lost primary's connection is still given up after 3 s (twice
+// the timeout: services/app/src/redis.ts), and writes are back well within the claims' 10 s.
+const APP_ENV = ['--env', 'REDIS_COMMAND_TIMEOUT_MS=1500'];
 const SWARM_CLI = path.join(REPO_ROOT, 'services/cluster/dist/swarm/cli.js');
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sc-swarm-test-'));
 const swarm = (args: string[], timeout: number) => promisify(execFile)(process.execPath, [SWARM_CLI, ...args], { cwd: REPO_ROOT, timeout, maxBuffer: 16 * 1024 * 1024 });
 
 beforeAll(async () => {
   expect(fs.existsSync(EXPERIMENT_CLI), `${EXPERIMENT_CLI} is missing: build first (npm run build)`).toBe(true);
-  await swarm(['up', '--mode', 'shared'], 15 * 60_000);
+  await swarm(['up', '--mode', 'shared', ...APP_ENV], 15 * 60_000);
 }, 16 * 60_000);
 
 afterAll(async () => {
@@ -72,7 +80,7 @@ let lastLog = '';
 
 async function experiment(name: string, args: string[]): Promise<RunSummary> {
   const dir = path.join(out, name);
-  const r = await runExperimentCli(['failover', '--target', 'swarm', '--mode', 'shared', '--vus', String(VUS), '--kill-at', '15s', ...args, '--out', dir], 9 * 60_000);
+  const r = await runExperimentCli(['failover', '--target', 'swarm', '--mode', 'shared', '--vus', String(VUS), '--kill-at', '15s', ...APP_ENV, ...args, '--out', dir], 9 * 60_000);
   const summaryFile = path.join(dir, 'summary.json');
   lastLog = r.stderr;
   if (r.code !== 0) console.log(r.stdout.slice(-6000), r.stderr.slice(-3000));
