@@ -27,7 +27,7 @@ export function markdown(r: BenchReport): string {
   const lines = generatedHeader('Benchmarks', 'npm run bench', r, 'Re-run it to refresh every figure below.');
   lines.push(`- Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}`);
   lines.push(
-    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.saturationSeconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. Before the login rounds the login users are logged in up to the per-user session cap, so that every measured login finds its user's index full and ends the oldest session (without it a login's work grew round by round). Over each window the bench also reads how much of the node's core the host gave to other guests (steal, /proc/stat): on a shared host the node's CPU per request rises and falls with it, so a fixed-rate window whose node core lost more than ${STEAL_LIMIT_PCT} % to steal is measured again (at most twice; the round keeps its least-stolen window): ${r.results.filter((x) => !isLimitCopy(x)).reduce((a, x) => a + (x.roundsMeasuredAgain ?? 0), 0)} window(s) in this run. Through each fixed-rate window a core gauge runs on the node's core at the idle scheduling class (it gets the core only when the node leaves it idle) and times a fixed piece of work (JSON, SHA-256, allocation): a core slowed by the host's other guests without stealing it shows there, and the node's CPU per request divided by the gauge's is its cost at the core's speed. The node's CPU per request is also set against nginx's in the same window (nginx proxies the same request in every round of a configuration, on the other core): when the whole machine runs slower for a while, both rise. The node's main thread is read apart from its other threads (/proc/<pid>/task/<pid>/stat; the others are V8's compiler and garbage-collector helpers and libuv's pool), and the garbage collector's pauses of the main thread from the node's own metrics (prom-client's \`nodejs_gc_duration_seconds\`). The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
+    `- Method: one configuration at a time, nothing else of the benchmark running beside it: a local cluster of ${r.settings.nodes} node behind nginx, ${r.settings.pinned ? `pinned with taskset (${r.settings.cpuLayout})` : 'not pinned'}. Each operation at a **fixed offered rate** (k6 constant-arrival-rate: ${r.settings.rate} req/s for reads, ${r.settings.loginRate} for logins, the same for every configuration, below the slowest one's saturation), ${r.settings.rounds} rounds of ${r.settings.seconds} s, the operations of a configuration interleaved round by round; then once **at saturation** (wrk, ${r.settings.threads} threads, ${r.settings.connections} connections, ${r.settings.saturationSeconds} s). CPU per request from /proc/<pid>/stat (utime, stime) per class of process over each measured window; figures are medians over the rounds, with the rounds' range. Before the login rounds the login users are logged in up to the per-user session cap, so that every measured login finds its user's index full and ends the oldest session (without it a login's work grew round by round). Over each window the bench also reads how much of the node's core the host gave to other guests (steal, /proc/stat): on a shared host the node's CPU per request rises and falls with it, so a fixed-rate window whose node core lost more than ${STEAL_LIMIT_PCT} % to steal is measured again (at most twice; the round keeps its least-stolen window): ${r.results.filter((x) => !isLimitCopy(x)).reduce((a, x) => a + (x.roundsMeasuredAgain ?? 0), 0)} window(s) in this run. Before and after each fixed-rate window, while the node idles, a core-speed probe times a fixed piece of work (JSON, SHA-256, allocation) on the node's core: a core slowed by the host's other guests without stealing it shows there. The node's CPU per request is also set against nginx's in the same window (nginx proxies the same request in every round of a configuration, on the other core): when the whole machine runs slower for a while, both rise. nginx's time is read to the nanosecond (/proc/<pid>/task/<tid>/schedstat), since a window of logins costs it only a few clock ticks. The node's main thread is read apart from its other threads (/proc/<pid>/task/<pid>/stat; the others are V8's compiler and garbage-collector helpers and libuv's pool), and the garbage collector's pauses of the main thread from the node's own metrics (prom-client's \`nodejs_gc_duration_seconds\`). The whole run took ${Math.round(r.settings.wallSeconds / 60)} min.`,
     '- At a fixed rate below saturation each request pays its own event-loop turn and the node idles between requests, so its CPU per request does not depend on how many requests share a turn; at saturation requests share turns and cost less, by an amount that depends on how many share one, so saturation figures say how much a node can serve, not what a request costs.',
   );
   lines.push('');
@@ -61,7 +61,7 @@ export function markdown(r: BenchReport): string {
         const [lo, hi] = x.spread.nodeCpuRatioToLimit;
         const ratio = limit && limit.nodeCpuUsPerRequest > 0 ? `${(x.nodeCpuUsPerRequest / limit.nodeCpuUsPerRequest).toFixed(2)} (${lo.toFixed(2)}–${hi.toFixed(2)})` : '–';
         lines.push(
-          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${threadsOf(x)} | ${gcOf(x)} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %${spreadsBeside(x)}` : '– (one run)'} | ${x.nodeCoreStealPctRange ? `${x.nodeCoreStealPct} (${x.nodeCoreStealPctRange[0]}–${x.nodeCoreStealPctRange[1]})` : '–'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
+          `| ${CONFIG_TITLES[x.config]} | ${rangeOf(x.nodeCpuUsPerRequest, x.spread.nodeCpuUs)} | ${x.nodeUserCpuUsPerRequest} / ${x.nodeSystemCpuUsPerRequest} | ${threadsOf(x)} | ${gcOf(x)} | ${rate === 'fixed' ? `${x.nodeCpuSpreadPct} %${x.nodeCpuSpreadPctAgainstNginx === null ? '' : ` (${x.nodeCpuSpreadPctAgainstNginx} % against nginx)`}` : '– (one run)'} | ${x.nodeCoreStealPctRange ? `${x.nodeCoreStealPct} (${x.nodeCoreStealPctRange[0]}–${x.nodeCoreStealPctRange[1]})` : '–'} | ${ratio} | ${rangeOf(x.nginxCpuUsPerRequest, x.spread.nginxCpuUs)} | ${rangeOf(x.redisCpuUsPerRequest, x.spread.redisCpuUs)} | ${x.postgresCpuUsPerRequest} | ${x.loadGeneratorCpuUsPerRequest} |`,
         );
       }
       lines.push('');
@@ -152,15 +152,6 @@ const gcOf = (x: Result) => {
   return `${x.nodeGcPauseUsPerRequest} (${x.spread.nodeGcPauseUs[0]}–${x.spread.nodeGcPauseUs[1]}; ${lo === hi ? lo : `${lo}–${hi}`})`;
 };
 
-/** The spread beside the raw one: at the core gauge's speed, and against nginx (each when measured). */
-function spreadsBeside(x: BenchReport['results'][number]): string {
-  const parts = [
-    x.nodeCpuSpreadPctAtCoreSpeed === null ? null : `${x.nodeCpuSpreadPctAtCoreSpeed} % at core speed`,
-    x.nodeCpuSpreadPctAgainstNginx === null ? null : `${x.nodeCpuSpreadPctAgainstNginx} % against nginx`,
-  ].filter(Boolean);
-  return parts.length ? ` (${parts.join('; ')})` : '';
-}
-
 /**
  * Each fixed-rate cell whose rounds spread past the bound: its most and least costly rounds, part
  * by part (what moved: the main thread, the other threads, the collector's pauses, the steal).
@@ -171,15 +162,15 @@ function roundGapMarkdown(r: BenchReport): string[] {
   const lines = [
     `### Where the rounds differ: each fixed-rate cell whose spread passed ${r.spreadTarget.boundPct} %`,
     '',
-    "The round whose node CPU per request was highest minus the lowest, part by part (µs per request; major GCs: how many more; steal: percentage points of the node's core; core slower: how much longer the core gauge's fixed work took in the costliest round, run in the node's idle time through its window).",
+    "The round whose node CPU per request was highest minus the lowest, part by part (µs per request; major GCs: how many more; steal: percentage points of the node's core; core slower: how much longer the core-speed probe's fixed work took in the costliest round, before and after its window).",
     '',
-    '| configuration | operation | spread (at core speed; against nginx) | node CPU gap | main thread | other threads | GC pauses (main thread) | major GCs | steal | core slower |',
+    '| configuration | operation | spread (against nginx) | node CPU gap | main thread | other threads | GC pauses (main thread) | major GCs | steal | core slower |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const x of wide) {
     const g = x.roundGap;
     lines.push(
-      `| ${CONFIG_TITLES[x.config]} | ${x.operation} | ${x.nodeCpuSpreadPct} %${spreadsBeside(x)} | ${g.nodeCpuUs} | ${g.mainThreadUs} | ${g.otherThreadsUs} | ${g.gcPauseUs} | ${g.majorGcs} | ${g.stealPct} | ${g.coreSlowerPct === null ? '–' : `${g.coreSlowerPct} %`} |`,
+      `| ${CONFIG_TITLES[x.config]} | ${x.operation} | ${x.nodeCpuSpreadPct} %${x.nodeCpuSpreadPctAgainstNginx === null ? '' : ` (${x.nodeCpuSpreadPctAgainstNginx} %)`} | ${g.nodeCpuUs} | ${g.mainThreadUs} | ${g.otherThreadsUs} | ${g.gcPauseUs} | ${g.majorGcs} | ${g.stealPct} | ${g.coreSlowerPct === null ? '–' : `${g.coreSlowerPct} %`} |`,
     );
   }
   lines.push('');
@@ -191,9 +182,9 @@ function judgementMarkdown(r: BenchReport): string[] {
   const lines = ['## Targets (issue #25), judged in this run', ''];
   const w = r.spreadTarget.worst;
   const against = r.spreadTarget.worstAgainstNginx;
-  const atSpeed = r.spreadTarget.worstAtCoreSpeed;
   lines.push(
-    `- Round-to-round spread of node CPU per request at the fixed rate ≤ ${r.spreadTarget.boundPct} % for every configuration: **${r.spreadTarget.met ? 'met' : 'missed'}**${w ? ` (largest: ${w.config}/${w.operation} ${w.spreadPct} %)` : ''}.${against ? ` Against nginx's CPU per request in the same window (a diagnostic, not the target: nginx does the same work in every round, on the other core, so what moves both is the machine): largest ${against.config}/${against.operation} ${against.spreadPct} %.` : ''}${atSpeed ? ` At the core gauge's speed in the same window: largest ${atSpeed.config}/${atSpeed.operation} ${atSpeed.spreadPct} %.` : ''}`,
+    `- Round-to-round spread of node CPU per request at the fixed rate ≤ ${r.spreadTarget.boundPct} % for every configuration: **${r.spreadTarget.met ? 'met' : 'missed'}**${w ? ` (largest: ${w.config}/${w.operation} ${w.spreadPct} %)` : ''}.`,
+    `- The same bound, the node's CPU per request set against nginx's in the same window (nginx proxies the same request in every round, on the other core, so what moves both is the machine's speed; nginx's time to the nanosecond): **${r.spreadTarget.metAgainstNginx ? 'met' : 'missed'}**${against ? ` (largest: ${against.config}/${against.operation} ${against.spreadPct} %)` : ''}.`,
   );
   for (const t of r.targets) lines.push(`- ${t.name}: **${t.met ? 'met' : 'missed'}**, ${t.detail}.`);
   lines.push('');

@@ -91,6 +91,33 @@ export function withDescendants(pid: number): number[] {
   return out;
 }
 
+/**
+ * Time the threads of `pids` have run on a CPU, in microseconds, to the nanosecond the scheduler
+ * counts it (/proc/<pid>/task/<tid>/schedstat, its first field), where /proc/<pid>/stat counts clock
+ * ticks of 10 ms. Threads that have ended are not counted (their time stays in the process's stat
+ * line only), so this is for processes whose threads live as long as they do: nginx's master and
+ * workers. A 20 s window of 40 logins/s costs nginx about 160 ms: 16 ticks, ±6 % by ticks alone.
+ */
+export function runMicros(pids: number[]): number {
+  let ns = 0;
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
+      } catch {
+        // ended between the two reads
+      }
+    }
+  }
+  return ns / 1000;
+}
+
 /** CPU microseconds used by each named group of processes, as a snapshot to subtract from a later one. */
 export function cpuSnapshot(groups: Record<string, number[]>): Record<string, number> {
   return Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce((sum, pid) => sum + cpuMicros(pid), 0)]));

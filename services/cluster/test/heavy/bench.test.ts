@@ -39,7 +39,7 @@ it('measures every configuration side by side and holds the deterministic target
       '--memory-sessions',
       '100000', // at 20,000 the ratio sat at 0.59-0.60, on the 0.6 line; 100,000 gives the stable 0.58
     ],
-    // 387-524 s measured (windows that lost steal are measured again).
+    // 387-524 s measured (windows that lost steal are measured again; the core probe runs around each).
     { timeout: 780_000, maxBuffer: 10 * 2 ** 20 },
   );
   const report = JSON.parse(stdout) as BenchReport;
@@ -72,22 +72,16 @@ it('measures every configuration side by side and holds the deterministic target
     expect(r.nodeGcPauseUsPerRequest).toBeGreaterThanOrEqual(0);
     expect(r.spread.nodeGcPauseUs[0]).toBeLessThanOrEqual(r.spread.nodeGcPauseUs[1]);
     expect(r.majorGcsPerRound[0]).toBeGreaterThanOrEqual(0);
-    // The core gauge ran through each fixed-rate window on the node's core (none at saturation), and
-    // the node's CPU per request is set against it.
+    // The core-speed probe ran around each fixed-rate window on the node's core (none at saturation).
     if (r.offeredRate !== null && r.pinned) {
-      expect(r.coreSpeedUs, `${r.config}/${r.operation} core gauge`).toBeGreaterThan(0);
-      expect(r.nodeCpuSpreadPctAtCoreSpeed, `${r.config}/${r.operation} at core speed`).toBeGreaterThanOrEqual(0);
+      expect(r.coreSpeedUs, `${r.config}/${r.operation} core probe`).toBeGreaterThan(0);
       expect(r.coreSpeedUsRange![0]).toBeLessThanOrEqual(r.coreSpeedUs!);
       expect(r.coreSpeedUsRange![1]).toBeGreaterThanOrEqual(r.coreSpeedUs!);
       expect(r.roundGap.coreSlowerPct).not.toBeNull();
-    } else {
-      expect(r.coreSpeedUs).toBeNull();
-      expect(r.nodeCpuSpreadPctAtCoreSpeed).toBeNull();
-    }
-    // The spread against nginx's CPU in the same window. nginx proxied every request, but a 1 s
-    // window of 40 logins can cost it less than one clock tick (10 ms): then there is no reference
-    // (null). A read's window (400 requests, ~60 ms of nginx) always has one.
-    if (r.operation !== 'login' || r.config === 'limit') expect(r.nodeCpuSpreadPctAgainstNginx, `${r.config}/${r.operation} against nginx`).toBeGreaterThanOrEqual(0);
+    } else expect(r.coreSpeedUs).toBeNull();
+    // The spread against nginx's run time in the same window, read to the nanosecond: a 1 s window of
+    // 40 logins costs nginx less than one clock tick (10 ms), and still has a reference.
+    expect(r.nodeCpuSpreadPctAgainstNginx, `${r.config}/${r.operation} against nginx`).toBeGreaterThanOrEqual(0);
     if (r.offeredRate === null) expect(r.nodeCpuSpreadPctAgainstNginx).toBe(0);
     // The round gap spans the rounds' range of node CPU (each end rounded); one run has none.
     expect(Math.abs(r.roundGap.nodeCpuUs - (r.spread.nodeCpuUs[1] - r.spread.nodeCpuUs[0]))).toBeLessThanOrEqual(1);
@@ -108,6 +102,7 @@ it('measures every configuration side by side and holds the deterministic target
   ]);
   for (const t of report.targets) expect(t.ratio, t.name).toBeGreaterThan(0);
   expect(report.spreadTarget.boundPct).toBe(10);
+  expect(typeof report.spreadTarget.metAgainstNginx).toBe('boolean');
   expect(report.abClaims.map((c) => `${c.operation}`)).toEqual(['read', 'me', 'read', 'me']);
 
   for (const config of ['limit', 'textbook', 'shared', 'sticky', 'database', 'cookie', 'jwt']) {

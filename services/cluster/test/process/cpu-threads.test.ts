@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
-import { cpuSplitMicros, mainThreadSplitMicros } from '../../src/lib/cpu.js';
+import { cpuSplitMicros, mainThreadSplitMicros, runMicros } from '../../src/lib/cpu.js';
 import { waitFor } from '../../src/lib/ports.js';
 
 // The bench splits a node's CPU into its main thread and its other threads (V8's helpers, libuv's
@@ -14,13 +14,13 @@ afterEach(() => {
 const total = (x: { user: number; system: number }) => x.user + x.system;
 const BURN_MS = 600;
 
-/** A Node process that spins for BURN_MS of CPU in `where`, then idles until killed. */
+/** A Node process that spins for BURN_MS of CPU in `where` (its main thread or a worker's), then idles until killed, its worker alive. */
 function burner(where: 'main' | 'worker'): ChildProcess {
   const spin = `const end = process.cpuUsage().user + ${BURN_MS * 1000}; while (process.cpuUsage().user < end);`;
   const script =
     where === 'main'
       ? `${spin} setInterval(() => {}, 1000);`
-      : `const { Worker } = require('node:worker_threads'); new Worker(${JSON.stringify(spin)}, { eval: true }); setInterval(() => {}, 1000);`;
+      : `const { Worker } = require('node:worker_threads'); new Worker(${JSON.stringify(`${spin} setInterval(() => {}, 1000);`)}, { eval: true }); setInterval(() => {}, 1000);`;
   const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
   children.push(child);
   return child;
@@ -48,4 +48,15 @@ it('a process that is gone reads as 0', async () => {
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('exit', resolve));
   expect(mainThreadSplitMicros(pid)).toEqual({ user: 0, system: 0 });
+});
+
+it('run time to the nanosecond (schedstat) counts the same work as the clock ticks, every live thread included', async () => {
+  const { pid } = burner('worker');
+  await waitFor('the worker to burn its CPU', () => total(cpuSplitMicros(pid!)) >= BURN_MS * 1000, 30_000);
+  const [run, ticks] = [runMicros([pid!]), total(cpuSplitMicros(pid!))];
+  // The worker's BURN_MS are in its own thread: a reading of the main thread alone would fall short.
+  expect(run).toBeGreaterThanOrEqual(BURN_MS * 1000);
+  // Ticks are 10 ms each and both include Node's start-up; the two agree within a few ticks.
+  expect(Math.abs(run - ticks), `schedstat ${run} µs, ticks ${ticks} µs`).toBeLessThan(50_000);
+  expect(runMicros([pid!, 2 ** 22 + 7])).toBeGreaterThanOrEqual(run); // a gone pid adds nothing
 });
