@@ -18,7 +18,7 @@ import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
 import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
 import { rangesApart, roundGapOf, spreadAgainstPct, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
-import { runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
+import { loginEach, runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 import { resolveK6 } from '../experiment/k6.js';
 
 /**
@@ -507,7 +507,7 @@ async function measureConfig(b: Bench, c: ConfigPlan, samples: Map<string, Sampl
     ]);
     // Warm-up at saturation: the JIT compiles each request's path before any round is measured.
     for (const cell of cells.filter((x) => x.offeredRate === null)) await wrkOn(b, t, cell.operation === 'login' ? 'login' : 'get', pathOf(cell), cell.config !== 'limit', 2);
-    if (c.cells.some((x) => x.operation === 'login')) await fillSessionIndexes(b, t, c);
+    if (c.cells.some((x) => x.operation === 'login')) await fillSessionIndexes(t, c);
     await quiesce(t);
     // And at the fixed rate, unmeasured: from saturation to a low rate V8 collects the warm-up's
     // garbage (seen: the first round's node CPU per request 40-70 % above the next two on a quiet machine).
@@ -578,20 +578,15 @@ async function clusterLoad(t: Target): Promise<{ requests: number; logins: numbe
 }
 
 /**
- * Logs the login users in until each holds as many sessions as the node allows
+ * Logs each login user in as many times as the node allows sessions per user
  * (SESSIONS_PER_USER_MAX), so that every measured login finds the same state: a full index whose
  * oldest session it ends. Without it the per-user index grew through the rounds, and with it a
  * login's work (seen: 29, 37 and 45 Redis commands executed per login in rounds 1-3; node CPU
- * 5.7, 6.1 and 7.2 ms).
+ * 5.7, 6.1 and 7.2 ms). Each user exactly so many times (loginEach): filled by wrk until the
+ * logins added up, some users stayed a session short, and 0.66-0.73 measured logins in 1 ended one.
  */
-async function fillSessionIndexes(b: Bench, t: Target, c: ConfigPlan): Promise<void> {
-  const cap = Number(c.env?.SESSIONS_PER_USER_MAX ?? SESSIONS_PER_USER_MAX_DEFAULT);
-  const logins = async () => (await clusterLoad(t)).logins;
-  const goal = (await logins()) + LOGIN_USERS.count * cap;
-  for (let i = 0; (await logins()) < goal; i++) {
-    if (i === 30) throw new Error(`${c.name}: ${LOGIN_USERS.count} users did not reach ${cap} sessions each after 30 login runs`);
-    await wrkOn(b, t, 'login', undefined, false, 2);
-  }
+async function fillSessionIndexes(t: Target, c: ConfigPlan): Promise<void> {
+  await loginEach(t.state.url, LOGIN_USERS, Number(c.env?.SESSIONS_PER_USER_MAX ?? SESSIONS_PER_USER_MAX_DEFAULT));
 }
 
 const keyOf = (config: ConfigName, operation: Operation, offeredRate: number | null) => `${config}/${operation}/${offeredRate ?? 'max'}`;

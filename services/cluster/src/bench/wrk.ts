@@ -62,19 +62,7 @@ end
 export async function writeCredentials(url: string, users: number, file: string): Promise<string> {
   const lines: string[] = new Array<string>(users);
   const login = async (i: number) => {
-    const attempt = () =>
-      fetch(`${url}/api/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
-      });
-    let res = await attempt();
-    // 503 says "try again shortly" (a busy or briefly unreachable store on a loaded machine): as a client would, after its Retry-After.
-    for (let retry = 1; res.status === 503 && retry <= LOGIN_RETRIES; retry++) {
-      await new Promise((r) => setTimeout(r, 1000 * Math.min(5, Number(res.headers.get('retry-after')) || 1)));
-      res = await attempt();
-    }
-    if (!res.ok) throw new Error(`login user${i} failed with ${res.status}${res.status === 503 ? ` after ${LOGIN_RETRIES} retries` : ''}: ${(await res.text()).slice(0, 200)}`);
+    const res = await loginOnce(url, i);
     const body = (await res.json()) as { accessToken?: string };
     const cookies = res.headers
       .getSetCookie()
@@ -83,14 +71,50 @@ export async function writeCredentials(url: string, users: number, file: string)
       .join('; ');
     lines[i - 1] = body.accessToken ? `Authorization: Bearer ${body.accessToken}` : `Cookie: ${cookies}`;
   };
-  // A few at a time, spread by nginx over the nodes: each login is a scrypt on one node.
-  let next = 1;
-  const worker = async () => {
-    while (next <= users) await login(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(LOGINS_IN_FLIGHT, users) }, worker));
+  await inFlight(users, (k) => login(k + 1));
   fs.writeFileSync(file, lines.join('\n') + '\n');
   return file;
+}
+
+/**
+ * Logs each of the users `first`..`first + count - 1` in `times` times, user after user, round after
+ * round (one user never twice at once): afterwards each holds at least `times` sessions, newest
+ * last. wrk's login script cannot promise that: its threads start at random users, so one user
+ * gets a login or two more than another, and a user left below the per-user cap makes the next
+ * measured login cheaper (no session to end).
+ */
+export async function loginEach(url: string, users: { first: number; count: number }, times: number): Promise<void> {
+  await inFlight(users.count * times, async (k) => {
+    const res = await loginOnce(url, users.first + (k % users.count));
+    await res.body?.cancel();
+  });
+}
+
+/** `n` jobs, a few at a time, in order: nginx spreads them over the nodes, and each login is a scrypt on one node. */
+async function inFlight(n: number, job: (k: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await job(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(LOGINS_IN_FLIGHT, n) }, worker));
+}
+
+/** One login of user`i` (password pass`i`); throws unless it succeeds. */
+async function loginOnce(url: string, i: number): Promise<Response> {
+  const attempt = () =>
+    fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: `user${i}`, password: `pass${i}` }),
+    });
+  let res = await attempt();
+  // 503 says "try again shortly" (a busy or briefly unreachable store on a loaded machine): as a client would, after its Retry-After.
+  for (let retry = 1; res.status === 503 && retry <= LOGIN_RETRIES; retry++) {
+    await new Promise((r) => setTimeout(r, 1000 * Math.min(5, Number(res.headers.get('retry-after')) || 1)));
+    res = await attempt();
+  }
+  if (!res.ok) throw new Error(`login user${i} failed with ${res.status}${res.status === 503 ? ` after ${LOGIN_RETRIES} retries` : ''}: ${(await res.text()).slice(0, 200)}`);
+  return res;
 }
 
 const LOGINS_IN_FLIGHT = 4;
