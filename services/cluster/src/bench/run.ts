@@ -194,8 +194,7 @@ export interface BenchReport {
    * fixed rate, round by round, self time per request by package group: which holds the difference.
    */
   targetProfiles: Array<{ target: string } & PairProfile>;
-  /** The scaling runs' CPU per request by class (saturation, unpinned), for the capacity check. */
-  /** Each scaling run's CPU per request by class, and the cores its processes were allowed (taskset lists, one per distinct set). */
+  /** The scaling runs' CPU per request by class (saturation, unpinned), for the capacity check, and the cores their processes were allowed (taskset lists, one per distinct set). */
   scalingCpu: Record<'1' | '2' | '3', { node: number; nginx: number; redis: number; loadGenerator: number; cpus: string[] }>;
   results: Result[];
   redisBytesPerSession: BytesPerSession;
