@@ -136,18 +136,19 @@ async function measureShards(primaries: number, opts: BenchOptions): Promise<Cap
   const plan = pinPlan();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sc-shards-${primaries}-`));
   const parts: PartState[] = [];
-  const busPorts: number[] = [];
+  let firstBusPort = 0;
   try {
     say(`Redis Cluster with ${primaries} primar${primaries === 1 ? 'y' : 'ies'}: starting`);
     for (let i = 1; i <= primaries; i++) {
       const d = path.join(dir, `redis-${i}`);
       fs.mkdirSync(d);
-      busPorts.push(await freePort());
-      parts.push(await launch(redisSpec(await freePort(), d, 'off', { name: `redis-${i}`, cluster: { nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS, busPort: busPorts.at(-1)! } }), dir));
+      const busPort = await freePort();
+      if (i === 1) firstBusPort = busPort;
+      parts.push(await launch(redisSpec(await freePort(), d, 'off', { name: `redis-${i}`, cluster: { nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS, busPort } }), dir));
     }
     await joinSlots(
       parts.map((p) => p.port),
-      busPorts[0]!,
+      firstBusPort,
     );
     const spec = appSpec({
       index: 1,

@@ -894,15 +894,15 @@ async function measureScaling(b: Bench): Promise<Pick<BenchReport, 'scaling' | '
       if (b.pin.pinned) unpin(parts);
       await wrkOn(unpinned, t, 'get', '/api/cart', true, 2);
       const rps: number[] = [];
-      const cpus: Array<BenchReport['scalingCpu']['1']> = [];
+      const cpus: Array<Omit<BenchReport['scalingCpu']['1'], 'cpus'>> = [];
       for (let r = 1; r <= b.opts.rounds; r++) {
         const cell: Cell = { config: 'shared', operation: 'read', offeredRate: null, target: t, nodeCore: null, run: () => wrkOn(unpinned, t, 'get', '/api/cart') };
         const s = await measureCell(cell, r);
         rps.push(s.rps);
-        cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests, cpus: [] });
+        cpus.push({ node: s.cpu.node, nginx: s.cpu.nginx, redis: s.cpu.redis, loadGenerator: s.cpuUs / s.requests });
       }
       scaling[n] = Math.round(median(rps));
-      const med = (k: Exclude<keyof BenchReport['scalingCpu']['1'], 'cpus'>) => Math.round(median(cpus.map((c) => c[k])));
+      const med = (k: keyof (typeof cpus)[number]) => Math.round(median(cpus.map((c) => c[k])));
       scalingCpu[n] = { node: med('node'), nginx: med('nginx'), redis: med('redis'), loadGenerator: med('loadGenerator'), cpus: cpusAllowed(parts) };
       b.say(
         `  ${n} node(s): ${scaling[n]} req/s (rounds ${rps.map((x) => x.toFixed(0)).join(', ')}); CPU µs/req node ${scalingCpu[n].node} nginx ${scalingCpu[n].nginx} redis ${scalingCpu[n].redis} wrk ${scalingCpu[n].loadGenerator}`,
