@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
 import { MODE_DESCRIPTORS } from './modes.js';
+import { surviveStalls } from './redis-timeouts.js';
 
 /**
  * A node's Redis connections (openRedisClients opens those its configuration needs): shared
@@ -32,12 +33,14 @@ const patienceMs = (commandTimeoutMs: number) => Math.max(1000, commandTimeoutMs
 /**
  * ioredis tuned to fail fast. Its defaults queue commands while Redis is down and retry each
  * one 20 times, so a request would hang; here a command fails within `commandTimeoutMs` and the
- * client keeps reconnecting in the background, so the node recovers without a restart.
+ * client keeps reconnecting in the background, so the node recovers without a restart. A node
+ * that itself stalls past the timeout still takes the reply Redis sent meanwhile (redis-timeouts.ts).
  */
 export function createRedisClient(
   url: string,
   opts: { commandTimeoutMs: number; name: string; db?: number; sentinel?: Config['redis']['sentinel']; autoPipelining?: boolean },
 ): Redis {
+  surviveStalls();
   const options: RedisOptions = {
     connectionName: opts.name,
     enableOfflineQueue: false,
@@ -94,6 +97,7 @@ export function createRedisClient(
  * combination), DBSIZE (see activeSessions) and SCAN (the store's length/all, never on a request path).
  */
 export function createClusterClient(nodes: Array<{ host: string; port: number }>, opts: { commandTimeoutMs: number; name: string }): Redis {
+  surviveStalls();
   const cluster = new Cluster(nodes, {
     enableOfflineQueue: false,
     scaleReads: 'master',
