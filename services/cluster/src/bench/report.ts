@@ -70,7 +70,7 @@ export function markdown(r: BenchReport): string {
   lines.push(...loginsMarkdown(r));
   lines.push('## What each change buys or costs (A/B)', '');
   lines.push(
-    `Two clusters identical but for one change, each measured alone at the fixed rate (${r.settings.rate} req/s): a difference is claimed only where the node CPU per request of every round with the change lies apart from every round without it. \`read\` (\`GET /api/cart\`) writes nothing; \`me\` (\`GET /api/me\`) writes the session (its counter) on every request. req/s at saturation beside it.`,
+    `Two clusters identical but for one change, each measured alone at the fixed rate (${r.settings.rate} req/s): a difference is claimed only where the node CPU per request of every round with the change lies apart from every round without it, and so does its ratio to nginx's CPU per request in the same window (the two clusters run one after the other, and the machine's speed can drift between them). \`read\` (\`GET /api/cart\`) writes nothing; \`me\` (\`GET /api/me\`) writes the session (its counter) on every request. req/s at saturation beside it.`,
     '',
     '| change | operation | node CPU µs/request with (rounds) | without (rounds) | claim | p99 ms with / without (fixed rate) | req/s at saturation with / without |',
     '|---|---|---:|---:|---|---:|---:|',
@@ -81,7 +81,10 @@ export function markdown(r: BenchReport): string {
       const [on, off, onMax, offMax] = [find(ab.on, true), find(ab.off, true), find(ab.on, false), find(ab.off, false)];
       if (!on || !off) continue;
       const claim = r.abClaims.find((c) => c.change === ab.change && c.operation === op);
-      const verdict = !claim?.holds ? 'no difference (ranges overlap)' : `it ${claim.direction} ${Math.abs(on.nodeCpuUsPerRequest - off.nodeCpuUsPerRequest)} µs (ranges apart)`;
+      const nginx = claim?.onAgainstNginx && claim.offAgainstNginx ? `; against nginx ${claim.onAgainstNginx.join('–')} / ${claim.offAgainstNginx.join('–')}` : '';
+      const verdict = !claim?.holds
+        ? `no difference (ranges overlap${nginx})`
+        : `it ${claim.direction} ${Math.abs(on.nodeCpuUsPerRequest - off.nodeCpuUsPerRequest)} µs (ranges apart${nginx})`;
       lines.push(
         `| ${ab.change} | ${op} | ${on.nodeCpuUsPerRequest} (${on.spread.nodeCpuUs[0]}–${on.spread.nodeCpuUs[1]}) | ${off.nodeCpuUsPerRequest} (${off.spread.nodeCpuUs[0]}–${off.spread.nodeCpuUs[1]}) | ${verdict} | ${on.p99Ms} / ${off.p99Ms} | ${onMax?.rps ?? '–'} / ${offMax?.rps ?? '–'} |`,
       );
@@ -238,7 +241,7 @@ export function table(r: BenchReport): string {
   for (const t of r.targets) rows.push(`target ${t.name}: ${t.met ? 'met' : 'missed'}, ${t.detail}`);
   for (const c of r.abClaims)
     rows.push(
-      `A/B ${c.change} (${c.operation}): ${c.holds ? `${c.direction}, ranges apart` : 'no difference, ranges overlap'} (with ${c.onUs.join('–')} µs, without ${c.offUs.join('–')} µs)`,
+      `A/B ${c.change} (${c.operation}): ${c.holds ? `${c.direction}, ranges apart` : 'no difference, ranges overlap'} (with ${c.onUs.join('–')} µs, without ${c.offUs.join('–')} µs${c.onAgainstNginx && c.offAgainstNginx ? `; against nginx ${c.onAgainstNginx.join('–')} / ${c.offAgainstNginx.join('–')}` : ''})`,
     );
   return rows.join('\n');
 }

@@ -17,7 +17,7 @@ import { measureConcurrentWrites, type ConcurrentWrites } from './concurrent.js'
 import { measureBytesPerSession, type BytesPerSession } from './memory.js';
 import { runPaced } from './paced.js';
 import { profilePair, type PairProfile, type ProfileSubject } from './profile.js';
-import { rangesApart, roundGapOf, spreadAgainstPct, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
+import { differs, rangeAgainst, roundGapOf, spreadAgainstPct, spreadPct, judgeTargets, type RoundGap, type TargetOutcome } from './targets.js';
 import { loginEach, runWrk, requireWrk, writeCredentials, type WrkResult } from './wrk.js';
 import { resolveK6 } from '../experiment/k6.js';
 
@@ -154,6 +154,8 @@ export interface Result {
    * nginx did not run in a window.
    */
   nodeCpuSpreadPctAgainstNginx: number | null;
+  /** The rounds' node CPU per request over nginx's run time per request in the same window, [lowest, highest] (rangeAgainst); null as above. */
+  nodeCpuAgainstNginxRange: [number, number] | null;
 }
 
 export interface BenchReport {
@@ -187,8 +189,20 @@ export interface BenchReport {
     metAgainstNginx: boolean;
     worstAgainstNginx: { config: string; operation: string; spreadPct: number } | null;
   };
-  /** Each A/B row at the fixed rate: whether the node CPU per request differs in every round (ranges apart). */
-  abClaims: Array<{ change: string; operation: Operation; onUs: [number, number]; offUs: [number, number]; holds: boolean; direction: 'costs' | 'saves' | 'none' }>;
+  /**
+   * Each A/B row at the fixed rate: whether the node CPU per request differs in every round, raw and
+   * set against nginx's in the same window (targets.ts differs): the ranges, and the verdict.
+   */
+  abClaims: Array<{
+    change: string;
+    operation: Operation;
+    onUs: [number, number];
+    offUs: [number, number];
+    onAgainstNginx: [number, number] | null;
+    offAgainstNginx: [number, number] | null;
+    holds: boolean;
+    direction: 'costs' | 'saves' | 'none';
+  }>;
   /**
    * For each missed target: the two configurations profiled (node --cpu-prof) alternately at the
    * fixed rate, round by round, self time per request by package group: which holds the difference.
@@ -819,6 +833,7 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       ),
       ...coreSpeedOf(xs),
       nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.nginxRunUs })))),
+      nodeCpuAgainstNginxRange: rangeAgainst(xs.map((x) => ({ value: x.cpu.node, reference: x.nginxRunUs }))),
     });
   }
   // The limit is the denominator for every operation: the same row under each (isLimitCopy).
@@ -981,7 +996,7 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
     worstAgainstNginx: worstBy((r) => r.nodeCpuSpreadPctAgainstNginx),
   };
   const read = (config: ConfigName) => paced.find((r) => r.config === config && r.operation === 'read');
-  const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, p99Ms: r.p99Ms });
+  const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, nodeCpuAgainstNginxRange: r.nodeCpuAgainstNginxRange, p99Ms: r.p99Ms });
   const [shared, textbook, sticky, limit] = [read('shared'), read('textbook'), read('sticky'), read('limit')];
   const targets = shared && textbook && sticky && limit ? judgeTargets({ shared: input(shared), textbook: input(textbook), sticky: input(sticky), limit: input(limit) }) : [];
   const abClaims: BenchReport['abClaims'] = [];
@@ -990,14 +1005,16 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
       const on = paced.find((r) => r.config === ab.on && r.operation === operation);
       const off = paced.find((r) => r.config === ab.off && r.operation === operation);
       if (!on || !off) continue;
-      const holds = rangesApart(on.spread.nodeCpuUs, off.spread.nodeCpuUs);
+      const side = differs({ raw: on.spread.nodeCpuUs, againstNginx: on.nodeCpuAgainstNginxRange }, { raw: off.spread.nodeCpuUs, againstNginx: off.nodeCpuAgainstNginxRange });
       abClaims.push({
         change: ab.change,
         operation,
         onUs: on.spread.nodeCpuUs,
         offUs: off.spread.nodeCpuUs,
-        holds,
-        direction: !holds ? 'none' : on.nodeCpuUsPerRequest > off.nodeCpuUsPerRequest ? 'costs' : 'saves',
+        onAgainstNginx: on.nodeCpuAgainstNginxRange,
+        offAgainstNginx: off.nodeCpuAgainstNginxRange,
+        holds: side !== null,
+        direction: side === 'more' ? 'costs' : side === 'less' ? 'saves' : 'none',
       });
     }
   return { targets, spreadTarget, abClaims };

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cluster.js';
 import { markdown } from '../../src/bench/report.js';
-import { type BenchReport, STEAL_LIMIT_PCT } from '../../src/bench/run.js';
+import { AB, type BenchReport, STEAL_LIMIT_PCT } from '../../src/bench/run.js';
 
 // A short `npm run bench -- --json`: the claims that do not depend on timing, measured: which
 // Redis commands a request costs (by name, from INFO commandstats), at 1k and at 100k stored
@@ -83,6 +83,10 @@ it('measures every configuration side by side and holds the deterministic target
     // 40 logins costs nginx less than one clock tick (10 ms), and still has a reference.
     expect(r.nodeCpuSpreadPctAgainstNginx, `${r.config}/${r.operation} against nginx`).toBeGreaterThanOrEqual(0);
     if (r.offeredRate === null) expect(r.nodeCpuSpreadPctAgainstNginx).toBe(0);
+    // The rounds' node CPU over nginx's, which A/B claims and the textbook target also hold apart.
+    const [lo, hi] = r.nodeCpuAgainstNginxRange!;
+    expect(lo, `${r.config}/${r.operation} node CPU over nginx's`).toBeGreaterThan(0);
+    expect(hi).toBeGreaterThanOrEqual(lo);
     // The round gap spans the rounds' range of node CPU (each end rounded); one run has none.
     expect(Math.abs(r.roundGap.nodeCpuUs - (r.spread.nodeCpuUs[1] - r.spread.nodeCpuUs[0]))).toBeLessThanOrEqual(1);
     if (r.offeredRate === null) expect(r.roundGap).toEqual({ nodeCpuUs: 0, mainThreadUs: 0, otherThreadsUs: 0, gcPauseUs: 0, majorGcs: 0, stealPct: 0, coreSlowerPct: null });
@@ -104,6 +108,14 @@ it('measures every configuration side by side and holds the deterministic target
   expect(report.spreadTarget.boundPct).toBe(10);
   expect(typeof report.spreadTarget.metAgainstNginx).toBe('boolean');
   expect(report.abClaims.map((c) => `${c.operation}`)).toEqual(['read', 'me', 'read', 'me']);
+  // Each claim carries both configurations' rounds against nginx, from their fixed-rate results.
+  const paced = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation && r.offeredRate !== null)!;
+  for (const c of report.abClaims) {
+    const ab = AB.find((x) => x.change === c.change)!;
+    expect(c.onAgainstNginx, `${c.change} ${c.operation}`).toEqual(paced(ab.on, c.operation).nodeCpuAgainstNginxRange);
+    expect(c.offAgainstNginx, `${c.change} ${c.operation}`).toEqual(paced(ab.off, c.operation).nodeCpuAgainstNginxRange);
+    expect(c.holds).toBe(c.direction !== 'none');
+  }
 
   for (const config of ['limit', 'textbook', 'shared', 'sticky', 'database', 'cookie', 'jwt']) {
     for (const operation of ['read', 'me', 'login']) {
@@ -156,7 +168,6 @@ it('measures every configuration side by side and holds the deterministic target
   expect(report.results.filter((r) => r.offeredRate === null).reduce((a, r) => a + r.nodeGcPauseUsPerRequest, 0)).toBeGreaterThan(0);
   // And the hash runs in libuv's pool, not on the main thread: a login's other threads cost more than 1 ms
   // (scrypt N=2^10, r=8: ~2 ms of work), a read's far less.
-  const paced = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation && r.offeredRate !== null)!;
   expect(paced('shared', 'login').nodeOtherThreadsCpuUsPerRequest).toBeGreaterThan(1000);
   expect(paced('shared', 'login').nodeOtherThreadsCpuUsPerRequest).toBeGreaterThan(2 * paced('shared', 'read').nodeOtherThreadsCpuUsPerRequest);
   console.log(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ceiling, errorPct, mixCost, perCore, predictThroughput, unitsNeeded, type ClassCost } from '../../src/bench/capacity-model.js';
 import { parsePacedSummary } from '../../src/bench/paced.js';
-import { judgeTargets, rangesApart, roundGapOf, spreadAgainstPct, spreadPct } from '../../src/bench/targets.js';
+import { differs, judgeTargets, rangeAgainst, roundGapOf, spreadAgainstPct, spreadPct } from '../../src/bench/targets.js';
 import { parseCoreTicks, parseProcStat, stealPct } from '../../src/lib/cpu.js';
 import { parseGcPauses } from '../../src/lib/node-metrics.js';
 import { pinnedCommand, pinPlan } from '../../src/lib/pin.js';
@@ -44,11 +44,33 @@ describe('round-to-round spread', () => {
     expect(spreadPct([500])).toBe(0);
     expect(spreadPct([])).toBeNaN();
   });
-  it('ranges are apart only when they do not touch', () => {
-    expect(rangesApart([1, 2], [3, 4])).toBe(true);
-    expect(rangesApart([3, 4], [1, 2])).toBe(true);
-    expect(rangesApart([1, 3], [3, 4])).toBe(false);
-    expect(rangesApart([1, 5], [2, 3])).toBe(false);
+  it('a difference is claimed only when the ranges do not touch', () => {
+    const raw = (a: [number, number], b: [number, number]) => differs({ raw: a, againstNginx: null }, { raw: b, againstNginx: null });
+    expect(raw([1, 2], [3, 4])).toBe('less');
+    expect(raw([3, 4], [1, 2])).toBe('more');
+    expect(raw([1, 3], [3, 4])).toBeNull();
+    expect(raw([1, 5], [2, 3])).toBeNull();
+  });
+  it('and, where both were read against nginx, only when those ranges lie apart the same way', () => {
+    // One run's A/B: auto-pipelining measured while the machine ran slow, without it once it ran
+    // fast. Raw ranges apart; against nginx in the same windows, overlapping.
+    const on = { raw: [1067, 1161] as [number, number], againstNginx: [5.9, 6.4] as [number, number] };
+    const off = { raw: [555, 706] as [number, number], againstNginx: [5.0, 6.0] as [number, number] };
+    expect(differs(on, off)).toBeNull();
+    expect(differs(on, { ...off, againstNginx: [4.8, 5.5] })).toBe('more');
+    expect(differs(on, { ...off, againstNginx: [6.5, 7] })).toBeNull(); // apart, but the other way
+    expect(differs(on, { ...off, againstNginx: null })).toBe('more');
+  });
+  it("each round's value over its reference: the rounds' lowest and highest", () => {
+    expect(
+      rangeAgainst([
+        { value: 800, reference: 160 },
+        { value: 1000, reference: 160 },
+        { value: 600, reference: 150 },
+      ]),
+    ).toEqual([4, 6.25]);
+    expect(rangeAgainst([{ value: 800, reference: null }])).toBeNull();
+    expect(rangeAgainst([])).toBeNull();
   });
 });
 
@@ -127,7 +149,12 @@ describe('where a spread lives', () => {
 });
 
 describe('the peer targets', () => {
-  const at = (us: number, range: [number, number], p99Ms = 2) => ({ nodeCpuUs: us, nodeCpuRange: range, p99Ms });
+  const at = (us: number, range: [number, number], p99Ms = 2, againstNginx: [number, number] | null = null) => ({
+    nodeCpuUs: us,
+    nodeCpuRange: range,
+    nodeCpuAgainstNginxRange: againstNginx,
+    p99Ms,
+  });
   it('are met with the ratios inside their bounds and the textbook ranges apart', () => {
     const t = judgeTargets({ shared: at(400, [390, 410], 2), textbook: at(600, [590, 620]), sticky: at(380, [370, 390]), limit: at(300, [290, 310], 1.5) });
     expect(t.map((x) => x.met)).toEqual([true, true, true]);
@@ -141,6 +168,16 @@ describe('the peer targets', () => {
     expect(slow.map((x) => x.met)).toEqual([false, false, false]);
     expect(slow[1]!.ratio).toBeCloseTo(1.25, 3);
     expect(slow[2]!.ratio).toBeCloseTo(2, 3);
+  });
+  it('miss the textbook target when the raw ranges are apart but, against nginx, overlap', () => {
+    const drift = judgeTargets({
+      shared: at(400, [390, 410], 2, [3.9, 4.2]),
+      textbook: at(600, [590, 620], 2, [4.0, 4.4]),
+      sticky: at(380, [370, 390]),
+      limit: at(300, [290, 310], 1.5),
+    });
+    expect(drift[0]).toMatchObject({ met: false });
+    expect(drift[0]!.detail).toMatch(/against nginx/);
   });
 });
 
