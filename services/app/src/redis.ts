@@ -28,7 +28,7 @@ export interface RedisClients {
 const STALE_PRIMARY = /^(READONLY|NOREPLICAS)\b/;
 
 /** How long a connect, or a silent socket with a command pending, may take: twice the command timeout, at least 1 s. */
-const patienceMs = (commandTimeoutMs: number) => Math.max(1000, commandTimeoutMs * 2);
+export const patienceMs = (commandTimeoutMs: number) => Math.max(1000, commandTimeoutMs * 2);
 
 /**
  * ioredis tuned to fail fast. Its defaults queue commands while Redis is down and retry each

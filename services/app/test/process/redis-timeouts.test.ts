@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRedisClient } from '../../src/redis.js';
+import { createRedisClient, patienceMs } from '../../src/redis.js';
 import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 
 // A node that stalls (a GC pause, a CPU-starved container) for longer than its Redis timeouts,
@@ -13,7 +13,7 @@ import { startTestRedis, type TestRedis } from '../../../../testkit/redis.js';
 // has executed the command (redis-cli sees its key; Redis writes a reply before it reads the next
 // client's command) and both timeouts have passed: a condition, not a guess at how long Redis takes.
 const COMMAND_TIMEOUT_MS = 100;
-const SOCKET_TIMEOUT_MS = 1000; // redis.ts: twice the command timeout, at least 1 s
+const SOCKET_TIMEOUT_MS = patienceMs(COMMAND_TIMEOUT_MS);
 
 let redis: TestRedis;
 let client: Redis;

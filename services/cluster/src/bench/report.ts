@@ -81,7 +81,7 @@ export function markdown(r: BenchReport): string {
       const [on, off, onMax, offMax] = [find(ab.on, true), find(ab.off, true), find(ab.on, false), find(ab.off, false)];
       if (!on || !off) continue;
       const claim = r.abClaims.find((c) => c.change === ab.change && c.operation === op);
-      const nginx = claim?.onAgainstNginx && claim.offAgainstNginx ? `; against nginx ${claim.onAgainstNginx.join('–')} / ${claim.offAgainstNginx.join('–')}` : '';
+      const nginx = claim ? againstNginxOf(claim) : '';
       const verdict = !claim?.holds
         ? `no difference (ranges overlap${nginx})`
         : `it ${claim.direction} ${Math.abs(on.nodeCpuUsPerRequest - off.nodeCpuUsPerRequest)} µs (ranges apart${nginx})`;
@@ -241,7 +241,12 @@ export function table(r: BenchReport): string {
   for (const t of r.targets) rows.push(`target ${t.name}: ${t.met ? 'met' : 'missed'}, ${t.detail}`);
   for (const c of r.abClaims)
     rows.push(
-      `A/B ${c.change} (${c.operation}): ${c.holds ? `${c.direction}, ranges apart` : 'no difference, ranges overlap'} (with ${c.onUs.join('–')} µs, without ${c.offUs.join('–')} µs${c.onAgainstNginx && c.offAgainstNginx ? `; against nginx ${c.onAgainstNginx.join('–')} / ${c.offAgainstNginx.join('–')}` : ''})`,
+      `A/B ${c.change} (${c.operation}): ${c.holds ? `${c.direction}, ranges apart` : 'no difference, ranges overlap'} (with ${c.onUs.join('–')} µs, without ${c.offUs.join('–')} µs${againstNginxOf(c)})`,
     );
   return rows.join('\n');
+}
+
+/** An A/B claim's rounds against nginx, with and without the change, as a clause ('' if not read). */
+function againstNginxOf(c: BenchReport['abClaims'][number]): string {
+  return c.onAgainstNginx && c.offAgainstNginx ? `; against nginx ${c.onAgainstNginx.join('–')} / ${c.offAgainstNginx.join('–')}` : '';
 }

@@ -786,6 +786,8 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
         (n) => Math.round(n * 10) / 10,
       ),
     };
+    // The node's CPU per request against nginx's run time per request, round by round.
+    const againstNginx = xs.map((x) => ({ value: x.cpu.node, reference: x.nginxRunUs }));
     results.push({
       config,
       operation,
@@ -832,8 +834,8 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
         })),
       ),
       ...coreSpeedOf(xs),
-      nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(xs.map((x) => ({ value: x.cpu.node, reference: x.nginxRunUs })))),
-      nodeCpuAgainstNginxRange: rangeAgainst(xs.map((x) => ({ value: x.cpu.node, reference: x.nginxRunUs }))),
+      nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(againstNginx)),
+      nodeCpuAgainstNginxRange: rangeAgainst(againstNginx),
     });
   }
   // The limit is the denominator for every operation: the same row under each (isLimitCopy).

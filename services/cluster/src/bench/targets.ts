@@ -8,9 +8,8 @@ import { median } from '../lib/stats.js';
 /** Round-to-round spread: (highest − lowest) / median, in percent (0 for a single round). */
 export function spreadPct(values: number[]): number {
   if (!values.length) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const median = (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
-  return median === 0 ? 0 : ((s.at(-1)! - s[0]!) / median) * 100;
+  const mid = median(values);
+  return mid === 0 ? 0 : ((Math.max(...values) - Math.min(...values)) / mid) * 100;
 }
 
 /** One round's node figures, part by part (µs per request; major collections; steal in percent of the node's core; the core-speed probe's µs, null without it). */
@@ -46,26 +45,33 @@ export function roundGapOf(rounds: RoundFigures[]): RoundGap {
   };
 }
 
-/**
- * The round-to-round spread of a figure measured against a reference read in the same window:
- * each round's value scaled by the rounds' median reference over its own (value × median / own).
- * A machine that runs every process slower for a while moves both, and the ratio holds still.
- * Null when a round has no reference.
- */
-export function spreadAgainstPct(rounds: Array<{ value: number; reference: number | null }>): number | null {
+/** One round: a figure, and a reference read in the same window (null: none was read). */
+export type AgainstReference = { value: number; reference: number | null };
+
+/** Each round's value over its reference; null when a round has no reference. */
+function ratios(rounds: AgainstReference[]): number[] | null {
   if (!rounds.length || rounds.some((r) => r.reference === null || r.reference <= 0)) return null;
-  const mid = median(rounds.map((r) => r.reference!));
-  return spreadPct(rounds.map((r) => (r.value * mid) / r.reference!));
+  return rounds.map((r) => r.value / r.reference!);
+}
+
+/**
+ * The round-to-round spread of a figure measured against a reference read in the same window: the
+ * spread of the rounds' ratios (spreadPct does not depend on their scale). A machine that runs
+ * every process slower for a while moves both, and the ratio holds still. Null when a round has
+ * no reference.
+ */
+export function spreadAgainstPct(rounds: AgainstReference[]): number | null {
+  const r = ratios(rounds);
+  return r && spreadPct(r);
 }
 
 /**
  * Each round's value over its reference from the same window (the node's CPU per request over
- * nginx's run time per request): the rounds' [lowest, highest]. Null when a round has no reference.
+ * nginx's run time per request): the rounds' [lowest, highest], to 2 decimals. Null as above.
  */
-export function rangeAgainst(rounds: Array<{ value: number; reference: number | null }>): [number, number] | null {
-  if (!rounds.length || rounds.some((r) => r.reference === null || r.reference <= 0)) return null;
-  const ratios = rounds.map((r) => Math.round((r.value / r.reference!) * 100) / 100);
-  return [Math.min(...ratios), Math.max(...ratios)];
+export function rangeAgainst(rounds: AgainstReference[]): [number, number] | null {
+  const r = ratios(rounds)?.map((x) => Math.round(x * 100) / 100);
+  return r ? [Math.min(...r), Math.max(...r)] : null;
 }
 
 /**
