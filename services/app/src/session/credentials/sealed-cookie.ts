@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } f
 import type { Request } from 'express';
 import { AppError } from '../../errors.js';
 import { replaceCookie, type ClientCredential, type SessionFields } from './client-session.js';
+import { refreshAfterS } from '../types.js';
 
 /**
  * The whole session in the cookie, sealed: AES-256-GCM (node:crypto), one authenticated
@@ -27,7 +28,6 @@ import { replaceCookie, type ClientCredential, type SessionFields } from './clie
  */
 /** What browsers keep of one cookie (name, value and attributes); RFC 6265 section 6.1's minimum. */
 export const BROWSER_COOKIE_LIMIT_BYTES = 4096;
-const TOUCH_AFTER_MS = 60_000;
 
 interface Sealed extends SessionFields {
   sid: string;
@@ -108,8 +108,9 @@ export function sealedCookie(opts: SealedCookieOptions): ClientCredential & { se
     async destroy() {},
     touch(_req, res, sid, fields, seen) {
       // The idle timeout counts from the last write: a session only read keeps its cookie fresh at
-      // most once a minute (a Set-Cookie on every read would cost bytes on every response).
-      if (seen !== undefined && Date.now() - seen > TOUCH_AFTER_MS) {
+      // most once a minute or a tenth of the idle timeout (refreshAfterS; a Set-Cookie on every
+      // read would cost bytes on every response).
+      if (seen !== undefined && Date.now() - seen > refreshAfterS(opts.idleTimeoutS) * 1000) {
         try {
           write(res, sid, fields);
         } catch {

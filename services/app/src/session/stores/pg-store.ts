@@ -1,5 +1,6 @@
 import type { SessionData } from 'express-session';
 import type { Pool } from 'pg';
+import { refreshAfterS } from '../types.js';
 import { BaseSessionStore, type BaseStoreOptions, type CasResult } from './base-store.js';
 
 /**
@@ -8,8 +9,8 @@ import { BaseSessionStore, type BaseStoreOptions, type CasResult } from './base-
  * Why not connect-pg-simple: its `set` is an upsert, so a save that races a logout writes the
  * destroyed session back (a stolen cookie outlives the logout), and two nodes saving one session
  * at once lose one of the writes. Here:
- * - a read is one statement, which also extends the idle expiry, at most once a minute (an UPDATE
- *   per read would write a row version per request);
+ * - a read is one statement, which also extends the idle expiry, at most once a minute or a tenth
+ *   of the idle timeout (refreshAfterS; an UPDATE per read would write a row version per request);
  * - a save of a loaded session is a compare-and-set on the payload it read (`WHERE sess = $old`),
  *   merged with what another node wrote meanwhile (merge.ts) and retried, in the loop every store
  *   shares (base-store.ts); a row that is gone stays gone (401), it is never re-inserted;
@@ -36,7 +37,7 @@ const READ = `
 WITH s AS (SELECT sid, sess, expires FROM sessions WHERE sid = $1 AND expires > now()),
 touched AS (
   UPDATE sessions SET expires = now() + make_interval(secs => $2)
-  FROM s WHERE sessions.sid = s.sid AND s.expires < now() + make_interval(secs => $2 - 60)
+  FROM s WHERE sessions.sid = s.sid AND s.expires < now() + make_interval(secs => $3::float8)
 )
 SELECT sess FROM s`;
 const INSERT = `
@@ -66,7 +67,9 @@ export class PgSessionStore extends BaseSessionStore {
   }
 
   protected async read(sid: string): Promise<string | null> {
-    const r = await this.query('session_read', READ, [sid, this.opts.idleTimeoutS]);
+    const idle = this.opts.idleTimeoutS;
+    // Extended when less than the idle timeout minus the refresh interval is left.
+    const r = await this.query('session_read', READ, [sid, idle, idle - refreshAfterS(idle)]);
     return (r.rows[0] as { sess: string } | undefined)?.sess ?? null;
   }
 

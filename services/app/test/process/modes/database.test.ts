@@ -128,6 +128,22 @@ describe('expiry and failure', () => {
     expect((await sql.query("SELECT count(*)::int AS n FROM sessions WHERE user_name = 'user5'")).rows[0].n).toBe(0);
   });
 
+  it('a read extends the idle expiry once less than 90 % of the idle timeout is left, even when that timeout is under a minute, and not before', async () => {
+    // These nodes run with an idle timeout of 30 s: a read refreshes once less than 27 s are left.
+    const c = new Client(a.url);
+    await c.login('user20');
+    const left = async () => Number((await sql.query("SELECT extract(epoch FROM expires - now()) AS s FROM sessions WHERE user_name = 'user20'")).rows[0].s);
+    // 29.9 s left: too fresh to be worth a row version; the read (milliseconds later) writes nothing.
+    await sql.query("UPDATE sessions SET expires = now() + interval '29.9 seconds' WHERE user_name = 'user20'");
+    const pinned = (await sql.query("SELECT expires FROM sessions WHERE user_name = 'user20'")).rows[0].expires as Date;
+    expect((await c.get('/api/cart')).status).toBe(200);
+    expect((await sql.query("SELECT expires FROM sessions WHERE user_name = 'user20'")).rows[0].expires).toEqual(pinned);
+    // 5 s left: a session in use, only read, must not run out; the read puts it back at 30 s.
+    await sql.query("UPDATE sessions SET expires = now() + interval '5 seconds' WHERE user_name = 'user20'");
+    expect((await c.on(b.url).get('/api/cart')).status).toBe(200);
+    expect(await left()).toBeGreaterThan(25);
+  });
+
   it('PostgreSQL killed: 503 STORE_UNAVAILABLE with Retry-After within the timeout, readiness 503; back by itself', async () => {
     const c = new Client(a.url);
     await c.login('user6');

@@ -8,16 +8,19 @@ import { sealedCookie } from '../../../src/session/credentials/sealed-cookie.js'
 let a: TestNode;
 let b: TestNode;
 let rotated: TestNode;
+let short: TestNode;
 beforeAll(async () => {
-  [a, b, rotated] = await Promise.all([
+  [a, b, rotated, short] = await Promise.all([
     startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-a' }),
     startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-b' }),
     // After a rotation: a new first secret seals, the old one still opens.
     startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-rotated', SESSION_SECRETS: `${SECRET_B},${SECRET_A}` }),
+    // An idle timeout under a minute: reads must still keep a session in use alive.
+    startNode({ SESSION_MODE: 'cookie', LOGIN_LIMITER: 'memory', NODE_ID: 'cookie-short', SESSION_IDLE_TIMEOUT: '30' }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([a?.close(), b?.close(), rotated?.close()]);
+  await Promise.all([a?.close(), b?.close(), rotated?.close(), short?.close()]);
 });
 
 const sealedValue = (c: Client) => c.cookies.get('sid')!;
@@ -149,6 +152,48 @@ describe('hostile cookies', () => {
     }
     // The real one still opens.
     expect((await c.get('/api/me')).status).toBe(200);
+  });
+
+  it('the idle timeout counts from the sealed timestamp: a cookie last written longer ago than it is refused on every node, one just within it opens', async () => {
+    // Sealed as a node seals them (the same secret and name), with `seen` set a minute either side
+    // of the idle timeout: the server keeps nothing, so the timestamp in the cookie is all it has.
+    const idleMs = a.config.session.idleTimeoutS * 1000;
+    const sealer = sealedCookie({ name: 'sid', secrets: [SECRET_A], secure: false, idleTimeoutS: a.config.session.idleTimeoutS });
+    const sealedAt = (seen: number) => sealer.seal({ sid: `idle-${seen}`, seen, user: 'user10', loginAt: seen, node: 'cookie-a', requests: 1 });
+    const now = Date.now();
+    const stale = sealedAt(now - idleMs - 60_000);
+    const fresh = sealedAt(now - idleMs + 60_000);
+    for (const node of [a, b]) {
+      const refused = await fetch(node.url + '/api/me', { headers: { cookie: `sid=${stale}` } });
+      expect(refused.status, `${node.config.nodeId}: idle for longer than the idle timeout`).toBe(401);
+      expect(
+        refused.headers.getSetCookie().some((h) => h.startsWith('sid=v1.')),
+        'an idle-expired cookie is not renewed',
+      ).toBe(false);
+      const opened = await fetch(node.url + '/api/me', { headers: { cookie: `sid=${fresh}` } });
+      expect(opened.status, `${node.config.nodeId}: within the idle timeout`).toBe(200);
+      expect(((await opened.json()) as { user: string }).user).toBe('user10');
+    }
+  });
+
+  it('a session only read has its cookie renewed once a tenth of the idle timeout has passed (30 s idle: after 3 s), not on every read', async () => {
+    const idleS = short.config.session.idleTimeoutS;
+    const sealer = sealedCookie({ name: 'sid', secrets: [SECRET_A], secure: false, idleTimeoutS: idleS });
+    // GET /api/cart writes nothing: a Set-Cookie, if any, is the idle refresh.
+    const readWithCookieSealedAt = async (seen: number) => {
+      const cookie = sealer.seal({ sid: `read-${seen}`, seen, user: 'user12', loginAt: seen, node: 'cookie-short', requests: 1 });
+      const r = await fetch(short.url + '/api/cart', { headers: { cookie: `sid=${cookie}` } });
+      expect(r.status).toBe(200);
+      const renewed = r.headers.getSetCookie().find((h) => h.startsWith('sid=v1.'));
+      return renewed === undefined ? null : sealer.open(renewed.slice('sid='.length).split(';')[0]!);
+    };
+    // Last written two thirds of the idle timeout ago: renewed, the idle timeout counting from now.
+    const before = Date.now();
+    const renewed = await readWithCookieSealedAt(before - (idleS * 1000 * 2) / 3);
+    expect(renewed?.user, 'a session in use is renewed before its idle timeout').toBe('user12');
+    expect(renewed!.seen).toBeGreaterThanOrEqual(before);
+    // Written a second ago: no Set-Cookie (one on every read would cost bytes on every response).
+    expect(await readWithCookieSealedAt(Date.now() - 1000)).toBeNull();
   });
 
   it('the same cookie sealed under another cookie name does not open (the name is bound)', async () => {
