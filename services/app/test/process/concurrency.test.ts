@@ -81,6 +81,17 @@ describe.each(modes)('$name', ({ nodes }) => {
     expect((await s.c.get('/api/cart')).body.items).toHaveLength(50);
   });
 
+  it('concurrent adds to one line stop at the per-line bound (99), as one add alone does: 10 adds of 20 leave 99', async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const s = await session(`user${round + 16}`);
+      const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => s.on(i).post('/api/cart/items', { sku: 'bulk', qty: 20 })));
+      expect(replies.map((r) => r.status)).toEqual(Array(10).fill(201));
+      // Each reply showed the cart as stored then, never past the bound; the stored line ends at the bound.
+      for (const r of replies) expect(r.body.items[0].qty, `round ${round}`).toBeLessThanOrEqual(99);
+      expect((await s.c.get('/api/cart')).body.items, `round ${round}`).toEqual([{ sku: 'bulk', qty: 99 }]);
+    }
+  });
+
   it('a logout racing 16 readers of a stolen cookie leaves the session destroyed, every round', async () => {
     for (let round = 0; round < 10; round++) {
       const s = await session('user9');

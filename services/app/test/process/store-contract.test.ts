@@ -52,33 +52,54 @@ const IDLE = 86400; // connect-redis's default TTL, so its lifecycle test runs u
 
 interface Subject {
   name: string;
-  make(): Store & { length(cb?: any): any; ids?(cb?: any): any };
-  /** Seconds the store will keep `sid`, or null where the store has no TTL to read. */
+  /** A store on the subject's backend (its idle timeout IDLE unless given). */
+  make(idleTimeoutS?: number): Store & { length(cb?: any): any; ids?(cb?: any): any };
+  /** Seconds the store will keep `sid` (not extending it; at most 0, or -2, once gone), or null where the store has no TTL to read. */
   ttl(sid: string): Promise<number | null>;
   /** Stores a payload that does not decode under `sid`, behind the store's back (where the test can reach the backend). */
   corrupt?(sid: string): Promise<unknown>;
+  /** True while the backend holds `sid` as a live session (read without extending it). */
+  holds(sid: string): Promise<boolean>;
+  /** Two stores made here are two nodes on one backend (false: each store has its own memory). */
+  sharedBackend: boolean;
 }
+
+/** The memory store made last, whose entries the sticky subject's ttl() and holds() read. */
+let local: { store: LocalSessionStore; idleTimeoutS: number } | undefined;
 
 const subjects: Subject[] = [
   {
     name: 'shared (Redis)',
-    make: () => new SharedSessionStore(client, { prefix: 'sess:', idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
+    make: (idleTimeoutS = IDLE) => new SharedSessionStore(client, { prefix: 'sess:', idleTimeoutS, codec, observer: noopObserver, merge: appMergePolicy }),
     ttl: (sid) => client.ttl(`sess:${sid}`),
     corrupt: (sid) => client.set(`sess:${sid}`, '{not json'),
+    holds: async (sid) => (await client.exists(`sess:${sid}`)) === 1,
+    sharedBackend: true,
   },
   {
     name: 'sticky (memory)',
-    make: () => new LocalSessionStore({ idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
-    ttl: async () => null,
+    make: (idleTimeoutS = IDLE) => {
+      local = { store: new LocalSessionStore({ idleTimeoutS, codec, observer: noopObserver, merge: appMergePolicy }), idleTimeoutS };
+      return local.store;
+    },
+    // lastSeen() is the entry's expiry less the idle timeout.
+    ttl: async (sid) => {
+      const seen = local!.store.lastSeen(sid);
+      return seen === undefined ? -2 : Math.ceil((seen + local!.idleTimeoutS * 1000 - Date.now()) / 1000);
+    },
+    holds: async (sid) => local!.store.has(sid),
+    sharedBackend: false,
   },
   {
     name: 'database (PostgreSQL)',
-    make: () => new PgSessionStore(pool, { idleTimeoutS: IDLE, codec, observer: noopObserver, merge: appMergePolicy }),
+    make: (idleTimeoutS = IDLE) => new PgSessionStore(pool, { idleTimeoutS, codec, observer: noopObserver, merge: appMergePolicy }),
     ttl: async (sid) => {
       const r = await pool.query('SELECT ceil(extract(epoch FROM expires - now()))::int AS s FROM sessions WHERE sid = $1', [sid]);
       return (r.rows[0] as { s: number } | undefined)?.s ?? -2;
     },
     corrupt: (sid) => pool.query("INSERT INTO sessions (sid, sess, expires) VALUES ($1, '{not json', now() + interval '1 hour')", [sid]),
+    holds: async (sid) => (await pool.query('SELECT 1 FROM sessions WHERE sid = $1 AND expires > now()', [sid])).rowCount === 1,
+    sharedBackend: true,
   },
 ];
 
@@ -161,6 +182,81 @@ describe.each(subjects)('$name store: connect-redis lifecycle', (subject) => {
   });
 });
 
+/** The session stored under `sid`, loaded as express-session loads it for a request (the store remembers what it read). */
+const load = (store: Store, sid: string) => new Promise<any>((ok, fail) => store.load(sid, (err: unknown, s: any) => (err ? fail(err) : ok(s))));
+
+describe.each(subjects)('$name store: expiry, and merges of concurrent saves', (subject) => {
+  it('touch with a cookie expiry moves the TTL to that expiry (not to the idle timeout); a read extends it to the idle timeout', async () => {
+    const store = subject.make() as any;
+    await store.clear();
+    await store.set('tt', { cookie: { expires: new Date(Date.now() + 60_000).toISOString() } });
+    await store.touch('tt', { cookie: { expires: new Date(Date.now() + 90_000).toISOString() } });
+    const touched = await subject.ttl('tt');
+    expect(touched).toBeGreaterThan(60);
+    expect(touched).toBeLessThanOrEqual(90);
+
+    // A session with an hour left (the touch of a cookie expiry set it so) is extended by a read.
+    await store.set('rd', { n: 1 });
+    await store.touch('rd', { cookie: { expires: new Date(Date.now() + 3_600_000).toISOString() } });
+    expect(await subject.ttl('rd')).toBeLessThanOrEqual(3600);
+    expect(await store.get('rd')).toEqual({ n: 1 });
+    expect(await subject.ttl('rd')).toBeGreaterThanOrEqual(IDLE - 2);
+    await store.clear();
+  });
+
+  it('a set of a session the store never loaded replaces the TTL of what was there, as SET EX does', async () => {
+    const store = subject.make() as any;
+    await store.clear();
+    await store.set('re', { n: 1 });
+    expect(await subject.ttl('re')).toBeGreaterThanOrEqual(IDLE - 2);
+    await store.set('re', { n: 2, cookie: { expires: new Date(Date.now() + 60_000).toISOString() } });
+    const ttl = await subject.ttl('re');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+    expect((await store.get('re')).n).toBe(2);
+    await store.clear();
+  });
+
+  it('neither a save nor a touch brings back a session that expired while the request ran', async () => {
+    const store = subject.make(1) as any; // an idle timeout of 1 s
+    await store.clear();
+    await store.set('exp', { v: 1 });
+    const loaded = await load(store, 'exp');
+    await waitFor('the session to expire', async () => !(await subject.holds('exp')), 5000, 25);
+    loaded.v = 2;
+    await expect(store.set('exp', loaded)).rejects.toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    await store.touch('exp', { cookie: { expires: new Date(Date.now() + 60_000).toISOString() } });
+    expect(await subject.holds('exp')).toBe(false);
+    expect(await store.get('exp')).toBeNull();
+    expect(await store.length()).toBe(0);
+  });
+
+  it('of two saves of one loaded session, a field one deleted stays deleted and a field one did not touch keeps what the other wrote (5 rounds)', async () => {
+    const store = subject.make() as any;
+    // Two nodes where the backend is shared (the second save loses the compare-and-set and merges), one node's queue otherwise.
+    const peer = subject.sharedBackend ? (subject.make() as any) : store;
+    await store.clear();
+    for (let round = 0; round < 5; round++) {
+      const sid = `mrg${round}`;
+      await store.set(sid, { v: 1, keep: 'k', gone: 'g' });
+      const [a, b] = await Promise.all([load(store, sid), load(peer, sid)]);
+      delete a.gone;
+      a.v = 2;
+      b.w = 'new';
+      await Promise.all([store.set(sid, a), peer.set(sid, b)]);
+      const { cookie: _cookie, ...stored } = await store.get(sid);
+      expect(stored, `round ${round}`).toEqual({ v: 2, keep: 'k', w: 'new' });
+      // The request saved last answers with what is stored, the other's change included.
+      const seen = [a, b].map((saved) => {
+        const { cookie: _c, ...data } = JSON.parse(JSON.stringify(saved));
+        return data;
+      });
+      expect(seen, `round ${round}`).toContainEqual(stored);
+    }
+    await store.clear();
+  });
+});
+
 /**
  * Every method a store implements, called both ways: without a callback it returns a promise of
  * the result; with one it returns nothing and calls the callback exactly once, with the result.
@@ -212,6 +308,29 @@ describe.each(subjects)('$name store: every method with a promise and with a cal
       expect(returned, method.name).toBeUndefined();
       expect(calls, method.name).toEqual([[null, method.result]]);
     }
+  });
+
+  it('a callback that throws is called once: its error surfaces as an uncaught exception, never fed back into it', async () => {
+    const store = subject.make() as any;
+    await store.set('cbt', { n: 1 });
+    // Vitest's own handlers report any uncaught exception as a failure: set aside while this one is expected.
+    const handlers = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    try {
+      const bug = new Error("the caller's bug");
+      const uncaught = new Promise<unknown>((ok) => process.once('uncaughtException', ok));
+      const calls: unknown[][] = [];
+      store.get('cbt', (...args: unknown[]) => {
+        calls.push(args);
+        throw bug;
+      });
+      expect(await uncaught).toBe(bug);
+      await new Promise((r) => setImmediate(r));
+      expect(calls).toEqual([[null, { n: 1 }]]);
+    } finally {
+      for (const h of handlers) process.on('uncaughtException', h);
+    }
+    await store.destroy('cbt');
   });
 
   it('a failed save (the session destroyed meanwhile): a rejection, or one call of the callback with the error', async () => {

@@ -107,11 +107,42 @@ describe('concurrency', () => {
   });
 });
 
+describe('login budgets in PostgreSQL (login_reserve)', () => {
+  const guess = (n: TestNode, username: string, password: string) => new Client(n.url).post('/api/login', { username, password });
+  const budget = () => a.config.loginLimits.maxFailures;
+
+  it('after the budget of failures for one username, spread over both nodes, even the right password is 429 + Retry-After on both', async () => {
+    for (let i = 0; i < budget(); i++) expect((await guess(i % 2 ? b : a, 'user11', `wrong-${i}`)).status).toBe(401);
+    for (const n of [a, b]) {
+      const r = await guess(n, 'user11', 'pass11');
+      expect(r.status).toBe(429);
+      expect(r.body.error.code).toBe('RATE_LIMITED');
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+  });
+
+  it('of 40 simultaneous guesses over both nodes at most the rest of the budget are hashed, every round (5 rounds)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const user = `user${12 + round}`;
+      // One guess first, so the budget's rows exist and the 40 meet on them, not on creating them.
+      expect((await guess(b, user, 'first-wrong')).status).toBe(401);
+      const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => guess(i % 2 ? b : a, user, `wrong-${i}`)));
+      const statuses = replies.map((r) => r.status);
+      // Hashed = answered 401. A reservation that times out on a loaded machine (503) fails closed.
+      expect(statuses.filter((s) => s === 401).length, statuses.join(',')).toBeLessThanOrEqual(budget() - 1);
+      expect(statuses.every((s) => s === 401 || s === 429 || s === 503)).toBe(true);
+      expect((await guess(a, user, user.replace('user', 'pass'))).status, `round ${round}`).toBe(429);
+    }
+  });
+});
+
 describe('expiry and failure', () => {
   it('expired rows are never read and are pruned through the expiry index', async () => {
     const c = new Client(a.url);
     await c.login('user5');
     await sql.query("UPDATE sessions SET expires = now() - interval '1 second' WHERE user_name = 'user5'");
+    // A read that writes nothing (the cart) as well as one that counts: the row is not read, not only not written.
+    expect((await c.get('/api/cart')).status).toBe(401);
     expect((await c.get('/api/me')).status).toBe(401);
     // The janitor's statement can use the expiry index (on a table this small the planner prefers a
     // scan; with scans priced out it shows it has the index to use).

@@ -160,6 +160,24 @@ describe('attacks on the token', () => {
     expect((await me(b, (await login(a, 'user6')).body.accessToken)).status).toBe(200);
   });
 
+  it('a denylist that lost its data fails closed: after FLUSHDB every token issued before is refused on every node, a logged-out one too, even by 16 requests at once; a new login works', async () => {
+    const loggedOut = (await login(a, 'user10')).body.accessToken;
+    expect((await call(a, '/api/logout', loggedOut, { method: 'POST', body: '{}' })).status).toBe(200);
+    const live = (await login(b, 'user11')).body.accessToken;
+    expect((await me(a, live)).status).toBe(200);
+    expect((await me(b, loggedOut)).status).toBe(401);
+    // The revocation data is lost (FLUSHDB of the aux database: the denylist and the epoch with it).
+    execFileSync('redis-cli', ['-p', String(redis.port), '-n', '1', 'FLUSHDB'], { encoding: 'utf8' });
+    // Both nodes at once: whichever begins the new epoch, no token older than it is let back in.
+    const statuses = await Promise.all(Array.from({ length: 16 }, (_, i) => me(i % 2 ? a : b, i % 4 < 2 ? live : loggedOut).then((r) => r.status)));
+    expect(statuses).toEqual(statuses.map(() => 401));
+    const fresh = (await login(a, 'user11')).body.accessToken;
+    for (const node of [a, b]) {
+      expect((await me(node, fresh)).status).toBe(200);
+      expect((await me(node, loggedOut)).status).toBe(401);
+    }
+  });
+
   it('Redis down: 503 STORE_UNAVAILABLE with Retry-After, not a 500, and back by itself', async () => {
     const { body } = await login(a, 'user8');
     await redis.kill();

@@ -65,6 +65,21 @@ describe('cross-site requests', () => {
     expect((await new Client(node.url).request('POST', '/api/login', body)).status).toBe(200);
   });
 
+  it("login refuses a same-site request from another origin, and an Origin that differs from the request's only in its scheme", async () => {
+    const host = new URL(node.url).host;
+    const body = { username: 'user8', password: 'pass8' };
+    // A sibling subdomain is same-site, not same-origin: refused as well.
+    const sibling = await new Client(node.url).request('POST', '/api/login', body, { 'sec-fetch-site': 'same-site' });
+    expect(sibling.status).toBe(403);
+    expect(sibling.body.error.code).toBe('CROSS_SITE');
+    // Same host and port over https is another origin than this http request's.
+    const https = await new Client(node.url).request('POST', '/api/login', body, { origin: `https://${host}` });
+    expect(https.status).toBe(403);
+    expect(https.body.error.code).toBe('CROSS_SITE');
+    // A navigation the user started (Sec-Fetch-Site: none) is not cross-site.
+    expect((await new Client(node.url).request('POST', '/api/login', body, { 'sec-fetch-site': 'none' })).status).toBe(200);
+  });
+
   it('logout refuses a cross-site request', async () => {
     const c = new Client(node.url);
     await c.login('user6');

@@ -88,6 +88,19 @@ describe('the body gate: JSON or nothing', () => {
     const out = await raw(node.url, { method: 'POST', path: '/api/logout', headers: { ...headers, 'content-length': '0' } });
     expect(out.status).toBe(200);
   });
+
+  it('a body sent chunked (Transfer-Encoding, no Content-Length) is a body: JSON is read, anything else is 415', async () => {
+    const chunked = (type: string, body: string) =>
+      raw(node.url, { method: 'POST', path: '/api/login', headers: { 'content-type': type, 'transfer-encoding': 'chunked' }, body: Buffer.from(body) });
+    const ok = await chunked('application/json', '{"username":"user5","password":"pass5"}');
+    expect(ok.status, ok.body).toBe(200);
+    expect(JSON.parse(ok.body).user).toBe('user5');
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+      const r = await chunked(type, '{"username":"user5","password":"pass5"}');
+      expect(r.status, type).toBe(415);
+      expect(JSON.parse(r.body).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    }
+  });
 });
 
 describe('same-origin check compares the scheme too', () => {

@@ -1,4 +1,7 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalSessionStore } from '../../../src/session/stores/local-store.js';
+import { SESSION_PREFIX } from '../../../src/session/modes/shared.js';
 import { Client, type Reply } from '../../../../../testkit/client.js';
 import { startNode, type TestNode } from '../../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../../testkit/redis.js';
@@ -13,8 +16,10 @@ const IDLE_MS = 2000;
 const ABSOLUTE_MS = 12_000;
 let redis: TestRedis;
 let a: TestNode, b: TestNode, sticky: TestNode;
+let direct: Redis;
 beforeAll(async () => {
   redis = await startTestRedis();
+  direct = new Redis(redis.url);
   const env = { REDIS_URL: redis.url, SESSION_IDLE_TIMEOUT: `${IDLE_MS / 1000}s`, SESSION_ABSOLUTE_TIMEOUT: `${ABSOLUTE_MS / 1000}s` };
   [a, b, sticky] = await Promise.all([
     startNode({ ...env, NODE_ID: 'a' }),
@@ -23,6 +28,7 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
+  direct?.disconnect();
   await Promise.all([a, b, sticky].map((n) => n?.close()));
   await redis?.stop();
 });
@@ -41,10 +47,20 @@ async function timed(send: () => Promise<Reply>): Promise<Timed> {
 /** Resolves at `at` (epoch ms): a request is sent then, not a fixed time after something unknown. */
 const until = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
+/** Sessions the nodes destroyed for their absolute timeout (session_cluster_sessions_destroyed_total), summed. */
+async function endedAtAbsolute(nodes: readonly TestNode[]): Promise<number> {
+  let n = 0;
+  for (const node of new Set(nodes)) {
+    const text = await node.metrics.registry.getSingleMetricAsString('session_cluster_sessions_destroyed_total');
+    n += Number(/reason="absolute_timeout"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+  }
+  return n;
+}
+
 describe.each([
-  ['shared', () => [a, b] as const],
-  ['sticky', () => [sticky, sticky] as const],
-])('%s mode', (_mode, nodes) => {
+  ['shared', () => [a, b] as const, async (sid: string) => (await direct.exists(SESSION_PREFIX + sid)) === 1],
+  ['sticky', () => [sticky, sticky] as const, async (sid: string) => (sticky.handle.sessions.store as LocalSessionStore).has(sid)],
+])('%s mode', (_mode, nodes, stored) => {
   it('an idle session lives while it is used, and ends once idle for the idle timeout, on every node', async () => {
     const [n1, n2] = nodes();
     const c = new Client(n1.url);
@@ -79,6 +95,7 @@ describe.each([
   it('an active session still ends at the absolute timeout, on every node', async () => {
     const [n1, n2] = nodes();
     const c = new Client(n1.url);
+    const endedBefore = await endedAtAbsolute(nodes());
     const login = await timed(() => c.login('user2'));
     expect(login.r.status).toBe(200);
     // Used every 0.3 s (never idle for the idle timeout) until it is refused: alive before the
@@ -94,6 +111,9 @@ describe.each([
       last = t;
     }
     expect(last.answered - login.sent, 'ended before the absolute timeout').toBeGreaterThanOrEqual(ABSOLUTE_MS);
+    // Destroyed when it was refused (not merely refused, and left to idle out): gone from the store, counted once.
+    expect(await stored(c.sessionId()), 'still in the store after the absolute timeout refused it').toBe(false);
+    expect(await endedAtAbsolute(nodes())).toBe(endedBefore + 1);
     expect((await c.on(n2.url).get('/api/me')).status).toBe(401);
   });
 });

@@ -89,6 +89,38 @@ describe('no lock-out button (shared mode)', () => {
     expect(wrong.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(3);
   });
 
+  it('"log out everywhere" revokes the device cookies issued before it, on every node; one issued after it is trusted', async () => {
+    // alice's old browser holds a device cookie; she then logs out everywhere (it may be in a thief's hands).
+    const old = new Client(a.url);
+    expect((await old.login('user16')).status).toBe(200);
+    const revoked = old.cookies.get('device')!;
+    expect(revoked).toBeDefined();
+    const r = await old.on(b.url).del('/api/sessions');
+    expect(r.status).toBe(200);
+    // The cut-off is a millisecond timestamp: the next device cookie is issued strictly after it.
+    const cutAt = Date.now();
+    await new Promise<void>((ok) => {
+      const tick = () => (Date.now() > cutAt + 1 ? ok() : setTimeout(tick, 1));
+      tick();
+    });
+    const current = new Client(b.url);
+    expect((await current.login('user16')).status).toBe(200);
+    const renewed = current.cookies.get('device')!;
+    expect(renewed).not.toBe(revoked);
+
+    // The attacker spends the address budget (20) with throwaway names.
+    for (let i = 0; i < 20; i++) expect((await login(new Client(i % 2 ? a.url : b.url), `user${9100 + i}`, 'x')).status).toBe(401);
+    for (const node of [a, b]) {
+      const withRevoked = new Client(node.url);
+      withRevoked.cookies.set('device', revoked);
+      const withRenewed = new Client(node.url);
+      withRenewed.cookies.set('device', renewed);
+      // The revoked cookie is an untrusted client on a spent address; the renewed one has its own budget.
+      expect((await login(withRevoked, 'user16', 'pass16')).status, `${node.url}: a device cookie issued before "log out everywhere"`).toBe(429);
+      expect((await login(withRenewed, 'user16', 'pass16')).status, `${node.url}: a device cookie issued after it`).toBe(200);
+    }
+  });
+
   it('a forged or re-signed device cookie is ignored', async () => {
     const c = new Client(s1.url);
     await c.login('user13');

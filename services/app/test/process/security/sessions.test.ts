@@ -152,6 +152,38 @@ describe('sticky mode', () => {
     }
   });
 
+  it('the per-user cap holds on the node: beyond it the oldest sessions are ended, and simultaneous logins leave exactly the cap', async () => {
+    const cap = sticky.config.session.maxPerUser;
+    const devices = Array.from({ length: cap + 2 }, () => new Client(sticky.url));
+    for (const d of devices) expect((await d.login('user8')).status).toBe(200);
+    const statuses = await Promise.all(devices.map(async (d) => (await d.get('/api/me')).status));
+    expect(statuses).toEqual([401, 401, ...Array(cap).fill(200)]);
+    expect((await devices.at(-1)!.get('/api/sessions')).body.sessions).toHaveLength(cap);
+    // The same bound when the logins arrive together: one more than the cap, fewer than the
+    // username's login budget (attempts in flight hold it), so every one of them logs in.
+    const burst = Array.from({ length: cap + 1 }, () => new Client(sticky.url));
+    for (const r of await Promise.all(burst.map((d) => d.login('user9')))) expect(r.status).toBe(200);
+    const alive = await Promise.all(burst.map(async (d) => (await d.get('/api/me')).status));
+    expect(alive.filter((s) => s === 200)).toHaveLength(cap);
+    expect(alive.filter((s) => s === 401)).toHaveLength(1);
+    const survivor = burst[alive.indexOf(200)]!;
+    expect((await survivor.get('/api/sessions')).body.sessions).toHaveLength(cap);
+  });
+
+  it('a login over a logged-in session (a new id) leaves one index entry: the replaced session is forgotten at once', async () => {
+    const index = sticky.handle.sessions.index as LocalUserSessionIndex;
+    const before = index.stats.sessions;
+    const c = new Client(sticky.url);
+    await c.login('user19');
+    const first = c.sessionId();
+    await c.login('user19'); // the same browser again: the old session is destroyed and replaced
+    expect(c.sessionId()).not.toBe(first);
+    expect(index.stats.sessions).toBe(before + 1);
+    expect((await c.get('/api/sessions')).body.sessions).toHaveLength(1);
+    await c.post('/api/logout');
+    expect(index.stats.sessions).toBe(before);
+  });
+
   it("lists and ends this node's sessions of the user", async () => {
     const devices = [new Client(sticky.url), new Client(sticky.url)];
     for (const d of devices) await d.login('user7');
