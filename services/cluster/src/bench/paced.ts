@@ -10,8 +10,9 @@ import { parseTimes, type WrkResult } from './wrk.js';
  * A fixed offered rate: k6's constant-arrival-rate executor starts `rate` requests every second
  * whatever the answers' latency (open model, no coordinated omission), unlike wrk, which sends the
  * next request on a connection as soon as the last one is answered (so it always runs at
- * saturation). At a rate below saturation the node is idle between requests, every request costs
- * what it costs alone, and the CPU per request holds still from round to round.
+ * saturation). At a rate below saturation the node is idle between requests and every request costs
+ * what it costs alone: its CPU per request does not depend on how many requests share an event-loop
+ * turn (it still moves with the machine's speed: docs/results.md).
  */
 export interface PacedResult extends WrkResult {
   /** Requests k6 could not start on time (no free VU): the rate was not held when > 0. */

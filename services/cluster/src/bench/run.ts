@@ -156,6 +156,12 @@ export interface Result {
   nodeCpuSpreadPctAgainstNginx: number | null;
   /** The rounds' node CPU per request over nginx's run time per request in the same window, [lowest, highest] (rangeAgainst); null as above. */
   nodeCpuAgainstNginxRange: [number, number] | null;
+  /**
+   * The round-to-round spread of nginx's own run time per request (spreadPct): the same requests
+   * proxied in every round, so what it shows is the machine's noise, the floor under the node's
+   * spread; null if nginx did not run in a window.
+   */
+  nginxRunSpreadPct: number | null;
 }
 
 export interface BenchReport {
@@ -188,6 +194,8 @@ export interface BenchReport {
     /** The same bound held by the node's CPU per request set against nginx's in the same window (nodeCpuSpreadPctAgainstNginx), and its largest. */
     metAgainstNginx: boolean;
     worstAgainstNginx: { config: string; operation: string; spreadPct: number } | null;
+    /** The cell where nginx's own run time per request spread the most (nginxRunSpreadPct): the machine's noise in this run. */
+    worstNginx: { config: string; operation: string; spreadPct: number } | null;
   };
   /**
    * Each A/B row at the fixed rate: whether the node CPU per request differs in every round, raw and
@@ -836,6 +844,7 @@ function resultsOf(samples: Map<string, Sample[]>, pinned: boolean): Result[] {
       ...coreSpeedOf(xs),
       nodeCpuSpreadPctAgainstNginx: round1(spreadAgainstPct(againstNginx)),
       nodeCpuAgainstNginxRange: rangeAgainst(againstNginx),
+      nginxRunSpreadPct: xs.every((x) => x.nginxRunUs > 0) ? round1(spreadPct(xs.map((x) => x.nginxRunUs))) : null,
     });
   }
   // The limit is the denominator for every operation: the same row under each (isLimitCopy).
@@ -996,6 +1005,7 @@ function judgementOf(results: Result[]): Pick<BenchReport, 'targets' | 'spreadTa
     worst: worstBy((r) => r.nodeCpuSpreadPct),
     metAgainstNginx: own.length > 0 && own.every((r) => r.nodeCpuSpreadPctAgainstNginx !== null && r.nodeCpuSpreadPctAgainstNginx <= SPREAD_BOUND_PCT),
     worstAgainstNginx: worstBy((r) => r.nodeCpuSpreadPctAgainstNginx),
+    worstNginx: worstBy((r) => r.nginxRunSpreadPct),
   };
   const read = (config: ConfigName) => paced.find((r) => r.config === config && r.operation === 'read');
   const input = (r: Result) => ({ nodeCpuUs: r.nodeCpuUsPerRequest, nodeCpuRange: r.spread.nodeCpuUs, nodeCpuAgainstNginxRange: r.nodeCpuAgainstNginxRange, p99Ms: r.p99Ms });

@@ -57,8 +57,8 @@ function ratios(rounds: AgainstReference[]): number[] | null {
 /**
  * The round-to-round spread of a figure measured against a reference read in the same window: the
  * spread of the rounds' ratios (spreadPct does not depend on their scale). A machine that runs
- * every process slower for a while moves both, and the ratio holds still. Null when a round has
- * no reference.
+ * every process slower for a while moves both, and the ratio cancels that part (not nginx's own
+ * noise: a cell can spread more against nginx than raw). Null when a round has no reference.
  */
 export function spreadAgainstPct(rounds: AgainstReference[]): number | null {
   const r = ratios(rounds);

@@ -107,6 +107,13 @@ it('measures every configuration side by side and holds the deterministic target
   for (const t of report.targets) expect(t.ratio, t.name).toBeGreaterThan(0);
   expect(report.spreadTarget.boundPct).toBe(10);
   expect(typeof report.spreadTarget.metAgainstNginx).toBe('boolean');
+  // The machine's own noise: the fixed-rate cell whose nginx run time per request (the same requests
+  // in every round) spread the most, named beside the judgement.
+  const ownPaced = report.results.filter((r) => r.offeredRate !== null && !(r.config === 'limit' && r.operation !== 'read'));
+  for (const r of ownPaced) expect(r.nginxRunSpreadPct, `${r.config}/${r.operation}`).toBeTypeOf('number');
+  const noisiest = ownPaced.reduce((a, r) => (r.nginxRunSpreadPct! > a.nginxRunSpreadPct! ? r : a));
+  expect(noisiest.nginxRunSpreadPct).toBeGreaterThan(0);
+  expect(report.spreadTarget.worstNginx).toEqual({ config: noisiest.config, operation: noisiest.operation, spreadPct: noisiest.nginxRunSpreadPct });
   expect(report.abClaims.map((c) => `${c.operation}`)).toEqual(['read', 'me', 'read', 'me']);
   // Each claim carries both configurations' rounds against nginx, from their fixed-rate results.
   const paced = (config: string, operation: string) => report.results.find((r) => r.config === config && r.operation === operation && r.offeredRate !== null)!;
@@ -272,6 +279,7 @@ it('measures every configuration side by side and holds the deterministic target
   // docs/benchmarks.md from this report: each result's row names its threads and GC pauses, and the
   // rounds' gap is shown for exactly the fixed-rate cells whose spread passed the bound.
   const doc = markdown(report);
+  expect(doc).toContain(`spread up to ${noisiest.nginxRunSpreadPct} % in its own run time per request (${noisiest.config}/${noisiest.operation})`);
   const shared = report.results.find((r) => r.config === 'shared' && r.operation === 'read' && r.offeredRate !== null)!;
   expect(doc).toContain(
     `| ${shared.nodeMainThreadCpuUsPerRequest} (${shared.spread.nodeMainThreadCpuUs[0]}–${shared.spread.nodeMainThreadCpuUs[1]}) / ${shared.nodeOtherThreadsCpuUsPerRequest} (`,
