@@ -19,7 +19,9 @@ import type { ClientCredential } from './client-session.js';
  *
  * Revocation needs state, and this mode keeps the least that works, in Redis: logout denies the
  * token's `jti` until its `exp` (a key that expires with it), and "log out everywhere" stores the
- * moment after which a user's earlier tokens are void. The token carries the identity only: the
+ * moment, on the Redis server's clock, up to which a user's tokens are void: it is compared with
+ * the token's `issuedAt`, on the same clock, so a node whose clock runs ahead cannot issue a token
+ * that outlives it. The token carries the identity only: the
  * request counter and the cart are server state this mode does not keep (501 NOT_IN_MODE), and a
  * token is not rewritten per request.
  *
@@ -169,7 +171,7 @@ export function jwtCredential(opts: JwtOptions): JwtCredential {
         opts.onUnprovable?.();
         return null;
       }
-      if (state.denied || (state.voidBefore !== null && claims.loginAt <= state.voidBefore)) return null;
+      if (state.denied || (state.voidBefore !== null && claims.issuedAt <= state.voidBefore)) return null;
       return { sid: claims.sid, fields: { user: claims.user, loginAt: claims.loginAt, node: claims.node } };
     },
     // A token is not rewritten: the identity it carries does not change after login, and the
@@ -208,8 +210,10 @@ export function jwtCredential(opts: JwtOptions): JwtCredential {
     },
     async voidAll(user) {
       try {
+        // The server's clock, as each token's issuedAt: no node's clock enters the comparison.
+        const { now } = await check('-', '-');
         // Tokens live at most ttlS: the cut-off can go after that.
-        await redis.set(VOID_BEFORE_PREFIX + user, String(Date.now()), 'EX', opts.ttlS + 60);
+        await redis.set(VOID_BEFORE_PREFIX + user, String(now), 'EX', opts.ttlS + 60);
       } catch (err) {
         throw storeUnavailable(err);
       }

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync, hkdfSync } from 'node:crypto';
 import { SignJWT, base64url } from 'jose';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SECRET_A, SECRET_B, startNode, type TestNode } from '../../../../../testkit/node.js';
 import { startTestRedis, type TestRedis } from '../../../../../testkit/redis.js';
 import { JWT_AUDIENCE, JWT_ISSUER } from '../../../src/session/credentials/jwt.js';
@@ -158,6 +158,23 @@ describe('attacks on the token', () => {
     }
     await new Promise((res) => setTimeout(res, 5));
     expect((await me(b, (await login(a, 'user6')).body.accessToken)).status).toBe(200);
+  });
+
+  it('log out everywhere also voids a token issued by a node whose clock runs 4 s ahead (inside the allowed skew), on every node', async () => {
+    // Both nodes run in this process: the clock is moved ahead while node a issues the token.
+    const realNow = Date.now.bind(Date);
+    const ahead = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 4000);
+    let token: string;
+    try {
+      token = (await login(a, 'user12')).body.accessToken;
+    } finally {
+      ahead.mockRestore();
+    }
+    expect((await me(b, token)).status).toBe(200);
+    // Logged out everywhere from another device (whose own token is denied by the logout itself).
+    const other = (await login(b, 'user12')).body.accessToken;
+    expect((await call(b, '/api/sessions', other, { method: 'DELETE' })).status).toBe(200);
+    for (const node of [a, b]) expect((await me(node, token)).status, `a token issued before the cut-off, on ${node.url}`).toBe(401);
   });
 
   it('a denylist that lost its data fails closed: after FLUSHDB every token issued before is refused on every node, a logged-out one too, even by 16 requests at once; a new login works', async () => {
