@@ -158,8 +158,8 @@ export interface Result {
   nodeCpuAgainstNginxRange: [number, number] | null;
   /**
    * The round-to-round spread of nginx's own run time per request (spreadPct): the same requests
-   * proxied in every round, so what it shows is the machine's noise, the floor under the node's
-   * spread; null if nginx did not run in a window.
+   * proxied in every round, so what it shows is the machine's noise in those rounds (on the other
+   * core); null if nginx did not run in a window.
    */
   nginxRunSpreadPct: number | null;
 }

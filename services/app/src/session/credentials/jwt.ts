@@ -21,9 +21,8 @@ import type { ClientCredential } from './client-session.js';
  * token's `jti` until its `exp` (a key that expires with it), and "log out everywhere" stores the
  * moment, on the Redis server's clock, up to which a user's tokens are void: it is compared with
  * the token's `issuedAt`, on the same clock, so a node whose clock runs ahead cannot issue a token
- * that outlives it. The token carries the identity only: the
- * request counter and the cart are server state this mode does not keep (501 NOT_IN_MODE), and a
- * token is not rewritten per request.
+ * that outlives it. The token carries the identity only: the request counter and the cart are
+ * server state this mode does not keep (501 NOT_IN_MODE), and a token is not rewritten per request.
  *
  * A denylist fails open when it is lost: a Redis restarted without its data, replaced by an empty
  * one, flushed, or a replica promoted before it had the last entries would let revoked tokens back
