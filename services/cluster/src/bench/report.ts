@@ -1,5 +1,6 @@
 import { AB, type BenchReport, type ConfigName, isLimitCopy, type Result, STEAL_LIMIT_PCT } from './run.js';
 import { generatedHeader } from './doc-header.js';
+import { bothAgainstNginx } from './targets.js';
 
 const OP_TITLES = { read: 'Authenticated read — `GET /api/cart`', me: '`GET /api/me` (reads, and writes its request counter)', login: 'Login — `POST /api/login`' } as const;
 const CONFIG_TITLES = {
@@ -248,9 +249,7 @@ export function table(r: BenchReport): string {
 }
 
 /** An A/B claim's rounds against nginx, with and without the change, as a clause ('' if not read). */
-function againstNginxOf(c: BenchReport['abClaims'][number]): string {
-  return c.onAgainstNginx && c.offAgainstNginx ? `; against nginx ${c.onAgainstNginx.join('–')} / ${c.offAgainstNginx.join('–')}` : '';
-}
+const againstNginxOf = (c: BenchReport['abClaims'][number]): string => bothAgainstNginx(c.onAgainstNginx, c.offAgainstNginx, ' / ');
 
 /** What the machine alone moved: the cell where nginx's run time per request, for the same requests in every round, spread the most. */
 function machineNoiseOf(n: NonNullable<BenchReport['spreadTarget']['worstNginx']>): string {

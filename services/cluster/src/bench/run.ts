@@ -331,7 +331,7 @@ async function startTarget(
 }
 
 /** Commands Redis has executed by name, from INFO commandstats (without the INFO calls themselves). */
-async function commandStats(redis: Redis): Promise<Record<string, number>> {
+export async function commandStats(redis: Redis): Promise<Record<string, number>> {
   const info = await redis.info('commandstats');
   const out: Record<string, number> = {};
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') out[m[1]!] = Number(m[2]);

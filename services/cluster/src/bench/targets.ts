@@ -113,8 +113,11 @@ export interface TargetOutcome {
 
 const r2 = (n: number) => n.toFixed(2);
 const range = (r: [number, number]) => `${Math.round(r[0])}–${Math.round(r[1])}`;
-const againstNginx = (a: TargetInput, b: TargetInput) =>
-  a.nodeCpuAgainstNginxRange && b.nodeCpuAgainstNginxRange ? `; against nginx ${a.nodeCpuAgainstNginxRange.join('–')} and ${b.nodeCpuAgainstNginxRange.join('–')}` : '';
+
+/** Two configurations' rounds against nginx (rangeAgainst), as a clause: `; against nginx 5.6–6.1<joiner>5.8–6.2` ('' unless both were read). */
+export function bothAgainstNginx(a: [number, number] | null, b: [number, number] | null, joiner: string): string {
+  return a && b ? `; against nginx ${a.join('–')}${joiner}${b.join('–')}` : '';
+}
 
 /**
  * Issue #25's targets for a shared read against its peers, all at the same fixed offered rate:
@@ -135,7 +138,7 @@ export function judgeTargets(x: { shared: TargetInput; textbook: TargetInput; st
       met: vsTextbook <= 0.8 && apart,
       ratio: vsTextbook,
       bound: 0.8,
-      detail: `${r2(vsTextbook)}× (shared ${Math.round(shared.nodeCpuUs)} µs, rounds ${range(shared.nodeCpuRange)}; textbook ${Math.round(textbook.nodeCpuUs)} µs, rounds ${range(textbook.nodeCpuRange)}${againstNginx(shared, textbook)}; ranges ${apart ? 'apart' : 'overlap'})`,
+      detail: `${r2(vsTextbook)}× (shared ${Math.round(shared.nodeCpuUs)} µs, rounds ${range(shared.nodeCpuRange)}; textbook ${Math.round(textbook.nodeCpuUs)} µs, rounds ${range(textbook.nodeCpuRange)}${bothAgainstNginx(shared.nodeCpuAgainstNginxRange, textbook.nodeCpuAgainstNginxRange, ' and ')}; ranges ${apart ? 'apart' : 'overlap'})`,
     },
     {
       name: 'shared read: node CPU ≤ 1.10× sticky',

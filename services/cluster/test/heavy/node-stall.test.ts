@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { commandStats } from '../../src/bench/run.js';
 import { readState } from '../../src/cluster.js';
 import { signal } from '../../src/lib/pids.js';
 import { type Client, loginMany, startCluster } from '../../../../testkit/cluster.js';
@@ -53,9 +54,7 @@ function redisUnread(): number {
 }
 
 /** GETEX commands Redis has executed (INFO commandstats). */
-async function getexExecuted(): Promise<number> {
-  return Number(/cmdstat_getex:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
-}
+const getexExecuted = async (): Promise<number> => (await commandStats(redis)).getex ?? 0;
 
 it('requests in flight through nginx while their node stalls past the Redis command timeout all succeed, each write once', async () => {
   const clients = await loginMany(cluster.url, AT_ONCE);

@@ -128,6 +128,15 @@ export function jwtCredential(opts: JwtOptions): JwtCredential {
     return { since: Number(since), now: Number(now), denied: denied === 1, voidBefore: voidBefore === '' ? null : Number(voidBefore) };
   }
 
+  /** The Redis server's time (ms), the one clock tokens' `issuedAt` and the cut-offs are read on; begins the epoch if need be. */
+  async function serverNow(): Promise<number> {
+    try {
+      return (await check('-', '-')).now;
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+  }
+
   async function verify(token: string) {
     let kid: string | undefined;
     try {
@@ -190,12 +199,7 @@ export function jwtCredential(opts: JwtOptions): JwtCredential {
     async issue(sid, user, loginAt, node) {
       // The epoch first: a token is always younger than the revocation data that can vouch for it,
       // on the server's clock (`issuedAt`; iat is the node's, for the standard checks).
-      let issuedAt: number;
-      try {
-        issuedAt = (await check('-', '-')).now;
-      } catch (err) {
-        throw storeUnavailable(err);
-      }
+      const issuedAt = await serverNow();
       const accessToken = await new SignJWT({ loginAt, node, issuedAt })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: signKid })
         .setIssuer(JWT_ISSUER)
@@ -208,9 +212,9 @@ export function jwtCredential(opts: JwtOptions): JwtCredential {
       return { accessToken, expiresIn: opts.ttlS };
     },
     async voidAll(user) {
+      // The server's clock, as each token's issuedAt: no node's clock enters the comparison.
+      const now = await serverNow();
       try {
-        // The server's clock, as each token's issuedAt: no node's clock enters the comparison.
-        const { now } = await check('-', '-');
         // Tokens live at most ttlS: the cut-off can go after that.
         await redis.set(VOID_BEFORE_PREFIX + user, String(now), 'EX', opts.ttlS + 60);
       } catch (err) {

@@ -52,6 +52,7 @@ export function sealedCookie(opts: SealedCookieOptions): ClientCredential & { se
   const sealKid = kidOf(opts.secrets[0]!);
   const aad = Buffer.from(opts.name);
   const maxBytes = Math.min(opts.maxBytes ?? BROWSER_COOKIE_LIMIT_BYTES, BROWSER_COOKIE_LIMIT_BYTES);
+  const refreshAfterMs = refreshAfterS(opts.idleTimeoutS) * 1000;
   const attributes = `; Path=/; HttpOnly; SameSite=Lax${opts.secure ? '; Secure' : ''}`;
   const pattern = new RegExp(`(?:^|;\\s*)${opts.name.replace(/[^A-Za-z0-9_-]/g, '\\$&')}=(v1\\.[A-Za-z0-9_-]{8}\\.[A-Za-z0-9_-]{40,6000})(?:;|$)`);
 
@@ -110,7 +111,7 @@ export function sealedCookie(opts: SealedCookieOptions): ClientCredential & { se
       // The idle timeout counts from the last write: a session only read keeps its cookie fresh at
       // most once a minute or a tenth of the idle timeout (refreshAfterS; a Set-Cookie on every
       // read would cost bytes on every response).
-      if (seen !== undefined && Date.now() - seen > refreshAfterS(opts.idleTimeoutS) * 1000) {
+      if (seen !== undefined && Date.now() - seen > refreshAfterMs) {
         try {
           write(res, sid, fields);
         } catch {

@@ -61,15 +61,16 @@ export class PgSessionStore extends BaseSessionStore {
     super(pgOpts);
   }
 
+  /** A read extends the expiry once less than this is left: the idle timeout less the refresh interval. */
+  private readonly extendBelowS = this.opts.idleTimeoutS - refreshAfterS(this.opts.idleTimeoutS);
+
   private async query(name: string, text: string, values: unknown[]) {
     this.pgOpts.onQuery?.(name);
     return this.pool.query({ name, text, values });
   }
 
   protected async read(sid: string): Promise<string | null> {
-    const idle = this.opts.idleTimeoutS;
-    // Extended when less than the idle timeout minus the refresh interval is left.
-    const r = await this.query('session_read', READ, [sid, idle, idle - refreshAfterS(idle)]);
+    const r = await this.query('session_read', READ, [sid, this.opts.idleTimeoutS, this.extendBelowS]);
     return (r.rows[0] as { sess: string } | undefined)?.sess ?? null;
   }
 
